@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Everything CI runs, in order: tools, build, policy checks, unit tests, end-to-end
+# tests against a real kube-apiserver. Each suite runs even if an earlier one
+# failed, so one run shows every failure; the exit code is non-zero if any did.
+set -uo pipefail
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$root"
+
+bash scripts/system-deps.sh || exit 1
+bash scripts/tools.sh || exit 1
+npx tsc -p tsconfig.json || exit 1
+
+failed=0
+step() {
+  local name=$1; shift
+  printf '\n== %s\n' "$name"
+  if ! "$@"; then
+    printf '== %s FAILED\n' "$name"
+    failed=1
+  fi
+}
+
+if find policies -name '*.rego' | grep -q .; then
+  step 'opa fmt' .tools/opa fmt --fail --list policies
+  step 'opa check' .tools/opa check --strict policies
+  step 'opa test' .tools/opa test -v policies
+fi
+step 'unit tests' npx mocha --config test/.mocharc.unit.json
+step 'end-to-end tests' npx mocha --config test/.mocharc.e2e.json
+
+exit $failed

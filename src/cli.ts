@@ -1,0 +1,39 @@
+import { runTestbedCommand } from './testbed/command.js';
+
+const USAGE = `usage: gatehouse <command>
+
+commands:
+  testbed up|down|status [--dir DIR]   a local etcd + kube-apiserver for the demo and the tests
+`;
+
+/** Errors that carry a message meant for the person at the terminal. */
+function isReadable(err: unknown): err is Error & { code: string } {
+  const code: unknown = err instanceof Error ? (err as { code?: unknown }).code : undefined;
+  return typeof code === 'string' && code.startsWith('GATEHOUSE_');
+}
+
+async function main(argv: string[]): Promise<number> {
+  const [command, ...rest] = argv;
+  switch (command) {
+    case 'testbed':
+      return runTestbedCommand(rest);
+    case undefined:
+    case 'help':
+    case '--help':
+    case '-h':
+      process.stdout.write(USAGE);
+      return command === undefined ? 2 : 0;
+    default:
+      process.stderr.write(`gatehouse: unknown command '${command}'\n${USAGE}`);
+      return 2;
+  }
+}
+
+
+main(process.argv.slice(2)).then(
+  (code) => process.exit(code),
+  (err: unknown) => {
+    process.stderr.write(`gatehouse: ${isReadable(err) ? err.message : err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
+    process.exit(1);
+  },
+);
