@@ -1,0 +1,94 @@
+/**
+ * The errors a request can end in, each with a stable code, the HTTP status and
+ * Kubernetes `reason` the client sees, and whether the message may be shown.
+ * Config and programmer mistakes are plain `TypeError`/`ConfigError` and stop
+ * start-up instead; they never reach a client.
+ */
+
+export type StatusReason =
+  | 'Unauthorized'
+  | 'Forbidden'
+  | 'BadRequest'
+  | 'MethodNotAllowed'
+  | 'RequestEntityTooLarge'
+  | 'InternalError'
+  | 'ServiceUnavailable'
+  | 'Timeout';
+
+interface Kind {
+  readonly status: number;
+  readonly reason: StatusReason;
+  /** Whether `message` may reach the client; when false it sees `fallback`. */
+  readonly expose: boolean;
+  readonly fallback: string;
+}
+
+const KINDS = {
+  GATEHOUSE_UNAUTHENTICATED: { status: 401, reason: 'Unauthorized', expose: true, fallback: 'Unauthorized' },
+  GATEHOUSE_DENIED: { status: 403, reason: 'Forbidden', expose: true, fallback: 'Forbidden' },
+  GATEHOUSE_BAD_REQUEST: { status: 400, reason: 'BadRequest', expose: true, fallback: 'Bad request' },
+  GATEHOUSE_METHOD_NOT_ALLOWED: { status: 405, reason: 'MethodNotAllowed', expose: true, fallback: 'Method not allowed' },
+  GATEHOUSE_BODY_TOO_LARGE: { status: 413, reason: 'RequestEntityTooLarge', expose: true, fallback: 'Request entity too large' },
+  GATEHOUSE_POLICY_UNAVAILABLE: { status: 503, reason: 'ServiceUnavailable', expose: true, fallback: 'Policy unavailable' },
+  GATEHOUSE_UPSTREAM_UNAVAILABLE: { status: 502, reason: 'ServiceUnavailable', expose: true, fallback: 'Upstream unavailable' },
+  GATEHOUSE_UPSTREAM_TIMEOUT: { status: 504, reason: 'Timeout', expose: true, fallback: 'Upstream timed out' },
+  GATEHOUSE_INTERNAL: { status: 500, reason: 'InternalError', expose: false, fallback: 'Internal error in the gateway; see its log with the audit ID' },
+} as const satisfies Record<string, Kind>;
+
+export type ErrorCode = keyof typeof KINDS;
+
+export class GatehouseError extends Error {
+  readonly status: number;
+  readonly reason: StatusReason;
+  readonly expose: boolean;
+
+  constructor(
+    readonly code: ErrorCode,
+    message: string,
+    options?: { cause?: unknown },
+  ) {
+    super(message, options);
+    const kind: Kind = KINDS[code];
+    this.status = kind.status;
+    this.reason = kind.reason;
+    this.expose = kind.expose;
+  }
+
+  /** What the client may read. */
+  get publicMessage(): string {
+    return this.expose ? this.message : KINDS[this.code].fallback;
+  }
+}
+
+/** A configuration problem found at start-up: names the option and the fix. */
+export class ConfigError extends Error {
+  readonly code = 'GATEHOUSE_CONFIG';
+  constructor(
+    readonly option: string,
+    problem: string,
+  ) {
+    super(`config ${option}: ${problem}`);
+  }
+}
+
+/** Anything thrown becomes a GatehouseError; unknown errors are internal and not exposed. */
+export function asGatehouseError(err: unknown): GatehouseError {
+  if (err instanceof GatehouseError) return err;
+  return new GatehouseError('GATEHOUSE_INTERNAL', err instanceof Error ? err.message : String(err), { cause: err });
+}
+
+export interface KubeStatus {
+  readonly kind: 'Status';
+  readonly apiVersion: 'v1';
+  readonly metadata: Record<string, never>;
+  readonly status: 'Failure';
+  readonly message: string;
+  readonly reason: StatusReason;
+  readonly code: number;
+  readonly details?: { readonly causes?: readonly { readonly reason: string; readonly message: string }[] };
+}
+
+/** The Kubernetes `Status` object kubectl prints as "Error from server (Reason): message". */
+export function toStatus(err: GatehouseError): KubeStatus {
+  return { kind: 'Status', apiVersion: 'v1', metadata: {}, status: 'Failure', message: err.publicMessage, reason: err.reason, code: err.status };
+}
