@@ -1,0 +1,152 @@
+# METADATA
+# title: Who may do what
+# description: |
+#   The access rules of the bundled policy. Each rule adds a reason to one of
+#   three sets: allow, approve (allowed once a person approves) and deny. The
+#   package gatehouse combines them: deny wins over approve wins over allow,
+#   and a request no rule allows is denied.
+package gatehouse.access
+
+read_verbs := {"get", "list", "watch"}
+
+write_verbs := {"create", "update", "patch", "delete", "deletecollection"}
+
+delete_verbs := {"delete", "deletecollection"}
+
+# Subresources that open a stream into a running container.
+session_subresources := {"exec", "attach", "portforward"}
+
+is_admin if "admins" in input.user.groups
+
+is_agent if input.user.agent.name
+
+is_dev if "dev" in input.user.groups
+
+is_person if not is_agent
+
+_ra := input.resourceAttributes
+
+is_session if {
+	_ra.resource == "pods"
+	_ra.subresource in session_subresources
+}
+
+# Reads of a stream-opening subresource are sessions, not reads.
+is_read if {
+	_ra.verb in read_verbs
+	not is_session
+}
+
+# Requests about the caller itself: kubectl auth whoami / can-i.
+_self_reviews := {"selfsubjectreviews", "selfsubjectaccessreviews", "selfsubjectrulesreviews"}
+
+# Paths every client reads to find out what the server serves.
+_discovery_prefixes := ["/api", "/apis", "/version", "/openapi/"]
+
+# --- allow -------------------------------------------------------------------
+
+allow contains "group admins may do anything" if is_admin
+
+allow contains "discovery is open to every authenticated user" if {
+	input.nonResourceAttributes.verb in {"get", "head"}
+	some prefix in _discovery_prefixes
+	startswith(input.nonResourceAttributes.path, prefix)
+}
+
+allow contains "anyone may ask the API server about their own identity and permissions" if {
+	_ra.group in {"authentication.k8s.io", "authorization.k8s.io"}
+	_ra.resource in _self_reviews
+	_ra.verb == "create"
+}
+
+allow contains "group dev may read and write in namespace dev" if {
+	is_dev
+	is_person
+	_ra.namespace == "dev"
+}
+
+allow contains "group dev may read in namespace prod" if {
+	is_dev
+	is_person
+	_ra.namespace == "prod"
+	is_read
+}
+
+allow contains "agents may read in namespaces dev and prod" if {
+	is_agent
+	_ra.namespace in {"dev", "prod"}
+	is_read
+}
+
+# --- approve -----------------------------------------------------------------
+
+approve contains {
+	"reason": "agents need a person's approval for every write",
+	"approverGroups": ["security"],
+	"ttlSeconds": 900,
+} if {
+	is_agent
+	_ra.namespace in {"dev", "prod"}
+	_ra.verb in write_verbs
+	not is_session
+}
+
+approve contains {
+	"reason": "agents need a person's approval to open a session in a pod",
+	"approverGroups": ["security"],
+	"ttlSeconds": 900,
+} if {
+	is_agent
+	_ra.namespace in {"dev", "prod"}
+	is_session
+}
+
+# Applies to admins too: a prod delete always has a second pair of eyes.
+approve contains {
+	"reason": "deletes in namespace prod need approval from group security",
+	"approverGroups": ["security"],
+	"ttlSeconds": 900,
+} if {
+	_ra.namespace == "prod"
+	_ra.verb in delete_verbs
+	_may_write_prod
+}
+
+_may_write_prod if is_admin
+
+_may_write_prod if is_agent
+
+# --- deny --------------------------------------------------------------------
+
+deny contains "nodes/proxy reaches the kubelet API directly and is for admins only" if {
+	not is_admin
+	_ra.resource == "nodes"
+	_is_node_proxy
+}
+
+_is_node_proxy if _ra.subresource == "proxy"
+
+_is_node_proxy if _ra.verb == "proxy"
+
+deny contains "ephemeral containers bypass the pod's spec and are for admins only" if {
+	not is_admin
+	_ra.resource == "pods"
+	_ra.subresource == "ephemeralcontainers"
+}
+
+# null is truthy in Rego: test for a value, not for presence.
+deny contains "impersonation through the gateway is for admins only" if {
+	not is_admin
+	is_object(input.request.impersonate)
+}
+
+deny contains "agents may not act for themselves: the token names no person the agent acts for" if {
+	is_agent
+	not _names_a_person
+}
+
+_names_a_person if {
+	person := input.user.agent.onBehalfOf
+	is_string(person)
+	person != ""
+}

@@ -1,0 +1,118 @@
+/**
+ * The decision contract (README, "Policy contract") as types, and the check
+ * that turns whatever the policy returned into one of them. Anything that is not
+ * a well-formed decision becomes a deny with a reason: never an allow.
+ */
+
+export type MaskAction = 'redact' | 'hash' | 'remove';
+
+export interface MaskDirective {
+  readonly path: string;
+  readonly action: MaskAction;
+  /** Table columns whose cells are rendered from the masked field. */
+  readonly columns?: readonly string[];
+}
+
+export interface Approval {
+  readonly approverGroups: readonly string[];
+  readonly ttlSeconds: number;
+  readonly singleUse: boolean;
+}
+
+export interface AuditHint {
+  readonly level: 'Metadata' | 'Request' | 'RequestResponse';
+}
+
+export type Decision =
+  | { readonly effect: 'allow'; readonly reasons: readonly string[]; readonly mask: readonly MaskDirective[]; readonly audit: AuditHint }
+  | { readonly effect: 'approve'; readonly reasons: readonly string[]; readonly mask: readonly MaskDirective[]; readonly approval: Approval; readonly audit: AuditHint }
+  | { readonly effect: 'deny'; readonly reasons: readonly string[]; readonly audit: AuditHint };
+
+const DEFAULT_AUDIT: AuditHint = { level: 'Metadata' };
+const MAX_REASONS = 32;
+const MAX_TEXT = 1024;
+
+export function denyDecision(reason: string): Decision {
+  return { effect: 'deny', reasons: [reason], audit: DEFAULT_AUDIT };
+}
+
+/** Checks a mask path before it is used; the redactor's compiler plugs in here. */
+export type MaskPathCheck = (path: string) => string | undefined;
+
+const basicPathCheck: MaskPathCheck = (path) => (path.startsWith('$') ? undefined : 'a JSONPath must start with "$"');
+
+class Malformed extends Error {}
+
+function strings(value: unknown, what: string, max: number): string[] {
+  if (!Array.isArray(value) || value.length > max || !value.every((v) => typeof v === 'string' && v.length <= MAX_TEXT)) {
+    throw new Malformed(`${what} must be a list of at most ${max} strings`);
+  }
+  return value as string[];
+}
+
+function isRecord(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+function parseMask(value: unknown, check: MaskPathCheck): MaskDirective[] {
+  if (value === undefined) return [];
+  if (!Array.isArray(value)) throw new Malformed('mask must be a list');
+  return value.map((m, i) => {
+    if (!isRecord(m)) throw new Malformed(`mask[${i}] must be an object`);
+    const { path, action, columns } = m;
+    if (typeof path !== 'string' || path.length > MAX_TEXT) throw new Malformed(`mask[${i}].path must be a string`);
+    if (action !== 'redact' && action !== 'hash' && action !== 'remove') throw new Malformed(`mask[${i}].action must be redact, hash or remove, not ${JSON.stringify(action)}`);
+    const problem = check(path);
+    if (problem) throw new Malformed(`mask[${i}].path ${JSON.stringify(path)} does not compile: ${problem}`);
+    return columns === undefined ? { path, action } : { path, action, columns: strings(columns, `mask[${i}].columns`, 64) };
+  });
+}
+
+function parseAudit(value: unknown): AuditHint {
+  if (value === undefined) return DEFAULT_AUDIT;
+  if (!isRecord(value) || !['Metadata', 'Request', 'RequestResponse'].includes(value['level'] as string)) {
+    throw new Malformed('audit.level must be Metadata, Request or RequestResponse');
+  }
+  return { level: value['level'] as AuditHint['level'] };
+}
+
+function parseApproval(value: unknown): Approval {
+  if (!isRecord(value)) throw new Malformed('approval must be an object for effect approve');
+  const groups = strings(value['approverGroups'], 'approval.approverGroups', 64);
+  if (groups.length === 0) throw new Malformed('approval.approverGroups must name at least one group');
+  const ttl = value['ttlSeconds'];
+  if (typeof ttl !== 'number' || !Number.isInteger(ttl) || ttl <= 0 || ttl > 7 * 24 * 3600) throw new Malformed('approval.ttlSeconds must be a whole number of seconds between 1 and 604800');
+  const singleUse = value['singleUse'] ?? true;
+  if (typeof singleUse !== 'boolean') throw new Malformed('approval.singleUse must be a boolean');
+  return { approverGroups: groups, ttlSeconds: ttl, singleUse };
+}
+
+/**
+ * The decision in a policy's result set (`[{result: ...}]`), or a deny saying
+ * what was wrong with it.
+ */
+export function toDecision(resultSet: unknown, check: MaskPathCheck = basicPathCheck): Decision {
+  try {
+    if (!Array.isArray(resultSet) || resultSet.length === 0 || !isRecord(resultSet[0]) || !('result' in resultSet[0])) {
+      throw new Malformed('the policy returned no decision (undefined result)');
+    }
+    if (resultSet.length > 1) throw new Malformed('the policy returned more than one result');
+    const d = resultSet[0]['result'];
+    if (!isRecord(d)) throw new Malformed('the decision must be an object');
+    const reasons = d['reasons'] === undefined ? [] : strings(d['reasons'], 'reasons', MAX_REASONS);
+    const audit = parseAudit(d['audit']);
+    switch (d['effect']) {
+      case 'deny':
+        return { effect: 'deny', reasons: reasons.length ? reasons : ['denied by policy'], audit };
+      case 'allow':
+        return { effect: 'allow', reasons, mask: parseMask(d['mask'], check), audit };
+      case 'approve':
+        return { effect: 'approve', reasons, mask: parseMask(d['mask'], check), approval: parseApproval(d['approval']), audit };
+      default:
+        throw new Malformed(`unknown effect ${JSON.stringify(d['effect'])}`);
+    }
+  } catch (err) {
+    if (err instanceof Malformed) return denyDecision(`policy error: ${err.message}`);
+    throw err;
+  }
+}

@@ -1,0 +1,44 @@
+import { loadPolicy, type LoadedPolicy } from '@open-policy-agent/opa-wasm';
+import { toDecision, type Decision, type MaskPathCheck } from './decision.js';
+import { ENTRYPOINT, PolicyLoadError, type CompiledPolicy } from './load.js';
+
+export interface PolicyEngine {
+  readonly revision: string;
+  /** Synchronous, like the WASM it runs: one evaluation at a time, by construction. */
+  evaluate(input: unknown): Decision;
+}
+
+const encoder = new TextEncoder();
+
+/**
+ * Instantiates the compiled policy once. Inputs are handed over as JSON bytes
+ * in an ArrayBuffer, so opa-wasm copies them straight into its memory.
+ */
+export async function createPolicyEngine(policy: CompiledPolicy, maskPathCheck?: MaskPathCheck): Promise<PolicyEngine> {
+  let loaded: LoadedPolicy;
+  try {
+    loaded = await loadPolicy(policy.wasm);
+  } catch (err) {
+    throw new PolicyLoadError(`the policy WASM does not load: ${err instanceof Error ? err.message : String(err)}`);
+  }
+  if (!Object.prototype.hasOwnProperty.call(loaded.entrypoints, ENTRYPOINT)) {
+    throw new PolicyLoadError(`the policy has no entrypoint ${ENTRYPOINT} (it has: ${Object.keys(loaded.entrypoints).join(', ') || 'none'})`);
+  }
+  if (policy.data !== undefined) loaded.setData(policy.data as object);
+  return {
+    revision: policy.revision,
+    evaluate(input) {
+      const bytes = encoder.encode(JSON.stringify(input));
+      const buffer = bytes.byteLength === bytes.buffer.byteLength ? bytes.buffer : bytes.slice().buffer;
+      let resultSet: unknown;
+      try {
+        resultSet = loaded.evaluate(buffer as ArrayBuffer, ENTRYPOINT);
+      } catch (err) {
+        // opa-wasm throws strings as well as Errors; both are a failed evaluation.
+        const why = err instanceof Error ? err.message : String(err);
+        return toDecision([{ result: { effect: 'deny', reasons: [`policy error: evaluation failed: ${why}`] } }]);
+      }
+      return toDecision(resultSet, maskPathCheck);
+    },
+  };
+}

@@ -1,0 +1,109 @@
+import { execFile } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, relative } from 'node:path';
+import { promisify } from 'node:util';
+import { readBundle } from './bundle.js';
+
+const run = promisify(execFile);
+
+export const ENTRYPOINT = 'gatehouse/decision';
+
+/** Where the policy comes from: Rego compiled at start-up, or a prebuilt artefact. */
+export type PolicySource =
+  | { readonly kind: 'rego'; readonly dir: string; readonly opa: string; readonly data?: string }
+  | { readonly kind: 'wasm'; readonly file: string; readonly data?: string }
+  | { readonly kind: 'bundle'; readonly file: string };
+
+export interface CompiledPolicy {
+  readonly wasm: Buffer;
+  readonly data: unknown;
+  /** A short content hash: audit records name the policy that decided. */
+  readonly revision: string;
+}
+
+export class PolicyLoadError extends Error {
+  readonly code = 'GATEHOUSE_POLICY_LOAD';
+}
+
+function regoFiles(dir: string): string[] {
+  const out: string[] = [];
+  for (const entry of readdirSync(dir, { withFileTypes: true })) {
+    const p = join(dir, entry.name);
+    if (entry.isDirectory()) out.push(...regoFiles(p));
+    else if (entry.name.endsWith('.rego') && !entry.name.endsWith('_test.rego')) out.push(p);
+  }
+  return out.sort();
+}
+
+function readData(file: string | undefined): unknown {
+  if (file === undefined) return undefined;
+  try {
+    return JSON.parse(readFileSync(file, 'utf8'));
+  } catch (err) {
+    throw new PolicyLoadError(`policy data ${file} is not valid JSON: ${(err as Error).message}`);
+  }
+}
+
+function fromBundle(tarGz: Buffer, origin: string): { wasm: Buffer; data: unknown } {
+  const files = readBundle(tarGz);
+  const wasm = files.get('policy.wasm');
+  if (!wasm) throw new PolicyLoadError(`${origin} holds no policy.wasm: build it with \`opa build -t wasm -e ${ENTRYPOINT}\``);
+  const data = files.get('data.json');
+  return { wasm, data: data ? JSON.parse(data.toString('utf8')) : undefined };
+}
+
+/**
+ * Compiles (or reads) the policy once, at start-up. A policy that does not
+ * compile stops the gateway with OPA's own message.
+ */
+export async function loadPolicySource(source: PolicySource): Promise<CompiledPolicy> {
+  let wasm: Buffer;
+  let data: unknown;
+  switch (source.kind) {
+    case 'rego': {
+      const files = regoFiles(source.dir);
+      if (files.length === 0) throw new PolicyLoadError(`no .rego files in ${source.dir}`);
+      const out = mkdtempSync(join(tmpdir(), 'gatehouse-policy-'));
+      try {
+        const bundle = join(out, 'bundle.tar.gz');
+        try {
+          await run(source.opa, ['build', '-t', 'wasm', '-e', ENTRYPOINT, '-o', bundle, ...files], { cwd: source.dir });
+        } catch (err) {
+          // opa build prints compile errors on stdout.
+          const { stdout = '', stderr = '' } = err as { stdout?: string; stderr?: string };
+          const why = `${stdout}\n${stderr}`.trim() || (err as Error).message;
+          throw new PolicyLoadError(`the policy in ${source.dir} does not compile:\n${why.replaceAll(source.dir + '/', '')}`);
+        }
+        ({ wasm } = fromBundle(readFileSync(bundle), bundle));
+      } finally {
+        rmSync(out, { recursive: true, force: true });
+      }
+      data = readData(source.data);
+      break;
+    }
+    case 'wasm':
+      wasm = readFileSync(source.file);
+      data = readData(source.data);
+      break;
+    case 'bundle':
+      ({ wasm, data } = fromBundle(readFileSync(source.file), source.file));
+      break;
+  }
+  const revision = createHash('sha256').update(wasm).update(JSON.stringify(data ?? null)).digest('hex').slice(0, 12);
+  return { wasm, data, revision };
+}
+
+/** For messages: the policy files relative to the folder they came from. */
+export function describeSource(source: PolicySource): string {
+  return source.kind === 'rego' ? `Rego in ${source.dir} (${regoFiles(source.dir).map((f) => relative(source.dir, f)).join(', ')})` : `${source.kind} ${source.file}`;
+}
+
+export function isFile(path: string): boolean {
+  try {
+    return statSync(path).isFile();
+  } catch {
+    return false;
+  }
+}

@@ -1,0 +1,85 @@
+/**
+ * The bundled policy through the real toolchain: compiled by the pinned OPA CLI
+ * (.tools/opa) to WASM and evaluated by @open-policy-agent/opa-wasm, on the same
+ * sample inputs `opa test` checks.
+ */
+import assert from 'node:assert/strict';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createPolicyEngine, type PolicyEngine } from '../../../src/policy/engine.js';
+import { loadPolicySource, PolicyLoadError } from '../../../src/policy/load.js';
+import { projectRoot, toolPath } from '../../../src/paths.js';
+
+const samples = JSON.parse(readFileSync(join(projectRoot, 'policies/fixtures/samples.json'), 'utf8')).samples as { name: string; input: unknown; decision: Record<string, unknown> }[];
+
+async function engineFor(rego: string): Promise<PolicyEngine> {
+  const dir = mkdtempSync(join(tmpdir(), 'gatehouse-rego-'));
+  writeFileSync(join(dir, 'p.rego'), rego);
+  return createPolicyEngine(await loadPolicySource({ kind: 'rego', dir, opa: toolPath('opa') }));
+}
+
+describe('policy/engine: the bundled policy in WASM', function () {
+  this.timeout(60_000);
+  let engine: PolicyEngine;
+  before(async () => {
+    engine = await createPolicyEngine(await loadPolicySource({ kind: 'rego', dir: join(projectRoot, 'policies/gatehouse'), opa: toolPath('opa') }));
+  });
+
+  for (const sample of samples) {
+    it(sample.name, () => {
+      const expected = { ...sample.decision } as Record<string, unknown>;
+      if (expected['effect'] === 'deny') delete expected['mask'];
+      if (expected['effect'] === 'approve') expected['approval'] = { ...(expected['approval'] as object), singleUse: true };
+      assert.deepEqual(engine.evaluate(sample.input), expected);
+    });
+  }
+
+  it('has a stable revision for the same policy', async () => {
+    const again = await loadPolicySource({ kind: 'rego', dir: join(projectRoot, 'policies/gatehouse'), opa: toolPath('opa') });
+    assert.equal(again.revision, engine.revision);
+    assert.match(engine.revision, /^[0-9a-f]{12}$/);
+  });
+});
+
+describe('policy/engine: anything but a well-formed decision is a deny', function () {
+  this.timeout(60_000);
+  const CASES: [string, string, string][] = [
+    ['an undefined result', 'package gatehouse\ndecision := 1 if input.never\n', 'policy error: the policy returned no decision (undefined result)'],
+    ['an unknown effect', 'package gatehouse\ndecision := {"effect": "permit"}\n', 'policy error: unknown effect "permit"'],
+    ['a non-object decision', 'package gatehouse\ndecision := "allow"\n', 'policy error: the decision must be an object'],
+    ['an unknown mask action', 'package gatehouse\ndecision := {"effect": "allow", "mask": [{"path": "$.a", "action": "blur"}]}\n', 'policy error: mask[0].action must be redact, hash or remove, not "blur"'],
+    ['a mask path that does not compile', 'package gatehouse\ndecision := {"effect": "allow", "mask": [{"path": "data.*", "action": "redact"}]}\n', 'policy error: mask[0].path "data.*" does not compile: a JSONPath must start with "$"'],
+    ['approve without approvers', 'package gatehouse\ndecision := {"effect": "approve", "approval": {"approverGroups": [], "ttlSeconds": 60}}\n', 'policy error: approval.approverGroups must name at least one group'],
+    ['reasons that are not strings', 'package gatehouse\ndecision := {"effect": "allow", "reasons": [1]}\n', 'policy error: reasons must be a list of at most 32 strings'],
+  ];
+  for (const [what, rego, reason] of CASES) {
+    it(what, async () => {
+      const engine = await engineFor(rego);
+      assert.deepEqual(engine.evaluate({}), { effect: 'deny', reasons: [reason], audit: { level: 'Metadata' } });
+    });
+  }
+
+  it('a runtime error in the policy (conflicting complete rules)', async () => {
+    const engine = await engineFor('package gatehouse\ndecision := {"effect": "allow"} if input.a\ndecision := {"effect": "deny"} if input.b\n');
+    const d = engine.evaluate({ a: true, b: true });
+    assert.equal(d.effect, 'deny');
+    assert.match(d.reasons[0]!, /^policy error: evaluation failed: .*conflict/);
+    assert.equal(engine.evaluate({ a: true }).effect, 'allow', 'the instance keeps working after an error');
+  });
+
+  it('a builtin error makes the rule undefined, which is a deny', async () => {
+    const engine = await engineFor('package gatehouse\ndecision := {"effect": "allow", "reasons": [x]} if x := sprintf("%d", [to_number(input.v)])\n');
+    assert.deepEqual(engine.evaluate({ v: 'nan' }), { effect: 'deny', reasons: ['policy error: the policy returned no decision (undefined result)'], audit: { level: 'Metadata' } });
+  });
+
+  it('a policy that does not compile stops start-up with OPA\'s message', async () => {
+    await assert.rejects(engineFor('package gatehouse\ndecision := {"effect": \n'), (e: PolicyLoadError) => e.code === 'GATEHOUSE_POLICY_LOAD' && /does not compile:\n.*p\.rego:\d+/s.test(e.message));
+  });
+
+  it('a policy without the entrypoint stops start-up', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'gatehouse-rego-'));
+    writeFileSync(join(dir, 'p.rego'), 'package other\nx := 1\n');
+    await assert.rejects(loadPolicySource({ kind: 'rego', dir, opa: toolPath('opa') }), /does not compile/);
+  });
+});
