@@ -1,8 +1,14 @@
+import { runDemoCommand } from './demo/command.js';
+import { runKubeconfigCommand, runServeCommand } from './serve.js';
 import { runTestbedCommand } from './testbed/command.js';
 
 const USAGE = `usage: gatehouse <command>
 
 commands:
+  serve --config gatehouse.yaml        run the gateway
+  kubeconfig --server URL --ca FILE …  print a kubeconfig for a user of the gateway
+  demo                                 the embedded default: control plane, OIDC issuer, gateway, kubeconfigs
+  demo token --user U --groups G       mint a token from the running demo's issuer
   testbed up|down|status [--dir DIR]   a local etcd + kube-apiserver for the demo and the tests
 `;
 
@@ -15,6 +21,12 @@ function isReadable(err: unknown): err is Error & { code: string } {
 async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;
   switch (command) {
+    case 'serve':
+      return runServeCommand(rest);
+    case 'kubeconfig':
+      return runKubeconfigCommand(rest);
+    case 'demo':
+      return runDemoCommand(rest);
     case 'testbed':
       return runTestbedCommand(rest);
     case undefined:

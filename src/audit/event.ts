@@ -1,0 +1,62 @@
+/**
+ * Audit records shaped like Kubernetes audit.k8s.io/v1 Event, so audit tooling
+ * reads them, plus the decision and the policy input (DESIGN §5). Built as plain
+ * data by a pure function; the writer only serializes.
+ */
+import { createHash } from 'node:crypto';
+
+export interface AuditUser {
+  readonly username: string;
+  readonly uid?: string;
+  readonly groups?: readonly string[];
+  readonly extra?: Readonly<Record<string, readonly string[]>>;
+}
+
+export interface AuditEvent {
+  readonly kind: 'Event';
+  readonly apiVersion: 'audit.k8s.io/v1';
+  readonly level: 'Metadata' | 'Request' | 'RequestResponse';
+  readonly auditID: string;
+  readonly stage: 'ResponseStarted' | 'ResponseComplete' | 'Panic';
+  readonly requestURI: string;
+  readonly verb: string;
+  readonly user: AuditUser;
+  readonly impersonatedUser?: AuditUser;
+  readonly sourceIPs: readonly string[];
+  readonly userAgent?: string;
+  readonly objectRef?: {
+    readonly resource: string;
+    readonly namespace?: string;
+    readonly name?: string;
+    readonly apiGroup?: string;
+    readonly apiVersion: string;
+    readonly subresource?: string;
+  };
+  readonly responseStatus: { readonly code: number; readonly status?: 'Failure'; readonly reason?: string; readonly message?: string };
+  readonly requestReceivedTimestamp: string;
+  readonly stageTimestamp: string;
+  readonly annotations: Readonly<Record<string, string>>;
+  readonly gatehouse: {
+    readonly decision?: { readonly effect: string; readonly reasons: readonly string[]; readonly mask: readonly string[] };
+    readonly policyRevision?: string;
+    readonly approvalId?: string;
+    readonly error?: { readonly code: string; readonly message: string };
+    readonly input?: unknown;
+    readonly durationMs: number;
+    readonly bytesOut?: number;
+  };
+}
+
+/** Request bodies of these resources are credentials: the record keeps a digest, never the body. */
+const SECRET_BODIES = new Set(['secrets', 'serviceaccounts/token', 'tokenreviews', 'certificatesigningrequests']);
+
+/**
+ * The policy input as it may be stored: the body is dropped for a digest unless
+ * the policy asked for Request-level audit of a non-secret resource.
+ */
+export function storableInput(input: { request: { body: unknown } } & Record<string, unknown>, level: AuditEvent['level'], resourceKey: string, rawBody: Buffer | undefined): unknown {
+  const keepBody = level !== 'Metadata' && !SECRET_BODIES.has(resourceKey) && !SECRET_BODIES.has(resourceKey.split('/')[0]!);
+  if (keepBody || input.request.body === null) return input;
+  const digest = rawBody ? { sha256: createHash('sha256').update(rawBody).digest('hex'), bytes: rawBody.length } : null;
+  return { ...input, request: { ...input.request, body: null, bodyDigest: digest } };
+}

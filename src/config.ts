@@ -1,0 +1,235 @@
+/**
+ * gatehouse.yaml, validated once at start-up. Every problem names the option
+ * and what to do about it; nothing here is re-checked per request. Relative
+ * paths are resolved against the config file's folder.
+ */
+import { readFileSync } from 'node:fs';
+import { dirname, isAbsolute, resolve } from 'node:path';
+import { parse as parseYaml } from 'yaml';
+import { ConfigError } from './errors.js';
+import { ASYMMETRIC_ALGORITHMS, type IssuerConfig } from './identity/oidc.js';
+import type { PolicySource } from './policy/load.js';
+import type { UpstreamSource } from './upstream/credentials.js';
+import { toolPath } from './paths.js';
+
+export type TlsConfig = { readonly kind: 'files'; readonly cert: string; readonly key: string } | { readonly kind: 'selfSigned'; readonly dir: string; readonly hosts: readonly string[] };
+
+export interface Config {
+  readonly listen: { readonly host: string; readonly port: number; readonly tls: TlsConfig };
+  readonly upstream: UpstreamSource & { readonly connectTimeoutSeconds: number; readonly headersTimeoutSeconds: number; readonly requestTimeoutSeconds: number };
+  readonly identity: { readonly issuers: readonly IssuerConfig[] };
+  readonly policy: PolicySource;
+  readonly audit: { readonly file: string };
+  readonly limits: { readonly maxBodyBytes: number; readonly policyBodyBytes: number; readonly shutdownGraceSeconds: number };
+  readonly cluster: string;
+}
+
+type Obj = Record<string, unknown>;
+
+class Reader {
+  constructor(
+    private readonly base: string,
+    private readonly obj: Obj,
+    private readonly at: string,
+  ) {}
+
+  private name(key: string) {
+    return this.at ? `${this.at}.${key}` : key;
+  }
+
+  keys(allowed: readonly string[]): void {
+    for (const k of Object.keys(this.obj)) {
+      if (!allowed.includes(k)) throw new ConfigError(this.name(k), `unknown option; expected one of ${allowed.join(', ')}`);
+    }
+  }
+
+  has(key: string): boolean {
+    return this.obj[key] !== undefined && this.obj[key] !== null;
+  }
+
+  section(key: string, required = true): Reader {
+    const v = this.obj[key];
+    if (v === undefined || v === null) {
+      if (required) throw new ConfigError(this.name(key), 'is required');
+      return new Reader(this.base, {}, this.name(key));
+    }
+    if (typeof v !== 'object' || Array.isArray(v)) throw new ConfigError(this.name(key), 'must be a mapping');
+    return new Reader(this.base, v as Obj, this.name(key));
+  }
+
+  list(key: string): Reader[] {
+    const v = this.obj[key];
+    if (!Array.isArray(v) || v.length === 0) throw new ConfigError(this.name(key), 'must be a non-empty list');
+    return v.map((item, i) => {
+      if (typeof item !== 'object' || item === null) throw new ConfigError(`${this.name(key)}[${i}]`, 'must be a mapping');
+      return new Reader(this.base, item as Obj, `${this.name(key)}[${i}]`);
+    });
+  }
+
+  str(key: string, fallback?: string): string {
+    const v = this.obj[key] ?? fallback;
+    if (typeof v !== 'string') throw new ConfigError(this.name(key), fallback === undefined && v === undefined ? 'is required' : 'must be a string');
+    return v;
+  }
+
+  optStr(key: string): string | undefined {
+    return this.has(key) ? this.str(key) : undefined;
+  }
+
+  strings(key: string, fallback?: readonly string[]): string[] {
+    const v = this.obj[key] ?? fallback;
+    if (!Array.isArray(v) || !v.every((s) => typeof s === 'string')) throw new ConfigError(this.name(key), 'must be a list of strings');
+    return [...v];
+  }
+
+  num(key: string, fallback: number, min: number, max: number): number {
+    const v = this.obj[key] ?? fallback;
+    if (typeof v !== 'number' || !Number.isFinite(v) || v < min || v > max) throw new ConfigError(this.name(key), `must be a number between ${min} and ${max}`);
+    return v;
+  }
+
+  bool(key: string, fallback: boolean): boolean {
+    const v = this.obj[key] ?? fallback;
+    if (typeof v !== 'boolean') throw new ConfigError(this.name(key), 'must be true or false');
+    return v;
+  }
+
+  path(key: string): string {
+    const p = this.str(key);
+    return isAbsolute(p) ? p : resolve(this.base, p);
+  }
+
+  optPath(key: string): string | undefined {
+    return this.has(key) ? this.path(key) : undefined;
+  }
+}
+
+function parseListen(r: Reader): Config['listen'] {
+  r.keys(['address', 'tls']);
+  const address = r.str('address', '127.0.0.1:8443');
+  const m = /^(\[[^\]]+\]|[^:]+):(\d+)$/.exec(address);
+  if (!m || Number(m[2]) > 65535) throw new ConfigError('listen.address', `"${address}" is not host:port (for example 127.0.0.1:8443 or 0.0.0.0:8443)`);
+  const tls = r.section('tls');
+  tls.keys(['cert', 'key', 'selfSigned']);
+  let parsed: TlsConfig;
+  if (tls.has('selfSigned')) {
+    if (tls.has('cert') || tls.has('key')) throw new ConfigError('listen.tls', 'set either cert and key, or selfSigned, not both');
+    const ss = tls.section('selfSigned');
+    ss.keys(['dir', 'hosts']);
+    parsed = { kind: 'selfSigned', dir: ss.path('dir'), hosts: ss.strings('hosts', ['127.0.0.1', 'localhost']) };
+  } else {
+    if (!tls.has('cert') || !tls.has('key')) throw new ConfigError('listen.tls', 'set cert and key (PEM files), or selfSigned: {dir: ...} for a development certificate');
+    parsed = { kind: 'files', cert: tls.path('cert'), key: tls.path('key') };
+  }
+  return { host: m[1]!.replace(/^\[|\]$/g, ''), port: Number(m[2]), tls: parsed };
+}
+
+function parseIssuer(r: Reader): IssuerConfig {
+  r.keys(['issuer', 'jwksUri', 'audiences', 'usernameClaim', 'usernamePrefix', 'groupsClaim', 'groupsPrefix', 'algorithms', 'clockSkewSeconds', 'maxTokenBytes', 'jwksCooldownSeconds', 'agent']);
+  const issuer = r.str('issuer');
+  let url: URL;
+  try {
+    url = new URL(issuer);
+  } catch {
+    throw new ConfigError('identity.issuers[].issuer', `"${issuer}" is not a URL`);
+  }
+  if (url.protocol !== 'https:' && !['127.0.0.1', 'localhost', '[::1]'].includes(url.hostname)) {
+    throw new ConfigError('identity.issuers[].issuer', `"${issuer}" must use https (plain http is accepted only on loopback, for development)`);
+  }
+  const audiences = r.strings('audiences');
+  if (audiences.length === 0) throw new ConfigError('identity.issuers[].audiences', 'must name at least one audience: the client ID tokens are issued for');
+  const algorithms = r.strings('algorithms', ['RS256', 'ES256']);
+  for (const alg of algorithms) {
+    if (!ASYMMETRIC_ALGORITHMS.has(alg)) throw new ConfigError('identity.issuers[].algorithms', `"${alg}" is not allowed: only asymmetric algorithms (${[...ASYMMETRIC_ALGORITHMS].join(', ')}) can be verified with a public JWKS`);
+  }
+  let agent: IssuerConfig['agent'];
+  if (r.has('agent')) {
+    const a = r.section('agent');
+    a.keys(['claim', 'onBehalfOfClaim', 'sessionClaim', 'usernamePrefix']);
+    agent = { claim: a.str('claim', 'agent'), onBehalfOfClaim: a.str('onBehalfOfClaim', 'on_behalf_of'), sessionClaim: a.str('sessionClaim', 'sid'), usernamePrefix: a.str('usernamePrefix', 'agent:') };
+  }
+  const jwksUri = r.optStr('jwksUri');
+  return {
+    issuer,
+    ...(jwksUri ? { jwksUri } : {}),
+    audiences,
+    usernameClaim: r.str('usernameClaim', 'email'),
+    usernamePrefix: r.str('usernamePrefix', ''),
+    groupsClaim: r.str('groupsClaim', 'groups'),
+    groupsPrefix: r.str('groupsPrefix', ''),
+    algorithms,
+    clockSkewSeconds: r.num('clockSkewSeconds', 30, 0, 300),
+    maxTokenBytes: r.num('maxTokenBytes', 16384, 512, 1 << 20),
+    jwksCooldownSeconds: r.num('jwksCooldownSeconds', 30, 0, 3600),
+    ...(agent ? { agent } : {}),
+  };
+}
+
+function parsePolicy(r: Reader): PolicySource {
+  r.keys(['dir', 'wasm', 'bundle', 'data', 'opa']);
+  const set = ['dir', 'wasm', 'bundle'].filter((k) => r.has(k));
+  if (set.length !== 1) throw new ConfigError('policy', 'set exactly one of dir (Rego compiled at start-up), wasm (prebuilt policy.wasm) or bundle (opa build output .tar.gz)');
+  const data = r.optPath('data');
+  if (r.has('dir')) {
+    const opa = r.has('opa') ? r.path('opa') : toolPath('opa');
+    return { kind: 'rego', dir: r.path('dir'), opa, ...(data ? { data } : {}) };
+  }
+  if (r.has('wasm')) return { kind: 'wasm', file: r.path('wasm'), ...(data ? { data } : {}) };
+  if (data) throw new ConfigError('policy.data', 'a bundle carries its own data.json; remove policy.data');
+  return { kind: 'bundle', file: r.path('bundle') };
+}
+
+function parseUpstream(r: Reader): Config['upstream'] {
+  r.keys(['kubeconfig', 'context', 'inCluster', 'connectTimeoutSeconds', 'headersTimeoutSeconds', 'requestTimeoutSeconds']);
+  const timeouts = {
+    connectTimeoutSeconds: r.num('connectTimeoutSeconds', 5, 0.1, 120),
+    headersTimeoutSeconds: r.num('headersTimeoutSeconds', 60, 1, 3600),
+    requestTimeoutSeconds: r.num('requestTimeoutSeconds', 300, 1, 86400),
+  };
+  if (r.bool('inCluster', false)) {
+    if (r.has('kubeconfig')) throw new ConfigError('upstream', 'set either kubeconfig or inCluster: true, not both');
+    return { kind: 'inCluster', ...timeouts };
+  }
+  if (!r.has('kubeconfig')) throw new ConfigError('upstream.kubeconfig', 'is required: the gateway\'s own kubeconfig (or set inCluster: true)');
+  const context = r.optStr('context');
+  return { kind: 'kubeconfig', file: r.path('kubeconfig'), ...(context ? { context } : {}), ...timeouts };
+}
+
+export function parseConfig(doc: unknown, base: string): Config {
+  if (typeof doc !== 'object' || doc === null || Array.isArray(doc)) throw new ConfigError('(top level)', 'the config must be a YAML mapping');
+  const r = new Reader(base, doc as Obj, '');
+  r.keys(['listen', 'upstream', 'identity', 'policy', 'audit', 'limits', 'cluster']);
+  const identity = r.section('identity');
+  identity.keys(['issuers']);
+  const limits = r.section('limits', false);
+  limits.keys(['maxBodyBytes', 'policyBodyBytes', 'shutdownGraceSeconds']);
+  const maxBodyBytes = limits.num('maxBodyBytes', 3 * 1024 * 1024, 1024, 64 * 1024 * 1024);
+  const policyBodyBytes = limits.num('policyBodyBytes', 1024 * 1024, 0, maxBodyBytes);
+  const audit = r.section('audit');
+  audit.keys(['file']);
+  return {
+    listen: parseListen(r.section('listen', false)),
+    upstream: parseUpstream(r.section('upstream')),
+    identity: { issuers: identity.list('issuers').map(parseIssuer) },
+    policy: parsePolicy(r.section('policy')),
+    audit: { file: audit.path('file') },
+    limits: { maxBodyBytes, policyBodyBytes, shutdownGraceSeconds: limits.num('shutdownGraceSeconds', 20, 0, 600) },
+    cluster: r.str('cluster', 'default'),
+  };
+}
+
+export function loadConfig(file: string): Config {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (err) {
+    throw new ConfigError('--config', `cannot read ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+  }
+  let doc: unknown;
+  try {
+    doc = parseYaml(text);
+  } catch (err) {
+    throw new ConfigError('--config', `${file} is not valid YAML: ${(err as Error).message.split('\n')[0]}`);
+  }
+  return parseConfig(doc, dirname(resolve(file)));
+}

@@ -1,0 +1,67 @@
+import { readFileSync } from 'node:fs';
+import { join, relative } from 'node:path';
+import { parseArgs } from 'node:util';
+import { demoDir, startDemo } from './demo.js';
+import { mintToken, type IssuerFile } from './issuer.js';
+
+/** `gatehouse demo` and `gatehouse demo token --user U --groups G [--agent A --on-behalf-of P] [--exec-credential]`. */
+export async function runDemoCommand(argv: string[]): Promise<number> {
+  if (argv[0] === 'token') return token(argv.slice(1));
+  const demo = await startDemo({ log: (l) => process.stderr.write(`demo: ${l}\n`) });
+  const rel = (f: string) => relative(process.cwd(), f) || f;
+  process.stdout.write(`
+Gatehouse is serving at ${demo.gateway.url} (policy ${demo.gateway.policyRevision}); kubeconfigs are in ${rel(demo.dir)}/.
+Try:
+  kubectl --kubeconfig ${rel(demo.kubeconfigs.alice)} get configmaps -n dev            # alice (group dev): allowed
+  kubectl --kubeconfig ${rel(demo.kubeconfigs.alice)} delete configmap app-config -n prod   # denied by policy, with the reason
+  kubectl --kubeconfig ${rel(demo.kubeconfigs.agent)} delete deployment web -n prod     # an agent's delete needs approval by group security
+Audit records: ${rel(join(demo.dir, 'audit.log'))}. Stop with Ctrl-C.
+`);
+  await new Promise<void>((resolve) => {
+    process.once('SIGINT', resolve);
+    process.once('SIGTERM', resolve);
+  });
+  process.stderr.write('demo: stopping\n');
+  await demo.stop();
+  return 0;
+}
+
+async function token(argv: string[]): Promise<number> {
+  const { values } = parseArgs({
+    args: argv,
+    options: {
+      user: { type: 'string' },
+      groups: { type: 'string', default: '' },
+      agent: { type: 'string' },
+      'on-behalf-of': { type: 'string' },
+      ttl: { type: 'string', default: '600' },
+      'exec-credential': { type: 'boolean', default: false },
+    },
+  });
+  if (!values.user) {
+    process.stderr.write('usage: gatehouse demo token --user NAME [--groups a,b] [--agent NAME --on-behalf-of PERSON] [--ttl SECONDS] [--exec-credential]\n');
+    return 2;
+  }
+  const dir = process.env['GATEHOUSE_DEMO_DIR'] ?? demoDir;
+  let file: IssuerFile;
+  try {
+    file = JSON.parse(readFileSync(join(dir, 'issuer.json'), 'utf8')) as IssuerFile;
+  } catch {
+    process.stderr.write(`gatehouse: no demo issuer in ${dir}: start the demo first (npm start)\n`);
+    return 1;
+  }
+  const { token, expiresAt } = await mintToken(file, {
+    user: values.user,
+    groups: values.groups.split(',').filter(Boolean),
+    ttlSeconds: Number(values.ttl),
+    ...(values.agent ? { agent: values.agent } : {}),
+    ...(values['on-behalf-of'] ? { onBehalfOf: values['on-behalf-of'] } : {}),
+  });
+  // An ExecCredential is what kubectl's exec plugin protocol expects on stdout.
+  process.stdout.write(
+    values['exec-credential']
+      ? JSON.stringify({ apiVersion: 'client.authentication.k8s.io/v1', kind: 'ExecCredential', status: { token, expirationTimestamp: expiresAt.toISOString() } }) + '\n'
+      : token + '\n',
+  );
+  return 0;
+}

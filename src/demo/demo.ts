@@ -1,0 +1,104 @@
+/**
+ * `gatehouse demo`: the embedded default. A test bed control plane, the demo
+ * OpenID provider and the gateway with the bundled policy, plus kubeconfigs for
+ * each demo identity in .gatehouse/demo/. Runs until interrupted, then cleans up.
+ */
+import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { stringify } from 'yaml';
+import { loadConfig } from '../config.js';
+import { renderKubeconfig } from '../kubeconfig.js';
+import { projectRoot, runRoot } from '../paths.js';
+import { startGateway, type Gateway } from '../server.js';
+import { down, up } from '../testbed/controlplane.js';
+import { freePort } from '../testbed/ports.js';
+import { PEOPLE } from '../testbed/world.js';
+import { DEMO_AUDIENCE, startDemoIssuer, type DemoIssuer } from './issuer.js';
+
+export const demoDir = join(runRoot, 'demo');
+
+/** The demo's kubeconfigs: who each one is, as the demo issuer will say. */
+export const DEMO_USERS = {
+  admin: { user: PEOPLE.bob.user, groups: PEOPLE.bob.groups },
+  alice: { user: PEOPLE.alice.user, groups: PEOPLE.alice.groups },
+  agent: { user: 'deploy-bot', groups: PEOPLE.agent.groups, agent: 'deploy-bot', onBehalfOf: PEOPLE.alice.user },
+  security: { user: PEOPLE.carol.user, groups: PEOPLE.carol.groups },
+} as const;
+
+export interface RunningDemo {
+  readonly gateway: Gateway;
+  readonly issuer: DemoIssuer;
+  readonly dir: string;
+  readonly kubeconfigs: Record<keyof typeof DEMO_USERS, string>;
+  stop(): Promise<void>;
+}
+
+export function tokenArgs(u: { user: string; groups: readonly string[]; agent?: string; onBehalfOf?: string }): string[] {
+  return ['demo', 'token', '--user', u.user, '--groups', u.groups.join(','), ...(u.agent ? ['--agent', u.agent, '--on-behalf-of', u.onBehalfOf ?? ''] : []), '--exec-credential'];
+}
+
+export async function startDemo(options: { dir?: string; log?: (l: string) => void } = {}): Promise<RunningDemo> {
+  const dir = options.dir ?? demoDir;
+  const log = options.log ?? (() => {});
+  rmSync(join(dir, 'ready'), { force: true });
+  mkdirSync(dir, { recursive: true, mode: 0o700 });
+  log('starting the control plane (kube-apiserver + etcd)');
+  const testbed = await up({ dir: join(dir, 'testbed'), ownerPid: process.pid });
+  let issuer: DemoIssuer | undefined;
+  try {
+    issuer = await startDemoIssuer(await freePort(), join(dir, 'issuer.json'));
+    log(`demo OpenID provider at ${issuer.issuer}`);
+    const configFile = join(dir, 'gatehouse.yaml');
+    writeFileSync(
+      configFile,
+      stringify({
+        cluster: 'demo',
+        listen: { address: `127.0.0.1:${await freePort()}`, tls: { selfSigned: { dir: 'tls' } } },
+        upstream: { kubeconfig: testbed.kubeconfigs.gateway },
+        identity: {
+          issuers: [
+            {
+              issuer: issuer.issuer,
+              audiences: [DEMO_AUDIENCE],
+              usernameClaim: 'email',
+              groupsClaim: 'groups',
+              algorithms: ['RS256'],
+              agent: { claim: 'agent', onBehalfOfClaim: 'on_behalf_of', sessionClaim: 'sid', usernamePrefix: 'agent:' },
+            },
+          ],
+        },
+        policy: { dir: join(projectRoot, 'policies/gatehouse') },
+        audit: { file: 'audit.log' },
+      }),
+    );
+    const gateway = await startGateway(loadConfig(configFile));
+    const kubeconfigs = {} as Record<keyof typeof DEMO_USERS, string>;
+    for (const [name, u] of Object.entries(DEMO_USERS) as [keyof typeof DEMO_USERS, (typeof DEMO_USERS)[keyof typeof DEMO_USERS]][]) {
+      const file = join(dir, `${name}.kubeconfig`);
+      writeFileSync(
+        file,
+        renderKubeconfig({ name: 'gatehouse-demo', server: gateway.url, caPem: gateway.caPem!, user: name, namespace: 'dev', auth: { kind: 'exec', command: process.execPath, args: [join(projectRoot, 'bin/gatehouse.js'), ...tokenArgs(u)], env: { GATEHOUSE_DEMO_DIR: dir } } }),
+        { mode: 0o600 },
+      );
+      kubeconfigs[name] = file;
+    }
+    writeFileSync(join(dir, 'ready'), gateway.url + '\n');
+    const running = issuer;
+    return {
+      gateway,
+      issuer: running,
+      dir,
+      kubeconfigs,
+      async stop() {
+        rmSync(join(dir, 'ready'), { force: true });
+        await gateway.close();
+        await running.close();
+        await down(testbed.dir);
+      },
+    };
+  } catch (err) {
+    await issuer?.close();
+    await down(testbed.dir);
+    throw err;
+  }
+}

@@ -1,0 +1,104 @@
+/**
+ * The demo's OpenID provider: the real `oidc-provider`, on loopback, signing
+ * JWT access tokens (audience "gatehouse") with a key it publishes at /jwks.
+ * A client-credentials client mints tokens for any demo user: a development
+ * issuer only, bound to 127.0.0.1, its secret in a 0600 file.
+ */
+import { randomBytes } from 'node:crypto';
+import { writeFileSync } from 'node:fs';
+import type { Server } from 'node:http';
+import { exportJWK, generateKeyPair } from 'jose';
+
+export const DEMO_AUDIENCE = 'gatehouse';
+const RESOURCE = 'urn:gatehouse';
+const CLIENT_ID = 'gatehouse-demo-minter';
+
+export interface DemoIssuer {
+  readonly issuer: string;
+  close(): Promise<void>;
+}
+
+export interface IssuerFile {
+  readonly issuer: string;
+  readonly clientId: string;
+  readonly clientSecret: string;
+}
+
+export interface TokenRequest {
+  readonly user: string;
+  readonly groups: readonly string[];
+  readonly agent?: string;
+  readonly onBehalfOf?: string;
+  readonly ttlSeconds?: number;
+}
+
+export async function startDemoIssuer(port: number, secretFile: string): Promise<DemoIssuer> {
+  const issuer = `http://127.0.0.1:${port}`;
+  const clientSecret = randomBytes(32).toString('base64url');
+  const { privateKey } = await generateKeyPair('RS256', { extractable: true });
+  const jwk = { ...(await exportJWK(privateKey)), kid: `demo-${randomBytes(4).toString('hex')}`, alg: 'RS256', use: 'sig' };
+  // Imported here, not at the top: `gatehouse demo token` (kubectl's exec plugin) only needs mintToken.
+  const { default: Provider } = await import('oidc-provider');
+  const provider = new Provider(issuer, {
+    clients: [{ client_id: CLIENT_ID, client_secret: clientSecret, grant_types: ['client_credentials'], redirect_uris: [], response_types: [], token_endpoint_auth_method: 'client_secret_post' }],
+    jwks: { keys: [jwk] },
+    features: {
+      devInteractions: { enabled: false },
+      clientCredentials: { enabled: true },
+      resourceIndicators: {
+        enabled: true,
+        defaultResource: () => RESOURCE,
+        useGrantedResource: () => true,
+        getResourceServerInfo: (ctx) => {
+          const ttl = Number((ctx.oidc.body as Record<string, string> | undefined)?.['ttl_seconds'] ?? 600);
+          return { scope: 'kubernetes', audience: DEMO_AUDIENCE, accessTokenTTL: Math.min(Math.max(ttl, 1), 3600), accessTokenFormat: 'jwt', jwt: { sign: { alg: 'RS256' } } };
+        },
+      },
+    },
+    ttl: { ClientCredentials: 600 },
+    // Who the token is for comes from the minting request (dev issuer only).
+    async extraTokenClaims(ctx) {
+      const body = (ctx.oidc.body ?? {}) as Record<string, string>;
+      const claims: Record<string, unknown> = { email: body['gatehouse_user'], groups: (body['gatehouse_groups'] ?? '').split(',').filter(Boolean) };
+      if (body['gatehouse_agent']) {
+        claims['agent'] = body['gatehouse_agent'];
+        if (body['gatehouse_on_behalf_of']) claims['on_behalf_of'] = body['gatehouse_on_behalf_of'];
+        claims['sid'] = randomBytes(8).toString('hex');
+      }
+      return claims;
+    },
+  });
+  const server: Server = await new Promise((resolve) => {
+    const s = provider.listen(port, '127.0.0.1', () => resolve(s));
+  });
+  const file: IssuerFile = { issuer, clientId: CLIENT_ID, clientSecret };
+  writeFileSync(secretFile, JSON.stringify(file) + '\n', { mode: 0o600 });
+  return {
+    issuer,
+    close: () =>
+      new Promise((r) => {
+        server.close(() => r());
+        // Idle keep-alive connections (the gateway's JWKS fetches) would hold close() open.
+        server.closeAllConnections();
+      }),
+  };
+}
+
+/** Asks the demo issuer's token endpoint for a token, as `gatehouse demo token` does. */
+export async function mintToken(file: IssuerFile, req: TokenRequest): Promise<{ token: string; expiresAt: Date }> {
+  const form = new URLSearchParams({
+    grant_type: 'client_credentials',
+    client_id: file.clientId,
+    client_secret: file.clientSecret,
+    scope: 'kubernetes',
+    gatehouse_user: req.user,
+    gatehouse_groups: req.groups.join(','),
+    ttl_seconds: String(req.ttlSeconds ?? 600),
+    ...(req.agent ? { gatehouse_agent: req.agent } : {}),
+    ...(req.onBehalfOf ? { gatehouse_on_behalf_of: req.onBehalfOf } : {}),
+  });
+  const res = await fetch(`${file.issuer}/token`, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: form });
+  const body = (await res.json()) as { access_token?: string; expires_in?: number; error?: string; error_description?: string };
+  if (!res.ok || !body.access_token) throw new Error(`the demo issuer refused to mint a token: ${body.error ?? res.status} ${body.error_description ?? ''}`.trim());
+  return { token: body.access_token, expiresAt: new Date(Date.now() + (body.expires_in ?? 600) * 1000) };
+}

@@ -1,0 +1,205 @@
+/**
+ * One request through the stages, in order: identity → request → policy →
+ * (approval, masking) → upstream → audit. Every path out of here, success or
+ * any error, writes exactly one audit record (two for long-running requests:
+ * when the stream starts and when it ends).
+ */
+import { randomUUID } from 'node:crypto';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { pipeline as streamPipeline } from 'node:stream/promises';
+import type { AuditEvent, AuditUser } from './audit/event.js';
+import { storableInput } from './audit/event.js';
+import type { AuditWriter } from './audit/writer.js';
+import { asGatehouseError, GatehouseError, toStatus } from './errors.js';
+import type { Identity } from './identity/identity.js';
+import type { Authenticator } from './identity/oidc.js';
+import { extractBearerToken } from './identity/token.js';
+import type { Decision } from './policy/decision.js';
+import type { PolicyEngine } from './policy/engine.js';
+import { buildInput, type PolicyInput } from './policy/input.js';
+import { parseTarget, type RequestTarget } from './request/attributes.js';
+import { bodyForPolicy, readBody } from './request/body.js';
+import type { UpstreamTarget } from './upstream/credentials.js';
+import type { Forwarder } from './upstream/forward.js';
+import { upstreamError } from './upstream/forward.js';
+import { buildClientHeaders, buildUpstreamHeaders } from './upstream/headers.js';
+
+export interface PipelineDeps {
+  readonly authenticator: Authenticator;
+  readonly engine: PolicyEngine;
+  readonly forwarder: Forwarder;
+  readonly upstream: Pick<UpstreamTarget, 'authorization'>;
+  readonly audit: AuditWriter;
+  readonly cluster: string;
+  readonly limits: { readonly maxBodyBytes: number; readonly policyBodyBytes: number };
+  readonly now?: () => number;
+}
+
+/** Facts gathered as the request moves through the stages, for its audit record. */
+interface Trace {
+  readonly auditId: string;
+  readonly received: Date;
+  identity?: Identity;
+  target?: RequestTarget;
+  input?: PolicyInput;
+  rawBody?: Buffer | undefined;
+  decision?: Decision;
+  forwardedAs?: AuditUser;
+  bytesOut: number;
+}
+
+function isLongRunning(target: RequestTarget): boolean {
+  if (target.kind !== 'resource') return false;
+  const a = target.attributes;
+  if (a.verb === 'watch' || a.verb === 'proxy') return true;
+  const follow = (target.query['follow']?.[0] ?? '').toLowerCase();
+  return a.subresource === 'log' && follow !== '' && follow !== 'false' && follow !== '0';
+}
+
+export function createPipeline(deps: PipelineDeps) {
+  const now = deps.now ?? Date.now;
+
+  function record(trace: Trace, req: IncomingMessage, stage: AuditEvent['stage'], code: number, err?: GatehouseError): void {
+    const t = trace.target;
+    const d = trace.decision;
+    const id = trace.identity;
+    const resourceKey = t?.kind === 'resource' ? (t.attributes.subresource ? `${t.attributes.resource}/${t.attributes.subresource}` : t.attributes.resource) : '';
+    const level = d?.audit.level ?? 'Metadata';
+    const event: AuditEvent = {
+      kind: 'Event',
+      apiVersion: 'audit.k8s.io/v1',
+      level,
+      auditID: trace.auditId,
+      stage,
+      requestURI: t ? t.path + t.search : (req.url ?? '').slice(0, 2048),
+      verb: t ? t.attributes.verb : (req.method ?? '').toLowerCase(),
+      user: id ? { username: id.username, groups: id.groups, ...(id.agent ? { extra: agentExtra(id) } : {}) } : { username: 'system:anonymous', groups: ['system:unauthenticated'] },
+      ...(trace.forwardedAs ? { impersonatedUser: trace.forwardedAs } : {}),
+      sourceIPs: [req.socket.remoteAddress ?? ''],
+      ...(req.headers['user-agent'] ? { userAgent: req.headers['user-agent'] } : {}),
+      ...(t?.kind === 'resource'
+        ? {
+            objectRef: {
+              resource: t.attributes.resource,
+              apiVersion: t.attributes.version,
+              ...(t.attributes.namespace ? { namespace: t.attributes.namespace } : {}),
+              ...(t.attributes.name ? { name: t.attributes.name } : {}),
+              ...(t.attributes.group ? { apiGroup: t.attributes.group } : {}),
+              ...(t.attributes.subresource ? { subresource: t.attributes.subresource } : {}),
+            },
+          }
+        : {}),
+      responseStatus: err ? { code, status: 'Failure', reason: err.reason, message: err.publicMessage } : { code },
+      requestReceivedTimestamp: trace.received.toISOString(),
+      stageTimestamp: new Date(now()).toISOString(),
+      annotations: {
+        'gatehouse.dev/effect': d?.effect ?? 'none',
+        ...(d ? { 'gatehouse.dev/policy-revision': deps.engine.revision } : {}),
+      },
+      gatehouse: {
+        ...(d ? { decision: { effect: d.effect, reasons: d.reasons, mask: d.effect === 'deny' ? [] : d.mask.map((m) => `${m.action} ${m.path}`) } } : {}),
+        ...(d ? { policyRevision: deps.engine.revision } : {}),
+        // The internal message stays in the audit record, never in the client's answer.
+        ...(err ? { error: { code: err.code, message: err.message } } : {}),
+        ...(trace.input ? { input: storableInput(trace.input as unknown as { request: { body: unknown } }, level, resourceKey, trace.rawBody) } : {}),
+        durationMs: now() - trace.received.getTime(),
+        ...(stage === 'ResponseComplete' ? { bytesOut: trace.bytesOut } : {}),
+      },
+    };
+    deps.audit.write(event);
+  }
+
+  function fail(res: ServerResponse, trace: Trace, req: IncomingMessage, err: GatehouseError): void {
+    record(trace, req, 'ResponseComplete', err.status, err);
+    if (res.headersSent) {
+      // The status line is gone; cutting the connection is the only honest signal left.
+      res.destroy();
+      return;
+    }
+    const body = JSON.stringify(toStatus(err));
+    res.writeHead(err.status, { 'content-type': 'application/json', 'audit-id': trace.auditId, 'cache-control': 'no-store', ...(err.status === 401 ? { 'www-authenticate': 'Bearer realm="gatehouse"' } : {}) });
+    res.end(body);
+  }
+
+  return async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const trace: Trace = { auditId: randomUUID(), received: new Date(now()), bytesOut: 0 };
+    try {
+      const token = extractBearerToken(req.headers);
+      trace.identity = await deps.authenticator.authenticate(token);
+
+      const url = req.url ?? '/';
+      const q = url.indexOf('?');
+      trace.target = parseTarget(req.method ?? '', q < 0 ? url : url.slice(0, q), q < 0 ? '' : url.slice(q));
+      trace.rawBody = await readBody(req, deps.limits.maxBodyBytes);
+      const target = trace.target;
+      const isWrite = target.kind === 'resource' && ['create', 'update', 'patch'].includes(target.attributes.verb);
+      const body = isWrite ? bodyForPolicy(trace.rawBody, req.headers['content-type'], deps.limits.policyBodyBytes) : { body: null, bodyTooLarge: false };
+
+      trace.input = buildInput({
+        identity: trace.identity,
+        target,
+        id: trace.auditId,
+        method: (req.method ?? '').toUpperCase(),
+        headers: req.headers,
+        sourceIP: req.socket.remoteAddress ?? '',
+        body,
+        nowNs: now() * 1e6,
+        cluster: deps.cluster,
+      });
+      const decision = deps.engine.evaluate(trace.input);
+      trace.decision = decision;
+
+      if (decision.effect === 'deny') {
+        throw new GatehouseError('GATEHOUSE_DENIED', `Gatehouse denied this request: ${decision.reasons.join('; ')}`);
+      }
+      if (decision.effect === 'approve') {
+        // Fail closed until approvals exist: the request needs a person, and nobody can be asked yet.
+        throw new GatehouseError(
+          'GATEHOUSE_DENIED',
+          `Gatehouse requires approval by a member of ${decision.approval.approverGroups.join(' or ')} (${decision.reasons.join('; ')}), and this gateway has no approval store configured`,
+        );
+      }
+      if (decision.mask.length > 0) {
+        // Never pass through what the policy says to mask: refuse until the streaming redactor is wired in.
+        throw new GatehouseError(
+          'GATEHOUSE_DENIED',
+          `Gatehouse refused this request: the policy masks ${decision.mask.map((m) => m.path).join(', ')} in the response, and this gateway cannot mask responses yet`,
+        );
+      }
+
+      const identity = trace.identity;
+      const headers = buildUpstreamHeaders(req.headers, identity, deps.upstream, { auditId: trace.auditId, forMasking: false });
+      trace.forwardedAs = { username: identity.username, groups: identity.groups, ...(identity.agent ? { extra: agentExtra(identity) } : {}) };
+      const abort = new AbortController();
+      res.once('close', () => abort.abort());
+      const longRunning = isLongRunning(target);
+      const upstream = await deps.forwarder.forward({ method: req.method ?? 'GET', pathAndQuery: target.path + target.search, headers, body: trace.rawBody, longRunning, signal: abort.signal });
+
+      res.writeHead(upstream.statusCode, buildClientHeaders(upstream.headers, trace.auditId));
+      if (longRunning) record(trace, req, 'ResponseStarted', upstream.statusCode);
+      upstream.body.on('data', (chunk: Buffer) => (trace.bytesOut += chunk.length));
+      try {
+        await streamPipeline(upstream.body, res);
+      } catch (err) {
+        if (abort.signal.aborted || res.destroyed) {
+          // The client went away: that ends a watch normally.
+          record(trace, req, 'ResponseComplete', upstream.statusCode);
+          return;
+        }
+        throw upstreamError(err);
+      }
+      record(trace, req, 'ResponseComplete', upstream.statusCode);
+    } catch (err) {
+      fail(res, trace, req, asGatehouseError(err));
+    }
+  };
+}
+
+function agentExtra(identity: Identity): Record<string, string[]> {
+  const a = identity.agent!;
+  return {
+    'gatehouse.dev/agent': [a.name],
+    ...(a.onBehalfOf ? { 'gatehouse.dev/on-behalf-of': [a.onBehalfOf] } : {}),
+    ...(a.session ? { 'gatehouse.dev/session': [a.session] } : {}),
+  };
+}

@@ -1,0 +1,37 @@
+import { readFileSync, writeFileSync } from 'node:fs';
+import { parseArgs } from 'node:util';
+import { loadConfig } from './config.js';
+import { renderKubeconfig, type KubeconfigAuth } from './kubeconfig.js';
+import { startGateway } from './server.js';
+
+/** `gatehouse serve --config gatehouse.yaml`: runs until SIGTERM/SIGINT, then drains and flushes the audit log. */
+export async function runServeCommand(argv: string[]): Promise<number> {
+  const { values } = parseArgs({ args: argv, options: { config: { type: 'string', default: 'gatehouse.yaml' }, 'write-ca': { type: 'string' } } });
+  const gateway = await startGateway(loadConfig(values.config));
+  if (values['write-ca'] && gateway.caPem) writeFileSync(values['write-ca'], gateway.caPem);
+  await new Promise<void>((resolve) => {
+    process.once('SIGINT', resolve);
+    process.once('SIGTERM', resolve);
+  });
+  await gateway.close();
+  return 0;
+}
+
+/**
+ * `gatehouse kubeconfig --server URL --ca FILE --user NAME (--token T | --exec CMD [ARG...])`:
+ * a kubeconfig stock kubectl can use against the gateway.
+ */
+export async function runKubeconfigCommand(argv: string[]): Promise<number> {
+  const { values, positionals } = parseArgs({
+    args: argv,
+    allowPositionals: true,
+    options: { server: { type: 'string' }, ca: { type: 'string' }, user: { type: 'string', default: 'gatehouse-user' }, token: { type: 'string' }, exec: { type: 'string' }, namespace: { type: 'string' }, name: { type: 'string', default: 'gatehouse' } },
+  });
+  if (!values.server || !values.ca || (!values.token && !values.exec)) {
+    process.stderr.write('usage: gatehouse kubeconfig --server https://GATEWAY --ca CA.crt [--user NAME] [--namespace NS] (--token TOKEN | --exec COMMAND -- [ARGS...])\n');
+    return 2;
+  }
+  const auth: KubeconfigAuth = values.exec ? { kind: 'exec', command: values.exec, args: positionals } : { kind: 'token', token: values.token! };
+  process.stdout.write(renderKubeconfig({ name: values.name, server: values.server, caPem: readFileSync(values.ca, 'utf8'), user: values.user, auth, ...(values.namespace ? { namespace: values.namespace } : {}) }));
+  return 0;
+}

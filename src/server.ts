@@ -1,0 +1,111 @@
+/**
+ * Wires the stages into an HTTPS server and nothing else. Everything that can be
+ * wrong with the configuration or the policy is found here, at start-up.
+ */
+import { readFileSync } from 'node:fs';
+import { createServer, type Server } from 'node:https';
+import type { AddressInfo, Socket } from 'node:net';
+import Koa from 'koa';
+import { pino } from 'pino';
+import { createAuditWriter, type AuditWriter } from './audit/writer.js';
+import type { Config } from './config.js';
+import { createOidcAuthenticator, discoverJwksUri } from './identity/oidc.js';
+import { createPolicyEngine } from './policy/engine.js';
+import { loadPolicySource } from './policy/load.js';
+import { createPipeline } from './pipeline.js';
+import { selfSignedTls } from './tls.js';
+import { loadUpstream } from './upstream/credentials.js';
+import { createForwarder } from './upstream/forward.js';
+
+export interface Gateway {
+  readonly url: string;
+  /** PEM of the CA that signed the gateway's certificate, for kubeconfigs. */
+  readonly caPem: string | undefined;
+  readonly policyRevision: string;
+  /** Stops accepting, lets in-flight requests finish (up to the grace period), flushes the audit log. */
+  close(): Promise<void>;
+}
+
+export interface GatewayOptions {
+  readonly audit?: AuditWriter;
+  readonly log?: pino.Logger;
+}
+
+export async function startGateway(config: Config, options: GatewayOptions = {}): Promise<Gateway> {
+  const log = options.log ?? pino({ name: 'gatehouse' }, pino.destination(2));
+  const issuers = await Promise.all(config.identity.issuers.map(async (i) => (i.jwksUri ? i : { ...i, jwksUri: await discoverJwksUri(i.issuer) })));
+  const authenticator = createOidcAuthenticator(issuers);
+  const compiled = await loadPolicySource(config.policy);
+  const engine = await createPolicyEngine(compiled);
+  const upstream = loadUpstream(config.upstream);
+  const forwarder = createForwarder(upstream, {
+    connectTimeoutMs: config.upstream.connectTimeoutSeconds * 1000,
+    headersTimeoutMs: config.upstream.headersTimeoutSeconds * 1000,
+    bodyTimeoutMs: config.upstream.requestTimeoutSeconds * 1000,
+  });
+  const audit = options.audit ?? createAuditWriter(config.audit.file);
+  const tls = config.listen.tls.kind === 'files' ? { cert: readFileSync(config.listen.tls.cert), key: readFileSync(config.listen.tls.key), caPem: undefined } : selfSignedTls(config.listen.tls.dir, config.listen.tls.hosts);
+
+  const handle = createPipeline({ authenticator, engine, forwarder, upstream, audit, cluster: config.cluster, limits: config.limits });
+  let inFlight = 0;
+  let draining = false;
+  let readyCache = { at: 0, ok: false };
+
+  const app = new Koa();
+  app.use(async (ctx) => {
+    // The gateway's own health; every other path belongs to the Kubernetes API.
+    if (ctx.method === 'GET' && ctx.path === '/healthz') {
+      ctx.body = 'ok';
+      return;
+    }
+    if (ctx.method === 'GET' && ctx.path === '/readyz') {
+      if (Date.now() - readyCache.at > 2000) readyCache = { at: Date.now(), ok: !draining && (await forwarder.ready()) };
+      ctx.status = readyCache.ok ? 200 : 503;
+      ctx.body = readyCache.ok ? 'ok' : draining ? 'shutting down' : 'the Kubernetes API server is not reachable';
+      return;
+    }
+    // The proxy writes its own response: it streams, and it decides when a connection is cut.
+    ctx.respond = false;
+    inFlight++;
+    try {
+      await handle(ctx.req, ctx.res);
+    } finally {
+      inFlight--;
+    }
+  });
+  app.on('error', (err: Error) => log.error({ err: { message: err.message, code: (err as { code?: string }).code } }, 'request error'));
+
+  const server: Server = createServer({ cert: tls.cert, key: tls.key, minVersion: 'TLSv1.2' }, app.callback());
+  const sockets = new Set<Socket>();
+  server.on('connection', (s: Socket) => {
+    sockets.add(s);
+    s.once('close', () => sockets.delete(s));
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(config.listen.port, config.listen.host, () => resolve());
+  });
+  const { port } = server.address() as AddressInfo;
+  const host = config.listen.host.includes(':') ? `[${config.listen.host}]` : config.listen.host;
+  const url = `https://${host === '0.0.0.0' ? '127.0.0.1' : host}:${port}`;
+  log.info({ url, policyRevision: engine.revision, issuers: issuers.map((i) => i.issuer), upstream: upstream.server }, 'gatehouse is serving');
+
+  return {
+    url,
+    caPem: tls.caPem,
+    policyRevision: engine.revision,
+    async close() {
+      draining = true;
+      const closed = new Promise<void>((r) => server.close(() => r()));
+      server.closeIdleConnections();
+      const deadline = Date.now() + config.limits.shutdownGraceSeconds * 1000;
+      while (inFlight > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+      // Watches never end on their own: past the grace period they are cut (and audited as such).
+      for (const s of sockets) s.destroy();
+      await closed;
+      await new Promise((r) => setImmediate(r));
+      await forwarder.close();
+      audit.flush();
+    },
+  };
+}
