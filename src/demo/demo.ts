@@ -10,7 +10,8 @@ import { loadConfig } from '../config.js';
 import { renderKubeconfig } from '../kubeconfig.js';
 import { projectRoot, runRoot } from '../paths.js';
 import { startGateway, type Gateway } from '../server.js';
-import { down, up } from '../testbed/controlplane.js';
+import { down, up, type Testbed } from '../testbed/controlplane.js';
+import type { AuditWriter } from '../audit/writer.js';
 import { freePort } from '../testbed/ports.js';
 import { PEOPLE } from '../testbed/world.js';
 import { DEMO_AUDIENCE, startDemoIssuer, type DemoIssuer } from './issuer.js';
@@ -37,13 +38,24 @@ export function tokenArgs(u: { user: string; groups: readonly string[]; agent?: 
   return ['demo', 'token', '--user', u.user, '--groups', u.groups.join(','), ...(u.agent ? ['--agent', u.agent, '--on-behalf-of', u.onBehalfOf ?? ''] : []), '--exec-credential'];
 }
 
-export async function startDemo(options: { dir?: string; log?: (l: string) => void } = {}): Promise<RunningDemo> {
+export interface DemoOptions {
+  readonly dir?: string;
+  readonly log?: (l: string) => void;
+  /** Use this running control plane instead of starting one (the end-to-end suite's). */
+  readonly testbed?: Testbed;
+  readonly audit?: AuditWriter;
+  readonly clockSkewSeconds?: number;
+}
+
+export async function startDemo(options: DemoOptions = {}): Promise<RunningDemo> {
   const dir = options.dir ?? demoDir;
   const log = options.log ?? (() => {});
   rmSync(join(dir, 'ready'), { force: true });
   mkdirSync(dir, { recursive: true, mode: 0o700 });
-  log('starting the control plane (kube-apiserver + etcd)');
-  const testbed = await up({ dir: join(dir, 'testbed'), ownerPid: process.pid });
+  const ownTestbed = options.testbed === undefined;
+  if (ownTestbed) log('starting the control plane (kube-apiserver + etcd)');
+  const testbed = options.testbed ?? (await up({ dir: join(dir, 'testbed'), ownerPid: process.pid }));
+  const stopTestbed = () => (ownTestbed ? down(testbed.dir) : Promise.resolve(false));
   let issuer: DemoIssuer | undefined;
   try {
     issuer = await startDemoIssuer(await freePort(), join(dir, 'issuer.json'));
@@ -63,6 +75,7 @@ export async function startDemo(options: { dir?: string; log?: (l: string) => vo
               usernameClaim: 'email',
               groupsClaim: 'groups',
               algorithms: ['RS256'],
+              ...(options.clockSkewSeconds !== undefined ? { clockSkewSeconds: options.clockSkewSeconds } : {}),
               agent: { claim: 'agent', onBehalfOfClaim: 'on_behalf_of', sessionClaim: 'sid', usernamePrefix: 'agent:' },
             },
           ],
@@ -71,7 +84,7 @@ export async function startDemo(options: { dir?: string; log?: (l: string) => vo
         audit: { file: 'audit.log' },
       }),
     );
-    const gateway = await startGateway(loadConfig(configFile));
+    const gateway = await startGateway(loadConfig(configFile), options.audit ? { audit: options.audit } : {});
     const kubeconfigs = {} as Record<keyof typeof DEMO_USERS, string>;
     for (const [name, u] of Object.entries(DEMO_USERS) as [keyof typeof DEMO_USERS, (typeof DEMO_USERS)[keyof typeof DEMO_USERS]][]) {
       const file = join(dir, `${name}.kubeconfig`);
@@ -93,12 +106,12 @@ export async function startDemo(options: { dir?: string; log?: (l: string) => vo
         rmSync(join(dir, 'ready'), { force: true });
         await gateway.close();
         await running.close();
-        await down(testbed.dir);
+        await stopTestbed();
       },
     };
   } catch (err) {
     await issuer?.close();
-    await down(testbed.dir);
+    await stopTestbed();
     throw err;
   }
 }

@@ -32,6 +32,12 @@ export interface TokenRequest {
   readonly ttlSeconds?: number;
 }
 
+/** Lifetime asked for by the minting request, between 1 s and 1 h (default 10 min). */
+function requestedTtl(ctx: { oidc: { body?: unknown } }): number {
+  const ttl = Number((ctx.oidc.body as Record<string, string> | undefined)?.['ttl_seconds'] ?? 600);
+  return Number.isFinite(ttl) ? Math.min(Math.max(Math.round(ttl), 1), 3600) : 600;
+}
+
 export async function startDemoIssuer(port: number, secretFile: string): Promise<DemoIssuer> {
   const issuer = `http://127.0.0.1:${port}`;
   const clientSecret = randomBytes(32).toString('base64url');
@@ -49,13 +55,11 @@ export async function startDemoIssuer(port: number, secretFile: string): Promise
         enabled: true,
         defaultResource: () => RESOURCE,
         useGrantedResource: () => true,
-        getResourceServerInfo: (ctx) => {
-          const ttl = Number((ctx.oidc.body as Record<string, string> | undefined)?.['ttl_seconds'] ?? 600);
-          return { scope: 'kubernetes', audience: DEMO_AUDIENCE, accessTokenTTL: Math.min(Math.max(ttl, 1), 3600), accessTokenFormat: 'jwt', jwt: { sign: { alg: 'RS256' } } };
-        },
+        getResourceServerInfo: (ctx) => ({ scope: 'kubernetes', audience: DEMO_AUDIENCE, accessTokenTTL: requestedTtl(ctx), accessTokenFormat: 'jwt', jwt: { sign: { alg: 'RS256' } } }),
       },
     },
-    ttl: { ClientCredentials: 600 },
+    // Client-credentials tokens take their lifetime from here, not from the resource server.
+    ttl: { ClientCredentials: (ctx) => requestedTtl(ctx) },
     // Who the token is for comes from the minting request (dev issuer only).
     async extraTokenClaims(ctx) {
       const body = (ctx.oidc.body ?? {}) as Record<string, string>;

@@ -3,7 +3,8 @@
  * built from Go modules by scripts/tools.sh) per test run, in a folder of its own so
  * two runs never collide. Set GATEHOUSE_TESTBED_DIR to reuse one already running.
  */
-import { join } from 'node:path';
+import { rmSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 import { down, readState, up, type Testbed } from '../../src/testbed/controlplane.js';
 import { runRoot } from '../../src/paths.js';
 
@@ -28,6 +29,9 @@ export const mochaHooks = {
   },
   async afterAll(this: Mocha.Context) {
     this.timeout(30_000);
-    if (owned && current) await down(current.dir);
+    if (owned && current) {
+      await down(current.dir);
+      rmSync(dirname(current.dir), { recursive: true, force: true });
+    }
   },
 };

@@ -1,0 +1,257 @@
+/**
+ * The gateway end to end: kubectl 1.32 (the machine's) → Gatehouse → kube-apiserver
+ * v1.35.4 + etcd v3.6.5 (the test bed), with tokens from the real oidc-provider of
+ * the demo and the bundled policy compiled by OPA v1.22.2.
+ */
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { CoreV1Api, KubeConfig } from '@kubernetes/client-node';
+import { Agent, request } from 'undici';
+import type { AuditEvent } from '../../src/audit/event.js';
+import { createMemoryAuditWriter } from '../../src/audit/writer.js';
+import { DEMO_USERS, startDemo, type RunningDemo } from '../../src/demo/demo.js';
+import { mintToken, type IssuerFile } from '../../src/demo/issuer.js';
+import { runRoot } from '../../src/paths.js';
+import { canary } from '../../src/testbed/world.js';
+import { kubectl, run } from '../support/run.js';
+import { testbed } from './hooks.js';
+
+describe('gateway (kubectl → Gatehouse → kube-apiserver v1.35.4)', function () {
+  this.timeout(60_000);
+  let demo: RunningDemo;
+  const audit: AuditEvent[] = [];
+  let issuerFile: IssuerFile;
+  let tls: Agent;
+
+  before(async function () {
+    this.timeout(120_000);
+    demo = await startDemo({ dir: join(runRoot, `test-${process.pid}`, 'demo'), testbed: testbed(), audit: createMemoryAuditWriter((e) => audit.push(e)), clockSkewSeconds: 0 });
+    issuerFile = JSON.parse(readFileSync(join(demo.dir, 'issuer.json'), 'utf8'));
+    tls = new Agent({ connect: { ca: demo.gateway.caPem! } });
+  });
+  after(async () => {
+    await tls?.close();
+    await demo?.stop();
+  });
+
+  const as = (who: keyof typeof DEMO_USERS, args: string[], input?: string) => kubectl(demo.kubeconfigs[who], args, input);
+  const tokenFor = async (who: keyof typeof DEMO_USERS, ttlSeconds = 600) => {
+    const u = DEMO_USERS[who] as { user: string; groups: readonly string[]; agent?: string; onBehalfOf?: string };
+    return (await mintToken(issuerFile, { user: u.user, groups: u.groups, ttlSeconds, ...(u.agent ? { agent: u.agent, onBehalfOf: u.onBehalfOf! } : {}) })).token;
+  };
+  const raw = async (path: string, headers: Record<string, string>, method = 'GET', body?: string) => {
+    const res = await request(demo.gateway.url + path, { method: method as 'GET', headers, dispatcher: tls, ...(body ? { body } : {}) });
+    return { status: res.statusCode, headers: res.headers, body: (await res.body.json()) as Record<string, unknown> };
+  };
+  const lastAudit = (pred: (e: AuditEvent) => boolean) => [...audit].reverse().find(pred);
+
+  describe('alice (group dev)', () => {
+    it('reads, creates, applies, patches and deletes in dev', async () => {
+      let r = await as('alice', ['get', 'configmaps', '-n', 'dev', '-o', 'name']);
+      assert.equal(r.code, 0, r.stderr);
+      assert.match(r.stdout, /configmap\/app-config/);
+      r = await as('alice', ['create', 'configmap', 'e2e-alice', '-n', 'dev', '--from-literal=a=1']);
+      assert.equal(r.code, 0, r.stderr);
+      const manifest = JSON.stringify({ apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'e2e-applied', namespace: 'dev' }, data: { b: '2' } });
+      r = await as('alice', ['apply', '-f', '-'], manifest);
+      assert.equal(r.code, 0, r.stderr);
+      r = await as('alice', ['patch', 'configmap', 'e2e-alice', '-n', 'dev', '--type=merge', '-p', '{"data":{"a":"2"}}']);
+      assert.equal(r.code, 0, r.stderr);
+      r = await as('alice', ['get', 'configmap', 'e2e-alice', '-n', 'dev', '-o', 'jsonpath={.data.a}']);
+      assert.equal(r.stdout, '2');
+      r = await as('alice', ['delete', 'configmap', 'e2e-alice', 'e2e-applied', '-n', 'dev']);
+      assert.equal(r.code, 0, r.stderr);
+    });
+
+    it('watches through the gateway and sees a change as it happens', async () => {
+      const watch = spawn('kubectl', ['--kubeconfig', demo.kubeconfigs.alice, 'get', 'configmaps', '-n', 'dev', '--watch-only', '-o', 'name'], { stdio: ['ignore', 'pipe', 'pipe'] });
+      let out = '';
+      watch.stdout.on('data', (d: Buffer) => (out += d));
+      try {
+        await sleep(1500);
+        const r = await as('alice', ['create', 'configmap', 'e2e-watched', '-n', 'dev', '--from-literal=x=y']);
+        assert.equal(r.code, 0, r.stderr);
+        const deadline = Date.now() + 10_000;
+        while (!out.includes('configmap/e2e-watched') && Date.now() < deadline) await sleep(100);
+        assert.match(out, /configmap\/e2e-watched/);
+      } finally {
+        watch.kill();
+        await as('alice', ['delete', 'configmap', 'e2e-watched', '-n', 'dev']);
+      }
+      const started = lastAudit((e) => e.verb === 'watch' && e.stage === 'ResponseStarted');
+      assert.ok(started, 'a ResponseStarted record for the watch');
+    });
+
+    it('is denied writes in prod, and kubectl prints the policy reason', async () => {
+      const r = await as('alice', ['delete', 'configmap', 'app-config', '-n', 'prod']);
+      assert.notEqual(r.code, 0);
+      assert.match(r.stderr, /Error from server \(Forbidden\): Gatehouse denied this request: no rule allows this request/);
+      const e = lastAudit((ev) => ev.verb === 'delete' && ev.objectRef?.namespace === 'prod');
+      assert.equal(e?.responseStatus.code, 403);
+      assert.deepEqual(e?.gatehouse.decision, { effect: 'deny', reasons: ['no rule allows this request'], mask: [] });
+    });
+
+    it('is refused Secrets rather than shown them unmasked', async () => {
+      const r = await as('alice', ['get', 'secrets', '-n', 'dev', '-o', 'json']);
+      assert.notEqual(r.code, 0);
+      assert.doesNotMatch(r.stdout + r.stderr, /GATEHOUSE-CANARY/);
+      assert.match(r.stderr, /the policy masks \$\.data\.\*, \$\.stringData\.\* in the response, and this gateway cannot mask responses yet/);
+    });
+
+    it('reaches the API server as herself: kubectl auth whoami and the upstream audit log', async () => {
+      const r = await as('alice', ['auth', 'whoami', '-o', 'json']);
+      assert.equal(r.code, 0, r.stderr);
+      const info = JSON.parse(r.stdout).status.userInfo;
+      assert.equal(info.username, 'alice@example.com');
+      assert.deepEqual(info.groups, ['dev', 'system:authenticated']);
+      await as('alice', ['get', 'configmap', 'app-config', '-n', 'dev']);
+      await sleep(500);
+      const upstream = readFileSync(testbed().auditLog, 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+      const seen = upstream.reverse().find((ev) => ev.objectRef?.name === 'app-config' && ev.impersonatedUser?.username === 'alice@example.com');
+      assert.equal(seen?.user.username, 'gatehouse-gateway');
+      assert.deepEqual(seen?.impersonatedUser.groups, ['dev', 'system:authenticated']);
+    });
+  });
+
+  describe('the agent (deploy-bot, acting for alice)', () => {
+    it('reads in prod, and the API server knows it is an agent acting for alice', async () => {
+      let r = await as('agent', ['get', 'configmaps', '-n', 'prod', '-o', 'name']);
+      assert.equal(r.code, 0, r.stderr);
+      r = await as('agent', ['auth', 'whoami', '-o', 'json']);
+      const info = JSON.parse(r.stdout).status.userInfo;
+      assert.equal(info.username, 'agent:deploy-bot');
+      assert.deepEqual(info.extra['gatehouse.dev/on-behalf-of'], ['alice@example.com']);
+      assert.deepEqual(info.extra['gatehouse.dev/agent'], ['deploy-bot']);
+    });
+
+    it('needs approval to delete in prod (refused while no approval store exists)', async () => {
+      const r = await as('agent', ['delete', 'deployment', 'web', '-n', 'prod']);
+      assert.notEqual(r.code, 0);
+      assert.match(r.stderr, /Error from server \(Forbidden\): Gatehouse requires approval by a member of security \(agents need a person's approval for every write; deletes in namespace prod need approval from group security\)/);
+      const still = await kubectl(testbed().kubeconfigs.admin, ['get', 'deployment', 'web', '-n', 'prod', '-o', 'name']);
+      assert.equal(still.stdout.trim(), 'deployment.apps/web');
+    });
+  });
+
+  describe('admin (group admins)', () => {
+    it('reads Secret values unmasked, as the policy allows', async () => {
+      const r = await as('admin', ['get', 'secret', 'db-credentials', '-n', 'prod', '-o', 'jsonpath={.data.password}']);
+      assert.equal(r.code, 0, r.stderr);
+      assert.equal(Buffer.from(r.stdout, 'base64').toString(), canary('prod', 'db-password'));
+    });
+  });
+
+  describe('smuggling never reaches the upstream', () => {
+    it('Impersonate-* headers from a non-admin are denied by policy', async () => {
+      const token = await tokenFor('alice');
+      for (const headers of [
+        { 'impersonate-user': 'bob@example.com' },
+        { 'impersonate-group': 'system:masters', 'impersonate-user': 'alice@example.com' },
+        { 'impersonate-uid': '1234' },
+        { 'impersonate-extra-scopes': 'all' },
+      ]) {
+        const r = await raw('/api/v1/namespaces/dev/configmaps', { authorization: `Bearer ${token}`, ...headers });
+        assert.equal(r.status, 403, JSON.stringify(headers));
+        assert.equal(r.body['message'], 'Gatehouse denied this request: impersonation through the gateway is for admins only');
+      }
+    });
+
+    it('a Connection header naming Impersonate-User does not smuggle it past the gateway', async () => {
+      const r = await raw('/apis/authentication.k8s.io/v1/selfsubjectreviews', { authorization: `Bearer ${await tokenFor('alice')}`, connection: 'keep-alive, X-Forwarded-For', 'content-type': 'application/json', 'x-forwarded-for': '10.0.0.1' }, 'POST', JSON.stringify({ apiVersion: 'authentication.k8s.io/v1', kind: 'SelfSubjectReview' }));
+      assert.equal(r.status, 201);
+      assert.equal((r.body['status'] as { userInfo: { username: string } }).userInfo.username, 'alice@example.com');
+    });
+
+    it('a percent-encoded resource (%73ecrets) is decided as secrets', async () => {
+      const r = await raw('/api/v1/namespaces/dev/%73ecrets', { authorization: `Bearer ${await tokenFor('alice')}` });
+      assert.equal(r.status, 403);
+      assert.match(String(r.body['message']), /masks \$\.data\.\*/);
+      assert.equal(lastAudit((e) => e.requestURI === '/api/v1/namespaces/dev/secrets')?.objectRef?.resource, 'secrets');
+    });
+
+    it('an encoded slash is refused with 400 before any decision', async () => {
+      const r = await raw('/api/v1/namespaces/dev%2F..%2Fprod/configmaps', { authorization: `Bearer ${await tokenFor('alice')}` });
+      assert.equal(r.status, 400);
+      assert.equal(r.body['kind'], 'Status');
+      assert.match(String(r.body['message']), /encoded slash/);
+    });
+  });
+
+  describe('tokens from the real OpenID provider', () => {
+    it('a missing token is a 401 Status', async () => {
+      const r = await raw('/api/v1/namespaces/dev/configmaps', {});
+      assert.equal(r.status, 401);
+      assert.deepEqual({ kind: r.body['kind'], reason: r.body['reason'], code: r.body['code'] }, { kind: 'Status', reason: 'Unauthorized', code: 401 });
+      const e = lastAudit((ev) => ev.responseStatus.code === 401);
+      assert.equal(e?.user.username, 'system:anonymous');
+    });
+
+    it('an expired token is refused; kubectl shows it', async () => {
+      const token = await tokenFor('alice', 1);
+      await sleep(2100);
+      const r = await raw('/api/v1/namespaces/dev/configmaps', { authorization: `Bearer ${token}` });
+      assert.equal(r.status, 401);
+      assert.equal(r.body['message'], 'the token has expired');
+      const k = await run('kubectl', ['--server', demo.gateway.url, '--certificate-authority', join(demo.dir, 'tls', 'ca.crt'), '--token', token, 'get', 'configmaps', '-n', 'dev']);
+      assert.notEqual(k.code, 0);
+      assert.match(k.stderr, /Unauthorized|You must be logged in/);
+    });
+
+    it('a token with a forged signature is refused and never logged', async () => {
+      const token = await tokenFor('alice');
+      const [h, p] = token.split('.');
+      const claims = JSON.parse(Buffer.from(p!, 'base64url').toString());
+      const forged = `${h}.${Buffer.from(JSON.stringify({ ...claims, groups: ['admins'] })).toString('base64url')}.${token.split('.')[2]}`;
+      const r = await raw('/api/v1/namespaces/prod/secrets', { authorization: `Bearer ${forged}` });
+      assert.equal(r.status, 401);
+      assert.equal(r.body['message'], 'the token signature is invalid');
+      assert.ok(!JSON.stringify(audit).includes(forged.split('.')[2]!), 'no signature in any audit record');
+    });
+  });
+
+  describe('other real clients', () => {
+    it('@kubernetes/client-node lists pods and configmaps through the gateway', async () => {
+      const kc = new KubeConfig();
+      kc.loadFromFile(demo.kubeconfigs.alice);
+      const api = kc.makeApiClient(CoreV1Api);
+      const pods = await api.listNamespacedPod({ namespace: 'dev' });
+      assert.deepEqual(pods.items, []);
+      const cms = await api.listNamespacedConfigMap({ namespace: 'dev' });
+      assert.ok(cms.items.some((c) => c.metadata?.name === 'app-config'));
+    });
+
+    it("Python's kubernetes client (Debian python3-kubernetes) lists pods through the gateway", async () => {
+      const script = `
+import sys
+from kubernetes import client, config
+config.load_kube_config(config_file=sys.argv[1])
+v1 = client.CoreV1Api()
+print("pods", len(v1.list_namespaced_pod("dev").items))
+print("configmaps", ",".join(sorted(c.metadata.name for c in v1.list_namespaced_config_map("dev").items)))
+`;
+      const r = await run('/usr/bin/python3', ['-c', script, demo.kubeconfigs.alice]);
+      assert.equal(r.code, 0, r.stderr);
+      assert.match(r.stdout, /^pods 0$/m);
+      assert.match(r.stdout, /^configmaps .*app-config/m);
+    });
+  });
+
+  describe('audit', () => {
+    it('keeps one record per request, with decision, policy revision and input, and no credential', () => {
+      const e = lastAudit((ev) => ev.verb === 'list' && ev.objectRef?.resource === 'configmaps' && ev.responseStatus.code === 200);
+      assert.ok(e);
+      assert.equal(e.kind, 'Event');
+      assert.equal(e.apiVersion, 'audit.k8s.io/v1');
+      assert.equal(e.gatehouse.policyRevision, demo.gateway.policyRevision);
+      assert.ok(e.gatehouse.input, 'the policy input is kept for replay');
+      const all = JSON.stringify(audit);
+      assert.doesNotMatch(all, /eyJ[A-Za-z0-9_-]{10,}\.eyJ/, 'no JWT');
+      assert.doesNotMatch(all, /Bearer /);
+      const gatewayToken = readFileSync(testbed().kubeconfigs.gateway, 'utf8').match(/token: (\S+)/)![1]!;
+      assert.ok(!all.includes(gatewayToken), "the gateway's cluster token is not in any record");
+    });
+  });
+});
