@@ -7,7 +7,8 @@ import { mintToken, type IssuerFile } from './issuer.js';
 /** `gatehouse demo` and `gatehouse demo token --user U --groups G [--agent A --on-behalf-of P] [--exec-credential]`. */
 export async function runDemoCommand(argv: string[]): Promise<number> {
   if (argv[0] === 'token') return token(argv.slice(1));
-  const demo = await startDemo({ log: (l) => process.stderr.write(`demo: ${l}\n`) });
+  const dir = process.env['GATEHOUSE_DEMO_DIR'];
+  const demo = await startDemo({ ...(dir ? { dir } : {}), log: (l) => process.stderr.write(`demo: ${l}\n`) });
   const rel = (f: string) => relative(process.cwd(), f) || f;
   process.stdout.write(`
 Gatehouse is serving at ${demo.gateway.url} (policy ${demo.gateway.policyRevision}); kubeconfigs are in ${rel(demo.dir)}/.

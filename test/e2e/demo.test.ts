@@ -1,0 +1,66 @@
+/**
+ * The README's first command as a user meets it: `gatehouse demo` as a process,
+ * its kubeconfigs used by the real kubectl, and a clean stop on Ctrl-C.
+ */
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { Agent, request } from 'undici';
+import { isAlive, readState } from '../../src/testbed/controlplane.js';
+import { projectRoot, runRoot } from '../../src/paths.js';
+import { kubectl, run } from '../support/run.js';
+
+describe('gatehouse demo (the embedded default, as a process)', function () {
+  this.timeout(120_000);
+
+  it('serves the demo identities, answers health checks, and cleans up on SIGINT', async () => {
+    const dir = join(runRoot, `test-${process.pid}`, 'demo-process');
+    const child = spawn(process.execPath, [join(projectRoot, 'bin/gatehouse.js'), 'demo'], { env: { ...process.env, GATEHOUSE_DEMO_DIR: dir }, stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    child.stdout.on('data', (d: Buffer) => (out += d));
+    try {
+      const deadline = Date.now() + 90_000;
+      while (!existsSync(join(dir, 'ready')) && Date.now() < deadline && child.exitCode === null) await sleep(200);
+      assert.ok(existsSync(join(dir, 'ready')), `demo did not become ready: ${out}`);
+      assert.match(out, /Try:\n.*kubectl --kubeconfig .*alice\.kubeconfig get configmaps -n dev/);
+
+      for (const name of ['admin', 'alice', 'agent', 'security']) assert.ok(existsSync(join(dir, `${name}.kubeconfig`)), name);
+      const r = await kubectl(join(dir, 'alice.kubeconfig'), ['get', 'configmap', 'app-config', '-o', 'name']);
+      assert.equal(r.code, 0, r.stderr);
+      assert.equal(r.stdout.trim(), 'configmap/app-config');
+
+      const url = readFileSync(join(dir, 'ready'), 'utf8').trim();
+      const dispatcher = new Agent({ connect: { ca: readFileSync(join(dir, 'tls', 'ca.crt')) } });
+      for (const path of ['/healthz', '/readyz']) {
+        const res = await request(url + path, { dispatcher });
+        assert.equal(res.statusCode, 200, path);
+        assert.equal(await res.body.text(), 'ok');
+      }
+      await dispatcher.close();
+
+      // gatehouse kubeconfig: a static-token kubeconfig for the same gateway works with stock kubectl.
+      const tok = await run(process.execPath, [join(projectRoot, 'bin/gatehouse.js'), 'demo', 'token', '--user', 'alice@example.com', '--groups', 'dev'], { env: { ...process.env, GATEHOUSE_DEMO_DIR: dir } });
+      assert.equal(tok.code, 0, tok.stderr);
+      const kc = await run(process.execPath, [join(projectRoot, 'bin/gatehouse.js'), 'kubeconfig', '--server', url, '--ca', join(dir, 'tls', 'ca.crt'), '--user', 'alice', '--namespace', 'dev', '--token', tok.stdout.trim()]);
+      assert.equal(kc.code, 0, kc.stderr);
+      const file = join(dir, 'static.kubeconfig');
+      writeFileSync(file, kc.stdout, { mode: 0o600 });
+      const whoami = await kubectl(file, ['auth', 'whoami', '-o', 'jsonpath={.status.userInfo.username}']);
+      assert.equal(whoami.stdout, 'alice@example.com', whoami.stderr);
+    } finally {
+      const state = readState(join(dir, 'testbed'));
+      child.kill('SIGINT');
+      await new Promise((r) => child.once('exit', r));
+      if (state) {
+        const deadline = Date.now() + 10_000;
+        while ((isAlive(state.pids.apiserver) || isAlive(state.pids.etcd)) && Date.now() < deadline) await sleep(100);
+        assert.equal(isAlive(state.pids.apiserver), false, 'kube-apiserver left running');
+        assert.equal(isAlive(state.pids.etcd), false, 'etcd left running');
+      }
+    }
+    assert.equal(child.exitCode, 0);
+    assert.equal(existsSync(join(dir, 'ready')), false);
+  });
+});
