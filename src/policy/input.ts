@@ -42,6 +42,15 @@ export interface PolicyInput {
   readonly context: { readonly now_ns: number; readonly cluster: string };
 }
 
+/** A malformed escape is still an impersonation attempt: keep the raw key rather than fail. */
+function safeDecode(key: string): string {
+  try {
+    return decodeURIComponent(key);
+  } catch {
+    return key;
+  }
+}
+
 /** What the caller asked to be impersonated as; the gateway never forwards it. */
 export function requestedImpersonation(headers: IncomingHttpHeaders): RequestedImpersonation | null {
   const list = (v: string | string[] | undefined) => (v === undefined ? [] : Array.isArray(v) ? v : v.split(',').map((s) => s.trim()));
@@ -50,7 +59,7 @@ export function requestedImpersonation(headers: IncomingHttpHeaders): RequestedI
   for (const [name, value] of Object.entries(headers)) {
     if (!name.startsWith('impersonate-')) continue;
     any = true;
-    if (name.startsWith('impersonate-extra-')) extra[decodeURIComponent(name.slice('impersonate-extra-'.length))] = list(value);
+    if (name.startsWith('impersonate-extra-')) extra[safeDecode(name.slice('impersonate-extra-'.length))] = list(value);
   }
   if (!any) return null;
   const user = headers['impersonate-user'];

@@ -1,0 +1,51 @@
+import assert from 'node:assert/strict';
+import { parseConfig } from '../../src/config.js';
+import { ConfigError } from '../../src/errors.js';
+
+const VALID = {
+  listen: { address: '127.0.0.1:8443', tls: { cert: 'c.pem', key: 'k.pem' } },
+  upstream: { kubeconfig: 'gw.kubeconfig' },
+  identity: { issuers: [{ issuer: 'https://login.example.com', audiences: ['gatehouse'] }] },
+  policy: { wasm: 'policy.wasm' },
+  audit: { file: 'audit.log' },
+};
+
+function withChange(path: string, value: unknown): unknown {
+  const doc = structuredClone(VALID) as Record<string, unknown>;
+  const keys = path.split('.');
+  let o = doc as Record<string, unknown>;
+  for (const k of keys.slice(0, -1)) o = (Array.isArray(o) ? o[Number(k)] : o[k]) as Record<string, unknown>;
+  if (value === undefined) delete o[keys.at(-1)!];
+  else o[keys.at(-1)!] = value;
+  return doc;
+}
+
+describe('config', () => {
+  it('fills defaults and resolves paths against the config folder', () => {
+    const c = parseConfig(VALID, '/etc/gatehouse');
+    assert.deepEqual(c.listen, { host: '127.0.0.1', port: 8443, tls: { kind: 'files', cert: '/etc/gatehouse/c.pem', key: '/etc/gatehouse/k.pem' } });
+    assert.deepEqual(c.policy, { kind: 'wasm', file: '/etc/gatehouse/policy.wasm' });
+    assert.equal(c.identity.issuers[0]!.clockSkewSeconds, 30);
+    assert.deepEqual(c.identity.issuers[0]!.algorithms, ['RS256', 'ES256']);
+    assert.equal(c.limits.maxBodyBytes, 3 * 1024 * 1024);
+  });
+
+  const BAD: [string, unknown, string, RegExp][] = [
+    ['an unknown top-level option', { ...VALID, lisen: {} }, 'lisen', /unknown option; expected one of listen, upstream/],
+    ['a listen address without a port', withChange('listen.address', 'localhost'), 'listen.address', /is not host:port/],
+    ['both TLS files and selfSigned', withChange('listen.tls.selfSigned', { dir: 'tls' }), 'listen.tls', /either cert and key, or selfSigned/],
+    ['no upstream', withChange('upstream', undefined), 'upstream', /is required/],
+    ['an HMAC algorithm', withChange('identity.issuers.0.algorithms', ['HS256']), 'identity.issuers[].algorithms', /"HS256" is not allowed: only asymmetric/],
+    ['alg none', withChange('identity.issuers.0.algorithms', ['none']), 'identity.issuers[].algorithms', /"none" is not allowed/],
+    ['a plain-http issuer off loopback', withChange('identity.issuers.0.issuer', 'http://login.example.com'), 'identity.issuers[].issuer', /must use https/],
+    ['no audiences', withChange('identity.issuers.0.audiences', []), 'identity.issuers[].audiences', /at least one audience/],
+    ['two policy sources', withChange('policy.bundle', 'b.tar.gz'), 'policy', /exactly one of dir/],
+    ['a policy body limit above the body limit', { ...VALID, limits: { maxBodyBytes: 2048, policyBodyBytes: 4096 } }, 'limits.policyBodyBytes', /between 0 and 2048/],
+    ['a skew that is not a number', withChange('identity.issuers.0.clockSkewSeconds', '30s'), 'identity.issuers[0].clockSkewSeconds', /must be a number between 0 and 300/],
+  ];
+  for (const [what, doc, option, message] of BAD) {
+    it(`refuses ${what}, naming the option`, () => {
+      assert.throws(() => parseConfig(doc, '/etc/gatehouse'), (e: ConfigError) => e.code === 'GATEHOUSE_CONFIG' && e.option === option && message.test(e.message) && e.message.startsWith(`config ${option}: `));
+    });
+  }
+});
