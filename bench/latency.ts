@@ -5,7 +5,7 @@
  * alternating between the two in rounds so both see the same machine load.
  * Prints numbers; asserts nothing.
  */
-import { readFileSync } from 'node:fs';
+import { readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { KubeConfig } from '@kubernetes/client-node';
 import { Agent, request } from 'undici';
@@ -57,4 +57,5 @@ try {
 } finally {
   await demo.stop();
   await down(testbed.dir);
+  rmSync(dir, { recursive: true, force: true });
 }
