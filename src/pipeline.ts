@@ -159,6 +159,11 @@ export function createPipeline(deps: PipelineDeps) {
           `Gatehouse requires approval by a member of ${decision.approval.approverGroups.join(' or ')} (${decision.reasons.join('; ')}), and this gateway has no approval store configured`,
         );
       }
+      if (trace.input.request.impersonate !== null) {
+        // The gateway impersonates the verified caller and nobody else. Dropping the caller's
+        // Impersonate-* and going ahead would run `kubectl --as=X` with the caller's own, wider rights.
+        throw new GatehouseError('GATEHOUSE_DENIED', 'Gatehouse does not forward impersonation: drop --as/--as-group (Impersonate-* headers); requests run as the identity in your token');
+      }
       if (decision.mask.length > 0) {
         // Never pass through what the policy says to mask: refuse until the streaming redactor is wired in.
         throw new GatehouseError(

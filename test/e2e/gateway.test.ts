@@ -159,7 +159,13 @@ describe('gateway (kubectl → Gatehouse → kube-apiserver v1.35.4)', function 
       }
     });
 
-    it('a Connection header naming Impersonate-User does not smuggle it past the gateway', async () => {
+    it('an admin asking for impersonation is refused, not silently run with admin rights', async () => {
+      const r = await as('admin', ['get', 'configmaps', '-n', 'dev', '--as', 'dave@example.com']);
+      assert.notEqual(r.code, 0);
+      assert.match(r.stderr, /Error from server \(Forbidden\): Gatehouse does not forward impersonation/);
+    });
+
+    it('a Connection header naming another header does not smuggle it past the gateway', async () => {
       const r = await raw('/apis/authentication.k8s.io/v1/selfsubjectreviews', { authorization: `Bearer ${await tokenFor('alice')}`, connection: 'keep-alive, X-Forwarded-For', 'content-type': 'application/json', 'x-forwarded-for': '10.0.0.1' }, 'POST', JSON.stringify({ apiVersion: 'authentication.k8s.io/v1', kind: 'SelfSubjectReview' }));
       assert.equal(r.status, 201);
       assert.equal((r.body['status'] as { userInfo: { username: string } }).userInfo.username, 'alice@example.com');

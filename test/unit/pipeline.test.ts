@@ -83,12 +83,26 @@ describe('pipeline: the upstream header set is built from an allow-list', () => 
     };
   }
 
-  const ATTACKS: [string, Record<string, string | string[]>][] = [
+  // Even when the policy allows the request, caller impersonation never reaches the upstream.
+  const IMPERSONATION: [string, Record<string, string | string[]>][] = [
     ['Impersonate-User', { 'impersonate-user': 'bob@example.com' }],
     ['Impersonate-Group: system:masters', { 'impersonate-group': 'system:masters' }],
     ['Impersonate-Uid', { 'impersonate-uid': '0' }],
     ['Impersonate-Extra-*', { 'impersonate-extra-scopes': 'all', 'impersonate-extra-gatehouse.dev%2fagent': 'root-bot' }],
+    ['a malformed Impersonate-Extra-* name', { 'impersonate-extra-%zz': 'x' }],
     ['Connection: Impersonate-User', { connection: 'Impersonate-User', 'impersonate-user': 'bob@example.com' }],
+  ];
+  for (const [what, headers] of IMPERSONATION) {
+    it(`refuses ${what} (allowed by policy, not honoured by the gateway)`, async () => {
+      const r = await send('/api/v1/namespaces/dev/configmaps', { authorization: 'Bearer caller-token', accept: 'application/json', 'user-agent': 'kubectl/v1.32.4', ...headers });
+      assert.equal(r.status, 403, r.body);
+      assert.match(JSON.parse(r.body).message, /^Gatehouse does not forward impersonation/);
+      assert.equal(received, undefined, 'nothing reached the upstream');
+    });
+  }
+
+  const ATTACKS: [string, Record<string, string | string[]>][] = [
+    ['Connection naming a header', { connection: 'X-Remote-User', 'x-remote-user': 'admin' }],
     ['hop-by-hop and proxy headers', { te: 'trailers', 'proxy-authorization': 'Basic eDp5', 'keep-alive': 'timeout=5', 'x-forwarded-for': '10.0.0.1', 'x-remote-user': 'admin', 'x-remote-group': 'system:masters', cookie: 'a=b', 'audit-id': 'caller-chosen' }],
     ['the WebSocket bearer subprotocol next to the same token', { 'sec-websocket-protocol': WS_BEARER_PREFIX + Buffer.from('caller-token').toString('base64url') }],
   ];
