@@ -1,0 +1,130 @@
+/**
+ * Mask directives compiled for one response shape into a set of rules the
+ * streaming engine follows as a small NFA: a state is (rule, step), advanced by
+ * each member key or array index on the way down.
+ *
+ * Kubernetes shapes become path prefixes, so one policy path written for an
+ * object (`$.data.*`) covers a get, every item of a list, every watch event and
+ * every Table row. A value reached by several rules is rewritten once, by the
+ * strongest action (remove > redact > hash), so overlapping prefixes never apply
+ * a directive twice.
+ */
+import type { MaskAction, MaskDirective } from '../policy/decision.js';
+import { compilePath, selects, type Key, type Step } from './path.js';
+
+/** What a response looks like, chosen from the request that produced it. */
+export type Shape = 'object' | 'list' | 'watch';
+
+export const LAST_APPLIED = 'kubectl.kubernetes.io/last-applied-configuration';
+
+/** Rule actions: the directive's, or re-masking the JSON held in last-applied-configuration. */
+export type RuleAction = MaskAction | 'lastApplied';
+
+export const STRENGTH: Readonly<Record<MaskAction, number>> = { hash: 1, redact: 2, remove: 3 };
+
+interface Rule {
+  readonly steps: readonly Step[];
+  readonly action: RuleAction;
+}
+
+const child = (name: string): Step => ({ descendant: false, selector: { kind: 'names', names: new Set([name]), indices: new Set() } });
+const every: Step = { descendant: false, selector: { kind: 'wildcard' } };
+const TABLE_ROWS: Step[] = [child('rows'), every, child('object')];
+
+const PREFIXES: Readonly<Record<Shape, readonly (readonly Step[])[]>> = {
+  // A get, a create/update/patch/delete echo; with as=Table, each row's object.
+  object: [[], TABLE_ROWS],
+  list: [[child('items'), every], TABLE_ROWS],
+  // Each newline-separated event: {"type": ..., "object": {...}}; the object may be a Table (kubectl get -w).
+  watch: [[child('object')], [child('object'), ...TABLE_ROWS]],
+};
+
+const LAST_APPLIED_STEPS: Step[] = [child('metadata'), child('annotations'), child(LAST_APPLIED)];
+
+/** The outcome of stepping from a node's states to one child. */
+export interface Advance {
+  readonly states: number[];
+  /** 0 for none, else the STRENGTH of the strongest directive ending here. */
+  readonly strength: number;
+  readonly lastApplied: boolean;
+  /** States whose next step is a filter: the child's value decides them. */
+  readonly pending: number[];
+}
+
+const EMPTY: Advance = { states: [], strength: 0, lastApplied: false, pending: [] };
+
+export class Program {
+  private readonly rules: Rule[] = [];
+  readonly rootStates: number[];
+  /** The same directives for a lone object: applied to the JSON inside last-applied-configuration. */
+  readonly directives: readonly MaskDirective[];
+  readonly shape: Shape;
+
+  constructor(directives: readonly MaskDirective[], shape: Shape) {
+    this.directives = directives;
+    this.shape = shape;
+    for (const prefix of PREFIXES[shape]) {
+      for (const d of directives) this.rules.push({ steps: [...prefix, ...compilePath(d.path).steps], action: d.action });
+      if (directives.length) this.rules.push({ steps: [...prefix, ...LAST_APPLIED_STEPS], action: 'lastApplied' });
+    }
+    if (this.rules.length > 1 << 15) throw new TypeError('too many mask rules');
+    this.rootStates = this.rules.map((_, r) => r << 8);
+  }
+
+  /** Directive strength of states that are complete (the value they sit on is matched). */
+  finalOf(states: readonly number[]): Omit<Advance, 'states' | 'pending'> {
+    let strength = 0;
+    let lastApplied = false;
+    for (const s of states) {
+      const rule = this.rules[s >> 8]!;
+      if ((s & 0xff) !== rule.steps.length) continue;
+      if (rule.action === 'lastApplied') lastApplied = true;
+      else strength = Math.max(strength, STRENGTH[rule.action]);
+    }
+    return { strength, lastApplied };
+  }
+
+  /** Steps from a container's states to its child at `key`. */
+  advance(states: readonly number[], key: Key): Advance {
+    if (states.length === 0) return EMPTY;
+    const next: number[] = [];
+    const pending: number[] = [];
+    for (const s of states) {
+      const rule = this.rules[s >> 8]!;
+      const i = s & 0xff;
+      if (i >= rule.steps.length) continue;
+      const step = rule.steps[i]!;
+      if (step.descendant) next.push(s);
+      if (step.selector.kind === 'filter') pending.push(s);
+      else if (selects(step.selector, key)) next.push(s + 1);
+    }
+    if (next.length === 0 && pending.length === 0) return EMPTY;
+    const states2 = next.length > 1 ? [...new Set(next)] : next;
+    return { states: states2, pending, ...this.finalOf(states2) };
+  }
+
+  /** After a filter saw the child's value: the states it adds for that child. */
+  resolveFilters(pending: readonly number[], value: unknown): number[] {
+    const out: number[] = [];
+    for (const s of pending) {
+      const step = this.rules[s >> 8]!.steps[s & 0xff]!;
+      if (step.selector.kind === 'filter' && step.selector.test(value)) out.push(s + 1);
+    }
+    return out;
+  }
+
+  /** Whether a child of a node in these states may be removed (the container then manages its commas). */
+  mayRemoveChild(states: readonly number[]): boolean {
+    return states.some((s) => {
+      const rule = this.rules[s >> 8]!;
+      return rule.action === 'remove' && (s & 0xff) === rule.steps.length - 1;
+    });
+  }
+
+  private lastApplied: Program | undefined;
+
+  /** The program for the lone object held in last-applied-configuration, built once. */
+  lastAppliedProgram(): Program {
+    return (this.lastApplied ??= new Program(this.directives, 'object'));
+  }
+}

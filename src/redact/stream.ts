@@ -1,0 +1,577 @@
+/**
+ * The streaming redactor: a byte-level JSON scanner that tracks where it is,
+ * copies untouched bytes through as slices of the input (no parse, no
+ * stringify), and rewrites only the values a mask rule reaches. Subtrees no rule
+ * can reach are skipped at memchr speed. Chunk boundaries may fall anywhere:
+ * inside strings, escapes and multi-byte characters.
+ *
+ * Bytes leave only once their fate is known: a matched value is never emitted,
+ * and after an error nothing more is. Memory is bounded: besides one chunk, the
+ * scanner holds only the container stack and, for a filter, a hash or the
+ * last-applied annotation, the one value it must see whole (up to maxHoldBytes).
+ */
+import { createHmac } from 'node:crypto';
+import { Transform, type TransformCallback } from 'node:stream';
+import type { Key } from './path.js';
+import { STRENGTH, type Program } from './program.js';
+
+/** Stays valid base64, so a redacted Secret `data` value still decodes for typed clients. */
+export const REDACTED = 'GATEHOUSE+REDACTED++';
+/** Hashes keep the same property; the prefix lets writes carrying one back be refused. */
+export const HASH_PREFIX = 'GATEHOUSE+HMAC++';
+
+export interface RedactOptions {
+  /** Key of the keyed hash: equal values hash equal, and nobody without the key can test guesses. */
+  readonly hashKey: Buffer;
+  /** The most a filter, a hash or last-applied may hold back; beyond it the response fails closed. */
+  readonly maxHoldBytes: number;
+}
+
+export class RedactError extends Error {
+  constructor(
+    readonly code: 'GATEHOUSE_REDACT_MALFORMED' | 'GATEHOUSE_REDACT_TRUNCATED' | 'GATEHOUSE_REDACT_TOO_LARGE',
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+const QUOTE = 0x22;
+const BACKSLASH = 0x5c;
+const LBRACE = 0x7b;
+const RBRACE = 0x7d;
+const LBRACKET = 0x5b;
+const RBRACKET = 0x5d;
+const COMMA = 0x2c;
+const COLON = 0x3a;
+const COMMA_BUF = Buffer.from(',');
+const REDACTED_JSON = Buffer.from(JSON.stringify(REDACTED));
+
+const WS = new Uint8Array(256);
+for (const c of [0x20, 0x09, 0x0a, 0x0d]) WS[c] = 1;
+// Bytes that end a bare scalar (number, true, false, null).
+const DELIM = new Uint8Array(256);
+for (const c of [0x20, 0x09, 0x0a, 0x0d, COMMA, RBRACE, RBRACKET]) DELIM[c] = 1;
+
+const enum Mode {
+  Top,
+  Value,
+  ObjFirst,
+  ObjNext,
+  Key,
+  Colon,
+  After,
+  ArrFirst,
+  Skip,
+}
+
+/** What happens to the bytes of a value being skipped. */
+const enum Fate {
+  Copy,
+  Drop,
+  Capture,
+}
+
+/** Why a value is captured, and what to do once it is whole. */
+type Capture =
+  | { readonly kind: 'hash' }
+  | { readonly kind: 'filter'; readonly states: number[]; readonly pending: number[] }
+  | { readonly kind: 'lastApplied' };
+
+interface Frame {
+  readonly isObj: boolean;
+  readonly states: number[];
+  /** This container manages its own commas, because a child may be removed. */
+  readonly removable: boolean;
+  index: number;
+  key: Key | undefined;
+  emitted: boolean;
+}
+
+export class StreamRedactor {
+  private readonly stack: Frame[] = [];
+  private mode = Mode.Top;
+  private out: Buffer[] = [];
+  /** Start of the bytes of the current chunk not yet emitted, cut or held. */
+  private start = 0;
+  /** Bytes from earlier chunks whose fate waits for a decision (a key that may be removed). */
+  private held: Buffer[] = [];
+  private holding = false;
+  private keyParts: Buffer[] = [];
+  private keyEscaped = false;
+  private keyNeeded = false;
+
+  // Skip state: a value being copied, dropped or captured.
+  private fate = Fate.Copy;
+  private skipDepth = 0;
+  private skipStack: number[] = [];
+  private inString = false;
+  private escape = false;
+  private scalar = false;
+  private capture: Capture | undefined;
+  private captured: Buffer[] = [];
+  private capturedBytes = 0;
+  private replacement: Buffer | undefined;
+  private topLevelDone = false;
+
+  constructor(
+    private readonly program: Program,
+    private readonly options: RedactOptions,
+    private readonly rootStates: number[] = program.rootStates,
+    /** A lone document (a capture replayed): a second top-level value is malformed. */
+    private readonly single = false,
+  ) {}
+
+  /** Feeds one chunk; returns what may be sent on. */
+  write(buf: Buffer): Buffer[] {
+    this.out = [];
+    this.start = 0;
+    this.scan(buf);
+    const n = buf.length;
+    if (this.mode === Mode.Skip && this.fate !== Fate.Copy) {
+      if (this.fate === Fate.Capture) this.keep(buf.subarray(this.start, n));
+      this.start = n;
+    } else if (this.holding) {
+      if (this.start < n) this.held.push(Buffer.from(buf.subarray(this.start, n)));
+      this.start = n;
+    } else this.emit(buf, n);
+    return this.out;
+  }
+
+  /** The end of the response: anything unfinished is a truncated document. */
+  end(): Buffer[] {
+    this.out = [];
+    this.start = 0;
+    if (this.mode === Mode.Skip && this.scalar && this.stack.length === 0) this.finishSkip(Buffer.alloc(0), 0);
+    if (this.mode !== Mode.Top || this.stack.length > 0) throw new RedactError('GATEHOUSE_REDACT_TRUNCATED', 'the upstream response ended in the middle of a JSON document');
+    return this.out;
+  }
+
+  // --- output ---------------------------------------------------------------
+
+  private emit(buf: Buffer, upto: number): void {
+    if (this.held.length) {
+      this.out.push(...this.held);
+      this.held = [];
+    }
+    if (upto > this.start) this.out.push(buf.subarray(this.start, upto));
+    this.start = upto;
+  }
+
+  private cut(at: number): void {
+    this.held = [];
+    this.start = at;
+  }
+
+  private keep(bytes: Buffer): void {
+    this.capturedBytes += bytes.length;
+    if (this.capturedBytes > this.options.maxHoldBytes) {
+      throw new RedactError('GATEHOUSE_REDACT_TOO_LARGE', `a value the mask must see whole is larger than ${this.options.maxHoldBytes} bytes`);
+    }
+    this.captured.push(Buffer.from(bytes));
+  }
+
+  private malformed(buf: Buffer, i: number, what: string): never {
+    throw new RedactError('GATEHOUSE_REDACT_MALFORMED', `the upstream response is not valid JSON: ${what} (byte 0x${(buf[i] ?? 0).toString(16)})`);
+  }
+
+  // --- the scanner ----------------------------------------------------------
+
+  private scan(buf: Buffer): void {
+    const n = buf.length;
+    let i = 0;
+    while (i < n) {
+      switch (this.mode) {
+        case Mode.Skip:
+          i = this.skip(buf, i);
+          break;
+        case Mode.Key:
+          i = this.scanKey(buf, i);
+          break;
+        case Mode.Top:
+        case Mode.Value:
+        case Mode.ArrFirst: {
+          const c = buf[i]!;
+          if (WS[c]) {
+            i++;
+            break;
+          }
+          if (this.mode === Mode.ArrFirst && c === RBRACKET) {
+            i = this.close(buf, i, false);
+            break;
+          }
+          if (this.mode === Mode.Top) {
+            if (this.single && this.topLevelDone) this.malformed(buf, i, 'more than one document');
+          }
+          i = this.beginValue(buf, i);
+          break;
+        }
+        case Mode.ObjFirst:
+        case Mode.ObjNext: {
+          const c = buf[i]!;
+          if (WS[c]) {
+            i++;
+            break;
+          }
+          if (c === RBRACE && this.mode === Mode.ObjFirst) {
+            i = this.close(buf, i, true);
+            break;
+          }
+          if (c !== QUOTE) this.malformed(buf, i, 'a member name was expected');
+          this.beginKey(buf, i);
+          i++;
+          break;
+        }
+        case Mode.Colon: {
+          const c = buf[i]!;
+          if (WS[c]) {
+            i++;
+            break;
+          }
+          if (c !== COLON) this.malformed(buf, i, '":" was expected');
+          this.mode = Mode.Value;
+          i++;
+          break;
+        }
+        case Mode.After: {
+          const c = buf[i]!;
+          if (WS[c]) {
+            i++;
+            break;
+          }
+          const f = this.stack[this.stack.length - 1]!;
+          if (c === COMMA) {
+            if (f.removable) {
+              this.emit(buf, i);
+              this.start = i + 1;
+            }
+            this.mode = f.isObj ? Mode.ObjNext : Mode.Value;
+            i++;
+          } else if (c === RBRACE || c === RBRACKET) {
+            i = this.close(buf, i, c === RBRACE);
+          } else this.malformed(buf, i, '"," or the end of a container was expected');
+          break;
+        }
+      }
+    }
+  }
+
+  private beginKey(buf: Buffer, i: number): void {
+    const f = this.stack[this.stack.length - 1]!;
+    if (f.removable) {
+      // The member's fate is known only at its value: hold its bytes until then.
+      this.emit(buf, i);
+      this.holding = true;
+    }
+    this.keyNeeded = f.states.length > 0;
+    this.keyParts = [];
+    this.keyEscaped = false;
+    this.escape = false;
+    this.mode = Mode.Key;
+    this.keyStart = i + 1;
+  }
+
+  private keyStart = 0;
+  /** A removable container's member whose key and comma wait for its filter. */
+  private deferred: { prefix: Buffer[]; comma: boolean } | undefined;
+
+  private scanKey(buf: Buffer, i: number): number {
+    const n = buf.length;
+    let from = Math.max(i, this.keyStart);
+    if (i === 0) from = 0;
+    if (this.escape) {
+      this.escape = false;
+      i++;
+    }
+    for (;;) {
+      const q = buf.indexOf(QUOTE, i);
+      if (q < 0) {
+        this.escape = oddBackslashes(buf, i, n);
+        if (this.keyNeeded) this.keyParts.push(Buffer.from(buf.subarray(from, n)));
+        this.keyEscaped ||= buf.indexOf(BACKSLASH, from) >= 0;
+        this.keyStart = 0;
+        return n;
+      }
+      if (oddBackslashes(buf, i, q)) {
+        i = q + 1;
+        continue;
+      }
+      if (this.keyNeeded) {
+        this.keyParts.push(buf.subarray(from, q));
+        this.keyEscaped ||= buf.subarray(from, q).includes(BACKSLASH);
+        const raw = this.keyParts.length === 1 ? this.keyParts[0]! : Buffer.concat(this.keyParts);
+        this.stack[this.stack.length - 1]!.key = this.keyEscaped ? (JSON.parse(`"${raw.toString('utf8')}"`) as string) : raw.toString('utf8');
+      } else this.stack[this.stack.length - 1]!.key = undefined;
+      this.keyParts = [];
+      this.mode = Mode.Colon;
+      this.keyStart = 0;
+      return q + 1;
+    }
+  }
+
+  /** A value starts at buf[i]: decide its fate from the states of its container. */
+  private beginValue(buf: Buffer, i: number): number {
+    const c = buf[i]!;
+    const parent = this.stack[this.stack.length - 1];
+    let adv;
+    if (!parent) adv = { states: this.rootStates, pending: [] as number[], ...this.program.finalOf(this.rootStates) };
+    else adv = this.program.advance(parent.states, parent.isObj ? (parent.key ?? '') : parent.index);
+
+    // A removable container's member: remove it whole, or let it (and a separating comma) through.
+    if (parent?.removable) {
+      if (adv.strength === STRENGTH.remove) {
+        this.holding = false;
+        this.cut(i);
+        this.startSkip(buf, i, Fate.Drop, undefined);
+        this.replacement = Buffer.alloc(0);
+        return i + (this.scalar ? 0 : 1);
+      }
+      this.holding = false;
+      if (adv.pending.length > 0) {
+        // A filter decides whether this member stays: keep its key and comma back until it has.
+        this.deferred = { prefix: [...this.held, Buffer.from(buf.subarray(this.start, i))], comma: parent.emitted };
+        this.held = [];
+        this.start = i;
+      } else if (parent.emitted) {
+        const pendingHeld = this.held;
+        this.held = [];
+        this.out.push(COMMA_BUF, ...pendingHeld);
+      }
+    }
+
+    // A filter may yet add a stronger action than a direct match: let it see the value first.
+    if (adv.pending.length > 0 && adv.strength < STRENGTH.remove) {
+      this.emit(buf, i);
+      this.startSkip(buf, i, Fate.Capture, { kind: 'filter', states: adv.states, pending: adv.pending });
+      return i + (this.scalar ? 0 : 1);
+    }
+    if (adv.strength > 0) {
+      this.emit(buf, i);
+      if (adv.strength === STRENGTH.hash) this.startSkip(buf, i, Fate.Capture, { kind: 'hash' });
+      else {
+        this.startSkip(buf, i, Fate.Drop, undefined);
+        this.replacement = REDACTED_JSON;
+      }
+      return i + (this.scalar ? 0 : 1);
+    }
+    if (adv.lastApplied && c === QUOTE) {
+      this.emit(buf, i);
+      this.startSkip(buf, i, Fate.Capture, { kind: 'lastApplied' });
+      return i + 1;
+    }
+    if (adv.states.length > 0 && (c === LBRACE || c === LBRACKET)) {
+      this.stack.push({ isObj: c === LBRACE, states: adv.states, removable: this.program.mayRemoveChild(adv.states), index: 0, key: undefined, emitted: false });
+      this.mode = c === LBRACE ? Mode.ObjFirst : Mode.ArrFirst;
+      if (this.stack[this.stack.length - 1]!.removable) this.emit(buf, i + 1);
+      return i + 1;
+    }
+    this.startSkip(buf, i, Fate.Copy, undefined);
+    return i + (this.scalar ? 0 : 1);
+  }
+
+  private startSkip(buf: Buffer, i: number, fate: Fate, capture: Capture | undefined): void {
+    const c = buf[i]!;
+    this.mode = Mode.Skip;
+    this.fate = fate;
+    this.capture = capture;
+    this.captured = [];
+    this.capturedBytes = 0;
+    this.replacement = undefined;
+    this.skipStack = [];
+    this.escape = false;
+    this.inString = false;
+    this.scalar = false;
+    if (fate === Fate.Drop) this.cut(i);
+    if (fate === Fate.Capture) this.start = i;
+    if (c === LBRACE || c === LBRACKET) {
+      this.skipDepth = 1;
+      this.skipStack.push(c);
+    } else if (c === QUOTE) {
+      this.skipDepth = 0;
+      this.inString = true;
+    } else if ((c >= 0x30 && c <= 0x39) || c === 0x2d || c === 0x74 || c === 0x66 || c === 0x6e) {
+      this.skipDepth = 0;
+      this.scalar = true;
+    } else this.malformed(buf, i, 'a value was expected');
+  }
+
+  /** Advances over the value being skipped; returns where scanning continues. */
+  private skip(buf: Buffer, i: number): number {
+    const n = buf.length;
+    if (this.scalar) {
+      while (i < n && !DELIM[buf[i]!]) i++;
+      if (i < n) this.finishSkip(buf, i);
+      return i;
+    }
+    for (;;) {
+      if (this.inString) {
+        if (this.escape) {
+          this.escape = false;
+          i++;
+        }
+        const q = buf.indexOf(QUOTE, i);
+        if (q < 0) {
+          this.escape = oddBackslashes(buf, i, n);
+          return n;
+        }
+        if (oddBackslashes(buf, i, q)) {
+          i = q + 1;
+          continue;
+        }
+        this.inString = false;
+        i = q + 1;
+        if (this.skipDepth === 0) {
+          this.finishSkip(buf, i);
+          return i;
+        }
+        continue;
+      }
+      for (; i < n; i++) {
+        const c = buf[i]!;
+        if (c === QUOTE) {
+          this.inString = true;
+          i++;
+          break;
+        }
+        if (c === LBRACE || c === LBRACKET) {
+          this.skipDepth++;
+          this.skipStack.push(c);
+        } else if (c === RBRACE || c === RBRACKET) {
+          const open = this.skipStack.pop();
+          if (open !== (c === RBRACE ? LBRACE : LBRACKET)) this.malformed(buf, i, 'mismatched brackets');
+          if (--this.skipDepth === 0) {
+            this.finishSkip(buf, i + 1);
+            return i + 1;
+          }
+        }
+      }
+      if (i >= n) return n;
+    }
+  }
+
+  /** The skipped value ends just before buf[end]. */
+  private finishSkip(buf: Buffer, end: number): void {
+    if (this.fate === Fate.Copy) {
+      // Bytes flow on with the rest of the chunk.
+    } else if (this.fate === Fate.Drop) {
+      this.cut(end);
+      if (this.replacement && this.replacement.length) this.out.push(this.replacement);
+    } else {
+      this.keep(buf.subarray(this.start, end));
+      const raw = this.captured.length === 1 ? this.captured[0]! : Buffer.concat(this.captured);
+      this.captured = [];
+      const { removed, pieces } = this.resolveCapture(raw);
+      const deferred = this.deferred;
+      this.deferred = undefined;
+      if (deferred) {
+        if (removed) this.replacement = Buffer.alloc(0);
+        else this.out.push(...(deferred.comma ? [COMMA_BUF] : []), ...deferred.prefix, ...pieces);
+      } else this.out.push(...(removed ? [REDACTED_JSON] : pieces));
+      this.start = end;
+    }
+    this.valueDone();
+  }
+
+  /** What a held value becomes; `removed` when a filter decided to remove it. */
+  private resolveCapture(raw: Buffer): { removed: boolean; pieces: Buffer[] } {
+    const cap = this.capture!;
+    if (cap.kind === 'hash') return { removed: false, pieces: [this.hash(raw)] };
+    if (cap.kind === 'lastApplied') return { removed: false, pieces: [this.maskLastApplied(raw)] };
+    let value: unknown;
+    try {
+      value = JSON.parse(raw.toString('utf8'));
+    } catch {
+      throw new RedactError('GATEHOUSE_REDACT_MALFORMED', 'the upstream response is not valid JSON inside a filtered value');
+    }
+    const states = [...cap.states, ...this.program.resolveFilters(cap.pending, value)];
+    const { strength } = this.program.finalOf(states);
+    if (strength === STRENGTH.remove) return { removed: true, pieces: [] };
+    if (strength === STRENGTH.hash) return { removed: false, pieces: [this.hash(raw)] };
+    if (strength > 0) return { removed: false, pieces: [REDACTED_JSON] };
+    if (states.length === 0) return { removed: false, pieces: [raw] };
+    // Replay the held value with what the filter decided.
+    const inner = new StreamRedactor(this.program, this.options, states, true);
+    return { removed: false, pieces: [...inner.write(raw), ...inner.end()] };
+  }
+
+  private hash(raw: Buffer): Buffer {
+    const canonical = JSON.stringify(JSON.parse(raw.toString('utf8')));
+    const mac = createHmac('sha256', this.options.hashKey).update(canonical).digest().subarray(0, 18).toString('base64');
+    return Buffer.from(JSON.stringify(HASH_PREFIX + mac));
+  }
+
+  /**
+   * kubectl keeps a full JSON copy of the applied object in this annotation:
+   * mask it with the same directives, or drop the copy when it is not JSON.
+   */
+  private maskLastApplied(raw: Buffer): Buffer {
+    const text = JSON.parse(raw.toString('utf8')) as string;
+    try {
+      const inner = new StreamRedactor(this.program.lastAppliedProgram(), this.options, undefined, true);
+      const masked = Buffer.concat([...inner.write(Buffer.from(text)), ...inner.end()]).toString('utf8');
+      return Buffer.from(JSON.stringify(masked));
+    } catch {
+      return REDACTED_JSON;
+    }
+  }
+
+  /** A value has ended: its container moves on. */
+  private valueDone(): void {
+    const parent = this.stack[this.stack.length - 1];
+    this.scalar = false;
+    if (!parent) {
+      this.mode = Mode.Top;
+      this.topLevelDone = true;
+      return;
+    }
+    if (!parent.isObj) parent.index++;
+    if (this.replacement === undefined || this.replacement.length > 0) parent.emitted = true;
+    this.replacement = undefined;
+    this.mode = Mode.After;
+  }
+
+  private close(buf: Buffer, i: number, isObj: boolean): number {
+    const f = this.stack.pop();
+    if (!f || f.isObj !== isObj) this.malformed(buf, i, 'mismatched brackets');
+    this.fate = Fate.Copy;
+    this.replacement = undefined;
+    this.valueDone();
+    return i + 1;
+  }
+}
+
+/** Whether buf[from..to) ends in an odd run of backslashes (the next byte is escaped). */
+function oddBackslashes(buf: Buffer, from: number, to: number): boolean {
+  let k = to - 1;
+  while (k >= from && buf[k] === BACKSLASH) k--;
+  return (to - 1 - k) % 2 === 1;
+}
+
+/** A Transform for a response body: fails (and sends nothing more) on malformed input. */
+export function createRedactStream(program: Program, options: RedactOptions): Transform {
+  const redactor = new StreamRedactor(program, options);
+  return new Transform({
+    transform(chunk: Buffer, _enc, done: TransformCallback) {
+      try {
+        for (const piece of redactor.write(chunk)) this.push(piece);
+        done();
+      } catch (err) {
+        done(err as Error);
+      }
+    },
+    flush(done: TransformCallback) {
+      try {
+        for (const piece of redactor.end()) this.push(piece);
+        done();
+      } catch (err) {
+        done(err as Error);
+      }
+    },
+  });
+}
+
+/** Whole-buffer convenience, for tests and small bodies. */
+export function redactBuffer(program: Program, options: RedactOptions, input: Buffer): Buffer {
+  const r = new StreamRedactor(program, options);
+  return Buffer.concat([...r.write(input), ...r.end()]);
+}

@@ -1,0 +1,228 @@
+/**
+ * The streaming redactor against the reference (parse + jsonpath-plus +
+ * stringify) on random documents, random directive sets and random chunkings,
+ * down to one byte at a time; plus the cases that must fail closed.
+ */
+import assert from 'node:assert/strict';
+import fc from 'fast-check';
+import { Program } from '../../../src/redact/program.js';
+import { REDACTED, RedactError, StreamRedactor, redactBuffer } from '../../../src/redact/stream.js';
+import { referenceHash, referenceRedact, type Action } from '../../support/redact-reference.js';
+
+const hashKey = Buffer.from('test-hash-key');
+const options = { hashKey, maxHoldBytes: 1 << 20 };
+
+/** Feeds `input` in chunks of the given sizes (cycled). */
+export function chunked(program: Program, input: Buffer, sizes: readonly number[], opts = options): Buffer {
+  const r = new StreamRedactor(program, opts);
+  const out: Buffer[] = [];
+  let i = 0;
+  let k = 0;
+  while (i < input.length) {
+    const n = Math.max(1, sizes[k++ % sizes.length]!);
+    out.push(...r.write(input.subarray(i, i + n)));
+    i += n;
+  }
+  out.push(...r.end());
+  return Buffer.concat(out);
+}
+
+// Documents: no null (jsonpath-plus filters throw on it), objects always carry a string `name`,
+// and `env`/`items` hold arrays of such objects, so every filter below is defined in both engines.
+const NAMES = ['PASSWORD', 'token', 'u', 'ab', 'é€😀', 'q"\\uote'];
+const leaf = fc.oneof(fc.string({ maxLength: 12 }), fc.constantFrom(...NAMES), fc.integer(), fc.double({ noNaN: true, noDefaultInfinity: true }), fc.boolean());
+const { doc } = fc.letrec((tie) => ({
+  doc: tie('obj'),
+  value: fc.oneof({ depthSize: 'small', withCrossShrink: true }, leaf, tie('obj'), fc.array(tie('value'), { maxLength: 4 })),
+  named: fc.record({ name: fc.constantFrom(...NAMES), value: tie('value'), a: tie('value') }, { requiredKeys: ['name'] }),
+  obj: fc.record(
+    {
+      name: fc.constantFrom(...NAMES),
+      a: tie('value'),
+      b: tie('value'),
+      data: fc.dictionary(fc.constantFrom('k1', 'k2', 'tls.crt', 'a'), fc.string({ maxLength: 20 }), { maxKeys: 3 }),
+      env: fc.array(tie('named'), { maxLength: 4 }),
+      items: fc.array(tie('named'), { maxLength: 4 }),
+      spec: tie('obj'),
+      value: leaf,
+    },
+    { requiredKeys: ['name'] },
+  ),
+}));
+
+/** Path pieces as [ours, jsonpath-plus's]. */
+const KEY = fc.constantFrom('a', 'b', 'data', 'env', 'items', 'spec', 'value', 'name', 'k1', 'tls.crt');
+const segment: fc.Arbitrary<[string, string]> = fc.oneof(
+  KEY.map((k): [string, string] => (k.includes('.') ? [`['${k}']`, `['${k}']`] : [`.${k}`, `.${k}`])),
+  KEY.map((k): [string, string] => [`..${k === 'tls.crt' ? 'a' : k}`, `..${k === 'tls.crt' ? 'a' : k}`]),
+  fc.constant<[string, string]>(['.*', '.*']),
+  fc.constant<[string, string]>(['[*]', '[*]']),
+  // jsonpath-plus writes a union of names unquoted.
+  fc.constant<[string, string]>(["['a','b']", '[a,b]']),
+  fc.constantFrom<[string, string]>(['[0]', '[0]'], ['[1]', '[1]'], ['[0,2]', '[0,2]'], ['[1:3]', '[1:3]'], ['[:2]', '[:2]'], ['[0::2]', '[0::2]']),
+  fc.constantFrom<[string, string]>(
+    ["[?(@.name == 'PASSWORD')]", "[?(@.name == 'PASSWORD')]"],
+    ["[?(@.name != 'u' && !(@.name == 'ab'))]", "[?(@.name != 'u' && !(@.name == 'ab'))]"],
+    ["[?(@.name == 'u' || @.name == 'token')]", "[?(@.name == 'u' || @.name == 'token')]"],
+    ['.env[?(@.name =~ /PASS|tok/)]', '.env[?(@.name.match(/PASS|tok/))]'],
+    ['..items[?(@.name.match(/^[a-z]+$/))]', '..items[?(@.name.match(/^[a-z]+$/))]'],
+  ),
+);
+const directive = fc.record({ segments: fc.array(segment, { minLength: 1, maxLength: 4 }), action: fc.constantFrom<Action>('redact', 'hash', 'remove') }).map(({ segments, action }) => ({
+  path: '$' + segments.map((s) => s[0]).join(''),
+  refPath: '$' + segments.map((s) => s[1]).join(''),
+  action,
+}));
+
+describe('redact/stream: equals the reference for every chunking', function () {
+  this.timeout(300_000);
+  it('random documents × random directives × random chunk sizes (and one byte at a time)', () => {
+    fc.assert(
+      fc.property(doc, fc.array(directive, { minLength: 1, maxLength: 3 }), fc.array(fc.integer({ min: 1, max: 23 }), { minLength: 1, maxLength: 5 }), (d, dirs, sizes) => {
+        const input = Buffer.from(JSON.stringify(d));
+        const program = new Program(
+          dirs.map(({ path, action }) => ({ path, action })),
+          'object',
+        );
+        // The reference reads what was sent (JSON has no -0), not the generator's object.
+        const expected = referenceRedact(JSON.parse(input.toString()), dirs, hashKey);
+        for (const s of [sizes, [1]]) {
+          const out = chunked(program, input, s).toString('utf8');
+          assert.deepEqual(JSON.parse(out), expected, `sizes ${s} ${dirs.map((x) => x.path).join(' ')}\n${out}`);
+        }
+      }),
+      { numRuns: 400 },
+    );
+  });
+
+  it('pretty-printed input (whitespace everywhere) gives the same result', () => {
+    fc.assert(
+      fc.property(doc, fc.array(directive, { minLength: 1, maxLength: 2 }), (d, dirs) => {
+        const program = new Program(dirs, 'object');
+        const text = JSON.stringify(d, null, 2);
+        const out = chunked(program, Buffer.from(text), [7]);
+        assert.deepEqual(JSON.parse(out.toString()), referenceRedact(JSON.parse(text), dirs, hashKey));
+      }),
+      { numRuns: 150 },
+    );
+  });
+});
+
+describe('redact/stream: Kubernetes shapes', () => {
+  const secret = (ns: string, v: string) => ({ apiVersion: 'v1', kind: 'Secret', metadata: { name: 's', namespace: ns }, data: { password: Buffer.from(v).toString('base64') } });
+  const mask = [{ path: '$.data.*', action: 'redact' as const }];
+
+  it('a list: each item as if it were the object; list metadata passes', () => {
+    const list = { kind: 'SecretList', apiVersion: 'v1', metadata: { resourceVersion: '5', continue: 'tok123' }, items: [secret('a', 'x'), secret('b', 'y')] };
+    const out = JSON.parse(redactBuffer(new Program(mask, 'list'), options, Buffer.from(JSON.stringify(list))).toString());
+    assert.deepEqual(out.metadata, { resourceVersion: '5', continue: 'tok123' });
+    assert.deepEqual(out.items.map((i: { data: unknown }) => i.data), [{ password: REDACTED }, { password: REDACTED }]);
+  });
+
+  it('a watch stream: every event object masked, ERROR and BOOKMARK pass', () => {
+    const events = [
+      { type: 'ADDED', object: secret('a', 'x') },
+      { type: 'BOOKMARK', object: { kind: 'Secret', apiVersion: 'v1', metadata: { resourceVersion: '9' } } },
+      { type: 'ERROR', object: { kind: 'Status', code: 410, message: 'too old' } },
+      { type: 'MODIFIED', object: secret('a', 'z') },
+    ];
+    const input = Buffer.from(events.map((e) => JSON.stringify(e) + '\n').join(''));
+    const out = chunked(new Program(mask, 'watch'), input, [5, 1, 40]).toString();
+    const lines = out.trim().split('\n').map((l) => JSON.parse(l));
+    assert.deepEqual(lines.map((l) => l.type), ['ADDED', 'BOOKMARK', 'ERROR', 'MODIFIED']);
+    assert.equal(lines[0].object.data.password, REDACTED);
+    assert.deepEqual(lines[1], events[1]);
+    assert.deepEqual(lines[2], events[2]);
+    assert.equal(lines[3].object.data.password, REDACTED);
+  });
+
+  it('a Table: rows[].object masked (includeObject=Object), in get, list and watch', () => {
+    const table = { kind: 'Table', apiVersion: 'meta.k8s.io/v1', columnDefinitions: [{ name: 'Name', type: 'string' }], rows: [{ cells: ['s'], object: secret('a', 'x') }] };
+    for (const shape of ['object', 'list'] as const) {
+      const out = JSON.parse(redactBuffer(new Program(mask, shape), options, Buffer.from(JSON.stringify(table))).toString());
+      assert.equal(out.rows[0].object.data.password, REDACTED, shape);
+      assert.deepEqual(out.rows[0].cells, ['s']);
+    }
+    const w = redactBuffer(new Program(mask, 'watch'), options, Buffer.from(JSON.stringify({ type: 'ADDED', object: table }) + '\n')).toString();
+    assert.equal(JSON.parse(w).object.rows[0].object.data.password, REDACTED);
+  });
+
+  it('last-applied-configuration is masked with the same directives', () => {
+    const obj = secret('a', 'x');
+    const withAnnotation = { ...obj, metadata: { ...obj.metadata, annotations: { 'kubectl.kubernetes.io/last-applied-configuration': JSON.stringify(obj) + '\n' } } };
+    const out = JSON.parse(redactBuffer(new Program(mask, 'object'), options, Buffer.from(JSON.stringify(withAnnotation))).toString());
+    const inner = JSON.parse(out.metadata.annotations['kubectl.kubernetes.io/last-applied-configuration']);
+    assert.equal(inner.data.password, REDACTED);
+    assert.equal(out.data.password, REDACTED);
+  });
+
+  it('last-applied-configuration that is not JSON is dropped for the marker', () => {
+    const obj = { metadata: { annotations: { 'kubectl.kubernetes.io/last-applied-configuration': '{not json' } }, data: { a: 'x' } };
+    const out = JSON.parse(redactBuffer(new Program(mask, 'object'), options, Buffer.from(JSON.stringify(obj))).toString());
+    assert.equal(out.metadata.annotations['kubectl.kubernetes.io/last-applied-configuration'], REDACTED);
+  });
+
+  it('a redacted Secret value stays valid base64, and hashes are keyed and comparable', () => {
+    assert.match(REDACTED, /^[A-Za-z0-9+/]+$/);
+    assert.equal(REDACTED.length % 4, 0);
+    const program = new Program([{ path: '$.data.*', action: 'hash' }], 'object');
+    const out = JSON.parse(redactBuffer(program, options, Buffer.from(JSON.stringify({ data: { a: 'c2VjcmV0', b: 'c2VjcmV0', c: 'b3RoZXI=' } }))).toString());
+    assert.equal(out.data.a, out.data.b);
+    assert.notEqual(out.data.a, out.data.c);
+    assert.equal(out.data.a, referenceHash('c2VjcmV0', hashKey));
+    assert.equal(Buffer.from(out.data.a, 'base64').toString('base64'), out.data.a, 'valid base64');
+    const other = JSON.parse(redactBuffer(program, { ...options, hashKey: Buffer.from('other') }, Buffer.from('{"data":{"a":"c2VjcmV0"}}')).toString());
+    assert.notEqual(other.data.a, out.data.a, 'another key, another hash');
+  });
+
+  it('TokenRequest status.token is redacted', () => {
+    const tr = { kind: 'TokenRequest', apiVersion: 'authentication.k8s.io/v1', status: { token: 'eyJhbGciOi.secret', expirationTimestamp: 'x' } };
+    const out = JSON.parse(redactBuffer(new Program([{ path: '$.status.token', action: 'redact' }], 'object'), options, Buffer.from(JSON.stringify(tr))).toString());
+    assert.deepEqual(out.status, { token: REDACTED, expirationTimestamp: 'x' });
+  });
+});
+
+describe('redact/stream: chunk boundaries anywhere', () => {
+  it('inside escapes, multi-byte UTF-8 and keys that need decoding', () => {
+    const d = { 'd\\"at\u00e9': { '\u00e9\u20ac': 'x' }, data: { 'k\\"1': 'v\\"\u00e9\u20ac😀\\\\', k2: 'plain' }, tail: 'é€😀\\"' };
+    const program = new Program([{ path: "$.data['k\\\\\"1']", action: 'redact' }, { path: "$['d\\\\\"até']['é€']", action: 'hash' }], 'object');
+    const input = Buffer.from(JSON.stringify(d));
+    const expected = JSON.parse(redactBuffer(program, options, input).toString());
+    assert.equal(expected.data['k\\"1'], REDACTED);
+    assert.equal(expected['d\\"até']['é€'], referenceHash('x', hashKey));
+    for (let size = 1; size <= 9; size++) assert.deepEqual(JSON.parse(chunked(program, input, [size]).toString()), expected, `chunk size ${size}`);
+  });
+});
+
+describe('redact/stream: fails closed', () => {
+  const program = new Program([{ path: '$.data.*', action: 'redact' }], 'object');
+  const CASES: [string, string, string][] = [
+    ['truncated', '{"data":{"a":"secr', 'GATEHOUSE_REDACT_TRUNCATED'],
+    ['truncated after a value', '{"data":{"a":"x"}', 'GATEHOUSE_REDACT_TRUNCATED'],
+    ['not JSON', 'hello', 'GATEHOUSE_REDACT_MALFORMED'],
+    ['a missing colon', '{"data" {"a":"x"}}', 'GATEHOUSE_REDACT_MALFORMED'],
+    ['mismatched brackets in a skipped subtree', '{"metadata":{"x":[1}],"data":{"a":"x"}}', 'GATEHOUSE_REDACT_MALFORMED'],
+    ['mismatched brackets around a matched value', '{"data":{"a":"x"]]', 'GATEHOUSE_REDACT_MALFORMED'],
+    ['garbage between members', '{"data":{"a":"x" "b":"y"}}', 'GATEHOUSE_REDACT_MALFORMED'],
+  ];
+  for (const [what, input, code] of CASES) {
+    it(`${what}: an error, and no byte of the matched value before it`, () => {
+      const r = new StreamRedactor(program, options);
+      const sent: Buffer[] = [];
+      assert.throws(
+        () => {
+          for (const b of Buffer.from(input)) sent.push(...r.write(Buffer.from([b])));
+          sent.push(...r.end());
+        },
+        (e: RedactError) => e.code === code,
+      );
+      assert.doesNotMatch(Buffer.concat(sent).toString(), /"a":"x|secr/);
+    });
+  }
+
+  it('a filter over a value larger than the cap', () => {
+    const p = new Program([{ path: "$.items[?(@.name == 'a')].value", action: 'redact' }], 'object');
+    const big = JSON.stringify({ items: [{ name: 'a', value: 'x'.repeat(5000) }] });
+    assert.throws(() => redactBuffer(p, { hashKey, maxHoldBytes: 1024 }, Buffer.from(big)), (e: RedactError) => e.code === 'GATEHOUSE_REDACT_TOO_LARGE');
+  });
+});
