@@ -20,6 +20,8 @@ export interface Config {
   readonly identity: { readonly issuers: readonly IssuerConfig[] };
   readonly policy: PolicySource;
   readonly audit: { readonly file: string };
+  /** Keyed hashing and hold-back bounds of the response redactor. */
+  readonly masking: { readonly hashKeyFile?: string; readonly maxHoldBytes: number };
   readonly limits: { readonly maxBodyBytes: number; readonly policyBodyBytes: number; readonly shutdownGraceSeconds: number };
   readonly cluster: string;
 }
@@ -198,7 +200,10 @@ function parseUpstream(r: Reader): Config['upstream'] {
 export function parseConfig(doc: unknown, base: string): Config {
   if (typeof doc !== 'object' || doc === null || Array.isArray(doc)) throw new ConfigError('(top level)', 'the config must be a YAML mapping');
   const r = new Reader(base, doc as Obj, '');
-  r.keys(['listen', 'upstream', 'identity', 'policy', 'audit', 'limits', 'cluster']);
+  r.keys(['listen', 'upstream', 'identity', 'policy', 'audit', 'limits', 'cluster', 'masking']);
+  const masking = r.section('masking', false);
+  masking.keys(['hashKeyFile', 'maxHoldBytes']);
+  const hashKeyFile = masking.optPath('hashKeyFile');
   const identity = r.section('identity');
   identity.keys(['issuers']);
   const limits = r.section('limits', false);
@@ -213,6 +218,7 @@ export function parseConfig(doc: unknown, base: string): Config {
     identity: { issuers: identity.list('issuers').map(parseIssuer) },
     policy: parsePolicy(r.section('policy')),
     audit: { file: audit.path('file') },
+    masking: { ...(hashKeyFile ? { hashKeyFile } : {}), maxHoldBytes: masking.num('maxHoldBytes', 4 * 1024 * 1024, 1024, 256 * 1024 * 1024) },
     limits: { maxBodyBytes, policyBodyBytes, shutdownGraceSeconds: limits.num('shutdownGraceSeconds', 20, 0, 600) },
     cluster: r.str('cluster', 'default'),
   };

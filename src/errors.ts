@@ -31,6 +31,8 @@ const KINDS = {
   GATEHOUSE_BODY_TOO_LARGE: { status: 413, reason: 'RequestEntityTooLarge', expose: true, fallback: 'Request entity too large' },
   GATEHOUSE_POLICY_UNAVAILABLE: { status: 503, reason: 'ServiceUnavailable', expose: true, fallback: 'Policy unavailable' },
   GATEHOUSE_UPSTREAM_UNAVAILABLE: { status: 502, reason: 'ServiceUnavailable', expose: true, fallback: 'Upstream unavailable' },
+  GATEHOUSE_MASKED_VALUE: { status: 400, reason: 'BadRequest', expose: true, fallback: 'Bad request' },
+  GATEHOUSE_MASKING_FAILED: { status: 502, reason: 'InternalError', expose: true, fallback: 'The response could not be masked' },
   GATEHOUSE_UPSTREAM_TIMEOUT: { status: 504, reason: 'Timeout', expose: true, fallback: 'Upstream timed out' },
   GATEHOUSE_INTERNAL: { status: 500, reason: 'InternalError', expose: false, fallback: 'Internal error in the gateway; see its log with the audit ID' },
 } as const satisfies Record<string, Kind>;

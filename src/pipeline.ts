@@ -23,6 +23,9 @@ import type { UpstreamTarget } from './upstream/credentials.js';
 import type { Forwarder } from './upstream/forward.js';
 import { upstreamError } from './upstream/forward.js';
 import { buildClientHeaders, buildUpstreamHeaders } from './upstream/headers.js';
+import { carriesMaskMarker } from './redact/guard.js';
+import { createProgramCache, isMaskableType, maskedBody, shapeOf } from './redact/response.js';
+import { RedactError, type RedactOptions } from './redact/stream.js';
 
 export interface PipelineDeps {
   readonly authenticator: Authenticator;
@@ -32,6 +35,7 @@ export interface PipelineDeps {
   readonly audit: AuditWriter;
   readonly cluster: string;
   readonly limits: { readonly maxBodyBytes: number; readonly policyBodyBytes: number };
+  readonly masking: RedactOptions;
   readonly now?: () => number;
 }
 
@@ -58,6 +62,7 @@ function isLongRunning(target: RequestTarget): boolean {
 
 export function createPipeline(deps: PipelineDeps) {
   const now = deps.now ?? Date.now;
+  const programFor = createProgramCache();
 
   function record(trace: Trace, req: IncomingMessage, stage: AuditEvent['stage'], code: number, err?: GatehouseError): void {
     const t = trace.target;
@@ -133,6 +138,12 @@ export function createPipeline(deps: PipelineDeps) {
       trace.rawBody = await readBody(req, deps.limits.maxBodyBytes);
       const target = trace.target;
       const isWrite = target.kind === 'resource' && ['create', 'update', 'patch'].includes(target.attributes.verb);
+      if (isWrite && trace.rawBody && carriesMaskMarker(trace.rawBody)) {
+        throw new GatehouseError(
+          'GATEHOUSE_MASKED_VALUE',
+          'this write carries back a value Gatehouse masked (GATEHOUSE+REDACTED++ or GATEHOUSE+HMAC++…); a masked value must never overwrite the real one: change only the fields you mean to change (kubectl edit, patch), or set new values in full',
+        );
+      }
       const body = isWrite ? bodyForPolicy(trace.rawBody, req.headers['content-type'], deps.limits.policyBodyBytes) : { body: null, bodyTooLarge: false };
 
       trace.input = buildInput({
@@ -164,28 +175,38 @@ export function createPipeline(deps: PipelineDeps) {
         // Impersonate-* and going ahead would run `kubectl --as=X` with the caller's own, wider rights.
         throw new GatehouseError('GATEHOUSE_DENIED', 'Gatehouse does not forward impersonation: drop --as/--as-group (Impersonate-* headers); requests run as the identity in your token');
       }
-      if (decision.mask.length > 0) {
-        // Never pass through what the policy says to mask: refuse until the streaming redactor is wired in.
-        throw new GatehouseError(
-          'GATEHOUSE_DENIED',
-          `Gatehouse refused this request: the policy masks ${decision.mask.map((m) => m.path).join(', ')} in the response, and this gateway cannot mask responses yet`,
-        );
-      }
-
+      const masking = decision.mask.length > 0;
       const identity = trace.identity;
-      const headers = buildUpstreamHeaders(req.headers, identity, deps.upstream, { auditId: trace.auditId, forMasking: false });
+      const headers = buildUpstreamHeaders(req.headers, identity, deps.upstream, { auditId: trace.auditId, forMasking: masking });
       trace.forwardedAs = { username: identity.username, groups: identity.groups, ...(identity.agent ? { extra: agentExtra(identity) } : {}) };
       const abort = new AbortController();
       res.once('close', () => abort.abort());
       const longRunning = isLongRunning(target);
       const upstream = await deps.forwarder.forward({ method: req.method ?? 'GET', pathAndQuery: target.path + target.search, headers, body: trace.rawBody, longRunning, signal: abort.signal });
 
-      res.writeHead(upstream.statusCode, buildClientHeaders(upstream.headers, trace.auditId));
+      const clientHeaders = buildClientHeaders(upstream.headers, trace.auditId);
+      let stages: NodeJS.ReadWriteStream[] = [];
+      if (masking) {
+        const type = header(upstream.headers['content-type']);
+        const encoding = header(upstream.headers['content-encoding'])?.toLowerCase();
+        if (!isMaskableType(type) || (encoding && encoding !== 'identity' && encoding !== 'gzip')) {
+          // Decided before any byte is sent, so the client gets a Status, not unmasked bytes.
+          upstream.body.destroy();
+          throw new GatehouseError('GATEHOUSE_MASKING_FAILED', `the policy masks this response, but it is ${type ?? 'untyped'}${encoding ? ` (${encoding})` : ''}, which Gatehouse cannot read`);
+        }
+        const masked = maskedBody(programFor(decision.mask, shapeOf(target)), deps.masking, encoding, /\bgzip\b/i.test(header(req.headers['accept-encoding']) ?? ''), longRunning);
+        stages = masked.stages;
+        delete clientHeaders['content-encoding'];
+        if (masked.contentEncoding) clientHeaders['content-encoding'] = masked.contentEncoding;
+      }
+      res.writeHead(upstream.statusCode, clientHeaders);
       if (longRunning) record(trace, req, 'ResponseStarted', upstream.statusCode);
-      upstream.body.on('data', (chunk: Buffer) => (trace.bytesOut += chunk.length));
+      const last = stages.length ? stages[stages.length - 1]! : upstream.body;
+      last.on('data', (chunk: Buffer) => (trace.bytesOut += chunk.length));
       try {
-        await streamPipeline(upstream.body, res);
+        await runPipeline(upstream.body, ...stages, res);
       } catch (err) {
+        if (err instanceof RedactError) throw new GatehouseError('GATEHOUSE_MASKING_FAILED', `the response could not be masked, so it was cut off: ${err.message}`, { cause: err });
         if (abort.signal.aborted || res.destroyed) {
           // The client went away: that ends a watch normally.
           record(trace, req, 'ResponseComplete', upstream.statusCode);
@@ -198,6 +219,13 @@ export function createPipeline(deps: PipelineDeps) {
       fail(res, trace, req, asGatehouseError(err));
     }
   };
+}
+
+// stream.promises.pipeline's overloads do not take a spread of stages.
+const runPipeline = streamPipeline as unknown as (...streams: (NodeJS.ReadableStream | NodeJS.WritableStream)[]) => Promise<void>;
+
+function header(v: string | string[] | undefined): string | undefined {
+  return Array.isArray(v) ? v[0] : v;
 }
 
 function agentExtra(identity: Identity): Record<string, string[]> {

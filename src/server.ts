@@ -2,7 +2,9 @@
  * Wires the stages into an HTTPS server and nothing else. Everything that can be
  * wrong with the configuration or the policy is found here, at start-up.
  */
+import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
+import { checkMaskPath } from './redact/path.js';
 import { createServer, type Server } from 'node:https';
 import type { AddressInfo, Socket } from 'node:net';
 import Koa from 'koa';
@@ -36,7 +38,10 @@ export async function startGateway(config: Config, options: GatewayOptions = {})
   const issuers = await Promise.all(config.identity.issuers.map(async (i) => (i.jwksUri ? i : { ...i, jwksUri: await discoverJwksUri(i.issuer) })));
   const authenticator = createOidcAuthenticator(issuers);
   const compiled = await loadPolicySource(config.policy);
-  const engine = await createPolicyEngine(compiled);
+  // A mask path the redactor cannot compile makes the decision a deny.
+  const engine = await createPolicyEngine(compiled, checkMaskPath);
+  const hashKey = config.masking.hashKeyFile ? readFileSync(config.masking.hashKeyFile) : randomBytes(32);
+  if (!config.masking.hashKeyFile) log.warn('masking.hashKeyFile is not set: hashed values are comparable only until the gateway restarts');
   const upstream = loadUpstream(config.upstream);
   const forwarder = createForwarder(upstream, {
     connectTimeoutMs: config.upstream.connectTimeoutSeconds * 1000,
@@ -46,7 +51,7 @@ export async function startGateway(config: Config, options: GatewayOptions = {})
   const audit = options.audit ?? createAuditWriter(config.audit.file);
   const tls = config.listen.tls.kind === 'files' ? { cert: readFileSync(config.listen.tls.cert), key: readFileSync(config.listen.tls.key), caPem: undefined } : selfSignedTls(config.listen.tls.dir, config.listen.tls.hosts);
 
-  const handle = createPipeline({ authenticator, engine, forwarder, upstream, audit, cluster: config.cluster, limits: config.limits });
+  const handle = createPipeline({ authenticator, engine, forwarder, upstream, audit, cluster: config.cluster, limits: config.limits, masking: { hashKey, maxHoldBytes: config.masking.maxHoldBytes } });
   let inFlight = 0;
   let draining = false;
   let readyCache = { at: 0, ok: false };

@@ -3,7 +3,8 @@
  * OpenID provider and the gateway with the bundled policy, plus kubeconfigs for
  * each demo identity in .gatehouse/demo/. Runs until interrupted, then cleans up.
  */
-import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { stringify } from 'yaml';
 import { loadConfig } from '../config.js';
@@ -61,6 +62,7 @@ export async function startDemo(options: DemoOptions = {}): Promise<RunningDemo>
     issuer = await startDemoIssuer(await freePort(), join(dir, 'issuer.json'));
     log(`demo OpenID provider at ${issuer.issuer}`);
     const configFile = join(dir, 'gatehouse.yaml');
+    if (!existsSync(join(dir, 'hash.key'))) writeFileSync(join(dir, 'hash.key'), randomBytes(32), { mode: 0o600 });
     writeFileSync(
       configFile,
       stringify({
@@ -82,6 +84,7 @@ export async function startDemo(options: DemoOptions = {}): Promise<RunningDemo>
         },
         policy: { dir: join(projectRoot, 'policies/gatehouse') },
         audit: { file: 'audit.log' },
+        masking: { hashKeyFile: 'hash.key' },
       }),
     );
     const gateway = await startGateway(loadConfig(configFile), options.audit ? { audit: options.audit } : {});

@@ -43,6 +43,7 @@ describe('pipeline: the upstream header set is built from an allow-list', () => 
       audit: createMemoryAuditWriter((e) => audit.push(e)),
       cluster: 'test',
       limits: { maxBodyBytes: 1024, policyBodyBytes: 512 },
+      masking: { hashKey: Buffer.from('k'), maxHoldBytes: 4096 },
     });
     gateway = createServer((req, res) => void handle(req, res));
     await new Promise<void>((r) => gateway.listen(0, '127.0.0.1', r));
@@ -173,6 +174,7 @@ describe('pipeline: a broken upstream', () => {
       audit: createMemoryAuditWriter((e) => audit.push(e)),
       cluster: 'test',
       limits: { maxBodyBytes: 1024, policyBodyBytes: 512 },
+      masking: { hashKey: Buffer.from('k'), maxHoldBytes: 4096 },
     });
     const server = createServer((req, res) => void handle(req, res));
     await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));

@@ -92,3 +92,10 @@ test_rules_stay_safe_without_input if {
 	count(access.deny) == 0 with input as {}
 	count(access.approve) == 0 with input as {}
 }
+
+_carol := {"username": "carol@example.com", "groups": ["security", "system:authenticated"], "agent": null}
+
+test_allow_security_reads_everywhere if {
+	access.allow == {"group security may read everywhere"} with input as _req(_carol, "list", "secrets", "", "")
+	count(access.allow) == 0 with input as _req(_carol, "delete", "secrets", "", "dev")
+}

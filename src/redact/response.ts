@@ -1,0 +1,56 @@
+/**
+ * The redactor as a stage of the proxy: which shape a response has, and the
+ * stream of transforms its body passes through on the way to the client.
+ */
+import { createGunzip, createGzip } from 'node:zlib';
+import type { MaskDirective } from '../policy/decision.js';
+import type { RequestTarget } from '../request/attributes.js';
+import { Program, type Shape } from './program.js';
+import { createRedactStream, type RedactOptions } from './stream.js';
+
+export function shapeOf(target: RequestTarget): Shape {
+  if (target.kind !== 'resource') return 'object';
+  const verb = target.attributes.verb;
+  if (verb === 'watch') return 'watch';
+  if (verb === 'list' || verb === 'deletecollection') return 'list';
+  return 'object';
+}
+
+/** Response types the scanner reads: JSON, JSON watch streams, Tables (all application/json with parameters). */
+export function isMaskableType(contentType: string | undefined): boolean {
+  if (!contentType) return false;
+  const type = contentType.split(';')[0]!.trim().toLowerCase();
+  return type === 'application/json' || (type.startsWith('application/') && type.endsWith('+json'));
+}
+
+/** Programs are built per distinct (directives, shape); policies return few distinct sets. */
+export function createProgramCache(max = 256) {
+  const cache = new Map<string, Program>();
+  return (mask: readonly MaskDirective[], shape: Shape): Program => {
+    const key = shape + '\n' + JSON.stringify(mask);
+    let p = cache.get(key);
+    if (!p) {
+      p = new Program(mask, shape);
+      if (cache.size >= max) cache.delete(cache.keys().next().value!);
+      cache.set(key, p);
+    }
+    return p;
+  };
+}
+
+/**
+ * upstream body → (gunzip) → redactor → (gzip) : the stages a masked response
+ * passes through. Re-compressed only when the client asked and the response is
+ * not a stream that must flush event by event.
+ */
+export function maskedBody(program: Program, options: RedactOptions, upstreamEncoding: string | undefined, clientAcceptsGzip: boolean, longRunning: boolean): { stages: NodeJS.ReadWriteStream[]; contentEncoding: string | undefined } {
+  const stages: NodeJS.ReadWriteStream[] = [];
+  if (upstreamEncoding && upstreamEncoding !== 'identity') {
+    if (upstreamEncoding !== 'gzip') throw new TypeError(`unsupported content-encoding ${upstreamEncoding}`);
+    stages.push(createGunzip());
+  }
+  stages.push(createRedactStream(program, options));
+  const gzip = clientAcceptsGzip && !longRunning;
+  if (gzip) stages.push(createGzip());
+  return { stages, contentEncoding: gzip ? 'gzip' : undefined };
+}

@@ -1,0 +1,138 @@
+/**
+ * Masking as a stage of the proxy, against a scripted upstream (the end-to-end
+ * suite does the same against kube-apiserver): what is asked upstream, what the
+ * client gets, and that every failure fails closed and is audited.
+ */
+import assert from 'node:assert/strict';
+import { createServer, request, type IncomingHttpHeaders, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { gunzipSync, gzipSync } from 'node:zlib';
+import type { AuditEvent } from '../../src/audit/event.js';
+import { createMemoryAuditWriter } from '../../src/audit/writer.js';
+import type { Identity } from '../../src/identity/identity.js';
+import type { PolicyEngine } from '../../src/policy/engine.js';
+import { createPipeline } from '../../src/pipeline.js';
+import { REDACTED } from '../../src/redact/stream.js';
+import { createForwarder } from '../../src/upstream/forward.js';
+
+const ALICE: Identity = { username: 'alice@example.com', uid: '', groups: ['dev', 'system:authenticated'], extra: {}, claims: {}, agent: null };
+const SECRET = { kind: 'Secret', apiVersion: 'v1', metadata: { name: 'db' }, data: { password: Buffer.from('hunter2').toString('base64') } };
+
+describe('pipeline: masked responses', () => {
+  let upstream: Server;
+  let gateway: Server;
+  let received: IncomingHttpHeaders | undefined;
+  let reply: { status?: number; headers: Record<string, string>; chunks: (string | Buffer)[] };
+  const audit: AuditEvent[] = [];
+
+  before(async () => {
+    upstream = createServer((req, res) => {
+      received = req.headers;
+      res.writeHead(reply.status ?? 200, reply.headers);
+      for (const c of reply.chunks) res.write(c);
+      res.end();
+    });
+    await new Promise<void>((r) => upstream.listen(0, '127.0.0.1', r));
+    const engine: PolicyEngine = { revision: 'test', evaluate: () => ({ effect: 'allow', reasons: [], mask: [{ path: '$.data.*', action: 'redact' }], audit: { level: 'Metadata' } }) };
+    const handle = createPipeline({
+      authenticator: { authenticate: async () => ALICE },
+      engine,
+      forwarder: createForwarder({ server: `http://127.0.0.1:${(upstream.address() as AddressInfo).port}`, tls: { rejectUnauthorized: true } }, { connectTimeoutMs: 1000, headersTimeoutMs: 2000, bodyTimeoutMs: 2000 }),
+      upstream: { authorization: () => 'Bearer gw' },
+      audit: createMemoryAuditWriter((e) => audit.push(e)),
+      cluster: 'test',
+      limits: { maxBodyBytes: 64 * 1024, policyBodyBytes: 1024 },
+      masking: { hashKey: Buffer.from('k'), maxHoldBytes: 4096 },
+    });
+    gateway = createServer((req, res) => void handle(req, res));
+    await new Promise<void>((r) => gateway.listen(0, '127.0.0.1', r));
+  });
+  after(() => {
+    upstream.close();
+    gateway.close();
+  });
+  beforeEach(() => (received = undefined));
+
+  function send(path: string, headers: Record<string, string> = {}, method = 'GET', body?: string) {
+    return new Promise<{ status: number; headers: IncomingHttpHeaders; body: Buffer; aborted: boolean }>((resolve, reject) => {
+      const req = request({ host: '127.0.0.1', port: (gateway.address() as AddressInfo).port, path, method, headers: { authorization: 'Bearer t', ...headers } }, (res) => {
+        const parts: Buffer[] = [];
+        res.on('data', (d: Buffer) => parts.push(d));
+        res.on('end', () => resolve({ status: res.statusCode!, headers: res.headers, body: Buffer.concat(parts), aborted: false }));
+        res.on('aborted', () => resolve({ status: res.statusCode!, headers: res.headers, body: Buffer.concat(parts), aborted: true }));
+        res.on('error', () => resolve({ status: res.statusCode!, headers: res.headers, body: Buffer.concat(parts), aborted: true }));
+      });
+      req.on('error', reject);
+      req.end(body);
+    });
+  }
+
+  it('asks upstream for uncompressed JSON only, keeping as=Table, and masks the answer', async () => {
+    reply = { headers: { 'content-type': 'application/json' }, chunks: [JSON.stringify(SECRET).slice(0, 50), JSON.stringify(SECRET).slice(50)] };
+    const r = await send('/api/v1/namespaces/dev/secrets/db', { accept: 'application/vnd.kubernetes.protobuf;as=Table;g=meta.k8s.io;v=v1, application/json;as=Table;g=meta.k8s.io;v=v1, application/json', 'accept-encoding': 'deflate, br' });
+    assert.equal(received!['accept'], 'application/json;as=Table;g=meta.k8s.io;v=v1, application/json');
+    assert.equal(received!['accept-encoding'], 'identity');
+    assert.equal(r.status, 200);
+    assert.equal(JSON.parse(r.body.toString()).data.password, REDACTED);
+  });
+
+  it('gunzips an upstream that compressed anyway, and gzips for a client that asked', async () => {
+    reply = { headers: { 'content-type': 'application/json', 'content-encoding': 'gzip' }, chunks: [gzipSync(JSON.stringify(SECRET))] };
+    const r = await send('/api/v1/namespaces/dev/secrets/db', { 'accept-encoding': 'gzip' });
+    assert.equal(r.headers['content-encoding'], 'gzip');
+    const body = JSON.parse(gunzipSync(r.body).toString());
+    assert.equal(body.data.password, REDACTED);
+    const plain = await send('/api/v1/namespaces/dev/secrets/db');
+    assert.equal(plain.headers['content-encoding'], undefined);
+    assert.equal(JSON.parse(plain.body.toString()).data.password, REDACTED);
+  });
+
+  it('refuses a response it cannot read (protobuf) with a Status before any byte', async () => {
+    reply = { headers: { 'content-type': 'application/vnd.kubernetes.protobuf' }, chunks: [Buffer.from([0x6b, 0x38, 0x73, 0, 1, 2]), 'hunter2'] };
+    const r = await send('/api/v1/namespaces/dev/secrets/db');
+    assert.equal(r.status, 502);
+    const status = JSON.parse(r.body.toString());
+    assert.equal(status.kind, 'Status');
+    assert.match(status.message, /masks this response, but it is application\/vnd\.kubernetes\.protobuf/);
+    assert.doesNotMatch(r.body.toString(), /hunter2/);
+  });
+
+  it('cuts a malformed response off, sends no unmasked byte, and audits why', async () => {
+    reply = { headers: { 'content-type': 'application/json' }, chunks: ['{"kind":"Secret","data":{"password":"aHVudGVyMg=="', ' "x": }} then garbage "aHVudGVyMg=="'] };
+    const r = await send('/api/v1/namespaces/dev/secrets/db');
+    assert.ok(r.aborted || !r.body.toString().endsWith('}'), 'the response is not completed');
+    assert.doesNotMatch(r.body.toString(), /aHVudGVyMg==/);
+    const e = audit.at(-1)!;
+    assert.equal(e.gatehouse.error?.code, 'GATEHOUSE_MASKING_FAILED');
+    assert.match(e.gatehouse.error!.message, /not valid JSON/);
+  });
+
+  it('cuts a truncated response off and audits it', async () => {
+    reply = { headers: { 'content-type': 'application/json' }, chunks: ['{"kind":"SecretList","items":[{"data":{"password":"x"}}'] };
+    const r = await send('/api/v1/namespaces/dev/secrets');
+    assert.ok(r.aborted || r.body.toString() === '{"kind":"SecretList","items":[{"data":{"password":"' + REDACTED + '"}}', r.body.toString());
+    assert.equal(audit.at(-1)!.gatehouse.error?.code, 'GATEHOUSE_MASKING_FAILED');
+    assert.match(audit.at(-1)!.gatehouse.error!.message, /ended in the middle/);
+  });
+
+  it('masks every event of a watch as it arrives', async () => {
+    const ev = (v: string) => JSON.stringify({ type: 'MODIFIED', object: { ...SECRET, data: { password: v } } }) + '\n';
+    reply = { headers: { 'content-type': 'application/json;stream=watch' }, chunks: [ev('YQ=='), ev('Yg==').slice(0, 30), ev('Yg==').slice(30)] };
+    const r = await send('/api/v1/namespaces/dev/secrets?watch=1');
+    const lines = r.body.toString().trim().split('\n').map((l) => JSON.parse(l));
+    assert.deepEqual(lines.map((l) => l.object.data.password), [REDACTED, REDACTED]);
+  });
+
+  for (const [what, body] of [
+    ['a replace carrying the redaction marker back', JSON.stringify({ ...SECRET, data: { password: REDACTED } })],
+    ['a patch carrying a hash back', JSON.stringify({ data: { password: 'GATEHOUSE+HMAC++abcdefghijklmnopqrstuvwx' } })],
+    ['an apply whose last-applied copy holds the marker', JSON.stringify({ metadata: { annotations: { 'kubectl.kubernetes.io/last-applied-configuration': `{"data":{"password":"${REDACTED}"}}` } } })],
+  ] as const) {
+    it(`refuses ${what}, before the upstream sees it`, async () => {
+      const r = await send('/api/v1/namespaces/dev/secrets/db', { 'content-type': 'application/json' }, 'PUT', body);
+      assert.equal(r.status, 400);
+      assert.match(JSON.parse(r.body.toString()).message, /carries back a value Gatehouse masked/);
+      assert.equal(received, undefined);
+    });
+  }
+});
