@@ -17,8 +17,11 @@ export type Shape = 'object' | 'list' | 'watch';
 
 export const LAST_APPLIED = 'kubectl.kubernetes.io/last-applied-configuration';
 
-/** Rule actions: the directive's, or re-masking the JSON held in last-applied-configuration. */
-export type RuleAction = MaskAction | 'lastApplied';
+/**
+ * Rule actions: the directive's; re-masking the JSON held in last-applied-configuration;
+ * reading a Table's column names; a Table cell, redacted if its column is named in a directive.
+ */
+export type RuleAction = MaskAction | 'lastApplied' | 'columnDefs' | 'cell';
 
 export const STRENGTH: Readonly<Record<MaskAction, number>> = { hash: 1, redact: 2, remove: 3 };
 
@@ -47,11 +50,17 @@ export interface Advance {
   /** 0 for none, else the STRENGTH of the strongest directive ending here. */
   readonly strength: number;
   readonly lastApplied: boolean;
+  readonly columnDefs: boolean;
+  readonly cell: boolean;
   /** States whose next step is a filter: the child's value decides them. */
   readonly pending: number[];
 }
 
-const EMPTY: Advance = { states: [], strength: 0, lastApplied: false, pending: [] };
+const NONE: number[] = [];
+const EMPTY: Advance = { states: NONE, strength: 0, lastApplied: false, columnDefs: false, cell: false, pending: NONE };
+
+/** Where a Table's column names and cells are, per shape (a watch event wraps the Table in `object`). */
+const TABLE_PARTS: Readonly<Record<Shape, readonly (readonly Step[])[]>> = { object: [[]], list: [[]], watch: [[child('object')]] };
 
 export class Program {
   private readonly rules: Rule[] = [];
@@ -59,6 +68,8 @@ export class Program {
   /** The same directives for a lone object: applied to the JSON inside last-applied-configuration. */
   readonly directives: readonly MaskDirective[];
   readonly shape: Shape;
+  /** Lower-cased Table column names whose cells are redacted. */
+  readonly columns: ReadonlySet<string>;
 
   constructor(directives: readonly MaskDirective[], shape: Shape) {
     this.directives = directives;
@@ -66,6 +77,13 @@ export class Program {
     for (const prefix of PREFIXES[shape]) {
       for (const d of directives) this.rules.push({ steps: [...prefix, ...compilePath(d.path).steps], action: d.action });
       if (directives.length) this.rules.push({ steps: [...prefix, ...LAST_APPLIED_STEPS], action: 'lastApplied' });
+    }
+    this.columns = new Set(directives.flatMap((d) => d.columns ?? []).map((c) => c.toLowerCase()));
+    if (this.columns.size) {
+      for (const prefix of TABLE_PARTS[shape]) {
+        this.rules.push({ steps: [...prefix, child('columnDefinitions')], action: 'columnDefs' });
+        this.rules.push({ steps: [...prefix, child('rows'), every, child('cells'), every], action: 'cell' });
+      }
     }
     if (this.rules.length > 1 << 15) throw new TypeError('too many mask rules');
     this.rootStates = this.rules.map((_, r) => r << 8);
@@ -75,32 +93,53 @@ export class Program {
   finalOf(states: readonly number[]): Omit<Advance, 'states' | 'pending'> {
     let strength = 0;
     let lastApplied = false;
+    let columnDefs = false;
+    let cell = false;
     for (const s of states) {
       const rule = this.rules[s >> 8]!;
       if ((s & 0xff) !== rule.steps.length) continue;
       if (rule.action === 'lastApplied') lastApplied = true;
+      else if (rule.action === 'columnDefs') columnDefs = true;
+      else if (rule.action === 'cell') cell = true;
       else strength = Math.max(strength, STRENGTH[rule.action]);
     }
-    return { strength, lastApplied };
+    return { strength, lastApplied, columnDefs, cell };
   }
 
-  /** Steps from a container's states to its child at `key`. */
+  /** Steps from a container's states to its child at `key`. Hot path: no sets, no spreads (bench/redact). */
   advance(states: readonly number[], key: Key): Advance {
     if (states.length === 0) return EMPTY;
-    const next: number[] = [];
-    const pending: number[] = [];
-    for (const s of states) {
+    let next: number[] | undefined;
+    let pending: number[] | undefined;
+    let strength = 0;
+    let lastApplied = false;
+    let columnDefs = false;
+    let cell = false;
+    for (let k = 0; k < states.length; k++) {
+      const s = states[k]!;
       const rule = this.rules[s >> 8]!;
       const i = s & 0xff;
       if (i >= rule.steps.length) continue;
       const step = rule.steps[i]!;
-      if (step.descendant) next.push(s);
-      if (step.selector.kind === 'filter') pending.push(s);
-      else if (selects(step.selector, key)) next.push(s + 1);
+      if (step.descendant) {
+        if (next === undefined) next = [s];
+        else if (!next.includes(s)) next.push(s);
+      }
+      if (step.selector.kind === 'filter') (pending ??= []).push(s);
+      else if (selects(step.selector, key)) {
+        const n = s + 1;
+        if (next === undefined) next = [n];
+        else if (!next.includes(n)) next.push(n);
+        if (i + 1 === rule.steps.length) {
+          if (rule.action === 'lastApplied') lastApplied = true;
+          else if (rule.action === 'columnDefs') columnDefs = true;
+          else if (rule.action === 'cell') cell = true;
+          else if (STRENGTH[rule.action] > strength) strength = STRENGTH[rule.action];
+        }
+      }
     }
-    if (next.length === 0 && pending.length === 0) return EMPTY;
-    const states2 = next.length > 1 ? [...new Set(next)] : next;
-    return { states: states2, pending, ...this.finalOf(states2) };
+    if (next === undefined && pending === undefined) return EMPTY;
+    return { states: next ?? [], pending: pending ?? NONE, strength, lastApplied, columnDefs, cell };
   }
 
   /** After a filter saw the child's value: the states it adds for that child. */

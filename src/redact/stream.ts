@@ -76,7 +76,8 @@ const enum Fate {
 type Capture =
   | { readonly kind: 'hash' }
   | { readonly kind: 'filter'; readonly states: number[]; readonly pending: number[] }
-  | { readonly kind: 'lastApplied' };
+  | { readonly kind: 'lastApplied' }
+  | { readonly kind: 'columnDefs' };
 
 interface Frame {
   readonly isObj: boolean;
@@ -113,6 +114,8 @@ export class StreamRedactor {
   private capturedBytes = 0;
   private replacement: Buffer | undefined;
   private topLevelDone = false;
+  /** Indexes of Table columns named in a directive; kept across watch events, which send definitions once. */
+  private redactedCells = new Set<number>();
 
   constructor(
     private readonly program: Program,
@@ -297,10 +300,16 @@ export class StreamRedactor {
         continue;
       }
       if (this.keyNeeded) {
-        this.keyParts.push(buf.subarray(from, q));
-        this.keyEscaped ||= buf.subarray(from, q).includes(BACKSLASH);
-        const raw = this.keyParts.length === 1 ? this.keyParts[0]! : Buffer.concat(this.keyParts);
-        this.stack[this.stack.length - 1]!.key = this.keyEscaped ? (JSON.parse(`"${raw.toString('utf8')}"`) as string) : raw.toString('utf8');
+        const b = buf.indexOf(BACKSLASH, from);
+        this.keyEscaped ||= b >= 0 && b < q;
+        let text: string;
+        // Most keys sit in one chunk: decode in place, without an intermediate Buffer (bench/redact).
+        if (this.keyParts.length === 0) text = buf.toString('utf8', from, q);
+        else {
+          this.keyParts.push(buf.subarray(from, q));
+          text = Buffer.concat(this.keyParts).toString('utf8');
+        }
+        this.stack[this.stack.length - 1]!.key = this.keyEscaped ? (JSON.parse(`"${text}"`) as string) : text;
       } else this.stack[this.stack.length - 1]!.key = undefined;
       this.keyParts = [];
       this.mode = Mode.Colon;
@@ -353,6 +362,17 @@ export class StreamRedactor {
         this.replacement = REDACTED_JSON;
       }
       return i + (this.scalar ? 0 : 1);
+    }
+    if (adv.cell && parent && this.redactedCells.has(parent.index)) {
+      this.emit(buf, i);
+      this.startSkip(buf, i, Fate.Drop, undefined);
+      this.replacement = REDACTED_JSON;
+      return i + (this.scalar ? 0 : 1);
+    }
+    if (adv.columnDefs && c === LBRACKET) {
+      this.emit(buf, i);
+      this.startSkip(buf, i, Fate.Capture, { kind: 'columnDefs' });
+      return i + 1;
     }
     if (adv.lastApplied && c === QUOTE) {
       this.emit(buf, i);
@@ -477,6 +497,10 @@ export class StreamRedactor {
     const cap = this.capture!;
     if (cap.kind === 'hash') return { removed: false, pieces: [this.hash(raw)] };
     if (cap.kind === 'lastApplied') return { removed: false, pieces: [this.maskLastApplied(raw)] };
+    if (cap.kind === 'columnDefs') {
+      this.redactedCells = columnIndexes(raw, this.program.columns);
+      return { removed: false, pieces: [raw] };
+    }
     let value: unknown;
     try {
       value = JSON.parse(raw.toString('utf8'));
@@ -538,6 +562,19 @@ export class StreamRedactor {
     this.valueDone();
     return i + 1;
   }
+}
+
+/** Positions of the named columns in a Table's columnDefinitions. */
+function columnIndexes(raw: Buffer, names: ReadonlySet<string>): Set<number> {
+  let defs: unknown;
+  try {
+    defs = JSON.parse(raw.toString('utf8'));
+  } catch {
+    throw new RedactError('GATEHOUSE_REDACT_MALFORMED', 'the upstream response is not valid JSON in a Table\'s columnDefinitions');
+  }
+  const out = new Set<number>();
+  if (Array.isArray(defs)) defs.forEach((d, i) => typeof d?.name === 'string' && names.has(d.name.toLowerCase()) && out.add(i));
+  return out;
 }
 
 /** Whether buf[from..to) ends in an odd run of backslashes (the next byte is escaped). */

@@ -147,6 +147,23 @@ describe('redact/stream: Kubernetes shapes', () => {
     assert.equal(JSON.parse(w).object.rows[0].object.data.password, REDACTED);
   });
 
+  it("Table cells of columns named in a directive's columns are redacted, also in later watch events", () => {
+    const mask = [{ path: '$.spec.password', action: 'redact' as const, columns: ['Password'] }];
+    const table = (defs: boolean, pw: string) => ({
+      kind: 'Table',
+      apiVersion: 'meta.k8s.io/v1',
+      ...(defs ? { columnDefinitions: [{ name: 'Name' }, { name: 'Password' }, { name: 'Age' }] } : {}),
+      rows: [{ cells: ['db', pw, '5m'], object: { metadata: { name: 'db' }, spec: { password: pw } } }],
+    });
+    const out = JSON.parse(redactBuffer(new Program(mask, 'list'), options, Buffer.from(JSON.stringify(table(true, 'hunter2')))).toString());
+    assert.deepEqual(out.rows[0].cells, ['db', REDACTED, '5m']);
+    assert.equal(out.rows[0].object.spec.password, REDACTED);
+    const events = [table(true, 'a1'), table(false, 'b2')].map((t) => JSON.stringify({ type: 'MODIFIED', object: t }) + '\n').join('');
+    const lines = chunked(new Program(mask, 'watch'), Buffer.from(events), [3]).toString().trim().split('\n').map((l) => JSON.parse(l));
+    assert.deepEqual(lines.map((l) => l.object.rows[0].cells[1]), [REDACTED, REDACTED]);
+    assert.doesNotMatch(JSON.stringify(lines), /a1|b2/);
+  });
+
   it('last-applied-configuration is masked with the same directives', () => {
     const obj = secret('a', 'x');
     const withAnnotation = { ...obj, metadata: { ...obj.metadata, annotations: { 'kubectl.kubernetes.io/last-applied-configuration': JSON.stringify(obj) + '\n' } } };
