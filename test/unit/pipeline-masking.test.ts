@@ -8,12 +8,9 @@ import { createServer, request, type IncomingHttpHeaders, type Server } from 'no
 import type { AddressInfo } from 'node:net';
 import { gunzipSync, gzipSync } from 'node:zlib';
 import type { AuditEvent } from '../../src/audit/event.js';
-import { createMemoryAuditWriter } from '../../src/audit/writer.js';
 import type { Identity } from '../../src/identity/identity.js';
-import type { PolicyEngine } from '../../src/policy/engine.js';
-import { createPipeline } from '../../src/pipeline.js';
 import { REDACTED } from '../../src/redact/stream.js';
-import { createForwarder } from '../../src/upstream/forward.js';
+import { startTestPipeline } from '../support/pipeline.js';
 
 const ALICE: Identity = { username: 'alice@example.com', uid: '', groups: ['dev', 'system:authenticated'], extra: {}, claims: {}, agent: null };
 const SECRET = { kind: 'Secret', apiVersion: 'v1', metadata: { name: 'db' }, data: { password: Buffer.from('hunter2').toString('base64') } };
@@ -33,19 +30,13 @@ describe('pipeline: masked responses', () => {
       res.end();
     });
     await new Promise<void>((r) => upstream.listen(0, '127.0.0.1', r));
-    const engine: PolicyEngine = { revision: 'test', evaluate: () => ({ effect: 'allow', reasons: [], mask: [{ path: '$.data.*', action: 'redact' }], audit: { level: 'Metadata' } }) };
-    const handle = createPipeline({
-      authenticator: { authenticate: async () => ALICE },
-      engine,
-      forwarder: createForwarder({ server: `http://127.0.0.1:${(upstream.address() as AddressInfo).port}`, tls: { rejectUnauthorized: true } }, { connectTimeoutMs: 1000, headersTimeoutMs: 2000, bodyTimeoutMs: 2000 }),
-      upstream: { authorization: () => 'Bearer gw' },
-      audit: createMemoryAuditWriter((e) => audit.push(e)),
-      cluster: 'test',
-      limits: { maxBodyBytes: 64 * 1024, policyBodyBytes: 1024 },
-      masking: { hashKey: Buffer.from('k'), maxHoldBytes: 4096 },
-    });
-    gateway = createServer((req, res) => void handle(req, res));
-    await new Promise<void>((r) => gateway.listen(0, '127.0.0.1', r));
+    ({ server: gateway } = await startTestPipeline({
+      upstreamUrl: `http://127.0.0.1:${(upstream.address() as AddressInfo).port}`,
+      identity: () => ALICE,
+      decision: { effect: 'allow', reasons: [], mask: [{ path: '$.data.*', action: 'redact' }], audit: { level: 'Metadata' } },
+      audit,
+      maxBodyBytes: 64 * 1024,
+    }));
   });
   after(() => {
     upstream.close();

@@ -8,16 +8,12 @@ import assert from 'node:assert/strict';
 import { createServer, request, type IncomingHttpHeaders, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { AuditEvent } from '../../src/audit/event.js';
-import { createMemoryAuditWriter } from '../../src/audit/writer.js';
 import type { Identity } from '../../src/identity/identity.js';
-import type { PolicyEngine } from '../../src/policy/engine.js';
-import { createPipeline } from '../../src/pipeline.js';
-import { createForwarder } from '../../src/upstream/forward.js';
+import { GATEWAY_TOKEN, startTestPipeline } from '../support/pipeline.js';
 import { WS_BEARER_PREFIX } from '../../src/identity/token.js';
 
 const ALICE: Identity = { username: 'alice@example.com', uid: '', groups: ['dev', 'system:authenticated'], extra: {}, claims: {}, agent: null };
 const BOT: Identity = { ...ALICE, username: 'agent:deploy-bot', groups: ['agents', 'system:authenticated'], agent: { name: 'deploy-bot', onBehalfOf: 'alice@example.com', session: 's-1' } };
-const GATEWAY_TOKEN = 'gateway-secret-token';
 
 describe('pipeline: the upstream header set is built from an allow-list', () => {
   let upstream: Server;
@@ -34,19 +30,12 @@ describe('pipeline: the upstream header set is built from an allow-list', () => 
       res.end('{"kind":"ConfigMapList","items":[]}');
     });
     await new Promise<void>((r) => upstream.listen(0, '127.0.0.1', r));
-    const engine: PolicyEngine = { revision: 'test', evaluate: () => ({ effect: 'allow', reasons: ['test'], mask: [], audit: { level: 'Metadata' } }) };
-    const handle = createPipeline({
-      authenticator: { authenticate: async () => identity },
-      engine,
-      forwarder: createForwarder({ server: `http://127.0.0.1:${(upstream.address() as AddressInfo).port}`, tls: { rejectUnauthorized: true }, authorization: () => `Bearer ${GATEWAY_TOKEN}` }, { connectTimeoutMs: 1000, headersTimeoutMs: 2000, bodyTimeoutMs: 2000 }),
-      upstream: { authorization: () => `Bearer ${GATEWAY_TOKEN}` },
-      audit: createMemoryAuditWriter((e) => audit.push(e)),
-      cluster: 'test',
-      limits: { maxBodyBytes: 1024, policyBodyBytes: 512 },
-      masking: { hashKey: Buffer.from('k'), maxHoldBytes: 4096 },
-    });
-    gateway = createServer((req, res) => void handle(req, res));
-    await new Promise<void>((r) => gateway.listen(0, '127.0.0.1', r));
+    ({ server: gateway } = await startTestPipeline({
+      upstreamUrl: `http://127.0.0.1:${(upstream.address() as AddressInfo).port}`,
+      identity: () => identity,
+      decision: { effect: 'allow', reasons: ['test'], mask: [], audit: { level: 'Metadata' } },
+      audit,
+    }));
   });
   after(() => {
     upstream.close();
@@ -164,21 +153,9 @@ describe('pipeline: the upstream header set is built from an allow-list', () => 
 describe('pipeline: a broken upstream', () => {
   it('is a 502 Status, audited, with no credential in the message', async () => {
     const audit: AuditEvent[] = [];
-    const engine: PolicyEngine = { revision: 'test', evaluate: () => ({ effect: 'allow', reasons: [], mask: [], audit: { level: 'Metadata' } }) };
-    const handle = createPipeline({
-      authenticator: { authenticate: async () => ALICE },
-      engine,
-      // Port 1 on loopback: nothing listens there.
-      forwarder: createForwarder({ server: 'http://127.0.0.1:1', tls: { rejectUnauthorized: true } }, { connectTimeoutMs: 1000, headersTimeoutMs: 1000, bodyTimeoutMs: 1000 }),
-      upstream: { authorization: () => `Bearer ${GATEWAY_TOKEN}` },
-      audit: createMemoryAuditWriter((e) => audit.push(e)),
-      cluster: 'test',
-      limits: { maxBodyBytes: 1024, policyBodyBytes: 512 },
-      masking: { hashKey: Buffer.from('k'), maxHoldBytes: 4096 },
-    });
-    const server = createServer((req, res) => void handle(req, res));
-    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-    const res = await fetch(`http://127.0.0.1:${(server.address() as AddressInfo).port}/api/v1/namespaces/dev/pods`, { headers: { authorization: 'Bearer caller-token' } });
+    // Port 1 on loopback: nothing listens there.
+    const { server, port } = await startTestPipeline({ upstreamUrl: 'http://127.0.0.1:1', identity: () => ALICE, decision: { effect: 'allow', reasons: [], mask: [], audit: { level: 'Metadata' } }, audit });
+    const res = await fetch(`http://127.0.0.1:${port}/api/v1/namespaces/dev/pods`, { headers: { authorization: 'Bearer caller-token' } });
     server.close();
     const body = (await res.json()) as Record<string, unknown>;
     assert.equal(res.status, 502);
