@@ -14,7 +14,13 @@ export type Selector =
   | { readonly kind: 'names'; readonly names: ReadonlySet<string>; readonly indices: ReadonlySet<number> }
   | { readonly kind: 'wildcard' }
   | { readonly kind: 'slice'; readonly start: number; readonly end: number | undefined; readonly step: number }
-  | { readonly kind: 'filter'; readonly test: (value: unknown) => boolean; readonly text: string };
+  | {
+      readonly kind: 'filter';
+      readonly test: (value: unknown) => boolean;
+      readonly text: string;
+      /** The tested element's own members the filter reads; undefined when it reads `@` itself. */
+      readonly reads: ReadonlySet<string> | undefined;
+    };
 
 export interface Step {
   /** `..`: the selector applies at any depth below. */
@@ -83,6 +89,8 @@ const NAME_CHAR = /[A-Za-z0-9_\-$]/;
 
 class Parser {
   private i = 0;
+  /** Members read by the filter being parsed (undefined once it reads `@` whole). */
+  private reads: Set<string> | undefined;
   constructor(private readonly s: string) {}
 
   private fail(problem: string): never {
@@ -146,11 +154,13 @@ class Parser {
     if (this.eat('*')) sel = { kind: 'wildcard' };
     else if (this.eat('?(')) {
       const start = this.i;
+      this.reads = new Set();
       const test = this.expr();
+      const reads = this.reads;
       this.ws();
       if (!this.eat(')')) this.fail(`")" expected to close the filter at offset ${this.i}`);
       const body = this.s.slice(start, this.i - 1);
-      sel = { kind: 'filter', test: (v) => Boolean(test(v)), text: body };
+      sel = { kind: 'filter', test: (v) => Boolean(test(v)), text: body, reads };
     } else if (this.peek() === '(') this.fail('script expressions "[(...)]" are not supported');
     else sel = this.unionOrSlice();
     this.ws();
@@ -335,6 +345,8 @@ class Parser {
           if (!this.eat(']')) this.fail(`"]" expected at offset ${this.i}`);
         } else break;
       }
+      if (fields.length === 0) this.reads = undefined;
+      else this.reads?.add(fields[0]!);
       const read = (v: unknown): unknown => {
         let cur = v;
         for (const f of fields) {

@@ -152,6 +152,20 @@ export class Program {
     return out;
   }
 
+  /**
+   * The members of the tested element that the pending filters read, or
+   * undefined when one reads the element whole: then the element is held entire.
+   */
+  readsOf(pending: readonly number[]): ReadonlySet<string> | undefined {
+    const all = new Set<string>();
+    for (const s of pending) {
+      const sel = this.rules[s >> 8]!.steps[s & 0xff]!.selector;
+      if (sel.kind !== 'filter' || sel.reads === undefined) return undefined;
+      for (const r of sel.reads) all.add(r);
+    }
+    return all;
+  }
+
   /** Whether a child of a node in these states may be removed (the container then manages its commas). */
   mayRemoveChild(states: readonly number[]): boolean {
     return states.some((s) => {

@@ -70,7 +70,22 @@ const enum Fate {
   Copy,
   Drop,
   Capture,
+  /** Handed to a nested scanner, after a filter decided early what applies inside the element. */
+  Delegate,
 }
+
+/** Following a filtered object's own members until the ones the filter reads have arrived. */
+interface Track {
+  readonly fields: ReadonlySet<string>;
+  readonly seen: Map<string, unknown>;
+  /** 0: expecting a member name, 1: in it, 2: expecting ':', 3: in the value. */
+  phase: 0 | 1 | 2 | 3;
+  keyOff: number;
+  valueOff: number;
+  key: string | undefined;
+}
+
+const EMPTY_BUF = Buffer.alloc(0);
 
 /** Why a value is captured, and what to do once it is whole. */
 type Capture =
@@ -110,8 +125,11 @@ export class StreamRedactor {
   private escape = false;
   private scalar = false;
   private capture: Capture | undefined;
-  private captured: Buffer[] = [];
-  private capturedBytes = 0;
+  /** The held value, in one growable buffer (fresh per capture: pieces sent on may alias it). */
+  private cap: Buffer = EMPTY_BUF;
+  private capLen = 0;
+  private track: Track | undefined;
+  private delegate: StreamRedactor | undefined;
   private replacement: Buffer | undefined;
   private topLevelDone = false;
   /** Indexes of Table columns named in a directive; kept across watch events, which send definitions once. */
@@ -133,6 +151,7 @@ export class StreamRedactor {
     const n = buf.length;
     if (this.mode === Mode.Skip && this.fate !== Fate.Copy) {
       if (this.fate === Fate.Capture) this.keep(buf.subarray(this.start, n));
+      else if (this.fate === Fate.Delegate) this.out.push(...this.delegate!.write(buf.subarray(this.start, n)));
       this.start = n;
     } else if (this.holding) {
       if (this.start < n) this.held.push(Buffer.from(buf.subarray(this.start, n)));
@@ -167,11 +186,29 @@ export class StreamRedactor {
   }
 
   private keep(bytes: Buffer): void {
-    this.capturedBytes += bytes.length;
-    if (this.capturedBytes > this.options.maxHoldBytes) {
+    const need = this.capLen + bytes.length;
+    if (need > this.options.maxHoldBytes) {
       throw new RedactError('GATEHOUSE_REDACT_TOO_LARGE', `a value the mask must see whole is larger than ${this.options.maxHoldBytes} bytes`);
     }
-    this.captured.push(Buffer.from(bytes));
+    if (need > this.cap.length) {
+      const grown = Buffer.allocUnsafe(Math.max(256, need * 2));
+      this.cap.copy(grown, 0, 0, this.capLen);
+      this.cap = grown;
+    }
+    bytes.copy(this.cap, this.capLen);
+    this.capLen = need;
+  }
+
+  /** Offset in the held value of buf[i]. */
+  private off(i: number): number {
+    return this.capLen + (i - this.start);
+  }
+
+  /** Held bytes [from, to): flushes the current chunk up to `to` first. */
+  private held_(buf: Buffer, from: number, toIndex: number): Buffer {
+    this.keep(buf.subarray(this.start, toIndex));
+    this.start = toIndex;
+    return this.cap.subarray(from, this.capLen);
   }
 
   private malformed(buf: Buffer, i: number, what: string): never {
@@ -394,8 +431,9 @@ export class StreamRedactor {
     this.mode = Mode.Skip;
     this.fate = fate;
     this.capture = capture;
-    this.captured = [];
-    this.capturedBytes = 0;
+    this.cap = EMPTY_BUF;
+    this.capLen = 0;
+    this.track = undefined;
     this.replacement = undefined;
     this.skipStack = [];
     this.escape = false;
@@ -406,6 +444,11 @@ export class StreamRedactor {
     if (c === LBRACE || c === LBRACKET) {
       this.skipDepth = 1;
       this.skipStack.push(c);
+      if (capture?.kind === 'filter' && c === LBRACE) {
+        // Hold the element only until the members the filter reads have arrived.
+        const fields = this.program.readsOf(capture.pending);
+        if (fields && fields.size > 0) this.track = { fields, seen: new Map(), phase: 0, keyOff: 0, valueOff: 0, key: undefined };
+      }
     } else if (c === QUOTE) {
       this.skipDepth = 0;
       this.inString = true;
@@ -417,6 +460,7 @@ export class StreamRedactor {
 
   /** Advances over the value being skipped; returns where scanning continues. */
   private skip(buf: Buffer, i: number): number {
+    if (this.track) return this.skipTracked(buf, i);
     const n = buf.length;
     if (this.scalar) {
       while (i < n && !DELIM[buf[i]!]) i++;
@@ -476,20 +520,140 @@ export class StreamRedactor {
     } else if (this.fate === Fate.Drop) {
       this.cut(end);
       if (this.replacement && this.replacement.length) this.out.push(this.replacement);
+    } else if (this.fate === Fate.Delegate) {
+      const inner = this.delegate!;
+      this.delegate = undefined;
+      this.out.push(...inner.write(buf.subarray(this.start, end)), ...inner.end());
+      this.start = end;
     } else {
       this.keep(buf.subarray(this.start, end));
-      const raw = this.captured.length === 1 ? this.captured[0]! : Buffer.concat(this.captured);
-      this.captured = [];
+      const raw = this.cap.subarray(0, this.capLen);
+      this.cap = EMPTY_BUF;
+      this.capLen = 0;
       const { removed, pieces } = this.resolveCapture(raw);
-      const deferred = this.deferred;
-      this.deferred = undefined;
-      if (deferred) {
-        if (removed) this.replacement = Buffer.alloc(0);
-        else this.out.push(...(deferred.comma ? [COMMA_BUF] : []), ...deferred.prefix, ...pieces);
+      if (this.deferred) {
+        this.releaseDeferred(removed);
+        if (!removed) this.out.push(...pieces);
       } else this.out.push(...(removed ? [REDACTED_JSON] : pieces));
       this.start = end;
     }
     this.valueDone();
+  }
+
+  /** A removable container's member waiting on its filter: drop its key and comma, or send them. */
+  private releaseDeferred(removed: boolean): void {
+    const d = this.deferred;
+    this.deferred = undefined;
+    if (!d) return;
+    if (removed) this.replacement = EMPTY_BUF;
+    else this.out.push(...(d.comma ? [COMMA_BUF] : []), ...d.prefix);
+  }
+
+  /** skip(), while following a filtered object's own members (see Track). */
+  private skipTracked(buf: Buffer, i: number): number {
+    const n = buf.length;
+    const t = this.track!;
+    while (i < n) {
+      if (this.inString) {
+        if (this.escape) {
+          this.escape = false;
+          i++;
+        }
+        const q = buf.indexOf(QUOTE, i);
+        if (q < 0) {
+          this.escape = oddBackslashes(buf, i, n);
+          return n;
+        }
+        if (oddBackslashes(buf, i, q)) {
+          i = q + 1;
+          continue;
+        }
+        this.inString = false;
+        if (this.skipDepth === 1 && t.phase === 1) {
+          const raw = this.held_(buf, t.keyOff, q).toString('utf8');
+          t.key = raw.includes('\\') ? (JSON.parse(`"${raw}"`) as string) : raw;
+          t.phase = 2;
+        }
+        i = q + 1;
+        continue;
+      }
+      const c = buf[i]!;
+      if (c === QUOTE) {
+        this.inString = true;
+        if (this.skipDepth === 1 && t.phase === 0) {
+          t.phase = 1;
+          t.keyOff = this.off(i + 1);
+        }
+      } else if (c === LBRACE || c === LBRACKET) {
+        this.skipDepth++;
+        this.skipStack.push(c);
+      } else if (c === RBRACE || c === RBRACKET) {
+        const open = this.skipStack.pop();
+        if (open !== (c === RBRACE ? LBRACE : LBRACKET)) this.malformed(buf, i, 'mismatched brackets');
+        if (--this.skipDepth === 0) {
+          // The element ended before every member the filter reads arrived: decide on all of it.
+          this.track = undefined;
+          this.finishSkip(buf, i + 1);
+          return i + 1;
+        }
+      } else if (this.skipDepth === 1) {
+        if (c === COLON && t.phase === 2) {
+          t.phase = 3;
+          t.valueOff = this.off(i + 1);
+        } else if (c === COMMA && t.phase === 3) {
+          if (t.key !== undefined && t.fields.has(t.key)) {
+            const raw = this.held_(buf, t.valueOff, i);
+            try {
+              t.seen.set(t.key, JSON.parse(raw.toString('utf8')));
+            } catch {
+              this.malformed(buf, i, 'a member the filter reads is not valid JSON');
+            }
+            if (t.seen.size === t.fields.size) {
+              this.decideEarly(buf, i);
+              return i;
+            }
+          }
+          t.phase = 0;
+        }
+      }
+      i++;
+    }
+    return n;
+  }
+
+  /**
+   * Every member the filter reads has arrived: decide now, send or drop what
+   * was held, and let the rest of the element stream (copied, dropped, or
+   * through a nested scanner for what applies inside it).
+   */
+  private decideEarly(buf: Buffer, i: number): void {
+    const cap = this.capture as Extract<Capture, { kind: 'filter' }>;
+    const t = this.track!;
+    this.track = undefined;
+    const states = [...cap.states, ...this.program.resolveFilters(cap.pending, Object.fromEntries(t.seen))];
+    const { strength } = this.program.finalOf(states);
+    // A hash needs the whole value: keep holding; the end re-checks the filter on all of it.
+    if (strength === STRENGTH.hash) return;
+    const held = this.held_(buf, 0, i);
+    this.cap = EMPTY_BUF;
+    this.capLen = 0;
+    if (strength === STRENGTH.remove && this.deferred) {
+      this.releaseDeferred(true);
+      this.fate = Fate.Drop;
+    } else if (strength > 0) {
+      this.releaseDeferred(false);
+      this.fate = Fate.Drop;
+      this.replacement = REDACTED_JSON;
+    } else if (states.length === 0) {
+      this.releaseDeferred(false);
+      this.out.push(held);
+      this.fate = Fate.Copy;
+    } else {
+      this.releaseDeferred(false);
+      this.delegate = new StreamRedactor(this.program, this.options, states, true);
+      this.out.push(...this.delegate.write(held));
+      this.fate = Fate.Delegate;
+    }
   }
 
   /** What a held value becomes; `removed` when a filter decided to remove it. */

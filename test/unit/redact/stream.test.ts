@@ -237,9 +237,31 @@ describe('redact/stream: fails closed', () => {
     });
   }
 
-  it('a filter over a value larger than the cap', () => {
+  it('a filter holds its element only until the members it reads have arrived', () => {
+    // The API server writes `name` before `value`: the decision comes before the large value does.
     const p = new Program([{ path: "$.items[?(@.name == 'a')].value", action: 'redact' }], 'object');
-    const big = JSON.stringify({ items: [{ name: 'a', value: 'x'.repeat(5000) }] });
+    const doc = { items: [{ name: 'a', value: 'x'.repeat(5000), tail: 1 }, { name: 'b', value: 'y'.repeat(5000) }] };
+    const input = Buffer.from(JSON.stringify(doc));
+    const small = { hashKey, maxHoldBytes: 1024 };
+    const out = JSON.parse(chunked(p, input, [700], small).toString());
+    assert.deepEqual(out, { items: [{ name: 'a', value: REDACTED, tail: 1 }, doc.items[1]] });
+    // And the bytes of an element the filter let pass stream out before the element ends.
+    const r = new StreamRedactor(p, small);
+    const cut = input.indexOf('yyyy') + 2000;
+    const first = Buffer.concat(r.write(input.subarray(0, cut))).toString();
+    assert.ok(first.endsWith('y'.repeat(100)), 'the unmatched element is already flowing');
+    assert.ok(!first.includes('xxxx'), 'the matched value was never sent');
+  });
+
+  it('a filter that reads the element whole (@) holds it whole, up to the cap', () => {
+    const p = new Program([{ path: "$.items[?(@ == 'a')]", action: 'redact' }], 'object');
+    assert.throws(() => redactBuffer(p, { hashKey, maxHoldBytes: 1024 }, Buffer.from(JSON.stringify({ items: [{ name: 'a', v: 'x'.repeat(5000) }] }))), (e: RedactError) => e.code === 'GATEHOUSE_REDACT_TOO_LARGE');
+  });
+
+  it('a filter over a value larger than the cap', () => {
+    // The member the filter reads comes last, so the whole element must be held.
+    const p = new Program([{ path: "$.items[?(@.name == 'a')].value", action: 'redact' }], 'object');
+    const big = JSON.stringify({ items: [{ value: 'x'.repeat(5000), name: 'a' }] });
     assert.throws(() => redactBuffer(p, { hashKey, maxHoldBytes: 1024 }, Buffer.from(big)), (e: RedactError) => e.code === 'GATEHOUSE_REDACT_TOO_LARGE');
   });
 });
