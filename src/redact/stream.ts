@@ -312,47 +312,36 @@ export class StreamRedactor {
   }
 
   private keyStart = 0;
+  /** Set by stringEnd when the string may contain an escape. */
+  private sawBackslash = false;
   /** A removable container's member whose key and comma wait for its filter. */
   private deferred: { prefix: Buffer[]; comma: boolean } | undefined;
 
   private scanKey(buf: Buffer, i: number): number {
     const n = buf.length;
-    let from = Math.max(i, this.keyStart);
-    if (i === 0) from = 0;
-    if (this.escape) {
-      this.escape = false;
-      i++;
-    }
-    for (;;) {
-      const q = buf.indexOf(QUOTE, i);
-      if (q < 0) {
-        this.escape = oddBackslashes(buf, i, n);
-        if (this.keyNeeded) this.keyParts.push(Buffer.from(buf.subarray(from, n)));
-        this.keyEscaped ||= buf.indexOf(BACKSLASH, from) >= 0;
-        this.keyStart = 0;
-        return n;
-      }
-      if (oddBackslashes(buf, i, q)) {
-        i = q + 1;
-        continue;
-      }
-      if (this.keyNeeded) {
-        const b = buf.indexOf(BACKSLASH, from);
-        this.keyEscaped ||= b >= 0 && b < q;
-        let text: string;
-        // Most keys sit in one chunk: decode in place, without an intermediate Buffer (bench/redact).
-        if (this.keyParts.length === 0) text = buf.toString('utf8', from, q);
-        else {
-          this.keyParts.push(buf.subarray(from, q));
-          text = Buffer.concat(this.keyParts).toString('utf8');
-        }
-        this.stack[this.stack.length - 1]!.key = this.keyEscaped ? (JSON.parse(`"${text}"`) as string) : text;
-      } else this.stack[this.stack.length - 1]!.key = undefined;
-      this.keyParts = [];
-      this.mode = Mode.Colon;
+    const from = i === 0 ? 0 : Math.max(i, this.keyStart);
+    this.sawBackslash = false;
+    const q = this.stringEnd(buf, i);
+    this.keyEscaped ||= this.sawBackslash;
+    if (q < 0) {
+      if (this.keyNeeded) this.keyParts.push(Buffer.from(buf.subarray(from, n)));
       this.keyStart = 0;
-      return q + 1;
+      return n;
     }
+    if (this.keyNeeded) {
+      let text: string;
+      // Most keys sit in one chunk: decode in place, without an intermediate Buffer (bench/redact).
+      if (this.keyParts.length === 0) text = internKey(buf, from, q);
+      else {
+        this.keyParts.push(buf.subarray(from, q));
+        text = Buffer.concat(this.keyParts).toString('utf8');
+      }
+      this.stack[this.stack.length - 1]!.key = this.keyEscaped ? (JSON.parse(`"${text}"`) as string) : text;
+    } else this.stack[this.stack.length - 1]!.key = undefined;
+    this.keyParts = [];
+    this.mode = Mode.Colon;
+    this.keyStart = 0;
+    return q + 1;
   }
 
   /** A value starts at buf[i]: decide its fate from the states of its container. */
@@ -469,19 +458,8 @@ export class StreamRedactor {
     }
     for (;;) {
       if (this.inString) {
-        if (this.escape) {
-          this.escape = false;
-          i++;
-        }
-        const q = buf.indexOf(QUOTE, i);
-        if (q < 0) {
-          this.escape = oddBackslashes(buf, i, n);
-          return n;
-        }
-        if (oddBackslashes(buf, i, q)) {
-          i = q + 1;
-          continue;
-        }
+        const q = this.stringEnd(buf, i);
+        if (q < 0) return n;
         this.inString = false;
         i = q + 1;
         if (this.skipDepth === 0) {
@@ -549,25 +527,52 @@ export class StreamRedactor {
     else this.out.push(...(d.comma ? [COMMA_BUF] : []), ...d.prefix);
   }
 
+  /**
+   * Where the string that buf[i] is inside ends (its closing quote), or -1 if
+   * not in this chunk (an escape cut by the chunk's end is remembered). Short
+   * strings are scanned in JS: for them Buffer.indexOf's call costs more than
+   * the scan (bench/redact, SecretList); long ones go to indexOf.
+   */
+  private stringEnd(buf: Buffer, i: number): number {
+    const n = buf.length;
+    if (this.escape) {
+      this.escape = false;
+      i++;
+    }
+    const lim = i + 48 < n ? i + 48 : n;
+    for (; i < lim; i++) {
+      const c = buf[i]!;
+      if (c === QUOTE) return i;
+      if (c === BACKSLASH) {
+        this.sawBackslash = true;
+        if (++i >= n) {
+          this.escape = true;
+          return -1;
+        }
+      }
+    }
+    if (i >= n) return -1;
+    // Past the short-string scan: escapes are not tracked, so decoding must assume some.
+    this.sawBackslash = true;
+    for (;;) {
+      const q = buf.indexOf(QUOTE, i);
+      if (q < 0) {
+        this.escape = oddBackslashes(buf, i, n);
+        return -1;
+      }
+      if (!oddBackslashes(buf, i, q)) return q;
+      i = q + 1;
+    }
+  }
+
   /** skip(), while following a filtered object's own members (see Track). */
   private skipTracked(buf: Buffer, i: number): number {
     const n = buf.length;
     const t = this.track!;
     while (i < n) {
       if (this.inString) {
-        if (this.escape) {
-          this.escape = false;
-          i++;
-        }
-        const q = buf.indexOf(QUOTE, i);
-        if (q < 0) {
-          this.escape = oddBackslashes(buf, i, n);
-          return n;
-        }
-        if (oddBackslashes(buf, i, q)) {
-          i = q + 1;
-          continue;
-        }
+        const q = this.stringEnd(buf, i);
+        if (q < 0) return n;
         this.inString = false;
         if (this.skipDepth === 1 && t.phase === 1) {
           const raw = this.held_(buf, t.keyOff, q).toString('utf8');
@@ -726,6 +731,38 @@ export class StreamRedactor {
     this.valueDone();
     return i + 1;
   }
+}
+
+/**
+ * Member names, interned: Kubernetes JSON repeats a small vocabulary of keys,
+ * and decoding each one anew was a large share of the allocations (and GC) in
+ * bench/redact. Bounded; entries are compared byte for byte, never trusted by hash.
+ */
+const KEY_CACHE = new Map<number, { bytes: Buffer; text: string }[]>();
+let keyCacheSize = 0;
+
+function internKey(buf: Buffer, from: number, to: number): string {
+  const len = to - from;
+  if (len > 64) return buf.toString('utf8', from, to);
+  let h = len;
+  for (let k = from; k < to; k++) h = (Math.imul(h, 31) + buf[k]!) | 0;
+  const bucket = KEY_CACHE.get(h);
+  if (bucket) {
+    for (const e of bucket) {
+      if (e.bytes.length !== len) continue;
+      let k = 0;
+      while (k < len && e.bytes[k] === buf[from + k]) k++;
+      if (k === len) return e.text;
+    }
+  }
+  const text = buf.toString('utf8', from, to);
+  if (keyCacheSize < 8192) {
+    const entry = { bytes: Buffer.from(buf.subarray(from, to)), text };
+    if (bucket) bucket.push(entry);
+    else KEY_CACHE.set(h, [entry]);
+    keyCacheSize++;
+  }
+  return text;
 }
 
 /** Positions of the named columns in a Table's columnDefinitions. */
