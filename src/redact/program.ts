@@ -166,6 +166,19 @@ export class Program {
     return all;
   }
 
+  /**
+   * Whether no scalar child of a node in these states can be affected: no state
+   * is one step from its end and none waits on a filter. Then scalars are copied
+   * without stepping (bench/redact, PodList under `..`).
+   */
+  scalarsInert(states: readonly number[]): boolean {
+    return !states.some((s) => {
+      const rule = this.rules[s >> 8]!;
+      const i = s & 0xff;
+      return i >= rule.steps.length - 1 || rule.steps[i]!.selector.kind === 'filter';
+    });
+  }
+
   /** Whether a child of a node in these states may be removed (the container then manages its commas). */
   mayRemoveChild(states: readonly number[]): boolean {
     return states.some((s) => {

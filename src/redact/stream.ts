@@ -10,7 +10,7 @@
  * scanner holds only the container stack and, for a filter, a hash or the
  * last-applied annotation, the one value it must see whole (up to maxHoldBytes).
  */
-import { createHmac } from 'node:crypto';
+import { hash as sha } from 'node:crypto';
 import { Transform, type TransformCallback } from 'node:stream';
 import type { Key } from './path.js';
 import { STRENGTH, type Program } from './program.js';
@@ -99,6 +99,8 @@ interface Frame {
   readonly states: number[];
   /** This container manages its own commas, because a child may be removed. */
   readonly removable: boolean;
+  /** No rule can touch a scalar child (Program.scalarsInert). */
+  readonly scalarsInert: boolean;
   index: number;
   key: Key | undefined;
   emitted: boolean;
@@ -204,11 +206,34 @@ export class StreamRedactor {
     return this.capLen + (i - this.start);
   }
 
-  /** Held bytes [from, to): flushes the current chunk up to `to` first. */
-  private held_(buf: Buffer, from: number, toIndex: number): Buffer {
-    this.keep(buf.subarray(this.start, toIndex));
+  /** Flushes the current chunk into the held value up to buf[toIndex]. */
+  private holdUpTo(buf: Buffer, toIndex: number): void {
+    if (toIndex > this.start) {
+      const need = this.capLen + (toIndex - this.start);
+      if (need > this.options.maxHoldBytes) this.keep(buf.subarray(this.start, toIndex));
+      else {
+        if (need > this.cap.length) {
+          const grown = Buffer.allocUnsafe(Math.max(256, need * 2));
+          this.cap.copy(grown, 0, 0, this.capLen);
+          this.cap = grown;
+        }
+        buf.copy(this.cap, this.capLen, this.start, toIndex);
+        this.capLen = need;
+      }
+    }
     this.start = toIndex;
-    return this.cap.subarray(from, this.capLen);
+  }
+
+  /**
+   * Held bytes [from, to) as text. When they lie in the current chunk they are
+   * read in place; only a range that began in an earlier chunk is flushed into
+   * the held value first (bench/redact: copying every filtered element cost
+   * more than deciding on it).
+   */
+  private heldText(buf: Buffer, from: number, toIndex: number): string {
+    if (from >= this.capLen) return buf.toString('utf8', this.start + (from - this.capLen), toIndex);
+    this.holdUpTo(buf, toIndex);
+    return this.cap.toString('utf8', from, this.capLen);
   }
 
   private malformed(buf: Buffer, i: number, what: string): never {
@@ -348,6 +373,10 @@ export class StreamRedactor {
   private beginValue(buf: Buffer, i: number): number {
     const c = buf[i]!;
     const parent = this.stack[this.stack.length - 1];
+    if (parent !== undefined && parent.scalarsInert && c !== LBRACE && c !== LBRACKET) {
+      this.startSkip(buf, i, Fate.Copy, undefined);
+      return i + (this.scalar ? 0 : 1);
+    }
     let adv;
     if (!parent) adv = { states: this.rootStates, pending: [] as number[], ...this.program.finalOf(this.rootStates) };
     else adv = this.program.advance(parent.states, parent.isObj ? (parent.key ?? '') : parent.index);
@@ -406,7 +435,7 @@ export class StreamRedactor {
       return i + 1;
     }
     if (adv.states.length > 0 && (c === LBRACE || c === LBRACKET)) {
-      this.stack.push({ isObj: c === LBRACE, states: adv.states, removable: this.program.mayRemoveChild(adv.states), index: 0, key: undefined, emitted: false });
+      this.stack.push({ isObj: c === LBRACE, states: adv.states, removable: this.program.mayRemoveChild(adv.states), scalarsInert: this.program.scalarsInert(adv.states), index: 0, key: undefined, emitted: false });
       this.mode = c === LBRACE ? Mode.ObjFirst : Mode.ArrFirst;
       if (this.stack[this.stack.length - 1]!.removable) this.emit(buf, i + 1);
       return i + 1;
@@ -575,7 +604,7 @@ export class StreamRedactor {
         if (q < 0) return n;
         this.inString = false;
         if (this.skipDepth === 1 && t.phase === 1) {
-          const raw = this.held_(buf, t.keyOff, q).toString('utf8');
+          const raw = this.heldText(buf, t.keyOff, q);
           t.key = raw.includes('\\') ? (JSON.parse(`"${raw}"`) as string) : raw;
           t.phase = 2;
         }
@@ -607,9 +636,9 @@ export class StreamRedactor {
           t.valueOff = this.off(i + 1);
         } else if (c === COMMA && t.phase === 3) {
           if (t.key !== undefined && t.fields.has(t.key)) {
-            const raw = this.held_(buf, t.valueOff, i);
+            const raw = this.heldText(buf, t.valueOff, i);
             try {
-              t.seen.set(t.key, JSON.parse(raw.toString('utf8')));
+              t.seen.set(t.key, JSON.parse(raw));
             } catch {
               this.malformed(buf, i, 'a member the filter reads is not valid JSON');
             }
@@ -635,28 +664,39 @@ export class StreamRedactor {
     const cap = this.capture as Extract<Capture, { kind: 'filter' }>;
     const t = this.track!;
     this.track = undefined;
-    const states = [...cap.states, ...this.program.resolveFilters(cap.pending, Object.fromEntries(t.seen))];
+    const resolved = this.program.resolveFilters(cap.pending, Object.fromEntries(t.seen));
+    const states = resolved.length === 0 ? cap.states : [...cap.states, ...resolved];
     const { strength } = this.program.finalOf(states);
     // A hash needs the whole value: keep holding; the end re-checks the filter on all of it.
     if (strength === STRENGTH.hash) return;
-    const held = this.held_(buf, 0, i);
+    // What was held: still in this chunk (buf[start..i)) unless the element began in an earlier one.
+    const inPlace = this.capLen === 0;
+    let held: Buffer | undefined;
+    if (!inPlace) {
+      this.holdUpTo(buf, i);
+      held = this.cap.subarray(0, this.capLen);
+    }
     this.cap = EMPTY_BUF;
     this.capLen = 0;
     if (strength === STRENGTH.remove && this.deferred) {
       this.releaseDeferred(true);
+      this.start = i;
       this.fate = Fate.Drop;
     } else if (strength > 0) {
       this.releaseDeferred(false);
+      this.start = i;
       this.fate = Fate.Drop;
       this.replacement = REDACTED_JSON;
     } else if (states.length === 0) {
       this.releaseDeferred(false);
-      this.out.push(held);
+      // In place, the held bytes simply flow on with the rest of the chunk.
+      if (held) this.out.push(held);
       this.fate = Fate.Copy;
     } else {
       this.releaseDeferred(false);
       this.delegate = new StreamRedactor(this.program, this.options, states, true);
-      this.out.push(...this.delegate.write(held));
+      this.out.push(...this.delegate.write(held ?? buf.subarray(this.start, i)));
+      this.start = i;
       this.fate = Fate.Delegate;
     }
   }
@@ -689,8 +729,13 @@ export class StreamRedactor {
 
   private hash(raw: Buffer): Buffer {
     const canonical = JSON.stringify(JSON.parse(raw.toString('utf8')));
-    const mac = createHmac('sha256', this.options.hashKey).update(canonical).digest().subarray(0, 18).toString('base64');
+    const mac = hmacSha256(this.pads, Buffer.from(canonical)).subarray(0, 18).toString('base64');
     return Buffer.from(JSON.stringify(HASH_PREFIX + mac));
+  }
+
+  private pads_: { inner: Buffer; outer: Buffer } | undefined;
+  private get pads(): { inner: Buffer; outer: Buffer } {
+    return (this.pads_ ??= hmacPads(this.options.hashKey));
   }
 
   /**
@@ -776,6 +821,29 @@ function columnIndexes(raw: Buffer, names: ReadonlySet<string>): Set<number> {
   const out = new Set<number>();
   if (Array.isArray(defs)) defs.forEach((d, i) => typeof d?.name === 'string' && names.has(d.name.toLowerCase()) && out.add(i));
   return out;
+}
+
+/** HMAC-SHA256 key pads (RFC 2104), computed once per key. */
+const PAD_CACHE = new WeakMap<Buffer, { inner: Buffer; outer: Buffer }>();
+function hmacPads(key: Buffer): { inner: Buffer; outer: Buffer } {
+  let pads = PAD_CACHE.get(key);
+  if (!pads) {
+    const k = Buffer.alloc(64);
+    (key.length > 64 ? (sha('sha256', key, 'buffer') as unknown as Buffer) : key).copy(k);
+    pads = { inner: Buffer.from(k.map((b) => b ^ 0x36)), outer: Buffer.from(k.map((b) => b ^ 0x5c)) };
+    PAD_CACHE.set(key, pads);
+  }
+  return pads;
+}
+
+/**
+ * HMAC-SHA256 from its definition, H(K^opad || H(K^ipad || m)), with one-shot
+ * hashes: a createHmac object per masked value cost more than the hashing
+ * (bench/redact, PodList). Checked against createHmac in the tests.
+ */
+function hmacSha256(pads: { inner: Buffer; outer: Buffer }, message: Buffer): Buffer {
+  const inner = sha('sha256', Buffer.concat([pads.inner, message]), 'buffer') as unknown as Buffer;
+  return sha('sha256', Buffer.concat([pads.outer, inner]), 'buffer') as unknown as Buffer;
 }
 
 /** Whether buf[from..to) ends in an odd run of backslashes (the next byte is escaped). */
