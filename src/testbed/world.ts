@@ -21,7 +21,7 @@ export const PEOPLE = {
 } as const;
 
 /** The namespace-scoped resources the seeded roles cover. */
-const CORE = ['pods', 'pods/log', 'pods/exec', 'pods/attach', 'pods/portforward', 'configmaps', 'secrets', 'services', 'serviceaccounts', 'events'];
+const CORE = ['pods', 'pods/log', 'pods/exec', 'pods/attach', 'pods/portforward', 'configmaps', 'secrets', 'services', 'serviceaccounts', 'serviceaccounts/token', 'events'];
 const APPS = ['deployments', 'replicasets', 'statefulsets', 'daemonsets'];
 
 /** A value that tests grep for: it must never leave the gateway unmasked. */
@@ -74,6 +74,8 @@ function workloads(namespace: string) {
       type: 'Opaque',
       stringData: { token: canary(namespace, 'api-token') },
     },
+    // No controller-manager runs, so no `default` ServiceAccount appears on its own.
+    { apiVersion: 'v1', kind: 'ServiceAccount', metadata: { name: 'ci', namespace } },
     {
       apiVersion: 'apps/v1',
       kind: 'Deployment',

@@ -129,6 +129,33 @@ describe('masking (kubectl → Gatehouse → kube-apiserver v1.35.4)', function 
     await admin(['delete', 'secret', 'applied', '-n', 'dev']);
   });
 
+  it('the objects echoed by create and patch are masked too', async () => {
+    const value = 'GATEHOUSE-CANARY-created-secret';
+    const created = await as('alice', ['create', 'secret', 'generic', 'echoed', '-n', 'dev', `--from-literal=k=${value}`, '-o', 'json']);
+    assert.equal(created.code, 0, created.stderr);
+    assertNoLeak(created.stdout, [value]);
+    assert.equal(JSON.parse(created.stdout).data.k, REDACTED);
+    const patched = await as('alice', ['patch', 'secret', 'echoed', '-n', 'dev', '--type=merge', '-p', JSON.stringify({ stringData: { k2: value } }), '-o', 'json']);
+    assert.equal(patched.code, 0, patched.stderr);
+    assertNoLeak(patched.stdout, [value]);
+    // kubectl delete prints only names; --raw shows the body the API server echoes.
+    const deleted = await as('alice', ['delete', '--raw', '/api/v1/namespaces/dev/secrets/echoed']);
+    assert.equal(deleted.code, 0, deleted.stderr);
+    assertNoLeak(deleted.stdout + deleted.stderr, [value]);
+    // Without finalizers the API server answers a delete with a Status; with them, the object (masked by the same path).
+    const body = JSON.parse(deleted.stdout);
+    if (body.kind === 'Secret') assert.equal(body.data.k, REDACTED);
+    else assert.equal(body.kind, 'Status');
+  });
+
+  it('a TokenRequest answer (kubectl create token) is masked: the token is a credential', async () => {
+    const r = await as('alice', ['create', 'token', 'ci', '-n', 'dev']);
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(r.stdout.trim(), REDACTED);
+    const real = await admin(['create', 'token', 'ci', '-n', 'dev']);
+    assert.match(real.stdout, /^eyJ/, 'the API server does issue a real token (to an admin, unmasked)');
+  });
+
   it('replace with the masked object is refused; the real value is untouched', async () => {
     const got = await as('alice', ['get', 'secret', 'db-credentials', '-n', 'dev', '-o', 'json']);
     const r = await as('alice', ['replace', '-f', '-'], got.stdout);

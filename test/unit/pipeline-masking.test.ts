@@ -21,6 +21,7 @@ describe('pipeline: masked responses', () => {
   let received: IncomingHttpHeaders | undefined;
   let reply: { status?: number; headers: Record<string, string>; chunks: (string | Buffer)[] };
   const audit: AuditEvent[] = [];
+  let filterPath = false;
 
   before(async () => {
     upstream = createServer((req, res) => {
@@ -33,7 +34,7 @@ describe('pipeline: masked responses', () => {
     ({ server: gateway } = await startTestPipeline({
       upstreamUrl: `http://127.0.0.1:${(upstream.address() as AddressInfo).port}`,
       identity: () => ALICE,
-      decision: { effect: 'allow', reasons: [], mask: [{ path: '$.data.*', action: 'redact' }], audit: { level: 'Metadata' } },
+      decision: () => ({ effect: 'allow', reasons: [], mask: [{ path: '$.data.*', action: 'redact' }, ...(filterPath ? [{ path: "$.items[?(@.name == 'a')].value", action: 'redact' as const }] : [])], audit: { level: 'Metadata' } }),
       audit,
       maxBodyBytes: 64 * 1024,
     }));
@@ -53,7 +54,8 @@ describe('pipeline: masked responses', () => {
         res.on('aborted', () => resolve({ status: res.statusCode!, headers: res.headers, body: Buffer.concat(parts), aborted: true }));
         res.on('error', () => resolve({ status: res.statusCode!, headers: res.headers, body: Buffer.concat(parts), aborted: true }));
       });
-      req.on('error', reject);
+      // A response cut off before its first byte is a hung-up socket: that is an abort too.
+      req.on('error', (err: NodeJS.ErrnoException) => (err.code === 'ECONNRESET' ? resolve({ status: 0, headers: {}, body: Buffer.alloc(0), aborted: true }) : reject(err)));
       req.end(body);
     });
   }
@@ -104,6 +106,21 @@ describe('pipeline: masked responses', () => {
     assert.ok(r.aborted || r.body.toString() === '{"kind":"SecretList","items":[{"data":{"password":"' + REDACTED + '"}}', r.body.toString());
     assert.equal(audit.at(-1)!.gatehouse.error?.code, 'GATEHOUSE_MASKING_FAILED');
     assert.match(audit.at(-1)!.gatehouse.error!.message, /ended in the middle/);
+  });
+
+  it('cuts a response off when a filter must hold more than the cap, and audits it', async () => {
+    // The member the filter reads comes last, after a value larger than maxHoldBytes (4096 here).
+    reply = { headers: { 'content-type': 'application/json' }, chunks: [JSON.stringify({ kind: 'Secret', data: { password: 'aHVudGVyMg==' }, items: [{ value: 'x'.repeat(9000), name: 'a' }] })] };
+    filterPath = true;
+    try {
+      const r = await send('/api/v1/namespaces/dev/secrets/db');
+      assert.ok(r.aborted || !r.body.toString().endsWith('}'));
+      assert.doesNotMatch(r.body.toString(), /aHVudGVyMg==/);
+      assert.equal(audit.at(-1)!.gatehouse.error?.code, 'GATEHOUSE_MASKING_FAILED');
+      assert.match(audit.at(-1)!.gatehouse.error!.message, /larger than 4096 bytes/);
+    } finally {
+      filterPath = false;
+    }
   });
 
   it('masks every event of a watch as it arrives', async () => {

@@ -9,6 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createPolicyEngine, type PolicyEngine } from '../../../src/policy/engine.js';
 import { loadPolicySource, PolicyLoadError } from '../../../src/policy/load.js';
+import { checkMaskPath } from '../../../src/redact/path.js';
 import { projectRoot, toolPath } from '../../../src/paths.js';
 
 const samples = JSON.parse(readFileSync(join(projectRoot, 'policies/fixtures/samples.json'), 'utf8')).samples as { name: string; input: unknown; decision: Record<string, unknown> }[];
@@ -75,6 +76,17 @@ describe('policy/engine: anything but a well-formed decision is a deny', functio
       assert.deepEqual(engine.evaluate({}), { effect: 'deny', reasons: [reason], audit: { level: 'Metadata' } });
     });
   }
+
+  it("a mask path the redactor cannot compile (checked by the gateway's real check)", async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'gatehouse-rego-'));
+    writeFileSync(join(dir, 'p.rego'), 'package gatehouse\ndecision := {"effect": "allow", "mask": [{"path": "$.items[-1].data", "action": "redact"}]}\n');
+    const engine = await createPolicyEngine(await loadPolicySource({ kind: 'rego', dir, opa: toolPath('opa') }), checkMaskPath);
+    assert.deepEqual(engine.evaluate({}), {
+      effect: 'deny',
+      reasons: ['policy error: mask[0].path "$.items[-1].data" does not compile: negative indices are not supported (the length of a streamed array is not known) in "$.items[-1].data"'],
+      audit: { level: 'Metadata' },
+    });
+  });
 
   it('a runtime error in the policy (conflicting complete rules)', async () => {
     const engine = await engineFor('package gatehouse\ndecision := {"effect": "allow"} if input.a\ndecision := {"effect": "deny"} if input.b\n');

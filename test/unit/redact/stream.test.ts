@@ -199,6 +199,37 @@ describe('redact/stream: Kubernetes shapes', () => {
   });
 });
 
+describe('redact/stream: no masked value leaks, in any form', () => {
+  const v = (tag: string) => `LEAK-${tag}-${'s3cr3t'.repeat(3)}é"\\`;
+  const secret = (i: number) => ({ kind: 'Secret', metadata: { name: `s${i}`, annotations: { 'kubectl.kubernetes.io/last-applied-configuration': JSON.stringify({ data: { p: Buffer.from(v(`la${i}`)).toString('base64') }, stringData: { q: v(`sd${i}`) } }) } }, data: { p: Buffer.from(v(`d${i}`)).toString('base64') }, stringData: { q: v(`sd${i}`) } });
+  const pod = (i: number) => ({ kind: 'Pod', spec: { containers: [{ env: [{ name: 'DB_PASSWORD', value: v(`env${i}`) }, { name: 'X', value: 'keep' }] }] } });
+  const mask = [
+    { path: '$.data.*', action: 'redact' as const },
+    { path: '$.stringData.*', action: 'remove' as const },
+    { path: '$..env[?(@.name =~ /PASSWORD/)].value', action: 'hash' as const },
+  ];
+  const FIXTURES: [string, 'object' | 'list' | 'watch', string, string[]][] = [
+    ['a Secret', 'object', JSON.stringify(secret(0)), [v('d0'), v('sd0'), v('la0')]],
+    ['a SecretList', 'list', JSON.stringify({ kind: 'SecretList', items: [secret(1), secret(2)] }), [v('d1'), v('d2'), v('sd1'), v('la2')]],
+    ['a watch', 'watch', [secret(3), secret(4)].map((o) => JSON.stringify({ type: 'ADDED', object: o }) + '\n').join(''), [v('d3'), v('d4'), v('sd4'), v('la3')]],
+    ['a Table', 'list', JSON.stringify({ kind: 'Table', rows: [{ cells: ['s5'], object: secret(5) }] }), [v('d5'), v('sd5'), v('la5')]],
+    ['a PodList', 'list', JSON.stringify({ kind: 'PodList', items: [pod(6), pod(7)] }), [v('env6'), v('env7')]],
+  ];
+  for (const [what, shape, input, secrets] of FIXTURES) {
+    it(what, () => {
+      for (const sizes of [[1], [7], [4096]]) {
+        const out = chunked(new Program(mask, shape), Buffer.from(input), sizes).toString();
+        for (const secretValue of secrets) {
+          for (const form of [secretValue, Buffer.from(secretValue).toString('base64'), JSON.stringify(secretValue).slice(1, -1), JSON.stringify(JSON.stringify(secretValue)).slice(1, -1)]) {
+            assert.ok(!out.includes(form), `${what}: ${secretValue} leaked as ${form} (chunks of ${sizes[0]})`);
+          }
+        }
+        assert.ok(out.includes('keep') || shape !== 'list' || !input.includes('keep'), 'unmasked values pass');
+      }
+    });
+  }
+});
+
 describe('redact/stream: chunk boundaries anywhere', () => {
   it('inside escapes, multi-byte UTF-8 and keys that need decoding', () => {
     const d = { 'd\\"at\u00e9': { '\u00e9\u20ac': 'x' }, data: { 'k\\"1': 'v\\"\u00e9\u20ac😀\\\\', k2: 'plain' }, tail: 'é€😀\\"' };
