@@ -168,9 +168,14 @@ function parseIssuer(r: Reader): IssuerConfig {
 }
 
 function parsePolicy(r: Reader): PolicySource {
-  r.keys(['dir', 'wasm', 'bundle', 'data', 'opa']);
-  const set = ['dir', 'wasm', 'bundle'].filter((k) => r.has(k));
-  if (set.length !== 1) throw new ConfigError('policy', 'set exactly one of dir (Rego compiled at start-up), wasm (prebuilt policy.wasm) or bundle (opa build output .tar.gz)');
+  r.keys(['dir', 'wasm', 'bundle', 'data', 'opa', 'opaServer']);
+  const set = ['dir', 'wasm', 'bundle', 'opaServer'].filter((k) => r.has(k));
+  if (set.length !== 1) throw new ConfigError('policy', 'set exactly one of dir (Rego compiled at start-up), wasm (prebuilt policy.wasm), bundle (opa build output .tar.gz) or opaServer (URL of `opa run --server`)');
+  if (r.has('opaServer')) {
+    const url = r.str('opaServer');
+    if (!/^https?:\/\//.test(url)) throw new ConfigError('policy.opaServer', `"${url}" must be an http(s) URL, e.g. http://127.0.0.1:8181`);
+    return { kind: 'opaServer', url };
+  }
   const data = r.optPath('data');
   if (r.has('dir')) {
     const opa = r.has('opa') ? r.path('opa') : toolPath('opa');

@@ -157,7 +157,7 @@ export function createPipeline(deps: PipelineDeps) {
         nowNs: now() * 1e6,
         cluster: deps.cluster,
       });
-      const decision = deps.engine.evaluate(trace.input);
+      const decision = await deps.engine.evaluate(trace.input);
       trace.decision = decision;
 
       if (decision.effect === 'deny') {

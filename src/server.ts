@@ -13,6 +13,7 @@ import { createAuditWriter, type AuditWriter } from './audit/writer.js';
 import type { Config } from './config.js';
 import { createOidcAuthenticator, discoverJwksUri } from './identity/oidc.js';
 import { createPolicyEngine } from './policy/engine.js';
+import { createOpaServerEngine } from './policy/opa-server.js';
 import { loadPolicySource } from './policy/load.js';
 import { createPipeline } from './pipeline.js';
 import { selfSignedTls } from './tls.js';
@@ -37,9 +38,9 @@ export async function startGateway(config: Config, options: GatewayOptions = {})
   const log = options.log ?? pino({ name: 'gatehouse' }, pino.destination(2));
   const issuers = await Promise.all(config.identity.issuers.map(async (i) => (i.jwksUri ? i : { ...i, jwksUri: await discoverJwksUri(i.issuer) })));
   const authenticator = createOidcAuthenticator(issuers);
-  const compiled = await loadPolicySource(config.policy);
   // A mask path the redactor cannot compile makes the decision a deny.
-  const engine = await createPolicyEngine(compiled, checkMaskPath);
+  const remote = config.policy.kind === 'opaServer' ? createOpaServerEngine(config.policy.url, checkMaskPath) : undefined;
+  const engine = remote ?? (await createPolicyEngine(await loadPolicySource(config.policy as Exclude<Config['policy'], { kind: 'opaServer' }>), checkMaskPath));
   const hashKey = config.masking.hashKeyFile ? readFileSync(config.masking.hashKeyFile) : randomBytes(32);
   if (!config.masking.hashKeyFile) log.warn('masking.hashKeyFile is not set: hashed values are comparable only until the gateway restarts');
   const upstream = loadUpstream(config.upstream);
@@ -110,6 +111,7 @@ export async function startGateway(config: Config, options: GatewayOptions = {})
       await closed;
       await new Promise((r) => setImmediate(r));
       await forwarder.close();
+      await remote?.close();
       audit.flush();
     },
   };

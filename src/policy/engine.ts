@@ -2,8 +2,13 @@ import { loadPolicy, type LoadedPolicy } from '@open-policy-agent/opa-wasm';
 import { toDecision, type Decision, type MaskPathCheck } from './decision.js';
 import { ENTRYPOINT, PolicyLoadError, type CompiledPolicy } from './load.js';
 
+/** What the pipeline asks: a decision now (embedded WASM) or soon (an OPA server). */
 export interface PolicyEngine {
   readonly revision: string;
+  evaluate(input: unknown): Decision | Promise<Decision>;
+}
+
+export interface EmbeddedPolicyEngine extends PolicyEngine {
   /** Synchronous, like the WASM it runs: one evaluation at a time, by construction. */
   evaluate(input: unknown): Decision;
 }
@@ -14,7 +19,7 @@ const encoder = new TextEncoder();
  * Instantiates the compiled policy once. Inputs are handed over as JSON bytes
  * in an ArrayBuffer, so opa-wasm copies them straight into its memory.
  */
-export async function createPolicyEngine(policy: CompiledPolicy, maskPathCheck?: MaskPathCheck): Promise<PolicyEngine> {
+export async function createPolicyEngine(policy: CompiledPolicy, maskPathCheck?: MaskPathCheck): Promise<EmbeddedPolicyEngine> {
   let loaded: LoadedPolicy;
   try {
     loaded = await loadPolicy(policy.wasm);

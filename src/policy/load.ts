@@ -13,6 +13,8 @@ export const ENTRYPOINT = 'gatehouse/decision';
 /** Where the policy comes from: Rego compiled at start-up, or a prebuilt artefact. */
 export type PolicySource =
   | { readonly kind: 'rego'; readonly dir: string; readonly opa: string; readonly data?: string }
+  /** Decisions over HTTP from `opa run --server` (see opa-server.ts); nothing is compiled here. */
+  | { readonly kind: 'opaServer'; readonly url: string }
   | { readonly kind: 'wasm'; readonly file: string; readonly data?: string }
   | { readonly kind: 'bundle'; readonly file: string };
 
@@ -58,7 +60,7 @@ function fromBundle(tarGz: Buffer, origin: string): { wasm: Buffer; data: unknow
  * Compiles (or reads) the policy once, at start-up. A policy that does not
  * compile stops the gateway with OPA's own message.
  */
-export async function loadPolicySource(source: PolicySource): Promise<CompiledPolicy> {
+export async function loadPolicySource(source: Exclude<PolicySource, { kind: 'opaServer' }>): Promise<CompiledPolicy> {
   let wasm: Buffer;
   let data: unknown;
   switch (source.kind) {
@@ -97,6 +99,7 @@ export async function loadPolicySource(source: PolicySource): Promise<CompiledPo
 
 /** For messages: the policy files relative to the folder they came from. */
 export function describeSource(source: PolicySource): string {
+  if (source.kind === 'opaServer') return `the OPA server at ${source.url}`;
   return source.kind === 'rego' ? `Rego in ${source.dir} (${regoFiles(source.dir).map((f) => relative(source.dir, f)).join(', ')})` : `${source.kind} ${source.file}`;
 }
 

@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createPolicyEngine, type PolicyEngine } from '../../../src/policy/engine.js';
+import { createPolicyEngine, type EmbeddedPolicyEngine as PolicyEngine } from '../../../src/policy/engine.js';
 import { loadPolicySource, PolicyLoadError } from '../../../src/policy/load.js';
 import { checkMaskPath } from '../../../src/redact/path.js';
 import { projectRoot, toolPath } from '../../../src/paths.js';
