@@ -175,4 +175,5 @@ for (let i = 0; fed < total; i++) {
 feed(pending + ']}');
 for (const p of r.end()) emitted += p.length;
 peak = Math.max(peak, process.memoryUsage().rss);
+console.log('@@json ' + JSON.stringify({ fixtures: results, memory: { streamedMiB: fed / MB, rssBeforeMiB: before / MB, rssPeakMiB: peak / MB, growthMiB: (peak - before) / MB } }));
 console.log(`\nmemory: streamed a ${(fed / MB).toFixed(0)} MB SecretList (${(emitted / MB).toFixed(0)} MB out): RSS ${(before / MB).toFixed(0)} MB before, peak ${(peak / MB).toFixed(0)} MB, growth ${((peak - before) / MB).toFixed(1)} MB (goal < 64 MB)`);

@@ -200,7 +200,12 @@ export function createPipeline(deps: PipelineDeps) {
         if (masked.contentEncoding) clientHeaders['content-encoding'] = masked.contentEncoding;
       }
       res.writeHead(upstream.statusCode, clientHeaders);
-      if (longRunning) record(trace, req, 'ResponseStarted', upstream.statusCode);
+      if (longRunning) {
+        // Node sends queued headers with the first body byte; a quiet watch has none for a while,
+        // and its client must learn at once that the watch started (kube-apiserver flushes too).
+        res.flushHeaders();
+        record(trace, req, 'ResponseStarted', upstream.statusCode);
+      }
       const last = stages.length ? stages[stages.length - 1]! : upstream.body;
       last.on('data', (chunk: Buffer) => (trace.bytesOut += chunk.length));
       try {

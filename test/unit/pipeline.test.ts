@@ -21,13 +21,18 @@ describe('pipeline: the upstream header set is built from an allow-list', () => 
   let received: IncomingHttpHeaders | undefined;
   let identity: Identity = ALICE;
   let status = 200;
+  let holdWatch: Promise<void> | undefined;
   const audit: AuditEvent[] = [];
 
   before(async () => {
     upstream = createServer((req, res) => {
       received = req.headers;
       res.writeHead(status, { 'content-type': 'application/json', 'set-cookie': 'upstream=1', 'x-internal': 'leak', authorization: 'Bearer upstream' });
-      res.end('{"kind":"ConfigMapList","items":[]}');
+      const hold = holdWatch;
+      if (hold) {
+        res.flushHeaders();
+        void hold.then(() => res.end('{"type":"ADDED","object":{}}\n'));
+      } else res.end('{"kind":"ConfigMapList","items":[]}');
     });
     await new Promise<void>((r) => upstream.listen(0, '127.0.0.1', r));
     ({ server: gateway } = await startTestPipeline({
@@ -38,6 +43,9 @@ describe('pipeline: the upstream header set is built from an allow-list', () => 
     }));
   });
   after(() => {
+    // A held watch (the flush test failing) must not keep the run alive.
+    upstream.closeAllConnections();
+    gateway.closeAllConnections();
     upstream.close();
     gateway.close();
   });
@@ -124,6 +132,24 @@ describe('pipeline: the upstream header set is built from an allow-list', () => 
     const body = '{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"x"}}';
     const r = await send('/api/v1/namespaces/dev/configmaps', { authorization: 'Bearer caller-token', accept: 'application/json', 'user-agent': 'kubectl/v1.32.4', 'content-type': 'application/json' }, 'POST', body);
     assert.deepEqual({ ...received }, expectedFor(String(r.headers['audit-id']), { 'content-type': 'application/json', 'content-length': String(body.length) }));
+  });
+
+  it('sends the headers of a watch at once, before its first event', async () => {
+    // The upstream holds the watch open, eventless, until the client has seen the headers: without a flush this deadlocks.
+    let release!: () => void;
+    const released = new Promise<void>((r) => (release = r));
+    holdWatch = released;
+    const headersSeen = new Promise<number>((resolve, reject) => {
+      const req = request({ host: '127.0.0.1', port: (gateway.address() as AddressInfo).port, path: '/api/v1/namespaces/dev/configmaps?watch=1', headers: { authorization: 'Bearer caller-token' } }, (res) => {
+        resolve(res.statusCode!);
+        release();
+        res.resume();
+      });
+      req.on('error', reject);
+      req.end();
+    });
+    assert.equal(await headersSeen, 200);
+    holdWatch = undefined;
   });
 
   it('returns only allow-listed response headers, never upstream credentials or cookies', async () => {

@@ -1,0 +1,378 @@
+/**
+ * The benchmark suite (DESIGN §7), in one run so ratios hold on a noisy machine:
+ *
+ *  1. small GET (a ConfigMap), a masked GET (a Secret) and a LIST (~1,000
+ *     ConfigMaps) at concurrency 1 and 32, through
+ *       (a) direct: kube-apiserver with the admin token (the physical limit)
+ *       (b) plain:  an undici reverse proxy with no policy (bench/plain-proxy.ts)
+ *       (c) gatehouse: the gateway with the bundled policy, embedded WASM
+ *       (d) gatehouse+opa: the same gateway asking `opa run --server`
+ *     rounds alternate the order of the targets; medians across rounds;
+ *  2. policy evaluation in process: embedded WASM vs an HTTP call to OPA;
+ *  3. redaction throughput and memory (bench/redact.ts);
+ *  4. 1,000 concurrent watches through the gateway: its RSS and CPU, and the
+ *     latency of one change from upstream to every watcher;
+ *  5. gateway RSS idle and under load.
+ *
+ * Prints a markdown report and writes it, with a JSON file, to bench/results/.
+ * Asserts no timing: it fails only if something crashes or a result is malformed.
+ *   node dist/bench/run.js [--quick]
+ */
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { cpus, totalmem } from 'node:os';
+import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { KubeConfig } from '@kubernetes/client-node';
+import { Agent, request } from 'undici';
+import { stringify } from 'yaml';
+import { DEMO_AUDIENCE, mintToken, startDemoIssuer, type IssuerFile } from '../src/demo/issuer.js';
+import { createPolicyEngine } from '../src/policy/engine.js';
+import { loadPolicySource } from '../src/policy/load.js';
+import { createOpaServerEngine } from '../src/policy/opa-server.js';
+import { projectRoot, runRoot, toolPath } from '../src/paths.js';
+import { checkMaskPath } from '../src/redact/path.js';
+import { down, up } from '../src/testbed/controlplane.js';
+import { selfSignedTls } from '../src/tls.js';
+import { freePort } from '../src/testbed/ports.js';
+import { percentiles } from './stats.js';
+
+const quick = process.argv.includes('--quick');
+const N_GET = quick ? 200 : 1500;
+const N_LIST = quick ? 20 : 120;
+const ROUNDS = quick ? 2 : 4;
+const CONFIGMAPS = quick ? 300 : 1000;
+const WATCHES = quick ? 100 : 1000;
+
+const dir = join(runRoot, `bench-${process.pid}`);
+const children: ChildProcess[] = [];
+const report: string[] = [];
+const results: Record<string, unknown> = { quick, startedAt: new Date().toISOString() };
+const out = (line = '') => {
+  report.push(line);
+  process.stdout.write(line + '\n');
+};
+
+function machine(): string {
+  const cpu = cpus()[0]?.model ?? 'unknown CPU';
+  return `${cpus().length} × ${cpu}, ${(totalmem() / 2 ** 30).toFixed(0)} GiB, Node ${process.version}, kube-apiserver v1.35.4, OPA v1.22.2`;
+}
+
+async function waitHttp(url: string, dispatcher?: Agent, timeoutMs = 60_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    try {
+      const res = await request(url, dispatcher ? { dispatcher } : {});
+      await res.body.dump();
+      if (res.statusCode === 200) return;
+    } catch {
+      // not yet
+    }
+    await sleep(100);
+  }
+  throw new Error(`${url} did not become ready`);
+}
+
+function launch(cmd: string, args: string[], log: string): ChildProcess {
+  const child = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+  const logFile = join(dir, log);
+  child.stdout!.on('data', (d: Buffer) => writeFileSync(logFile, d, { flag: 'a' }));
+  child.stderr!.on('data', (d: Buffer) => writeFileSync(logFile, d, { flag: 'a' }));
+  children.push(child);
+  return child;
+}
+
+function rssMiB(pid: number): number {
+  const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+  return m ? Number(m[1]) / 1024 : NaN;
+}
+
+function cpuSeconds(pid: number): number {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return (Number(fields[11]) + Number(fields[12])) / 100; // utime + stime, in clock ticks of 1/100 s
+}
+
+interface Target {
+  readonly name: string;
+  readonly base: string;
+  readonly auth: string | undefined;
+  readonly dispatcher: Agent;
+}
+
+interface RunStats {
+  p50: number;
+  p90: number;
+  p99: number;
+  rps: number;
+}
+
+async function load(t: Target, path: string, n: number, concurrency: number): Promise<RunStats> {
+  const times: number[] = [];
+  let next = 0;
+  const started = process.hrtime.bigint();
+  await Promise.all(
+    Array.from({ length: concurrency }, async () => {
+      while (next < n) {
+        next++;
+        const s = process.hrtime.bigint();
+        const res = await request(t.base + path, { headers: { accept: 'application/json', ...(t.auth ? { authorization: t.auth } : {}) }, dispatcher: t.dispatcher });
+        await res.body.dump({ limit: Infinity });
+        if (res.statusCode !== 200) throw new Error(`${t.name} ${path}: HTTP ${res.statusCode}`);
+        times.push(Number(process.hrtime.bigint() - s) / 1e6);
+      }
+    }),
+  );
+  const elapsed = Number(process.hrtime.bigint() - started) / 1e9;
+  const p = percentiles(times);
+  return { p50: p['p50']!, p90: p['p90']!, p99: p['p99']!, rps: n / elapsed };
+}
+
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+
+async function main(): Promise<void> {
+  rmSync(dir, { recursive: true, force: true });
+  mkdirSync(dir, { recursive: true });
+  out(`# Gatehouse benchmarks${quick ? ' (quick)' : ''}`);
+  out();
+  out(`Machine: ${machine()}. One run, ${new Date().toISOString()}.`);
+  results['machine'] = machine();
+
+  const tb = await up({ dir: join(dir, 'testbed'), ownerPid: process.pid });
+  try {
+    const admin = new KubeConfig();
+    admin.loadFromFile(tb.kubeconfigs.admin);
+    const adminToken = admin.getCurrentUser()!.token!;
+    // ~1,000 small ConfigMaps for the LIST (in dev, which the demo identity may read).
+    const list = { apiVersion: 'v1', kind: 'List', items: Array.from({ length: CONFIGMAPS }, (_, i) => ({ apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: `bench-${i}`, namespace: 'dev', labels: { bench: 'yes' } }, data: { key: `value-${i}`, other: 'x'.repeat(64) } })) };
+    execFileSync('kubectl', ['--kubeconfig', tb.kubeconfigs.admin, 'apply', '--server-side', '-f', '-'], { input: JSON.stringify(list), stdio: ['pipe', 'ignore', 'inherit'] });
+    execFileSync('kubectl', ['--kubeconfig', tb.kubeconfigs.admin, 'create', 'configmap', 'watched', '-n', 'dev', '--from-literal=v=0'], { stdio: 'ignore' });
+
+    const issuer = await startDemoIssuer(await freePort(), join(dir, 'issuer.json'));
+    const issuerFile = JSON.parse(readFileSync(join(dir, 'issuer.json'), 'utf8')) as IssuerFile;
+    const { token: alice } = await mintToken(issuerFile, { user: 'alice@example.com', groups: ['dev'], ttlSeconds: 3600 });
+
+    const opaPort = await freePort();
+    launch(toolPath('opa'), ['run', '--server', '--addr', `127.0.0.1:${opaPort}`, '--log-level', 'error', join(projectRoot, 'policies/gatehouse')], 'opa.log');
+    await waitHttp(`http://127.0.0.1:${opaPort}/health`);
+
+    const gatewayConfig = (port: number, policy: object, audit: string) =>
+      stringify({
+        cluster: 'bench',
+        listen: { address: `127.0.0.1:${port}`, tls: { selfSigned: { dir: join(dir, 'tls') } } },
+        upstream: { kubeconfig: tb.kubeconfigs.gateway },
+        identity: { issuers: [{ issuer: issuerFile.issuer, audiences: [DEMO_AUDIENCE], usernameClaim: 'email', groupsClaim: 'groups', algorithms: ['RS256'] }] },
+        policy,
+        audit: { file: join(dir, audit) },
+      });
+    const gwPort = await freePort();
+    const gwOpaPort = await freePort();
+    writeFileSync(join(dir, 'gatehouse.yaml'), gatewayConfig(gwPort, { dir: join(projectRoot, 'policies/gatehouse') }, 'audit.log'));
+    writeFileSync(join(dir, 'gatehouse-opa.yaml'), gatewayConfig(gwOpaPort, { opaServer: `http://127.0.0.1:${opaPort}` }, 'audit-opa.log'));
+    // One dev certificate for both gateways and the plain proxy, made before any starts (they reuse it).
+    selfSignedTls(join(dir, 'tls'), ['127.0.0.1', 'localhost']);
+    const gw = launch(process.execPath, [join(projectRoot, 'bin/gatehouse.js'), 'serve', '--config', join(dir, 'gatehouse.yaml')], 'gatehouse.log');
+    const gatewayCa = () => readFileSync(join(dir, 'tls', 'ca.crt'));
+    const tlsAgent = (ca: Buffer, connections = 64) => new Agent({ connect: { ca }, connections, keepAliveTimeout: 30_000, pipelining: 1 });
+    await waitHttp(`https://127.0.0.1:${gwPort}/readyz`, tlsAgent(gatewayCa()));
+    launch(process.execPath, [join(projectRoot, 'bin/gatehouse.js'), 'serve', '--config', join(dir, 'gatehouse-opa.yaml')], 'gatehouse-opa.log');
+    await waitHttp(`https://127.0.0.1:${gwOpaPort}/readyz`, tlsAgent(gatewayCa()));
+    const plainPort = await freePort();
+    launch(process.execPath, [join(projectRoot, 'dist/bench/plain-proxy.js'), String(plainPort), tb.server, adminToken, tb.caFile, join(dir, 'tls', 'server.crt'), join(dir, 'tls', 'server.key')], 'plain.log');
+    await sleep(500);
+
+    const targets: Target[] = [
+      { name: 'direct', base: tb.server, auth: `Bearer ${adminToken}`, dispatcher: tlsAgent(readFileSync(tb.caFile)) },
+      { name: 'plain proxy', base: `https://127.0.0.1:${plainPort}`, auth: undefined, dispatcher: tlsAgent(gatewayCa()) },
+      { name: 'gatehouse', base: `https://127.0.0.1:${gwPort}`, auth: `Bearer ${alice}`, dispatcher: tlsAgent(gatewayCa()) },
+      { name: 'gatehouse+opa', base: `https://127.0.0.1:${gwOpaPort}`, auth: `Bearer ${alice}`, dispatcher: tlsAgent(gatewayCa()) },
+    ];
+    const idleRss = rssMiB(gw.pid!);
+    let loadRss = idleRss;
+    const sampler = setInterval(() => (loadRss = Math.max(loadRss, rssMiB(gw.pid!))), 100);
+
+    // 1. Latency and throughput.
+    const scenarios = [
+      { name: 'GET configmap', path: '/api/v1/namespaces/dev/configmaps/app-config', n: N_GET },
+      { name: 'GET secret (masked through gatehouse)', path: '/api/v1/namespaces/dev/secrets/db-credentials', n: N_GET },
+      { name: `LIST ${CONFIGMAPS} configmaps`, path: '/api/v1/namespaces/dev/configmaps?labelSelector=bench%3Dyes', n: N_LIST },
+    ];
+    out();
+    out('## Latency and throughput');
+    out();
+    out(`Medians over ${ROUNDS} rounds (target order alternating); ms and requests/s. Ratios compare gatehouse with direct and with the plain proxy, per round, then take the median.`);
+    out();
+    out('| request | concurrency | target | p50 ms | p90 ms | p99 ms | req/s |');
+    out('|---|---|---|---|---|---|---|');
+    const latency: Record<string, unknown>[] = [];
+    const ratioRows: string[] = [];
+    for (const s of scenarios) {
+      for (const c of [1, 32]) {
+        for (const t of targets) await load(t, s.path, Math.min(50, s.n), c); // warm-up
+        const per: Record<string, RunStats[]> = Object.fromEntries(targets.map((t) => [t.name, []]));
+        for (let r = 0; r < ROUNDS; r++) {
+          const order = r % 2 ? [...targets].reverse() : targets;
+          for (const t of order) per[t.name]!.push(await load(t, s.path, s.n, c));
+        }
+        for (const t of targets) {
+          const runs = per[t.name]!;
+          const row = { request: s.name, concurrency: c, target: t.name, p50: median(runs.map((x) => x.p50)), p90: median(runs.map((x) => x.p90)), p99: median(runs.map((x) => x.p99)), rps: median(runs.map((x) => x.rps)) };
+          latency.push(row);
+          out(`| ${s.name} | ${c} | ${t.name} | ${row.p50.toFixed(3)} | ${row.p90.toFixed(3)} | ${row.p99.toFixed(3)} | ${row.rps.toFixed(0)} |`);
+        }
+        const ratio = (a: string, b: string, f: (x: RunStats) => number) => median(per[a]!.map((x, i) => f(x) / f(per[b]![i]!)));
+        const addedP50 = median(per['gatehouse']!.map((x, i) => x.p50 - per['direct']![i]!.p50));
+        const addedP99 = median(per['gatehouse']!.map((x, i) => x.p99 - per['direct']![i]!.p99));
+        ratioRows.push(`| ${s.name} | ${c} | +${addedP50.toFixed(3)} | +${addedP99.toFixed(3)} | ${ratio('gatehouse', 'direct', (x) => x.rps).toFixed(2)} | ${ratio('gatehouse', 'plain proxy', (x) => x.rps).toFixed(2)} | ${ratio('gatehouse+opa', 'gatehouse', (x) => x.p50).toFixed(2)} |`);
+        latency.push({ request: s.name, concurrency: c, addedP50, addedP99, throughputVsDirect: ratio('gatehouse', 'direct', (x) => x.rps), throughputVsPlain: ratio('gatehouse', 'plain proxy', (x) => x.rps) });
+      }
+    }
+    clearInterval(sampler);
+    results['latency'] = latency;
+    out();
+    out('| request | concurrency | gatehouse added p50 ms | added p99 ms | throughput ÷ direct | throughput ÷ plain proxy | p50 with OPA server ÷ embedded |');
+    out('|---|---|---|---|---|---|---|');
+    for (const r of ratioRows) out(r);
+
+    // 2. Policy evaluation in process.
+    const samples = (JSON.parse(readFileSync(join(projectRoot, 'policies/fixtures/samples.json'), 'utf8')) as { samples: { input: unknown }[] }).samples;
+    const wasm = await createPolicyEngine(await loadPolicySource({ kind: 'rego', dir: join(projectRoot, 'policies/gatehouse'), opa: toolPath('opa') }), checkMaskPath);
+    const remote = createOpaServerEngine(`http://127.0.0.1:${opaPort}`, checkMaskPath);
+    const evals = quick ? 2000 : 20000;
+    const wasmTimes: number[] = [];
+    const httpTimes: number[] = [];
+    for (let i = 0; i < 500; i++) wasm.evaluate(samples[i % samples.length]!.input);
+    for (let i = 0; i < evals; i++) {
+      const s = process.hrtime.bigint();
+      wasm.evaluate(samples[i % samples.length]!.input);
+      wasmTimes.push(Number(process.hrtime.bigint() - s) / 1000);
+    }
+    for (let i = 0; i < evals / 10; i++) {
+      const s = process.hrtime.bigint();
+      await remote.evaluate(samples[i % samples.length]!.input);
+      httpTimes.push(Number(process.hrtime.bigint() - s) / 1000);
+    }
+    await remote.close();
+    const pw = percentiles(wasmTimes, [50, 99]);
+    const ph = percentiles(httpTimes, [50, 99]);
+    results['policy'] = { embedded: pw, opaServer: ph, speedupP50: ph['p50']! / pw['p50']! };
+    out();
+    out('## Policy evaluation (bundled policy, sample inputs, input serialization included)');
+    out();
+    out('| engine | p50 µs | p99 µs |');
+    out('|---|---|---|');
+    out(`| embedded WASM (opa-wasm) | ${pw['p50']!.toFixed(1)} | ${pw['p99']!.toFixed(1)} |`);
+    out(`| OPA server over HTTP | ${ph['p50']!.toFixed(1)} | ${ph['p99']!.toFixed(1)} |`);
+    out(`| embedded speed-up (p50) | ${(ph['p50']! / pw['p50']!).toFixed(1)}× | |`);
+
+    // 4. Watches at scale through the gateway.
+    const watchAgent = new Agent({ connect: { ca: gatewayCa() }, connections: WATCHES + 8, pipelining: 1 });
+    const rv = JSON.parse(execFileSync('kubectl', ['--kubeconfig', tb.kubeconfigs.admin, 'get', 'configmap', 'watched', '-n', 'dev', '-o', 'json'], { encoding: 'utf8' })).metadata.resourceVersion as string;
+    const arrivals: number[] = [];
+    let marker = '';
+    let opened = 0;
+    const aborts = new AbortController();
+    const watchErrors: string[] = [];
+    const watchers = Array.from({ length: WATCHES }, async () => {
+      const res = await request(`https://127.0.0.1:${gwPort}/api/v1/namespaces/dev/configmaps?watch=1&fieldSelector=metadata.name%3Dwatched&resourceVersion=${rv}`, { headers: { authorization: `Bearer ${alice}` }, dispatcher: watchAgent, signal: aborts.signal, bodyTimeout: 0 });
+      opened++;
+      try {
+        for await (const chunk of res.body) {
+          if (marker && String(chunk).includes(marker)) {
+            arrivals.push(Date.now());
+            break;
+          }
+        }
+      } catch {
+        // aborted at the end
+      }
+      res.body.destroy();
+    }).map((p) => p.catch((err: unknown) => void watchErrors.push(String((err as Error).message ?? err))));
+    const openDeadline = Date.now() + 60_000;
+    while (opened + watchErrors.length < WATCHES && Date.now() < openDeadline) await sleep(50);
+    if (watchErrors.length) throw new Error(`${watchErrors.length} watches failed to open, e.g. ${watchErrors[0]}`);
+    await sleep(1000);
+    const cpu0 = cpuSeconds(gw.pid!);
+    const idleWindow = quick ? 2 : 5;
+    await sleep(idleWindow * 1000);
+    const watchIdleCpu = (cpuSeconds(gw.pid!) - cpu0) / idleWindow;
+    const watchRss = rssMiB(gw.pid!);
+    marker = `m-${Date.now()}`;
+    const changedAt = Date.now();
+    execFileSync('kubectl', ['--kubeconfig', tb.kubeconfigs.admin, 'patch', 'configmap', 'watched', '-n', 'dev', '--type=merge', '-p', JSON.stringify({ data: { v: marker } })], { stdio: 'ignore' });
+    const arriveDeadline = Date.now() + 30_000;
+    while (arrivals.length < opened && Date.now() < arriveDeadline) await sleep(20);
+    const cpuDuringEvent = cpuSeconds(gw.pid!) - cpu0 - watchIdleCpu * idleWindow;
+    aborts.abort();
+    await Promise.allSettled(watchers);
+    await watchAgent.destroy();
+    const lat = percentiles(
+      arrivals.map((t) => t - changedAt),
+      [50, 99, 100],
+    );
+    results['watches'] = { watches: WATCHES, opened, received: arrivals.length, gatewayRssMiB: watchRss, idleCpuCores: watchIdleCpu, cpuSecondsForOneEventFanout: cpuDuringEvent, eventLatencyMs: lat };
+    out();
+    out(`## ${WATCHES} concurrent watches through the gateway`);
+    out();
+    out('| watches open | events received | gateway RSS MiB | gateway CPU while idle (cores) | change → client p50 ms | p99 ms | last ms |');
+    out('|---|---|---|---|---|---|---|');
+    out(`| ${opened} | ${arrivals.length} | ${watchRss.toFixed(0)} | ${watchIdleCpu.toFixed(3)} | ${lat['p50']} | ${lat['p99']} | ${lat['p100']} |`);
+    out('(change → client includes kubectl patch start-up; the watch stream is masked-capable JSON through the full pipeline)');
+
+    // 5. Memory.
+    results['memory'] = { gatewayIdleRssMiB: idleRss, gatewayPeakRssUnderLoadMiB: loadRss, gatewayRssWithWatchesMiB: watchRss };
+    out();
+    out('## Gateway memory');
+    out();
+    out(`| idle RSS MiB | peak RSS during the latency runs MiB | RSS holding ${WATCHES} watches MiB |`);
+    out('|---|---|---|');
+    out(`| ${idleRss.toFixed(0)} | ${loadRss.toFixed(0)} | ${watchRss.toFixed(0)} |`);
+
+    for (const t of targets) await t.dispatcher.close();
+    await issuer.close();
+  } finally {
+    for (const c of children) c.kill('SIGTERM');
+    await down(tb.dir);
+  }
+
+  // 3. Redaction, in a process of its own (its memory measurement must not see ours).
+  out();
+  out('## Redaction');
+  out();
+  const redact = execFileSync(process.execPath, ['--expose-gc', join(projectRoot, 'dist/bench/redact.js'), ...(quick ? ['--quick'] : [])], { encoding: 'utf8' });
+  for (const line of redact.trimEnd().split('\n')) {
+    if (line.startsWith('@@json ')) results['redaction'] = JSON.parse(line.slice(7));
+    else out(line);
+  }
+
+  validate(results);
+  const stamp = new Date().toISOString().replace(/[:.]/g, '-');
+  const resultsDir = join(projectRoot, 'bench/results');
+  mkdirSync(resultsDir, { recursive: true });
+  writeFileSync(join(resultsDir, `${stamp}${quick ? '-quick' : ''}.md`), report.join('\n') + '\n');
+  writeFileSync(join(resultsDir, `${stamp}${quick ? '-quick' : ''}.json`), JSON.stringify(results, null, 2) + '\n');
+  out();
+  out(`Written to bench/results/${stamp}${quick ? '-quick' : ''}.{md,json}`);
+  rmSync(dir, { recursive: true, force: true });
+}
+
+/** A result is malformed if a number in it is not finite or an expected part is missing. */
+function validate(r: Record<string, unknown>): void {
+  for (const part of ['latency', 'policy', 'watches', 'memory', 'redaction']) if (!r[part]) throw new Error(`benchmark result has no ${part}`);
+  const walk = (v: unknown, path: string): void => {
+    if (typeof v === 'number' && !Number.isFinite(v)) throw new Error(`benchmark result ${path} is ${v}`);
+    if (v && typeof v === 'object') for (const [k, x] of Object.entries(v)) walk(x, `${path}.${k}`);
+  };
+  walk(r, 'results');
+  const w = r['watches'] as { opened: number; received: number; watches: number };
+  if (w.opened !== w.watches || w.received !== w.opened) throw new Error(`watches: ${w.opened} of ${w.watches} opened, ${w.received} received the change`);
+}
+
+main().then(
+  () => process.exit(0),
+  (err: unknown) => {
+    process.stderr.write(`bench: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
+    for (const c of children) c.kill('SIGKILL');
+    process.exit(1);
+  },
+);
