@@ -22,19 +22,18 @@ export interface ForwarderOptions {
   readonly headersTimeoutMs: number;
   /** For requests that are not watches or follows: how long the whole body may take. */
   readonly bodyTimeoutMs: number;
+  /** Connections for ordinary requests; watches and follows never count against it. */
+  readonly maxConnections?: number;
   readonly dispatcher?: Dispatcher;
 }
 
 export function createForwarder(target: UpstreamTarget, options: ForwarderOptions): Forwarder {
-  const dispatcher =
-    options.dispatcher ??
-    new Agent({
-      connect: { ...target.tls, timeout: options.connectTimeoutMs },
-      keepAliveTimeout: 30_000,
-      connections: 256,
-      // Watches hold a connection each; pipelining would queue requests behind them.
-      pipelining: 1,
-    });
+  const connect = { ...target.tls, timeout: options.connectTimeoutMs };
+  const dispatcher = options.dispatcher ?? new Agent({ connect, keepAliveTimeout: 30_000, connections: options.maxConnections ?? 256, pipelining: 1 });
+  // Each watch or `logs -f` holds a connection for as long as it lives: in the bounded pool,
+  // 256 of them would starve every other request (found by bench/run.ts with 1,000 watches).
+  // They get a pool of their own, bounded only by what the API server accepts.
+  const streams = options.dispatcher ?? new Agent({ connect, keepAliveTimeout: 30_000, pipelining: 1 });
   return {
     async forward({ method, pathAndQuery, headers, body, longRunning, signal }) {
       try {
@@ -42,7 +41,7 @@ export function createForwarder(target: UpstreamTarget, options: ForwarderOption
           method: method as Dispatcher.HttpMethod,
           headers,
           body: body ?? null,
-          dispatcher,
+          dispatcher: longRunning ? streams : dispatcher,
           signal,
           headersTimeout: options.headersTimeoutMs,
           bodyTimeout: longRunning ? 0 : options.bodyTimeoutMs,
@@ -63,7 +62,10 @@ export function createForwarder(target: UpstreamTarget, options: ForwarderOption
         return false;
       }
     },
-    close: () => dispatcher.close(),
+    close: async () => {
+      await dispatcher.close();
+      if (streams !== dispatcher) await streams.close();
+    },
   };
 }
 

@@ -191,3 +191,44 @@ describe('pipeline: a broken upstream', () => {
     assert.ok(!JSON.stringify(audit).includes(GATEWAY_TOKEN) && !JSON.stringify(audit).includes('caller-token'));
   });
 });
+
+describe('pipeline: watches cannot starve the upstream pool', () => {
+  it('with a pool of 2 connections, 5 open watches still leave room for a GET', async () => {
+    const held: import('node:http').ServerResponse[] = [];
+    const upstream = createServer((req, res) => {
+      res.writeHead(200, { 'content-type': 'application/json' });
+      if (req.url!.includes('watch=1')) {
+        res.flushHeaders();
+        held.push(res); // an eventless watch, open until the end of the test
+      } else res.end('{"kind":"ConfigMap"}');
+    });
+    await new Promise<void>((r) => upstream.listen(0, '127.0.0.1', r));
+    const { server, port } = await startTestPipeline({
+      upstreamUrl: `http://127.0.0.1:${(upstream.address() as AddressInfo).port}`,
+      identity: () => ALICE,
+      decision: { effect: 'allow', reasons: [], mask: [], audit: { level: 'Metadata' } },
+      audit: [],
+      maxConnections: 2,
+    });
+    const get = (path: string) =>
+      new Promise<number>((resolve, reject) => {
+        const req = request({ host: '127.0.0.1', port, path, headers: { authorization: 'Bearer t' } }, (res) => {
+          resolve(res.statusCode!);
+          res.resume();
+        });
+        req.on('error', reject);
+        req.end();
+      });
+    try {
+      const watches = await Promise.all([1, 2, 3, 4, 5].map(() => get('/api/v1/namespaces/dev/configmaps?watch=1')));
+      assert.deepEqual(watches, [200, 200, 200, 200, 200]);
+      assert.equal(await get('/api/v1/namespaces/dev/configmaps/app-config'), 200);
+    } finally {
+      for (const r of held) r.destroy();
+      upstream.closeAllConnections();
+      server.closeAllConnections();
+      upstream.close();
+      server.close();
+    }
+  });
+});
