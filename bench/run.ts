@@ -377,6 +377,7 @@ main().then(
   (err: unknown) => {
     process.stderr.write(`bench: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
     for (const c of children) c.kill('SIGKILL');
+    rmSync(dir, { recursive: true, force: true });
     process.exit(1);
   },
 );

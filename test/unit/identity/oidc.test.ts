@@ -118,6 +118,36 @@ describe('identity/oidc', () => {
   ];
   for (const [what, make, message] of ATTACKS) it(`refuses ${what}`, async () => rejects(await make(), message));
 
+  it('remembers a verified token only until it expires', async function () {
+    this.timeout(10_000);
+    const auth = createOidcAuthenticator([{ ...cfg, clockSkewSeconds: 0 }]);
+    const token = await sign({ exp: now() + 2 });
+    assert.equal((await auth.authenticate(token)).username, 'alice@example.com');
+    assert.equal((await auth.authenticate(token)).username, 'alice@example.com', 'served from the cache');
+    await new Promise((r) => setTimeout(r, 2100));
+    await assert.rejects(auth.authenticate(token), /has expired/);
+  });
+
+  it('remembers a verified token at most a minute, then verifies it again', async () => {
+    let clock = Date.now();
+    const auth = createOidcAuthenticator([cfg], () => clock);
+    const token = await sign({});
+    await auth.authenticate(token);
+    await auth.authenticate(token);
+    assert.deepEqual({ ...auth.stats }, { verified: 1, cached: 1 });
+    clock += 61_000;
+    await auth.authenticate(token);
+    assert.deepEqual({ ...auth.stats }, { verified: 2, cached: 1 });
+  });
+
+  it('never remembers a failure', async () => {
+    const auth = createOidcAuthenticator([cfg]);
+    const forged = (await sign({})).slice(0, -4) + 'AAAA';
+    await assert.rejects(auth.authenticate(forged));
+    await assert.rejects(auth.authenticate(forged));
+    assert.deepEqual({ ...auth.stats }, { verified: 0, cached: 0 });
+  });
+
   it('refetches the JWKS on an unknown kid after key rotation and accepts the new key', async () => {
     const auth = createOidcAuthenticator([cfg]);
     await auth.authenticate(await sign({}));
