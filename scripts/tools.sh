@@ -4,7 +4,7 @@
 #
 #   scripts/tools.sh            opa + test bed (kube-apiserver, etcd)
 #   scripts/tools.sh opa        only the OPA CLI
-#   scripts/tools.sh testbed    only kube-apiserver and etcd
+#   scripts/tools.sh testbed    only kube-apiserver, etcd and the stand-in kubelet
 #   scripts/tools.sh regal      the Rego linter (opt-in: the module proxy here refuses it)
 #
 # A warm cache makes every step a few stat calls. Builds go to a temporary
@@ -61,15 +61,15 @@ testbed() {
   local minor=${K8S_VERSION#v1.}; minor=${minor%%.*}
   local ldflags="-s -w -X $v.gitVersion=$K8S_VERSION -X $v.gitMajor=1 -X $v.gitMinor=$minor -X $v.gitTreeState=clean"
   local sum
-  sum=$( (cat "$root/testbed/go.mod" "$root/testbed/go.sum"; echo "$ldflags") | sha256sum | cut -c1-12)
+  sum=$( (cat "$root/testbed/go.mod" "$root/testbed/go.sum" "$root"/testbed/kubelet/*.go; echo "$ldflags") | sha256sum | cut -c1-12)
   local dir="$cache/testbed-k8s$K8S_VERSION-etcd$ETCD_VERSION-$sum"
-  if [[ ! -x "$dir/bin/kube-apiserver" || ! -x "$dir/bin/etcd" ]]; then
+  if [[ ! -x "$dir/bin/kube-apiserver" || ! -x "$dir/bin/etcd" || ! -x "$dir/bin/kubelet" ]]; then
     need_go
     say "building kube-apiserver $K8S_VERSION and etcd $ETCD_VERSION (first run only, several minutes; cached in $dir)"
     local tmp
     tmp=$(mktemp -d "$cache/.build-testbed.XXXXXX")
     (cd "$root/testbed" && go build -mod=mod -trimpath -ldflags="$ldflags" -o "$tmp/bin/" \
-      k8s.io/kubernetes/cmd/kube-apiserver go.etcd.io/etcd/server/v3)
+      k8s.io/kubernetes/cmd/kube-apiserver go.etcd.io/etcd/server/v3 ./kubelet)
     # `go build` names the etcd main package after its path: .../server/v3 -> server.
     mv "$tmp/bin/server" "$tmp/bin/etcd"
     rm -rf "$dir"
@@ -77,6 +77,7 @@ testbed() {
   fi
   link kube-apiserver "$dir/bin/kube-apiserver"
   link etcd "$dir/bin/etcd"
+  link kubelet "$dir/bin/kubelet"
 }
 
 mkdir -p "$cache"

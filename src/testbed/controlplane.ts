@@ -16,8 +16,8 @@ export interface Testbed {
   readonly server: string;
   readonly caFile: string;
   readonly kubeconfigs: { readonly admin: string; readonly gateway: string };
-  readonly pids: { readonly etcd: number; readonly apiserver: number; readonly watchdog: number };
-  readonly ports: { readonly etcd: number; readonly etcdPeer: number; readonly apiserver: number };
+  readonly pids: { readonly etcd: number; readonly apiserver: number; readonly kubelet: number; readonly watchdog: number };
+  readonly ports: { readonly etcd: number; readonly etcdPeer: number; readonly apiserver: number; readonly kubelet: number };
   readonly auditLog: string;
   readonly startedAt: string;
 }
@@ -50,6 +50,7 @@ export async function up(options: UpOptions = {}): Promise<Testbed> {
   }
   const etcdBin = toolPath('etcd');
   const apiserverBin = toolPath('kube-apiserver');
+  const kubeletBin = toolPath('kubelet');
 
   rmSync(dir, { recursive: true, force: true });
   mkdirSync(join(dir, 'etcd-data'), { recursive: true, mode: 0o700 });
@@ -70,7 +71,7 @@ export async function up(options: UpOptions = {}): Promise<Testbed> {
     'apiVersion: audit.k8s.io/v1\nkind: Policy\nomitStages: [RequestReceived]\nrules:\n  - level: Metadata\n',
   );
 
-  const ports = { etcd: await freePort(), etcdPeer: await freePort(), apiserver: await freePort() };
+  const ports = { etcd: await freePort(), etcdPeer: await freePort(), apiserver: await freePort(), kubelet: await freePort() };
   const started: ChildProcess[] = [];
   try {
     const etcdUrl = `http://127.0.0.1:${ports.etcd}`;
@@ -111,7 +112,10 @@ export async function up(options: UpOptions = {}): Promise<Testbed> {
       '--v=0',
     ]);
     started.push(apiserver);
-    const watchdog = spawn(process.execPath, [join(projectRoot, 'dist/src/testbed/watchdog.js'), String(options.ownerPid ?? 0), dir, String(etcd.pid), String(apiserver.pid)], {
+    // Serves the log endpoint the API server proxies `kubectl logs` to (testbed/kubelet).
+    const kubelet = launch(kubeletBin, join(dir, 'kubelet.log'), [`127.0.0.1:${ports.kubelet}`]);
+    started.push(kubelet);
+    const watchdog = spawn(process.execPath, [join(projectRoot, 'dist/src/testbed/watchdog.js'), String(options.ownerPid ?? 0), dir, String(etcd.pid), String(apiserver.pid), String(kubelet.pid)], {
       detached: true,
       stdio: 'ignore',
     });
@@ -132,14 +136,14 @@ export async function up(options: UpOptions = {}): Promise<Testbed> {
       });
     }
     log('seeding namespaces, workloads, secrets and RBAC');
-    await seedWorld(kubeconfigs.admin);
+    await seedWorld(kubeconfigs.admin, ports.kubelet);
 
     const testbed: Testbed = {
       dir,
       server,
       caFile,
       kubeconfigs,
-      pids: { etcd: etcd.pid!, apiserver: apiserver.pid!, watchdog: watchdog.pid! },
+      pids: { etcd: etcd.pid!, apiserver: apiserver.pid!, kubelet: kubelet.pid!, watchdog: watchdog.pid! },
       ports,
       auditLog,
       startedAt: new Date().toISOString(),
@@ -156,7 +160,7 @@ export async function up(options: UpOptions = {}): Promise<Testbed> {
 export async function down(dir: string = defaultDir): Promise<boolean> {
   const state = readState(dir);
   if (!state) return false;
-  await stopProcesses([state.pids.apiserver, state.pids.etcd, state.pids.watchdog]);
+  await stopProcesses([state.pids.apiserver, state.pids.etcd, state.pids.kubelet, state.pids.watchdog].filter((p) => p !== undefined));
   rmSync(dir, { recursive: true, force: true });
   return true;
 }

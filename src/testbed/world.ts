@@ -24,6 +24,19 @@ export const PEOPLE = {
 const CORE = ['pods', 'pods/log', 'pods/exec', 'pods/attach', 'pods/portforward', 'configmaps', 'secrets', 'services', 'serviceaccounts', 'serviceaccounts/token', 'events'];
 const APPS = ['deployments', 'replicasets', 'statefulsets', 'daemonsets'];
 
+/** The test bed's one node: a stand-in kubelet on loopback (testbed/kubelet) serves its pods' logs. */
+export const NODE_NAME = 'testbed-node';
+
+export function nodeStatus(kubeletPort: number) {
+  return {
+    status: {
+      addresses: [{ type: 'InternalIP', address: '127.0.0.1' }],
+      daemonEndpoints: { kubeletEndpoint: { Port: kubeletPort } },
+      conditions: [{ type: 'Ready', status: 'True', reason: 'KubeletReady', message: 'stand-in kubelet', lastHeartbeatTime: new Date().toISOString(), lastTransitionTime: new Date().toISOString() }],
+    },
+  };
+}
+
 /** A value that tests grep for: it must never leave the gateway unmasked. */
 export function canary(namespace: string, key: string): string {
   return `GATEHOUSE-CANARY-${namespace}-${key}`;
@@ -74,6 +87,8 @@ function workloads(namespace: string) {
       type: 'Opaque',
       stringData: { token: canary(namespace, 'api-token') },
     },
+    // Bound to the test bed's node directly: no scheduler runs.
+    { apiVersion: 'v1', kind: 'Pod', metadata: { name: 'web-0', namespace, labels: { app: 'web' } }, spec: { nodeName: NODE_NAME, containers: [{ name: 'web', image: 'registry.example/web:1.0' }] } },
     // No controller-manager runs, so no `default` ServiceAccount appears on its own.
     { apiVersion: 'v1', kind: 'ServiceAccount', metadata: { name: 'ci', namespace } },
     {
@@ -110,6 +125,7 @@ function workloads(namespace: string) {
  */
 export function worldManifests(): object[] {
   return [
+    { apiVersion: 'v1', kind: 'Node', metadata: { name: NODE_NAME, labels: { 'kubernetes.io/hostname': NODE_NAME } } },
     ...workloads('dev'),
     ...workloads('prod'),
     role('testbed:edit', ['get', 'list', 'watch', 'create', 'update', 'patch', 'delete', 'deletecollection']),
