@@ -152,7 +152,7 @@ export class StreamRedactor {
     this.scan(buf);
     const n = buf.length;
     if (this.mode === Mode.Skip && this.fate !== Fate.Copy) {
-      if (this.fate === Fate.Capture) this.keep(buf.subarray(this.start, n));
+      if (this.fate === Fate.Capture) this.keep(buf, this.start, n);
       else if (this.fate === Fate.Delegate) this.out.push(...this.delegate!.write(buf.subarray(this.start, n)));
       this.start = n;
     } else if (this.holding) {
@@ -187,8 +187,9 @@ export class StreamRedactor {
     this.start = at;
   }
 
-  private keep(bytes: Buffer): void {
-    const need = this.capLen + bytes.length;
+  /** Appends buf[from..to) to the held value, within maxHoldBytes (copied straight from the chunk: no subarray). */
+  private keep(buf: Buffer, from: number, to: number): void {
+    const need = this.capLen + (to - from);
     if (need > this.options.maxHoldBytes) {
       throw new RedactError('GATEHOUSE_REDACT_TOO_LARGE', `a value the mask must see whole is larger than ${this.options.maxHoldBytes} bytes`);
     }
@@ -197,7 +198,7 @@ export class StreamRedactor {
       this.cap.copy(grown, 0, 0, this.capLen);
       this.cap = grown;
     }
-    bytes.copy(this.cap, this.capLen);
+    buf.copy(this.cap, this.capLen, from, to);
     this.capLen = need;
   }
 
@@ -208,19 +209,7 @@ export class StreamRedactor {
 
   /** Flushes the current chunk into the held value up to buf[toIndex]. */
   private holdUpTo(buf: Buffer, toIndex: number): void {
-    if (toIndex > this.start) {
-      const need = this.capLen + (toIndex - this.start);
-      if (need > this.options.maxHoldBytes) this.keep(buf.subarray(this.start, toIndex));
-      else {
-        if (need > this.cap.length) {
-          const grown = Buffer.allocUnsafe(Math.max(256, need * 2));
-          this.cap.copy(grown, 0, 0, this.capLen);
-          this.cap = grown;
-        }
-        buf.copy(this.cap, this.capLen, this.start, toIndex);
-        this.capLen = need;
-      }
-    }
+    if (toIndex > this.start) this.keep(buf, this.start, toIndex);
     this.start = toIndex;
   }
 
@@ -246,6 +235,11 @@ export class StreamRedactor {
     const n = buf.length;
     let i = 0;
     while (i < n) {
+      // Between tokens, whitespace is skipped the same way in every mode that reads tokens.
+      if (this.mode !== Mode.Skip && this.mode !== Mode.Key && WS[buf[i]!]) {
+        i++;
+        continue;
+      }
       switch (this.mode) {
         case Mode.Skip:
           i = this.skip(buf, i);
@@ -257,10 +251,6 @@ export class StreamRedactor {
         case Mode.Value:
         case Mode.ArrFirst: {
           const c = buf[i]!;
-          if (WS[c]) {
-            i++;
-            break;
-          }
           if (this.mode === Mode.ArrFirst && c === RBRACKET) {
             i = this.close(buf, i, false);
             break;
@@ -274,10 +264,6 @@ export class StreamRedactor {
         case Mode.ObjFirst:
         case Mode.ObjNext: {
           const c = buf[i]!;
-          if (WS[c]) {
-            i++;
-            break;
-          }
           if (c === RBRACE && this.mode === Mode.ObjFirst) {
             i = this.close(buf, i, true);
             break;
@@ -289,10 +275,6 @@ export class StreamRedactor {
         }
         case Mode.Colon: {
           const c = buf[i]!;
-          if (WS[c]) {
-            i++;
-            break;
-          }
           if (c !== COLON) this.malformed(buf, i, '":" was expected');
           this.mode = Mode.Value;
           i++;
@@ -300,10 +282,6 @@ export class StreamRedactor {
         }
         case Mode.After: {
           const c = buf[i]!;
-          if (WS[c]) {
-            i++;
-            break;
-          }
           const f = this.stack[this.stack.length - 1]!;
           if (c === COMMA) {
             if (f.removable) {
@@ -533,7 +511,7 @@ export class StreamRedactor {
       this.out.push(...inner.write(buf.subarray(this.start, end)), ...inner.end());
       this.start = end;
     } else {
-      this.keep(buf.subarray(this.start, end));
+      this.keep(buf, this.start, end);
       const raw = this.cap.subarray(0, this.capLen);
       this.cap = EMPTY_BUF;
       this.capLen = 0;
