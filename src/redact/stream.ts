@@ -121,7 +121,7 @@ export class StreamRedactor {
 
   // Skip state: a value being copied, dropped or captured.
   private fate = Fate.Copy;
-  private skipDepth = 0;
+  /** Open brackets of the value being skipped; its length is the depth. */
   private skipStack: number[] = [];
   private inString = false;
   private escape = false;
@@ -438,7 +438,6 @@ export class StreamRedactor {
     if (fate === Fate.Drop) this.cut(i);
     if (fate === Fate.Capture) this.start = i;
     if (c === LBRACE || c === LBRACKET) {
-      this.skipDepth = 1;
       this.skipStack.push(c);
       if (capture?.kind === 'filter' && c === LBRACE) {
         // Hold the element only until the members the filter reads have arrived.
@@ -446,10 +445,8 @@ export class StreamRedactor {
         if (fields && fields.size > 0) this.track = { fields, seen: new Map(), phase: 0, keyOff: 0, valueOff: 0, key: undefined };
       }
     } else if (c === QUOTE) {
-      this.skipDepth = 0;
       this.inString = true;
     } else if ((c >= 0x30 && c <= 0x39) || c === 0x2d || c === 0x74 || c === 0x66 || c === 0x6e) {
-      this.skipDepth = 0;
       this.scalar = true;
     } else this.malformed(buf, i, 'a value was expected');
   }
@@ -469,7 +466,7 @@ export class StreamRedactor {
         if (q < 0) return n;
         this.inString = false;
         i = q + 1;
-        if (this.skipDepth === 0) {
+        if (this.skipStack.length === 0) {
           this.finishSkip(buf, i);
           return i;
         }
@@ -482,20 +479,26 @@ export class StreamRedactor {
           i++;
           break;
         }
-        if (c === LBRACE || c === LBRACKET) {
-          this.skipDepth++;
-          this.skipStack.push(c);
-        } else if (c === RBRACE || c === RBRACKET) {
-          const open = this.skipStack.pop();
-          if (open !== (c === RBRACE ? LBRACE : LBRACKET)) this.malformed(buf, i, 'mismatched brackets');
-          if (--this.skipDepth === 0) {
-            this.finishSkip(buf, i + 1);
-            return i + 1;
-          }
+        if (this.bracket(buf, i, c)) {
+          this.finishSkip(buf, i + 1);
+          return i + 1;
         }
       }
       if (i >= n) return n;
     }
+  }
+
+  /**
+   * Follows brackets while skipping: opens and closes (checking they match),
+   * and says whether this byte closed the skipped value.
+   */
+  private bracket(buf: Buffer, i: number, c: number): boolean {
+    if (c === LBRACE || c === LBRACKET) this.skipStack.push(c);
+    else if (c === RBRACE || c === RBRACKET) {
+      if (this.skipStack.pop() !== (c === RBRACE ? LBRACE : LBRACKET)) this.malformed(buf, i, 'mismatched brackets');
+      return this.skipStack.length === 0;
+    }
+    return false;
   }
 
   /** The skipped value ends just before buf[end]. */
@@ -581,7 +584,7 @@ export class StreamRedactor {
         const q = this.stringEnd(buf, i);
         if (q < 0) return n;
         this.inString = false;
-        if (this.skipDepth === 1 && t.phase === 1) {
+        if (this.skipStack.length === 1 && t.phase === 1) {
           const raw = this.heldText(buf, t.keyOff, q);
           t.key = raw.includes('\\') ? (JSON.parse(`"${raw}"`) as string) : raw;
           t.phase = 2;
@@ -592,23 +595,16 @@ export class StreamRedactor {
       const c = buf[i]!;
       if (c === QUOTE) {
         this.inString = true;
-        if (this.skipDepth === 1 && t.phase === 0) {
+        if (this.skipStack.length === 1 && t.phase === 0) {
           t.phase = 1;
           t.keyOff = this.off(i + 1);
         }
-      } else if (c === LBRACE || c === LBRACKET) {
-        this.skipDepth++;
-        this.skipStack.push(c);
-      } else if (c === RBRACE || c === RBRACKET) {
-        const open = this.skipStack.pop();
-        if (open !== (c === RBRACE ? LBRACE : LBRACKET)) this.malformed(buf, i, 'mismatched brackets');
-        if (--this.skipDepth === 0) {
-          // The element ended before every member the filter reads arrived: decide on all of it.
-          this.track = undefined;
-          this.finishSkip(buf, i + 1);
-          return i + 1;
-        }
-      } else if (this.skipDepth === 1) {
+      } else if (this.bracket(buf, i, c)) {
+        // The element ended before every member the filter reads arrived: decide on all of it.
+        this.track = undefined;
+        this.finishSkip(buf, i + 1);
+        return i + 1;
+      } else if (this.skipStack.length === 1) {
         if (c === COLON && t.phase === 2) {
           t.phase = 3;
           t.valueOff = this.off(i + 1);
