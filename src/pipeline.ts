@@ -24,7 +24,7 @@ import type { Forwarder } from './upstream/forward.js';
 import { upstreamError } from './upstream/forward.js';
 import { buildClientHeaders, buildUpstreamHeaders } from './upstream/headers.js';
 import { carriesMaskMarker } from './redact/guard.js';
-import { createProgramCache, isMaskableType, maskedBody, shapeOf } from './redact/response.js';
+import { createProgramCache, maskedBody, shapeOf } from './redact/response.js';
 import { RedactError, type RedactOptions } from './redact/stream.js';
 
 export interface PipelineDeps {
@@ -187,14 +187,19 @@ export function createPipeline(deps: PipelineDeps) {
       const clientHeaders = buildClientHeaders(upstream.headers, trace.auditId);
       let stages: NodeJS.ReadWriteStream[] = [];
       if (masking) {
-        const type = header(upstream.headers['content-type']);
-        const encoding = header(upstream.headers['content-encoding'])?.toLowerCase();
-        if (!isMaskableType(type) || (encoding && encoding !== 'identity' && encoding !== 'gzip')) {
+        const masked = maskedBody(
+          programFor(decision.mask, shapeOf(target)),
+          deps.masking,
+          header(upstream.headers['content-type']),
+          header(upstream.headers['content-encoding']),
+          /\bgzip\b/i.test(header(req.headers['accept-encoding']) ?? ''),
+          longRunning,
+        );
+        if ('unreadable' in masked) {
           // Decided before any byte is sent, so the client gets a Status, not unmasked bytes.
           upstream.body.destroy();
-          throw new GatehouseError('GATEHOUSE_MASKING_FAILED', `the policy masks this response, but it is ${type ?? 'untyped'}${encoding ? ` (${encoding})` : ''}, which Gatehouse cannot read`);
+          throw new GatehouseError('GATEHOUSE_MASKING_FAILED', `the policy masks this response, but it is ${masked.unreadable}, which Gatehouse cannot read`);
         }
-        const masked = maskedBody(programFor(decision.mask, shapeOf(target)), deps.masking, encoding, /\bgzip\b/i.test(header(req.headers['accept-encoding']) ?? ''), longRunning);
         stages = masked.stages;
         delete clientHeaders['content-encoding'];
         if (masked.contentEncoding) clientHeaders['content-encoding'] = masked.contentEncoding;

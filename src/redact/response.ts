@@ -17,7 +17,7 @@ export function shapeOf(target: RequestTarget): Shape {
 }
 
 /** Response types the scanner reads: JSON, JSON watch streams, Tables (all application/json with parameters). */
-export function isMaskableType(contentType: string | undefined): boolean {
+function isJsonType(contentType: string | undefined): boolean {
   if (!contentType) return false;
   const type = contentType.split(';')[0]!.trim().toLowerCase();
   return type === 'application/json' || (type.startsWith('application/') && type.endsWith('+json'));
@@ -38,17 +38,22 @@ export function createProgramCache(max = 256) {
   };
 }
 
+export type MaskedBody = { readonly stages: NodeJS.ReadWriteStream[]; readonly contentEncoding: string | undefined } | { readonly unreadable: string };
+
 /**
  * upstream body → (gunzip) → redactor → (gzip) : the stages a masked response
- * passes through. Re-compressed only when the client asked and the response is
- * not a stream that must flush event by event.
+ * passes through, or why it cannot be read (decided before any byte is sent).
+ * Re-compressed only when the client asked and the response is not a stream
+ * that must flush event by event.
  */
-export function maskedBody(program: Program, options: RedactOptions, upstreamEncoding: string | undefined, clientAcceptsGzip: boolean, longRunning: boolean): { stages: NodeJS.ReadWriteStream[]; contentEncoding: string | undefined } {
-  const stages: NodeJS.ReadWriteStream[] = [];
-  if (upstreamEncoding && upstreamEncoding !== 'identity') {
-    if (upstreamEncoding !== 'gzip') throw new TypeError(`unsupported content-encoding ${upstreamEncoding}`);
-    stages.push(createGunzip());
+export function maskedBody(program: Program, options: RedactOptions, contentType: string | undefined, upstreamEncoding: string | undefined, clientAcceptsGzip: boolean, longRunning: boolean): MaskedBody {
+  const encoding = upstreamEncoding?.toLowerCase();
+  const compressed = encoding !== undefined && encoding !== 'identity';
+  if (!isJsonType(contentType) || (compressed && encoding !== 'gzip')) {
+    return { unreadable: `${contentType ?? 'untyped'}${encoding ? ` (${encoding})` : ''}` };
   }
+  const stages: NodeJS.ReadWriteStream[] = [];
+  if (compressed) stages.push(createGunzip());
   stages.push(createRedactStream(program, options));
   const gzip = clientAcceptsGzip && !longRunning;
   if (gzip) stages.push(createGzip());

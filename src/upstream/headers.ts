@@ -6,14 +6,11 @@
  */
 import type { IncomingHttpHeaders } from 'node:http';
 import { EXTRA_AGENT, EXTRA_ON_BEHALF_OF, EXTRA_SESSION, type Identity } from '../identity/identity.js';
+import type { UpstreamTarget } from './credentials.js';
 
 /** Request headers a Kubernetes client needs the API server to see. */
 const FORWARDED = ['accept', 'content-type', 'user-agent', 'kubectl-command', 'kubectl-session', 'x-stream-protocol-version'] as const;
 
-export interface UpstreamAuth {
-  /** Authorization value of the gateway's own credentials, if it uses a token. */
-  readonly authorization?: () => string;
-}
 
 export interface UpstreamHeaderOptions {
   readonly auditId: string;
@@ -38,7 +35,8 @@ export function jsonOnlyAccept(accept: string | undefined): string {
   return kept.length ? kept.join(', ') : 'application/json';
 }
 
-export function buildUpstreamHeaders(incoming: IncomingHttpHeaders, identity: Identity, auth: UpstreamAuth, options: UpstreamHeaderOptions): UpstreamHeaders {
+/** `auth.authorization`: the gateway's own credentials, when it uses a token (a client certificate is in the connection). */
+export function buildUpstreamHeaders(incoming: IncomingHttpHeaders, identity: Identity, auth: Pick<UpstreamTarget, 'authorization'>, options: UpstreamHeaderOptions): UpstreamHeaders {
   const out: UpstreamHeaders = Object.create(null);
   for (const name of FORWARDED) {
     const v = incoming[name];

@@ -35,7 +35,6 @@ describe('masking (kubectl → Gatehouse → kube-apiserver v1.35.4)', function 
   before(async function () {
     this.timeout(120_000);
     demo = await startDemo({ dir: join(runRoot, `test-${process.pid}`, 'masking'), testbed: testbed(), audit: createMemoryAuditWriter(() => {}) });
-    demo.kubeconfigs; // identities: alice (dev), agent, security, admin
   });
   after(async () => demo?.stop());
 
