@@ -2,7 +2,7 @@
 # Debian packages the tests use, installed only when missing (a warm machine
 # pays one dpkg query). kubectl is provided by the machine image.
 set -euo pipefail
-packages=(python3-kubernetes)
+packages=(python3-kubernetes chromium postgresql)
 missing=()
 for p in "${packages[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")

@@ -1,3 +1,4 @@
+import { runApprovalsCommand } from './approval/command.js';
 import { runDemoCommand } from './demo/command.js';
 import { runKubeconfigCommand, runServeCommand } from './serve.js';
 import { runTestbedCommand } from './testbed/command.js';
@@ -10,6 +11,7 @@ commands:
   demo                                 the embedded default: control plane, OIDC issuer, gateway, kubeconfigs
   demo token --user U --groups G       mint a token from the running demo's issuer
   testbed up|down|status [--dir DIR]   a local etcd + kube-apiserver for the demo and the tests
+  approvals list|show|approve|deny     decide on requests waiting for approval (uses your kubeconfig)
 `;
 
 /** Errors that carry a message meant for the person at the terminal. */
@@ -29,6 +31,8 @@ async function main(argv: string[]): Promise<number> {
       return runDemoCommand(rest);
     case 'testbed':
       return runTestbedCommand(rest);
+    case 'approvals':
+      return runApprovalsCommand(rest);
     case undefined:
     case 'help':
     case '--help':

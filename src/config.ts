@@ -24,6 +24,22 @@ export interface Config {
   readonly masking: { readonly hashKeyFile?: string; readonly maxHoldBytes: number };
   readonly limits: { readonly maxBodyBytes: number; readonly policyBodyBytes: number; readonly shutdownGraceSeconds: number };
   readonly cluster: string;
+  /** Absent: requests the policy sends to `approve` are refused. */
+  readonly approvals?: ApprovalsConfig;
+}
+
+export interface ApprovalsConfig {
+  readonly store: { readonly kind: 'sqlite'; readonly file: string } | { readonly kind: 'postgres'; readonly url: string };
+  readonly mode: { readonly agents: 'hold' | 'refuse'; readonly people: 'hold' | 'refuse' };
+  readonly holdSeconds: number;
+  /** Caps the policy's ttlSeconds: how long anyone may take to decide, and how long an approval stays usable. */
+  readonly maxTtlSeconds: number;
+  /** The gateway's URL as approvers reach it; defaults to the listen address. */
+  readonly publicUrl?: string;
+  readonly sweepSeconds: number;
+  readonly webhook?: { readonly url: string; readonly timeoutSeconds: number; readonly retries: number; readonly backoffSeconds: number };
+  /** The approver web page's OIDC client (authorization code + PKCE). Absent: no web page, the CLI still works. */
+  readonly web?: { readonly issuer: string; readonly clientId: string; readonly clientSecret?: string; readonly sessionMinutes: number };
 }
 
 type Obj = Record<string, unknown>;
@@ -202,10 +218,80 @@ function parseUpstream(r: Reader): Config['upstream'] {
   return { kind: 'kubeconfig', file: r.path('kubeconfig'), ...(context ? { context } : {}), ...timeouts };
 }
 
+function secret(r: Reader, key: string, option: string): string | undefined {
+  // Secrets come from a file, so the config itself can be shared and logged.
+  if (r.has(key) && r.has(`${key}File`)) throw new ConfigError(option, `set ${key} or ${key}File, not both`);
+  if (r.has(`${key}File`)) {
+    const file = r.path(`${key}File`);
+    try {
+      return readFileSync(file, 'utf8').trim();
+    } catch (err) {
+      throw new ConfigError(`${option}File`, `cannot read ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+    }
+  }
+  return r.optStr(key);
+}
+
+function parseMode(r: Reader, key: string, fallback: 'hold' | 'refuse'): 'hold' | 'refuse' {
+  const v = r.str(key, fallback);
+  if (v !== 'hold' && v !== 'refuse') throw new ConfigError(`approvals.mode.${key}`, `must be hold (the request waits for the decision) or refuse (403 at once, with how to get approval), not "${v}"`);
+  return v;
+}
+
+function parseApprovals(r: Reader, issuers: readonly IssuerConfig[]): ApprovalsConfig {
+  r.keys(['store', 'mode', 'holdSeconds', 'maxTtlSeconds', 'publicUrl', 'sweepSeconds', 'webhook', 'web']);
+  const store = r.section('store');
+  store.keys(['sqlite', 'postgres']);
+  if (store.has('sqlite') === store.has('postgres')) throw new ConfigError('approvals.store', 'set exactly one of sqlite: FILE (one gateway) or postgres: {url or urlFile} (several replicas)');
+  let parsedStore: ApprovalsConfig['store'];
+  if (store.has('sqlite')) parsedStore = { kind: 'sqlite', file: store.path('sqlite') };
+  else {
+    const pgr = store.section('postgres');
+    pgr.keys(['url', 'urlFile']);
+    const url = secret(pgr, 'url', 'approvals.store.postgres.url');
+    if (!url || !/^postgres(ql)?:\/\//.test(url)) throw new ConfigError('approvals.store.postgres', 'set url or urlFile to a postgres:// connection URL');
+    parsedStore = { kind: 'postgres', url };
+  }
+  const mode = r.section('mode', false);
+  mode.keys(['agents', 'people']);
+  const publicUrl = r.optStr('publicUrl')?.replace(/\/+$/, '');
+  if (publicUrl !== undefined && !/^https?:\/\//.test(publicUrl)) throw new ConfigError('approvals.publicUrl', `"${publicUrl}" must be an http(s) URL`);
+  let webhook: ApprovalsConfig['webhook'];
+  if (r.has('webhook')) {
+    const w = r.section('webhook');
+    w.keys(['url', 'urlFile', 'timeoutSeconds', 'retries', 'backoffSeconds']);
+    const url = secret(w, 'url', 'approvals.webhook.url');
+    if (!url || !/^https?:\/\//.test(url)) throw new ConfigError('approvals.webhook', 'set url or urlFile to the http(s) URL that receives the POST');
+    webhook = { url, timeoutSeconds: w.num('timeoutSeconds', 5, 0.1, 60), retries: w.num('retries', 3, 0, 10), backoffSeconds: w.num('backoffSeconds', 1, 0, 60) };
+  }
+  let web: ApprovalsConfig['web'];
+  if (r.has('web')) {
+    const w = r.section('web');
+    w.keys(['issuer', 'clientId', 'clientSecret', 'clientSecretFile', 'sessionMinutes']);
+    const issuer = w.str('issuer', issuers[0]?.issuer);
+    const configured = issuers.find((i) => i.issuer === issuer);
+    if (!configured) throw new ConfigError('approvals.web.issuer', `"${issuer}" is not one of identity.issuers; the web login's ID token is verified like any bearer token`);
+    const clientId = w.str('clientId');
+    if (!configured.audiences.includes(clientId)) throw new ConfigError('approvals.web.clientId', `"${clientId}" must be one of the issuer's audiences (${configured.audiences.join(', ')}): the ID token's audience is the client ID`);
+    const clientSecret = secret(w, 'clientSecret', 'approvals.web.clientSecret');
+    web = { issuer, clientId, ...(clientSecret ? { clientSecret } : {}), sessionMinutes: w.num('sessionMinutes', 60, 1, 24 * 60) };
+  }
+  return {
+    store: parsedStore,
+    mode: { agents: parseMode(mode, 'agents', 'hold'), people: parseMode(mode, 'people', 'refuse') },
+    holdSeconds: r.num('holdSeconds', 600, 1, 24 * 3600),
+    maxTtlSeconds: r.num('maxTtlSeconds', 7 * 24 * 3600, 1, 7 * 24 * 3600),
+    ...(publicUrl ? { publicUrl } : {}),
+    sweepSeconds: r.num('sweepSeconds', 5, 0.1, 3600),
+    ...(webhook ? { webhook } : {}),
+    ...(web ? { web } : {}),
+  };
+}
+
 export function parseConfig(doc: unknown, base: string): Config {
   if (typeof doc !== 'object' || doc === null || Array.isArray(doc)) throw new ConfigError('(top level)', 'the config must be a YAML mapping');
   const r = new Reader(base, doc as Obj, '');
-  r.keys(['listen', 'upstream', 'identity', 'policy', 'audit', 'limits', 'cluster', 'masking']);
+  r.keys(['listen', 'upstream', 'identity', 'policy', 'audit', 'limits', 'cluster', 'masking', 'approvals']);
   const masking = r.section('masking', false);
   masking.keys(['hashKeyFile', 'maxHoldBytes']);
   const hashKeyFile = masking.optPath('hashKeyFile');
@@ -217,15 +303,17 @@ export function parseConfig(doc: unknown, base: string): Config {
   const policyBodyBytes = limits.num('policyBodyBytes', 1024 * 1024, 0, maxBodyBytes);
   const audit = r.section('audit');
   audit.keys(['file']);
+  const issuers = identity.list('issuers').map(parseIssuer);
   return {
     listen: parseListen(r.section('listen', false)),
     upstream: parseUpstream(r.section('upstream')),
-    identity: { issuers: identity.list('issuers').map(parseIssuer) },
+    identity: { issuers },
     policy: parsePolicy(r.section('policy')),
     audit: { file: audit.path('file') },
     masking: { ...(hashKeyFile ? { hashKeyFile } : {}), maxHoldBytes: masking.num('maxHoldBytes', 4 * 1024 * 1024, 1024, 256 * 1024 * 1024) },
     limits: { maxBodyBytes, policyBodyBytes, shutdownGraceSeconds: limits.num('shutdownGraceSeconds', 20, 0, 600) },
     cluster: r.str('cluster', 'default'),
+    ...(r.has('approvals') ? { approvals: parseApprovals(r.section('approvals'), issuers) } : {}),
   };
 }
 

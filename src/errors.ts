@@ -13,7 +13,9 @@ export type StatusReason =
   | 'RequestEntityTooLarge'
   | 'InternalError'
   | 'ServiceUnavailable'
-  | 'Timeout';
+  | 'Timeout'
+  | 'NotFound'
+  | 'Conflict';
 
 interface Kind {
   readonly status: number;
@@ -34,6 +36,10 @@ const KINDS = {
   GATEHOUSE_MASKED_VALUE: { status: 400, reason: 'BadRequest', expose: true, fallback: 'Bad request' },
   GATEHOUSE_MASKING_FAILED: { status: 502, reason: 'InternalError', expose: true, fallback: 'The response could not be masked' },
   GATEHOUSE_UPSTREAM_TIMEOUT: { status: 504, reason: 'Timeout', expose: true, fallback: 'Upstream timed out' },
+  GATEHOUSE_APPROVAL_REQUIRED: { status: 403, reason: 'Forbidden', expose: true, fallback: 'Approval required' },
+  GATEHOUSE_NOT_FOUND: { status: 404, reason: 'NotFound', expose: true, fallback: 'Not found' },
+  GATEHOUSE_CONFLICT: { status: 409, reason: 'Conflict', expose: true, fallback: 'Conflict' },
+  GATEHOUSE_SHUTTING_DOWN: { status: 503, reason: 'ServiceUnavailable', expose: true, fallback: 'The gateway is shutting down' },
   GATEHOUSE_INTERNAL: { status: 500, reason: 'InternalError', expose: false, fallback: 'Internal error in the gateway; see its log with the audit ID' },
 } as const satisfies Record<string, Kind>;
 

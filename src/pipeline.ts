@@ -24,8 +24,11 @@ import type { Forwarder } from './upstream/forward.js';
 import { upstreamError } from './upstream/forward.js';
 import { buildClientHeaders, buildUpstreamHeaders } from './upstream/headers.js';
 import { carriesMaskMarker } from './redact/guard.js';
-import { createProgramCache, maskedBody, shapeOf } from './redact/response.js';
+import { createProgramCache, maskBuffer, maskedBody, shapeOf } from './redact/response.js';
 import { RedactError, type RedactOptions } from './redact/stream.js';
+import { fingerprint, subjectOf } from './approval/approval.js';
+import { previewWrite, type AsRequester } from './approval/preview.js';
+import type { ApprovalService, Granted } from './approval/service.js';
 
 export interface PipelineDeps {
   readonly authenticator: Authenticator;
@@ -36,6 +39,8 @@ export interface PipelineDeps {
   readonly cluster: string;
   readonly limits: { readonly maxBodyBytes: number; readonly policyBodyBytes: number };
   readonly masking: RedactOptions;
+  /** Without it, requests the policy sends to `approve` are refused (fail closed). */
+  readonly approvals?: ApprovalService;
   readonly now?: () => number;
 }
 
@@ -49,6 +54,7 @@ interface Trace {
   rawBody?: Buffer | undefined;
   decision?: Decision;
   forwardedAs?: AuditUser;
+  approval?: Granted;
   bytesOut: number;
 }
 
@@ -100,10 +106,12 @@ export function createPipeline(deps: PipelineDeps) {
       annotations: {
         'gatehouse.dev/effect': d?.effect ?? 'none',
         ...(d ? { 'gatehouse.dev/policy-revision': deps.engine.revision } : {}),
+        ...(trace.approval ? { 'gatehouse.dev/approval': trace.approval.id, 'gatehouse.dev/approved-by': trace.approval.approvedBy } : {}),
       },
       gatehouse: {
         ...(d ? { decision: { effect: d.effect, reasons: d.reasons, mask: d.effect === 'deny' ? [] : d.mask.map((m) => `${m.action} ${m.path}`) } } : {}),
         ...(d ? { policyRevision: deps.engine.revision } : {}),
+        ...(trace.approval ? { approvalId: trace.approval.id } : {}),
         // The internal message stays in the audit record, never in the client's answer.
         ...(err ? { error: { code: err.code, message: err.message } } : {}),
         ...(trace.input ? { input: storableInput(trace.input as unknown as { request: { body: unknown } }, level, resourceKey, trace.rawBody) } : {}),
@@ -112,6 +120,25 @@ export function createPipeline(deps: PipelineDeps) {
       },
     };
     deps.audit.write(event);
+  }
+
+  /** The requester's own view of the API (impersonated, JSON), for approval previews; bodies capped. */
+  function asRequester(identity: Identity, auditId: string): AsRequester {
+    return async ({ method, pathAndQuery, body, contentType }) => {
+      const headers = buildUpstreamHeaders({ accept: 'application/json', ...(contentType ? { 'content-type': contentType } : {}) }, identity, deps.upstream, { auditId, forMasking: true });
+      const res = await deps.forwarder.forward({ method, pathAndQuery, headers, body, longRunning: false, signal: AbortSignal.timeout(30_000) });
+      const chunks: Buffer[] = [];
+      let size = 0;
+      for await (const chunk of res.body as AsyncIterable<Buffer>) {
+        size += chunk.length;
+        if (size > deps.limits.maxBodyBytes) {
+          res.body.destroy();
+          throw new Error(`the preview's answer is larger than limits.maxBodyBytes (${deps.limits.maxBodyBytes})`);
+        }
+        chunks.push(chunk);
+      }
+      return { status: res.statusCode, body: Buffer.concat(chunks) };
+    };
   }
 
   function fail(res: ServerResponse, trace: Trace, req: IncomingMessage, err: GatehouseError): void {
@@ -163,24 +190,48 @@ export function createPipeline(deps: PipelineDeps) {
       if (decision.effect === 'deny') {
         throw new GatehouseError('GATEHOUSE_DENIED', `Gatehouse denied this request: ${decision.reasons.join('; ')}`);
       }
-      if (decision.effect === 'approve') {
-        // Fail closed until approvals exist: the request needs a person, and nobody can be asked yet.
-        throw new GatehouseError(
-          'GATEHOUSE_DENIED',
-          `Gatehouse requires approval by a member of ${decision.approval.approverGroups.join(' or ')} (${decision.reasons.join('; ')}), and this gateway has no approval store configured`,
-        );
-      }
       if (trace.input.request.impersonate !== null) {
         // The gateway impersonates the verified caller and nobody else. Dropping the caller's
         // Impersonate-* and going ahead would run `kubectl --as=X` with the caller's own, wider rights.
         throw new GatehouseError('GATEHOUSE_DENIED', 'Gatehouse does not forward impersonation: drop --as/--as-group (Impersonate-* headers); requests run as the identity in your token');
       }
+      const abort = new AbortController();
+      res.once('close', () => abort.abort());
+      if (decision.effect === 'approve') {
+        if (!deps.approvals) {
+          // Fail closed: the request needs a person, and nobody can be asked.
+          throw new GatehouseError(
+            'GATEHOUSE_DENIED',
+            `Gatehouse requires approval by a member of ${decision.approval.approverGroups.join(' or ')} (${decision.reasons.join('; ')}), and this gateway has no approval store configured`,
+          );
+        }
+        const identity = trace.identity;
+        const rawBody = trace.rawBody;
+        const mask = decision.mask;
+        const verb = target.attributes.verb;
+        trace.approval = await deps.approvals.gate({
+          identity,
+          fingerprint: fingerprint(identity, verb, target.path + target.search, rawBody),
+          subject: subjectOf(identity, target, (req.method ?? '').toUpperCase(), trace.input.request.exec ?? null, decision.reasons, rawBody),
+          policy: decision.approval,
+          auditId: trace.auditId,
+          signal: abort.signal,
+          ...(['create', 'update', 'patch', 'delete'].includes(verb)
+            ? {
+                preview: () =>
+                  previewWrite(
+                    { verb, method: (req.method ?? '').toUpperCase(), path: target.path, search: target.search, name: target.kind === 'resource' ? target.attributes.name : '', body: rawBody, contentType: header(req.headers['content-type']) },
+                    asRequester(identity, `${trace.auditId}-preview`),
+                    (body) => (mask.length ? maskBuffer(programFor(mask, 'object'), deps.masking, body) : Promise.resolve(body)),
+                  ),
+              }
+            : {}),
+        });
+      }
       const masking = decision.mask.length > 0;
       const identity = trace.identity;
       const headers = buildUpstreamHeaders(req.headers, identity, deps.upstream, { auditId: trace.auditId, forMasking: masking });
       trace.forwardedAs = { username: identity.username, groups: identity.groups, ...(identity.agent ? { extra: agentExtra(identity) } : {}) };
-      const abort = new AbortController();
-      res.once('close', () => abort.abort());
       const longRunning = isLongRunning(target);
       const upstream = await deps.forwarder.forward({ method: req.method ?? 'GET', pathAndQuery: target.path + target.search, headers, body: trace.rawBody, longRunning, signal: abort.signal });
 

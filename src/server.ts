@@ -19,6 +19,15 @@ import { createPipeline } from './pipeline.js';
 import { selfSignedTls } from './tls.js';
 import { loadUpstream } from './upstream/credentials.js';
 import { createForwarder } from './upstream/forward.js';
+import { API_PREFIX, createApprovalsApi } from './approval/api.js';
+import { openPostgresStore } from './approval/postgres-store.js';
+import { createApprovalService, type ApprovalService } from './approval/service.js';
+import { openSqliteStore } from './approval/sqlite-store.js';
+import type { ApprovalStore } from './approval/store.js';
+import { createApprovalsWeb, WEB_PREFIX } from './approval/web.js';
+import { createWebhookNotifier } from './approval/webhook.js';
+import { extractBearerToken } from './identity/token.js';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 
 export interface Gateway {
   readonly url: string;
@@ -52,7 +61,9 @@ export async function startGateway(config: Config, options: GatewayOptions = {})
   const audit = options.audit ?? createAuditWriter(config.audit.file);
   const tls = config.listen.tls.kind === 'files' ? { cert: readFileSync(config.listen.tls.cert), key: readFileSync(config.listen.tls.key), caPem: undefined } : selfSignedTls(config.listen.tls.dir, config.listen.tls.hosts);
 
-  const handle = createPipeline({ authenticator, engine, forwarder, upstream, audit, cluster: config.cluster, limits: config.limits, masking: { hashKey, maxHoldBytes: config.masking.maxHoldBytes } });
+  // Assigned once the server listens: the approval links need its URL. Until then, 503.
+  let handle: ((req: IncomingMessage, res: ServerResponse) => Promise<void>) | undefined;
+  let gatehouseRoutes: ((req: IncomingMessage, res: ServerResponse) => Promise<void>) | undefined;
   let inFlight = 0;
   let draining = false;
   let readyCache = { at: 0, ok: false };
@@ -70,11 +81,18 @@ export async function startGateway(config: Config, options: GatewayOptions = {})
       ctx.body = readyCache.ok ? 'ok' : draining ? 'shutting down' : 'the Kubernetes API server is not reachable';
       return;
     }
+    if (!handle) {
+      ctx.status = 503;
+      ctx.body = 'starting';
+      return;
+    }
     // The proxy writes its own response: it streams, and it decides when a connection is cut.
     ctx.respond = false;
     inFlight++;
     try {
-      await handle(ctx.req, ctx.res);
+      // The gateway's own pages and API; no Kubernetes path starts with /gatehouse/.
+      if (ctx.path.startsWith(WEB_PREFIX) && gatehouseRoutes) await gatehouseRoutes(ctx.req, ctx.res);
+      else await handle(ctx.req, ctx.res);
     } finally {
       inFlight--;
     }
@@ -94,6 +112,35 @@ export async function startGateway(config: Config, options: GatewayOptions = {})
   const { port } = server.address() as AddressInfo;
   const host = config.listen.host.includes(':') ? `[${config.listen.host}]` : config.listen.host;
   const url = `https://${host === '0.0.0.0' ? '127.0.0.1' : host}:${port}`;
+
+  let store: ApprovalStore | undefined;
+  let approvals: ApprovalService | undefined;
+  let webhook: ReturnType<typeof createWebhookNotifier> | undefined;
+  const ac = config.approvals;
+  if (ac) {
+    store = ac.store.kind === 'sqlite' ? openSqliteStore(ac.store.file) : await openPostgresStore({ connectionString: ac.store.url, onError: (m) => log.warn(m) });
+    const publicUrl = ac.publicUrl ?? url;
+    const w = ac.webhook;
+    webhook = w ? createWebhookNotifier({ url: w.url, timeoutMs: w.timeoutSeconds * 1000, retries: w.retries, backoffMs: w.backoffSeconds * 1000, log: (m) => log.warn(m) }) : undefined;
+    const service = createApprovalService({
+      store,
+      audit,
+      settings: { mode: ac.mode, holdSeconds: ac.holdSeconds, maxTtlSeconds: ac.maxTtlSeconds, publicUrl, sweepSeconds: ac.sweepSeconds },
+      ...(webhook ? { announce: (a) => webhook!.notify(a, service.approvalUrl(a.id)) } : {}),
+      log: (m) => log.warn(m),
+    });
+    approvals = service;
+    const api = createApprovalsApi({ store, service, authenticate: (req) => authenticator.authenticate(extractBearerToken(req.headers)) });
+    const web = ac.web ? createApprovalsWeb({ store, service, verify: (t) => authenticator.authenticate(t), options: { ...ac.web, publicUrl } }) : undefined;
+    gatehouseRoutes = async (req, res) => {
+      const u = new URL(req.url ?? '/', 'https://gatehouse.invalid');
+      if (u.pathname === API_PREFIX || u.pathname.startsWith(API_PREFIX + '/')) return api(req, res, u.pathname, u.searchParams);
+      if (web) return web(req, res, u.pathname, u);
+      res.writeHead(404, { 'content-type': 'text/plain' });
+      res.end('the approvals web page is not configured (approvals.web); use the CLI: gatehouse approvals list\n');
+    };
+  }
+  handle = createPipeline({ authenticator, engine, forwarder, upstream, audit, cluster: config.cluster, limits: config.limits, masking: { hashKey, maxHoldBytes: config.masking.maxHoldBytes }, ...(approvals ? { approvals } : {}) });
   log.info({ url, policyRevision: engine.revision, issuers: issuers.map((i) => i.issuer), upstream: upstream.server }, 'gatehouse is serving');
 
   return {
@@ -102,6 +149,9 @@ export async function startGateway(config: Config, options: GatewayOptions = {})
     policyRevision: engine.revision,
     async close() {
       draining = true;
+      // Held requests get their 503 now, not at the end of the grace period.
+      await approvals?.close();
+      webhook?.close();
       const closed = new Promise<void>((r) => server.close(() => r()));
       server.closeIdleConnections();
       const deadline = Date.now() + config.limits.shutdownGraceSeconds * 1000;
@@ -112,6 +162,7 @@ export async function startGateway(config: Config, options: GatewayOptions = {})
       await new Promise((r) => setImmediate(r));
       await forwarder.close();
       await remote?.close();
+      await store?.close();
       audit.flush();
     },
   };

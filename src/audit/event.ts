@@ -47,6 +47,26 @@ export interface AuditEvent {
   };
 }
 
+/** The life of an approval (DESIGN §4): each step is a record of its own, next to the request records. */
+export interface ApprovalEvent {
+  readonly kind: 'ApprovalEvent';
+  readonly apiVersion: 'gatehouse.dev/v1';
+  readonly action: 'create' | 'approve' | 'deny' | 'expire' | 'use';
+  readonly approvalID: string;
+  readonly fingerprint: string;
+  readonly timestamp: string;
+  readonly requester: { readonly username: string; readonly agent: string | null; readonly onBehalfOf: string | null };
+  /** Who approved, denied or used it; absent for create and expire, which the gateway does. */
+  readonly actor?: string;
+  readonly reason?: string;
+  readonly request: { readonly verb: string; readonly uri: string; readonly namespace: string; readonly name: string; readonly resource: string; readonly summary: string };
+  readonly approverGroups: readonly string[];
+  /** The audit ID of the request that created or used the approval. */
+  readonly auditID?: string;
+}
+
+export type AuditRecord = AuditEvent | ApprovalEvent;
+
 /** Request bodies of these resources are credentials: the record keeps a digest, never the body. */
 const SECRET_BODIES = new Set(['secrets', 'serviceaccounts/token', 'tokenreviews', 'certificatesigningrequests']);
 

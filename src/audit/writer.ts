@@ -1,10 +1,10 @@
 import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { pino } from 'pino';
-import type { AuditEvent } from './event.js';
+import type { AuditRecord } from './event.js';
 
 export interface AuditWriter {
-  write(event: AuditEvent): void;
+  write(event: AuditRecord): void;
   /** Writes out what is buffered; called at shutdown after in-flight requests finish. */
   flush(): void;
 }
@@ -24,6 +24,6 @@ export function createAuditWriter(file: string): AuditWriter {
 }
 
 /** For tests: events handed to a callback. */
-export function createMemoryAuditWriter(sink: (e: AuditEvent) => void): AuditWriter {
+export function createMemoryAuditWriter(sink: (e: AuditRecord) => void): AuditWriter {
   return { write: sink, flush: () => {} };
 }

@@ -32,10 +32,19 @@ export interface RunningDemo {
   readonly issuer: DemoIssuer;
   readonly dir: string;
   readonly kubeconfigs: Record<keyof typeof DEMO_USERS, string>;
+  /** Writes a kubeconfig for any identity the demo issuer will mint (tests: people and agents beyond the four). */
+  kubeconfigFor(name: string, u: DemoUser): string;
   stop(): Promise<void>;
 }
 
-export function tokenArgs(u: { user: string; groups: readonly string[]; agent?: string; onBehalfOf?: string }): string[] {
+export interface DemoUser {
+  readonly user: string;
+  readonly groups: readonly string[];
+  readonly agent?: string;
+  readonly onBehalfOf?: string;
+}
+
+export function tokenArgs(u: DemoUser): string[] {
   return ['demo', 'token', '--user', u.user, '--groups', u.groups.join(','), ...(u.agent ? ['--agent', u.agent, '--on-behalf-of', u.onBehalfOf ?? ''] : []), '--exec-credential'];
 }
 
@@ -46,6 +55,8 @@ export interface DemoOptions {
   readonly testbed?: Testbed;
   readonly audit?: AuditWriter;
   readonly clockSkewSeconds?: number;
+  /** Merged over the demo's approvals settings (tests: mode, holdSeconds, webhook, sweepSeconds). */
+  readonly approvals?: Record<string, unknown>;
 }
 
 export async function startDemo(options: DemoOptions = {}): Promise<RunningDemo> {
@@ -59,7 +70,8 @@ export async function startDemo(options: DemoOptions = {}): Promise<RunningDemo>
   const stopTestbed = () => (ownTestbed ? down(testbed.dir) : Promise.resolve(false));
   let issuer: DemoIssuer | undefined;
   try {
-    issuer = await startDemoIssuer(await freePort(), join(dir, 'issuer.json'));
+    const gatewayPort = await freePort();
+    issuer = await startDemoIssuer(await freePort(), join(dir, 'issuer.json'), [`https://127.0.0.1:${gatewayPort}/gatehouse/callback`]);
     log(`demo OpenID provider at ${issuer.issuer}`);
     const configFile = join(dir, 'gatehouse.yaml');
     if (!existsSync(join(dir, 'hash.key'))) writeFileSync(join(dir, 'hash.key'), randomBytes(32), { mode: 0o600 });
@@ -67,7 +79,7 @@ export async function startDemo(options: DemoOptions = {}): Promise<RunningDemo>
       configFile,
       stringify({
         cluster: 'demo',
-        listen: { address: `127.0.0.1:${await freePort()}`, tls: { selfSigned: { dir: 'tls' } } },
+        listen: { address: `127.0.0.1:${gatewayPort}`, tls: { selfSigned: { dir: 'tls' } } },
         upstream: { kubeconfig: testbed.kubeconfigs.gateway },
         identity: {
           issuers: [
@@ -85,19 +97,27 @@ export async function startDemo(options: DemoOptions = {}): Promise<RunningDemo>
         policy: { dir: join(projectRoot, 'policies/gatehouse') },
         audit: { file: 'audit.log' },
         masking: { hashKeyFile: 'hash.key' },
+        approvals: {
+          store: { sqlite: 'approvals.db' },
+          mode: { agents: 'hold', people: 'refuse' },
+          holdSeconds: 600,
+          web: { clientId: DEMO_AUDIENCE },
+          ...options.approvals,
+        },
       }),
     );
     const gateway = await startGateway(loadConfig(configFile), options.audit ? { audit: options.audit } : {});
-    const kubeconfigs = {} as Record<keyof typeof DEMO_USERS, string>;
-    for (const [name, u] of Object.entries(DEMO_USERS) as [keyof typeof DEMO_USERS, (typeof DEMO_USERS)[keyof typeof DEMO_USERS]][]) {
+    const kubeconfigFor = (name: string, u: DemoUser) => {
       const file = join(dir, `${name}.kubeconfig`);
       writeFileSync(
         file,
         renderKubeconfig({ name: 'gatehouse-demo', server: gateway.url, caPem: gateway.caPem!, user: name, namespace: 'dev', auth: { kind: 'exec', command: process.execPath, args: [join(projectRoot, 'bin/gatehouse.js'), ...tokenArgs(u)], env: { GATEHOUSE_DEMO_DIR: dir } } }),
         { mode: 0o600 },
       );
-      kubeconfigs[name] = file;
-    }
+      return file;
+    };
+    const kubeconfigs = {} as Record<keyof typeof DEMO_USERS, string>;
+    for (const [name, u] of Object.entries(DEMO_USERS) as [keyof typeof DEMO_USERS, DemoUser][]) kubeconfigs[name] = kubeconfigFor(name, u);
     writeFileSync(join(dir, 'ready'), gateway.url + '\n');
     const running = issuer;
     return {
@@ -105,6 +125,7 @@ export async function startDemo(options: DemoOptions = {}): Promise<RunningDemo>
       issuer: running,
       dir,
       kubeconfigs,
+      kubeconfigFor,
       async stop() {
         rmSync(join(dir, 'ready'), { force: true });
         await gateway.close();

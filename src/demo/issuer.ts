@@ -2,12 +2,16 @@
  * The demo's OpenID provider: the real `oidc-provider`, on loopback, signing
  * JWT access tokens (audience "gatehouse") with a key it publishes at /jwks.
  * A client-credentials client mints tokens for any demo user: a development
- * issuer only, bound to 127.0.0.1, its secret in a 0600 file.
+ * issuer only, bound to 127.0.0.1, its secret in a 0600 file. A second,
+ * public client ("gatehouse", authorization code + PKCE) logs people in to the
+ * approvals page through oidc-provider's development login form: the login is
+ * a demo person's name (alice, bob, carol, dave), any password.
  */
 import { randomBytes } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
 import type { Server } from 'node:http';
 import { exportJWK, generateKeyPair } from 'jose';
+import { PEOPLE } from '../testbed/world.js';
 
 export const DEMO_AUDIENCE = 'gatehouse';
 const RESOURCE = 'urn:gatehouse';
@@ -38,7 +42,13 @@ function requestedTtl(ctx: { oidc: { body?: unknown } }): number {
   return Number.isFinite(ttl) ? Math.min(Math.max(Math.round(ttl), 1), 3600) : 600;
 }
 
-export async function startDemoIssuer(port: number, secretFile: string): Promise<DemoIssuer> {
+/** The demo person a development login names: "carol" or "carol@example.com". */
+function demoPerson(login: string): { user: string; groups: readonly string[] } | undefined {
+  const name = login.toLowerCase().replace(/@example\.com$/, '');
+  return name === 'agent' ? undefined : (PEOPLE as Record<string, { user: string; groups: readonly string[] }>)[name];
+}
+
+export async function startDemoIssuer(port: number, secretFile: string, webRedirectUris: readonly string[] = []): Promise<DemoIssuer> {
   const issuer = `http://127.0.0.1:${port}`;
   const clientSecret = randomBytes(32).toString('base64url');
   const { privateKey } = await generateKeyPair('RS256', { extractable: true });
@@ -46,10 +56,22 @@ export async function startDemoIssuer(port: number, secretFile: string): Promise
   // Imported here, not at the top: `gatehouse demo token` (kubectl's exec plugin) only needs mintToken.
   const { default: Provider } = await import('oidc-provider');
   const provider = new Provider(issuer, {
-    clients: [{ client_id: CLIENT_ID, client_secret: clientSecret, grant_types: ['client_credentials'], redirect_uris: [], response_types: [], token_endpoint_auth_method: 'client_secret_post' }],
+    clients: [
+      { client_id: CLIENT_ID, client_secret: clientSecret, grant_types: ['client_credentials'], redirect_uris: [], response_types: [], token_endpoint_auth_method: 'client_secret_post' },
+      // The approvals page: its ID tokens' audience is the gateway's, so the gateway verifies them like bearer tokens.
+      { client_id: DEMO_AUDIENCE, grant_types: ['authorization_code'], response_types: ['code'], redirect_uris: [...webRedirectUris], token_endpoint_auth_method: 'none' },
+    ],
     jwks: { keys: [jwk] },
+    claims: { openid: ['sub'], email: ['email'], groups: ['groups'] },
+    // The page reads who logged in from the ID token alone.
+    conformIdTokenClaims: false,
+    async findAccount(_ctx, id) {
+      const person = demoPerson(id);
+      if (!person) return undefined;
+      return { accountId: id, claims: () => ({ sub: id, email: person.user, groups: [...person.groups] }) };
+    },
     features: {
-      devInteractions: { enabled: false },
+      devInteractions: { enabled: true },
       clientCredentials: { enabled: true },
       resourceIndicators: {
         enabled: true,

@@ -184,7 +184,7 @@ describe('masking (kubectl → Gatehouse → kube-apiserver v1.35.4)', function 
     assert.equal(env.find((e) => e.name === 'LOG_LEVEL')!.value, 'info');
     assert.match(env.find((e) => e.name === 'DB_PASSWORD')!.value, /^GATEHOUSE\+HMAC\+\+[A-Za-z0-9+/]{24}$/);
     const again = await as('agent', ['get', 'deployments', '-n', 'prod', '-o', 'json']);
-    const listed = JSON.parse(again.stdout).items[0].spec.template.spec.containers[0].env.find((e: { name: string }) => e.name === 'DB_PASSWORD').value;
+    const listed = JSON.parse(again.stdout).items.find((i: { metadata: { name: string } }) => i.metadata.name === 'web').spec.template.spec.containers[0].env.find((e: { name: string }) => e.name === 'DB_PASSWORD').value;
     assert.equal(listed, env.find((e) => e.name === 'DB_PASSWORD')!.value, 'the same value hashes the same in get and list');
   });
 });

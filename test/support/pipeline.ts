@@ -20,7 +20,7 @@ export async function startTestPipeline(opts: { upstreamUrl: string; identity: (
     engine: { revision: 'test', evaluate: () => (typeof opts.decision === 'function' ? opts.decision() : opts.decision) },
     forwarder: createForwarder({ server: opts.upstreamUrl, tls: { rejectUnauthorized: true } }, { connectTimeoutMs: 1000, headersTimeoutMs: 2000, bodyTimeoutMs: 2000, ...(opts.maxConnections ? { maxConnections: opts.maxConnections } : {}) }),
     upstream: { authorization: () => `Bearer ${GATEWAY_TOKEN}` },
-    audit: createMemoryAuditWriter((e) => opts.audit.push(e)),
+    audit: createMemoryAuditWriter((e) => e.kind === 'Event' && opts.audit.push(e)),
     cluster: 'test',
     limits: { maxBodyBytes: opts.maxBodyBytes ?? 1024, policyBodyBytes: 512 },
     masking: { hashKey: Buffer.from('k'), maxHoldBytes: 4096 },

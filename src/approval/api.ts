@@ -1,0 +1,88 @@
+/**
+ * The approvals API the CLI talks to, under /gatehouse/v1/approvals, with the
+ * same bearer tokens as the Kubernetes API:
+ *   GET  /gatehouse/v1/approvals[?state=pending]   what the caller may see
+ *   GET  /gatehouse/v1/approvals/ID
+ *   POST /gatehouse/v1/approvals/ID/approve         {"reason": "..."}
+ *   POST /gatehouse/v1/approvals/ID/deny            {"reason": "..."}
+ * Errors are Kubernetes Status objects, like everything else the gateway says.
+ */
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { asGatehouseError, GatehouseError, toStatus } from '../errors.js';
+import type { Identity } from '../identity/identity.js';
+import { mayView, type Approval, type ApprovalState } from './approval.js';
+import type { ApprovalService } from './service.js';
+import type { ApprovalStore } from './store.js';
+
+export const API_PREFIX = '/gatehouse/v1/approvals';
+const STATES = new Set<ApprovalState>(['pending', 'approved', 'used', 'denied', 'expired']);
+const MAX_DECISION_BODY = 16 * 1024;
+
+export async function readSmallBody(req: IncomingMessage, max: number): Promise<string> {
+  let size = 0;
+  const chunks: Buffer[] = [];
+  for await (const chunk of req as AsyncIterable<Buffer>) {
+    size += chunk.length;
+    if (size > max) throw new GatehouseError('GATEHOUSE_BODY_TOO_LARGE', `the body is larger than ${max} bytes`);
+    chunks.push(chunk);
+  }
+  return Buffer.concat(chunks).toString('utf8');
+}
+
+/** The approvals a person may see, newest first. */
+export async function visibleApprovals(store: ApprovalStore, viewer: Identity, state: ApprovalState | undefined, limit = 200): Promise<Approval[]> {
+  return (await store.list({ ...(state ? { state } : {}), limit: limit * 4 })).filter((a) => mayView(a, viewer)).slice(0, limit);
+}
+
+export async function visibleApproval(store: ApprovalStore, viewer: Identity, id: string): Promise<Approval> {
+  const a = await store.get(id);
+  // Someone who may not see it learns nothing, not even that it exists.
+  if (!a || !mayView(a, viewer)) throw new GatehouseError('GATEHOUSE_NOT_FOUND', `approval ${id} does not exist or is not yours to see`);
+  return a;
+}
+
+export function createApprovalsApi(deps: { readonly store: ApprovalStore; readonly service: ApprovalService; readonly authenticate: (req: IncomingMessage) => Promise<Identity> }) {
+  function send(res: ServerResponse, status: number, body: unknown): void {
+    res.writeHead(status, { 'content-type': 'application/json', 'cache-control': 'no-store' });
+    res.end(JSON.stringify(body));
+  }
+
+  return async function handle(req: IncomingMessage, res: ServerResponse, path: string, search: URLSearchParams): Promise<void> {
+    try {
+      const who = await deps.authenticate(req);
+      const rest = path.slice(API_PREFIX.length).split('/').filter(Boolean);
+      if (req.method === 'GET' && rest.length === 0) {
+        const state = search.get('state') ?? undefined;
+        if (state !== undefined && !STATES.has(state as ApprovalState)) throw new GatehouseError('GATEHOUSE_BAD_REQUEST', `state must be one of ${[...STATES].join(', ')}`);
+        const items = await visibleApprovals(deps.store, who, state as ApprovalState | undefined);
+        return send(res, 200, { kind: 'ApprovalList', apiVersion: 'gatehouse.dev/v1', items: items.map((a) => ({ ...a, url: deps.service.approvalUrl(a.id) })) });
+      }
+      if (req.method === 'GET' && rest.length === 1) {
+        const a = await visibleApproval(deps.store, who, rest[0]!);
+        return send(res, 200, { ...a, url: deps.service.approvalUrl(a.id) });
+      }
+      if (req.method === 'POST' && rest.length === 2 && (rest[1] === 'approve' || rest[1] === 'deny')) {
+        const text = await readSmallBody(req, MAX_DECISION_BODY);
+        let reason = '';
+        if (text.trim()) {
+          let body: unknown;
+          try {
+            body = JSON.parse(text);
+          } catch {
+            throw new GatehouseError('GATEHOUSE_BAD_REQUEST', 'the body must be JSON: {"reason": "..."}');
+          }
+          const r = (body as { reason?: unknown } | null)?.reason;
+          if (r !== undefined && typeof r !== 'string') throw new GatehouseError('GATEHOUSE_BAD_REQUEST', 'reason must be a string');
+          reason = r ?? '';
+        }
+        // No visibility check first: someone who may not decide is told why (403), not "not found".
+        const decided = await deps.service.decide(rest[0]!, who, rest[1] === 'approve', reason);
+        return send(res, 200, { ...decided, url: deps.service.approvalUrl(decided.id) });
+      }
+      throw new GatehouseError('GATEHOUSE_NOT_FOUND', `no such approvals API: ${req.method} ${path}`);
+    } catch (err) {
+      const e = asGatehouseError(err);
+      send(res, e.status, toStatus(e));
+    }
+  };
+}

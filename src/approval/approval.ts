@@ -1,0 +1,137 @@
+/**
+ * What an approval is (DESIGN §4): a request's fingerprint, the request as an
+ * approver sees it, and a state that only moves forward —
+ * pending → approved → used, or pending → denied | expired.
+ * Pure data and pure functions; the stores keep it and the service moves it.
+ */
+import { createHash, randomBytes } from 'node:crypto';
+import type { Identity } from '../identity/identity.js';
+import type { ExecFacts } from '../policy/input.js';
+import type { RequestTarget } from '../request/attributes.js';
+
+/** The request waiting for a decision, as stored and shown: never the body itself (it may hold a Secret). */
+export interface ApprovalSubject {
+  readonly requester: { readonly username: string; readonly groups: readonly string[]; readonly agent: { readonly name: string; readonly onBehalfOf: string | null } | null };
+  readonly method: string;
+  readonly verb: string;
+  /** Path and query exactly as forwarded. */
+  readonly uri: string;
+  readonly group: string;
+  readonly resource: string;
+  readonly subresource: string;
+  readonly namespace: string;
+  readonly name: string;
+  readonly exec: ExecFacts | null;
+  readonly reasons: readonly string[];
+  readonly bodySha256: string | null;
+}
+
+/** What a write would do, shown to the approver: masked as the requester's policy masks it. */
+export type Preview =
+  | { readonly status: 'ok'; readonly diff: string; readonly dryRunCode: number; readonly note?: string }
+  | { readonly status: 'unavailable'; readonly message: string }
+  | { readonly status: 'none'; readonly message: string };
+
+interface Common {
+  readonly id: string;
+  readonly fingerprint: string;
+  readonly subject: ApprovalSubject;
+  readonly approverGroups: readonly string[];
+  readonly singleUse: boolean;
+  readonly ttlSeconds: number;
+  readonly createdAt: number;
+  /** Pending: when nobody decided in time. Approved: until when it may be used. */
+  readonly expiresAt: number;
+  readonly preview: Preview | null;
+}
+
+interface Decided {
+  readonly decidedBy: string;
+  readonly decidedAt: number;
+  readonly reason: string;
+}
+
+export type Approval =
+  | (Common & { readonly state: 'pending' })
+  | (Common & Decided & { readonly state: 'approved'; readonly uses: number })
+  | (Common & Decided & { readonly state: 'used'; readonly uses: number; readonly usedAt: number })
+  | (Common & Decided & { readonly state: 'denied' })
+  | (Common & { readonly state: 'expired' });
+
+export type ApprovalState = Approval['state'];
+
+export interface NewApproval {
+  readonly id: string;
+  readonly fingerprint: string;
+  readonly subject: ApprovalSubject;
+  readonly approverGroups: readonly string[];
+  readonly singleUse: boolean;
+  readonly ttlSeconds: number;
+}
+
+/**
+ * The caller (the agent and the human behind it, never a per-token session),
+ * the verb, the full path with its query and the body's digest: the same
+ * command run again matches, any change to what it would do does not.
+ */
+export function fingerprint(identity: Identity, verb: string, uri: string, body: Buffer | undefined): string {
+  const h = createHash('sha256');
+  const caller = identity.agent ? ['agent', identity.username, identity.agent.name, identity.agent.onBehalfOf ?? ''] : ['user', identity.username];
+  // Length-prefixed fields: no two different requests can share a serialization.
+  for (const field of [...caller, verb, uri]) h.update(`${Buffer.byteLength(field)}:${field};`);
+  h.update(body && body.length ? createHash('sha256').update(body).digest('hex') : '-');
+  return h.digest('hex');
+}
+
+/** Short, unambiguous, easy to type: "ap-" and 12 base32 characters (60 bits). */
+export function newApprovalId(): string {
+  const alphabet = 'abcdefghijkmnpqrstuvwxyz23456789';
+  const bytes = randomBytes(12);
+  let s = 'ap-';
+  for (const b of bytes) s += alphabet[b & 31];
+  return s;
+}
+
+export function subjectOf(identity: Identity, target: RequestTarget, method: string, exec: ExecFacts | null, reasons: readonly string[], body: Buffer | undefined): ApprovalSubject {
+  const a = target.kind === 'resource' ? target.attributes : undefined;
+  return {
+    requester: { username: identity.username, groups: identity.groups.filter((g) => !g.startsWith('system:')), agent: identity.agent ? { name: identity.agent.name, onBehalfOf: identity.agent.onBehalfOf } : null },
+    method,
+    verb: target.attributes.verb,
+    uri: target.path + target.search,
+    group: a?.group ?? '',
+    resource: a?.resource ?? '',
+    subresource: a?.subresource ?? '',
+    namespace: a?.namespace ?? '',
+    name: a?.name ?? '',
+    exec,
+    reasons,
+    bodySha256: body && body.length ? createHash('sha256').update(body).digest('hex') : null,
+  };
+}
+
+/** Why this person may not decide on this approval, or undefined when they may. */
+export function whyNotApprover(approval: Approval, approver: Identity): string | undefined {
+  const s = approval.subject.requester;
+  if (approver.agent) return 'an agent cannot approve requests; a person in ' + approval.approverGroups.join(' or ') + ' must';
+  if (approver.username === s.username) return 'you cannot approve your own request';
+  if (s.agent?.onBehalfOf && approver.username === s.agent.onBehalfOf) return `you cannot approve a request made by an agent acting on your behalf (${s.agent.name})`;
+  if (!approver.groups.some((g) => approval.approverGroups.includes(g))) return `only members of ${approval.approverGroups.join(' or ')} may decide on this approval`;
+  return undefined;
+}
+
+/** Who may read an approval: its requester, the human behind the agent, and those who may decide on it. */
+export function mayView(approval: Approval, viewer: Identity): boolean {
+  const s = approval.subject.requester;
+  return viewer.username === s.username || (s.agent?.onBehalfOf !== undefined && viewer.username === s.agent.onBehalfOf) || viewer.groups.some((g) => approval.approverGroups.includes(g));
+}
+
+/** One line naming the request, for messages, notifications and the CLI. */
+export function describe(s: ApprovalSubject): string {
+  const who = s.requester.agent ? `agent ${s.requester.agent.name}${s.requester.agent.onBehalfOf ? ` (for ${s.requester.agent.onBehalfOf})` : ''}` : s.requester.username;
+  const what = s.resource
+    ? `${s.verb} ${s.subresource ? `${s.resource}/${s.subresource}` : s.resource}${s.group ? `.${s.group}` : ''}${s.name ? ` ${s.name}` : ''}${s.namespace ? ` in ${s.namespace}` : ''}`
+    : `${s.verb} ${s.uri}`;
+  const cmd = s.exec ? ` (command: ${s.exec.command.join(' ')})` : '';
+  return `${who}: ${what}${cmd}`;
+}

@@ -1,0 +1,94 @@
+/**
+ * The store for several replicas: PostgreSQL. Each change is announced with
+ * NOTIFY on one channel; every replica LISTENs on a connection of its own, so
+ * a request held on replica A proceeds the moment replica B records the
+ * approval. When that connection drops, listeners are told changes may have
+ * been missed (null) and the connection is made again.
+ */
+import pg from 'pg';
+import { createSqlStore, SCHEMA, TABLE, type ApprovalStore, type Row, type SqlConnection } from './store.js';
+
+const CHANNEL = 'gatehouse_approvals';
+const NAMED = /(?<!:):([a-zA-Z_]\w*)/g;
+
+/** `:name` → `$n`, once per statement. */
+function positional(sql: string): { text: string; names: string[] } {
+  const names: string[] = [];
+  const text = sql.replace(NAMED, (_, name: string) => {
+    let i = names.indexOf(name);
+    if (i < 0) i = names.push(name) - 1;
+    return `$${i + 1}`;
+  });
+  return { text, names };
+}
+
+export interface PostgresStoreOptions {
+  readonly connectionString: string;
+  readonly onError?: (message: string) => void;
+}
+
+export async function openPostgresStore(options: PostgresStoreOptions): Promise<ApprovalStore> {
+  const pool = new pg.Pool({ connectionString: options.connectionString, max: 8, connectionTimeoutMillis: 5000 });
+  // An idle client's error (the server restarted) must not crash the gateway; the next query reconnects.
+  pool.on('error', (err) => options.onError?.(`postgres pool: ${err.message}`));
+  // Several replicas may start at once: one creates the schema, the others wait on the lock.
+  const setup = await pool.connect();
+  try {
+    await setup.query('BEGIN');
+    await setup.query(`SELECT pg_advisory_xact_lock(hashtext('${TABLE}'))`);
+    for (const ddl of SCHEMA) await setup.query(ddl);
+    await setup.query('COMMIT');
+  } catch (err) {
+    await setup.query('ROLLBACK').catch(() => {});
+    throw err;
+  } finally {
+    setup.release();
+  }
+
+  const listeners: ((id: string | null) => void)[] = [];
+  const emit = (id: string | null) => listeners.forEach((l) => l(id));
+  let closed = false;
+  let listener: pg.Client | undefined;
+  const listen = async (): Promise<void> => {
+    const client = new pg.Client({ connectionString: options.connectionString });
+    client.on('notification', (n) => n.payload && emit(n.payload));
+    client.on('error', (err) => {
+      options.onError?.(`postgres listener: ${err.message}`);
+      void client.end().catch(() => {});
+    });
+    client.on('end', () => {
+      if (closed) return;
+      emit(null);
+      setTimeout(() => void listen().catch((err: Error) => options.onError?.(`postgres listener: ${err.message}`)), 1000).unref();
+    });
+    await client.connect();
+    await client.query(`LISTEN ${CHANNEL}`);
+    listener = client;
+    // Whatever changed while we were not listening.
+    emit(null);
+  };
+  await listen();
+
+  const statements = new Map<string, { text: string; names: string[] }>();
+  const connection: SqlConnection = {
+    kind: 'postgres',
+    async all(sql, params) {
+      let s = statements.get(sql);
+      if (!s) statements.set(sql, (s = positional(sql)));
+      const res = await pool.query(s.text, s.names.map((n) => params[n]));
+      return res.rows as Row[];
+    },
+    async announce(ids) {
+      await pool.query(`SELECT pg_notify('${CHANNEL}', id) FROM unnest($1::text[]) AS id`, [ids]);
+    },
+    onAnnounce(l) {
+      listeners.push(l);
+    },
+    async close() {
+      closed = true;
+      await listener?.end().catch(() => {});
+      await pool.end();
+    },
+  };
+  return createSqlStore(connection);
+}

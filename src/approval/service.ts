@@ -1,0 +1,225 @@
+/**
+ * The approval stage (DESIGN §4). For a request the policy sent to `approve`:
+ * use an approval given for its fingerprint, or open one and either hold the
+ * request until someone decides or refuse it at once, saying how to get it
+ * approved. Also where approvers decide, and where time runs out.
+ */
+import type { ApprovalEvent } from '../audit/event.js';
+import type { AuditWriter } from '../audit/writer.js';
+import { GatehouseError } from '../errors.js';
+import type { Identity } from '../identity/identity.js';
+import type { Approval as PolicyApproval } from '../policy/decision.js';
+import { describe as describeSubject, newApprovalId, whyNotApprover, type Approval, type ApprovalSubject, type Preview } from './approval.js';
+import type { ApprovalStore } from './store.js';
+
+export type HoldMode = 'hold' | 'refuse';
+
+export interface ApprovalSettings {
+  /** Agents just wait by default; people are told how to get approval and run the command again. */
+  readonly mode: { readonly agents: HoldMode; readonly people: HoldMode };
+  readonly holdSeconds: number;
+  /** The operator's cap on the policy's ttlSeconds. */
+  readonly maxTtlSeconds: number;
+  /** Where approvers find the web page, as people reach the gateway. */
+  readonly publicUrl: string;
+  readonly sweepSeconds: number;
+}
+
+export interface ApprovalServiceDeps {
+  readonly store: ApprovalStore;
+  readonly audit: AuditWriter;
+  readonly settings: ApprovalSettings;
+  readonly now?: () => number;
+  /** A new pending approval: tell someone (the webhook). Must not throw or block. */
+  readonly announce?: (approval: Approval) => void;
+  readonly log?: (message: string) => void;
+}
+
+export interface GateRequest {
+  readonly identity: Identity;
+  readonly fingerprint: string;
+  readonly subject: ApprovalSubject;
+  readonly policy: PolicyApproval;
+  readonly auditId: string;
+  /** The client went away: stop holding. */
+  readonly signal: AbortSignal;
+  /** What the request would do, computed after the approval is opened (writes only). */
+  readonly preview?: () => Promise<Preview>;
+}
+
+export interface Granted {
+  readonly id: string;
+  readonly approvedBy: string;
+}
+
+type Wake = () => void;
+
+export function createApprovalService(deps: ApprovalServiceDeps) {
+  const now = deps.now ?? Date.now;
+  const { store, settings } = deps;
+  const waiters = new Map<string, Set<Wake>>();
+  const shutdown = new AbortController();
+
+  store.onChange((id) => {
+    if (id === null) for (const set of waiters.values()) set.forEach((w) => w());
+    else waiters.get(id)?.forEach((w) => w());
+  });
+
+  function record(action: ApprovalEvent['action'], a: Approval, extra: { actor?: string; reason?: string; auditID?: string } = {}): void {
+    const s = a.subject;
+    deps.audit.write({
+      kind: 'ApprovalEvent',
+      apiVersion: 'gatehouse.dev/v1',
+      action,
+      approvalID: a.id,
+      fingerprint: a.fingerprint,
+      timestamp: new Date(now()).toISOString(),
+      requester: { username: s.requester.username, agent: s.requester.agent?.name ?? null, onBehalfOf: s.requester.agent?.onBehalfOf ?? null },
+      ...(extra.actor ? { actor: extra.actor } : {}),
+      ...(extra.reason ? { reason: extra.reason } : {}),
+      request: { verb: s.verb, uri: s.uri, namespace: s.namespace, name: s.name, resource: s.subresource ? `${s.resource}/${s.subresource}` : s.resource, summary: describeSubject(s) },
+      approverGroups: a.approverGroups,
+      ...(extra.auditID ? { auditID: extra.auditID } : {}),
+    });
+  }
+
+  const approvalUrl = (id: string) => `${settings.publicUrl}/gatehouse/approvals/${id}`;
+
+  function howToApprove(a: Approval): string {
+    return `An approver runs \`gatehouse approvals approve ${a.id}\` or opens ${approvalUrl(a.id)}`;
+  }
+
+  function refusal(a: Approval, lead: string): GatehouseError {
+    const s = a.subject;
+    return new GatehouseError(
+      'GATEHOUSE_APPROVAL_REQUIRED',
+      `${lead}: approval ${a.id} by a member of ${a.approverGroups.join(' or ')} is pending until ${new Date(a.expiresAt).toISOString()}${s.reasons.length ? ` (${s.reasons.join('; ')})` : ''}. ${howToApprove(a)}; then run the same command again.`,
+    );
+  }
+
+  function outcomeError(a: Approval): GatehouseError {
+    switch (a.state) {
+      case 'denied':
+        return new GatehouseError('GATEHOUSE_DENIED', `approval ${a.id} was denied by ${a.decidedBy}${a.reason ? `: ${a.reason}` : ''}`);
+      case 'expired':
+        return new GatehouseError('GATEHOUSE_DENIED', `approval ${a.id} expired before anyone approved it; run the command again to ask anew`);
+      default:
+        return new GatehouseError('GATEHOUSE_DENIED', `approval ${a.id} was used by another request with the same fingerprint; run the command again to ask anew`);
+    }
+  }
+
+  async function use(fingerprint: string, auditId: string, actor: string): Promise<Granted | undefined> {
+    const used = await store.redeem(fingerprint, now());
+    if (!used || used.state === 'pending' || used.state === 'expired' || used.state === 'denied') return undefined;
+    record('use', used, { actor, auditID: auditId });
+    return { id: used.id, approvedBy: used.decidedBy };
+  }
+
+  /** Resolves with the approval once it is no longer pending, or undefined when the hold ends first. */
+  function waitForDecision(id: string, untilMs: number, signal: AbortSignal): Promise<Approval | undefined> {
+    return new Promise((resolve, reject) => {
+      let done = false;
+      let set = waiters.get(id);
+      if (!set) waiters.set(id, (set = new Set()));
+      const finish = (value: Approval | undefined, err?: Error) => {
+        if (done) return;
+        done = true;
+        clearTimeout(timer);
+        clearInterval(poll);
+        set!.delete(check);
+        if (set!.size === 0) waiters.delete(id);
+        signal.removeEventListener('abort', onAbort);
+        shutdown.signal.removeEventListener('abort', onShutdown);
+        if (err) reject(err);
+        else resolve(value);
+      };
+      const check: Wake = () => {
+        store.get(id).then(
+          (a) => a && a.state !== 'pending' && finish(a),
+          (err: Error) => deps.log?.(`approval ${id}: reading the store failed: ${err.message}`),
+        );
+      };
+      const onAbort = () => finish(undefined);
+      const onShutdown = () => finish(undefined, new GatehouseError('GATEHOUSE_SHUTTING_DOWN', `the gateway is shutting down while this request waited for approval ${id}; the approval stays pending — run the command again once it is approved`));
+      set.add(check);
+      const timer = setTimeout(() => finish(undefined), Math.max(0, untilMs - now()));
+      // Notifications are the fast path; a slow poll covers one that was lost.
+      const poll = setInterval(check, 5000);
+      signal.addEventListener('abort', onAbort, { once: true });
+      shutdown.signal.addEventListener('abort', onShutdown, { once: true });
+      check();
+    });
+  }
+
+  async function sweep(): Promise<void> {
+    for (const a of await store.expireDue(now())) record('expire', a);
+  }
+  const sweeper = setInterval(() => void sweep().catch((err: Error) => deps.log?.(`expiring approvals failed: ${err.message}`)), settings.sweepSeconds * 1000);
+  sweeper.unref();
+
+  return {
+    approvalUrl,
+
+    /** The approval stage: returns the approval used, or throws the 403 (or 503) the client gets. */
+    async gate(req: GateRequest): Promise<Granted> {
+      const granted = await use(req.fingerprint, req.auditId, req.identity.username);
+      if (granted) return granted;
+      const { approval, created, expired } = await store.open(
+        { id: newApprovalId(), fingerprint: req.fingerprint, subject: req.subject, approverGroups: req.policy.approverGroups, singleUse: req.policy.singleUse, ttlSeconds: Math.min(req.policy.ttlSeconds, settings.maxTtlSeconds) },
+        now(),
+      );
+      for (const e of expired) record('expire', e);
+      if (created) {
+        record('create', approval, { actor: req.identity.username, auditID: req.auditId });
+        deps.announce?.(approval);
+        if (req.preview) {
+          req
+            .preview()
+            .then((p) => store.setPreview(approval.id, p))
+            .catch((err: Error) => deps.log?.(`approval ${approval.id}: the preview failed: ${err.message}`));
+        }
+      }
+      const mode = req.identity.agent ? settings.mode.agents : settings.mode.people;
+      if (mode === 'refuse') throw refusal(approval, 'this request needs approval');
+      const holdUntil = Math.min(approval.expiresAt, now() + settings.holdSeconds * 1000);
+      let decided = await waitForDecision(approval.id, holdUntil, req.signal);
+      if (!decided && !req.signal.aborted && now() >= approval.expiresAt) {
+        // The hold ended because the approval's time ran out: say so, and record it now.
+        await sweep();
+        decided = await store.get(approval.id);
+      }
+      if (!decided || decided.state === 'pending') throw refusal(approval, req.signal.aborted ? 'the client went away while waiting' : 'no decision while the request was held');
+      if (decided.state !== 'approved') throw outcomeError(decided);
+      const used = await use(req.fingerprint, req.auditId, req.identity.username);
+      if (!used) throw outcomeError({ ...decided, state: 'used', usedAt: now() });
+      return used;
+    },
+
+    /** An approver's decision, checked here whatever interface it came through. */
+    async decide(id: string, approver: Identity, approve: boolean, reason: string): Promise<Approval> {
+      const a = await store.get(id);
+      if (!a) throw new GatehouseError('GATEHOUSE_NOT_FOUND', `approval ${id} does not exist`);
+      const why = whyNotApprover(a, approver);
+      if (why) throw new GatehouseError('GATEHOUSE_DENIED', `${approver.username} may not decide on approval ${id}: ${why}`);
+      if (a.state !== 'pending') throw new GatehouseError('GATEHOUSE_CONFLICT', `approval ${id} is ${a.state}, not pending`);
+      const at = now();
+      const decided = await store.decide(id, { state: approve ? 'approved' : 'denied', by: approver.username, reason: reason.slice(0, 1024), validUntil: approve ? at + a.ttlSeconds * 1000 : a.expiresAt }, at);
+      if (!decided) {
+        const current = await store.get(id);
+        throw new GatehouseError('GATEHOUSE_CONFLICT', `approval ${id} is ${current?.state === 'pending' ? 'past its expiry' : (current?.state ?? 'gone')}, not pending`);
+      }
+      record(approve ? 'approve' : 'deny', decided, { actor: approver.username, ...(reason ? { reason } : {}) });
+      return decided;
+    },
+
+    sweep,
+
+    /** Held requests get a clean 503 at once; pending approvals stay in the store. */
+    async close(): Promise<void> {
+      clearInterval(sweeper);
+      shutdown.abort();
+    },
+  };
+}
+
+export type ApprovalService = ReturnType<typeof createApprovalService>;

@@ -1,0 +1,180 @@
+/**
+ * Where approvals live. One set of statements for both stores (SQLite, the
+ * embedded default, and PostgreSQL for several replicas); each store is only a
+ * connection that runs them and tells every replica what changed. Every state
+ * change is one conditional UPDATE, so two replicas racing to approve, use or
+ * expire the same approval cannot both win.
+ */
+import type { Approval, ApprovalState, NewApproval, Preview } from './approval.js';
+
+export type Row = Record<string, unknown>;
+
+/** The connection a store runs on; statements use :named parameters. */
+export interface SqlConnection {
+  readonly kind: 'sqlite' | 'postgres';
+  all(sql: string, params: Record<string, unknown>): Promise<Row[]>;
+  /** Tells every replica (this one included) that these approvals changed. */
+  announce(ids: readonly string[]): Promise<void>;
+  onAnnounce(listener: (id: string | null) => void): void;
+  close(): Promise<void>;
+}
+
+export interface ApprovalStore {
+  readonly kind: SqlConnection['kind'];
+  /** The pending approval for this fingerprint, created if there is none; expired ones it found on the way. */
+  open(draft: NewApproval, now: number): Promise<{ approval: Approval; created: boolean; expired: Approval[] }>;
+  /** Takes an approved, unexpired approval for the fingerprint: used up if single-use. */
+  redeem(fingerprint: string, now: number): Promise<Approval | undefined>;
+  /** Approves or denies a pending, unexpired approval; undefined when it was not (any more). */
+  decide(id: string, outcome: { state: 'approved' | 'denied'; by: string; reason: string; validUntil: number }, now: number): Promise<Approval | undefined>;
+  /** Moves what is past its time to expired, and returns what it moved. */
+  expireDue(now: number): Promise<Approval[]>;
+  setPreview(id: string, preview: Preview): Promise<void>;
+  get(id: string): Promise<Approval | undefined>;
+  list(query: { state?: ApprovalState; limit: number }): Promise<Approval[]>;
+  /** Called with an id when that approval changed on any replica, with null when changes may have been missed. */
+  onChange(listener: (id: string | null) => void): void;
+  close(): Promise<void>;
+}
+
+export const TABLE = 'gatehouse_approvals';
+
+/** Portable DDL: BIGINT millisecond times, JSON as text, a partial unique index for "one pending per fingerprint". */
+export const SCHEMA = [
+  `CREATE TABLE IF NOT EXISTS ${TABLE} (
+    id TEXT PRIMARY KEY,
+    fingerprint TEXT NOT NULL,
+    state TEXT NOT NULL,
+    subject TEXT NOT NULL,
+    approver_groups TEXT NOT NULL,
+    single_use INTEGER NOT NULL,
+    ttl_seconds INTEGER NOT NULL,
+    created_at BIGINT NOT NULL,
+    expires_at BIGINT NOT NULL,
+    preview TEXT,
+    decided_by TEXT,
+    decided_at BIGINT,
+    reason TEXT,
+    uses INTEGER NOT NULL DEFAULT 0,
+    used_at BIGINT
+  )`,
+  `CREATE UNIQUE INDEX IF NOT EXISTS ${TABLE}_one_pending ON ${TABLE} (fingerprint) WHERE state = 'pending'`,
+  `CREATE INDEX IF NOT EXISTS ${TABLE}_by_fingerprint ON ${TABLE} (fingerprint, state)`,
+  `CREATE INDEX IF NOT EXISTS ${TABLE}_by_time ON ${TABLE} (created_at)`,
+];
+
+const SQL = {
+  expireFingerprint: `UPDATE ${TABLE} SET state = 'expired' WHERE fingerprint = :fingerprint AND state = 'pending' AND expires_at <= :now RETURNING *`,
+  insertPending: `INSERT INTO ${TABLE} (id, fingerprint, state, subject, approver_groups, single_use, ttl_seconds, created_at, expires_at)
+    VALUES (:id, :fingerprint, 'pending', :subject, :groups, :singleUse, :ttl, :now, :expiresAt) ON CONFLICT DO NOTHING RETURNING *`,
+  findPending: `SELECT * FROM ${TABLE} WHERE fingerprint = :fingerprint AND state = 'pending'`,
+  // Under PostgreSQL's READ COMMITTED, a second UPDATE of the same row waits for the first and
+  // re-checks `state = 'approved'` against the committed row: a single-use approval is used once.
+  redeem: `UPDATE ${TABLE} SET uses = uses + 1, used_at = :now, state = CASE WHEN single_use = 1 THEN 'used' ELSE state END
+    WHERE state = 'approved' AND id = (SELECT id FROM ${TABLE} WHERE fingerprint = :fingerprint AND state = 'approved' AND expires_at > :now ORDER BY decided_at DESC LIMIT 1)
+    RETURNING *`,
+  decide: `UPDATE ${TABLE} SET state = :state, decided_by = :by, decided_at = :now, reason = :reason, expires_at = :validUntil
+    WHERE id = :id AND state = 'pending' AND expires_at > :now RETURNING *`,
+  expireDue: `UPDATE ${TABLE} SET state = 'expired' WHERE state IN ('pending', 'approved') AND expires_at <= :now RETURNING *`,
+  setPreview: `UPDATE ${TABLE} SET preview = :preview WHERE id = :id RETURNING id`,
+  get: `SELECT * FROM ${TABLE} WHERE id = :id`,
+  listAll: `SELECT * FROM ${TABLE} ORDER BY created_at DESC LIMIT :limit`,
+  listState: `SELECT * FROM ${TABLE} WHERE state = :state ORDER BY created_at DESC LIMIT :limit`,
+} as const;
+
+function num(v: unknown): number {
+  // PostgreSQL's BIGINT arrives as a string.
+  return typeof v === 'string' ? Number(v) : (v as number);
+}
+
+function json<T>(v: unknown): T {
+  return JSON.parse(v as string) as T;
+}
+
+export function fromRow(r: Row): Approval {
+  const common = {
+    id: r['id'] as string,
+    fingerprint: r['fingerprint'] as string,
+    subject: json<Approval['subject']>(r['subject']),
+    approverGroups: json<string[]>(r['approver_groups']),
+    singleUse: num(r['single_use']) === 1,
+    ttlSeconds: num(r['ttl_seconds']),
+    createdAt: num(r['created_at']),
+    expiresAt: num(r['expires_at']),
+    preview: r['preview'] == null ? null : json<Preview>(r['preview']),
+  };
+  const decided = { decidedBy: (r['decided_by'] as string | null) ?? '', decidedAt: num(r['decided_at'] ?? 0), reason: (r['reason'] as string | null) ?? '' };
+  const state = r['state'] as ApprovalState;
+  switch (state) {
+    case 'pending':
+      return { ...common, state };
+    case 'expired':
+      return { ...common, state };
+    case 'denied':
+      return { ...common, ...decided, state };
+    case 'approved':
+      return { ...common, ...decided, state, uses: num(r['uses']) };
+    case 'used':
+      return { ...common, ...decided, state, uses: num(r['uses']), usedAt: num(r['used_at']) };
+    default:
+      throw new TypeError(`approval ${common.id} has an unknown state ${JSON.stringify(state)} in the store`);
+  }
+}
+
+export function createSqlStore(db: SqlConnection): ApprovalStore {
+  const rows = async (sql: string, params: Record<string, unknown>) => (await db.all(sql, params)).map(fromRow);
+  const changed = async (list: Approval[]) => {
+    if (list.length) await db.announce(list.map((a) => a.id));
+    return list;
+  };
+  return {
+    kind: db.kind,
+    async open(draft, now) {
+      const expired = await changed(await rows(SQL.expireFingerprint, { fingerprint: draft.fingerprint, now }));
+      // A concurrent replica may insert, decide or expire between these statements: try again.
+      for (let attempt = 0; attempt < 5; attempt++) {
+        const [inserted] = await rows(SQL.insertPending, {
+          id: draft.id,
+          fingerprint: draft.fingerprint,
+          subject: JSON.stringify(draft.subject),
+          groups: JSON.stringify(draft.approverGroups),
+          singleUse: draft.singleUse ? 1 : 0,
+          ttl: draft.ttlSeconds,
+          now,
+          expiresAt: now + draft.ttlSeconds * 1000,
+        });
+        if (inserted) {
+          await changed([inserted]);
+          return { approval: inserted, created: true, expired };
+        }
+        const [existing] = await rows(SQL.findPending, { fingerprint: draft.fingerprint });
+        if (existing) return { approval: existing, created: false, expired };
+      }
+      throw new Error(`could not open an approval for fingerprint ${draft.fingerprint.slice(0, 12)}: it changed under us five times`);
+    },
+    async redeem(fingerprint, now) {
+      const [used] = await changed(await rows(SQL.redeem, { fingerprint, now }));
+      return used;
+    },
+    async decide(id, outcome, now) {
+      const [decided] = await changed(await rows(SQL.decide, { id, now, ...outcome }));
+      return decided;
+    },
+    async expireDue(now) {
+      return changed(await rows(SQL.expireDue, { now }));
+    },
+    async setPreview(id, preview) {
+      await db.all(SQL.setPreview, { id, preview: JSON.stringify(preview) });
+      await db.announce([id]);
+    },
+    async get(id) {
+      const [a] = await rows(SQL.get, { id });
+      return a;
+    },
+    list({ state, limit }) {
+      return state ? rows(SQL.listState, { state, limit }) : rows(SQL.listAll, { limit });
+    },
+    onChange: (listener) => db.onAnnounce(listener),
+    close: () => db.close(),
+  };
+}

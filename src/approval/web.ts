@@ -1,0 +1,294 @@
+/**
+ * The approver's web page: plain server-rendered HTML under /gatehouse/, no
+ * script at all. Login is OpenID Connect authorization code + PKCE
+ * (openid-client) against a configured issuer; the ID token is then verified
+ * by the gateway's own authenticator, exactly like a bearer token, so a web
+ * approver is the same identity as on the CLI.
+ *
+ * Sessions live in this process (a cookie names a random key); replicas behind
+ * a load balancer need sticky sessions for the page, not for the API or the
+ * approvals themselves, which are in the store.
+ */
+import { randomBytes, timingSafeEqual } from 'node:crypto';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import * as oidc from 'openid-client';
+import { asGatehouseError, GatehouseError } from '../errors.js';
+import type { Identity } from '../identity/identity.js';
+import { visibleApproval, visibleApprovals, readSmallBody } from './api.js';
+import { whyNotApprover, type Approval } from './approval.js';
+import type { ApprovalService } from './service.js';
+import type { ApprovalStore } from './store.js';
+
+export const WEB_PREFIX = '/gatehouse/';
+const SESSION_COOKIE = '__Host-gatehouse-session';
+const LOGIN_COOKIE = '__Host-gatehouse-login';
+const LOGIN_TTL_MS = 10 * 60 * 1000;
+const MAX_SESSIONS = 10_000;
+
+export interface WebOptions {
+  readonly issuer: string;
+  readonly clientId: string;
+  readonly clientSecret?: string;
+  readonly sessionMinutes: number;
+  /** The gateway's URL as browsers reach it; the redirect URI is under it. */
+  readonly publicUrl: string;
+}
+
+interface Session {
+  readonly identity: Identity;
+  readonly csrf: string;
+  readonly expiresAt: number;
+}
+
+interface PendingLogin {
+  readonly verifier: string;
+  readonly state: string;
+  readonly nonce: string;
+  readonly returnTo: string;
+  readonly expiresAt: number;
+}
+
+export function escapeHtml(s: string): string {
+  return s.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
+}
+
+function cookies(req: IncomingMessage): Map<string, string> {
+  const out = new Map<string, string>();
+  for (const part of (req.headers.cookie ?? '').split(';')) {
+    const i = part.indexOf('=');
+    if (i > 0) out.set(part.slice(0, i).trim(), part.slice(i + 1).trim());
+  }
+  return out;
+}
+
+function cookie(name: string, value: string, maxAgeSeconds: number): string {
+  return `${name}=${value}; Path=/; Secure; HttpOnly; SameSite=Lax; Max-Age=${maxAgeSeconds}`;
+}
+
+const STYLE = `body{font:16px/1.5 system-ui,sans-serif;margin:0;color:#1b1b1b;background:#fafafa}
+header{background:#1f3a5f;color:#fff;padding:.6rem 1.2rem;display:flex;justify-content:space-between;align-items:center}
+header a{color:#fff}main{max-width:70rem;margin:1rem auto;padding:0 1rem}
+table{border-collapse:collapse;width:100%;background:#fff}th,td{text-align:left;padding:.4rem .6rem;border-bottom:1px solid #ddd;vertical-align:top}
+caption{text-align:left;font-weight:600;padding:.4rem 0}.state{font-weight:600}.pending{color:#8a5300}.approved,.used{color:#116b2e}.denied,.expired{color:#a11}
+pre.diff{background:#fff;border:1px solid #ccc;padding:.6rem;overflow:auto}.add{color:#116b2e}.del{color:#a11}
+form.decide{display:flex;gap:.6rem;align-items:end;flex-wrap:wrap;margin:1rem 0}label{display:flex;flex-direction:column}
+button{font:inherit;padding:.4rem 1rem;border-radius:4px;border:1px solid #555;cursor:pointer}button.approve{background:#116b2e;color:#fff}button.deny{background:#a11;color:#fff}
+dl{display:grid;grid-template-columns:max-content 1fr;gap:.2rem 1rem}dt{font-weight:600}`;
+
+function page(title: string, who: Identity | undefined, csrf: string | undefined, body: string): string {
+  const account = who
+    ? `<form method="post" action="/gatehouse/logout"><span>${escapeHtml(who.username)}</span> <input type="hidden" name="csrf" value="${escapeHtml(csrf ?? '')}"><button type="submit">Log out</button></form>`
+    : '';
+  return `<!doctype html><html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width,initial-scale=1"><title>${escapeHtml(title)} · Gatehouse</title><link rel="stylesheet" href="/gatehouse/style.css"></head>
+<body><header><a href="/gatehouse/approvals"><strong>Gatehouse</strong> approvals</a>${account}</header><main>${body}</main></body></html>`;
+}
+
+function when(ms: number): string {
+  return new Date(ms).toISOString().replace('T', ' ').replace(/\.\d+Z$/, 'Z');
+}
+
+function who(a: Approval): string {
+  const r = a.subject.requester;
+  return r.agent ? `agent ${escapeHtml(r.agent.name)} for ${escapeHtml(r.agent.onBehalfOf ?? '(nobody)')}` : escapeHtml(r.username);
+}
+
+function what(a: Approval): string {
+  const s = a.subject;
+  const res = s.subresource ? `${s.resource}/${s.subresource}` : s.resource;
+  return escapeHtml(`${s.verb} ${res || s.uri}${s.name ? ` ${s.name}` : ''}${s.namespace ? ` in ${s.namespace}` : ''}`);
+}
+
+function listPage(items: Approval[]): string {
+  const rows = (list: Approval[]) =>
+    list.length === 0
+      ? '<tr><td colspan="6">None.</td></tr>'
+      : list
+          .map((a) => `<tr><td><a href="/gatehouse/approvals/${escapeHtml(a.id)}">${escapeHtml(a.id)}</a></td><td>${who(a)}</td><td>${what(a)}</td><td>${escapeHtml(a.subject.reasons.join('; '))}</td><td class="state ${a.state}">${a.state}</td><td>${when(a.createdAt)}</td></tr>`)
+          .join('');
+  const head = '<tr><th scope="col">ID</th><th scope="col">Who</th><th scope="col">What</th><th scope="col">Why</th><th scope="col">State</th><th scope="col">Asked</th></tr>';
+  const pending = items.filter((a) => a.state === 'pending');
+  const recent = items.filter((a) => a.state !== 'pending').slice(0, 50);
+  return `<h1>Approvals</h1><table id="pending"><caption>Pending (${pending.length})</caption><thead>${head}</thead><tbody>${rows(pending)}</tbody></table>
+<table id="recent"><caption>Recent</caption><thead>${head}</thead><tbody>${rows(recent)}</tbody></table>`;
+}
+
+function diffHtml(diff: string): string {
+  return diff
+    .split('\n')
+    .map((l) => (l.startsWith('+') && !l.startsWith('+++') ? `<span class="add">${escapeHtml(l)}</span>` : l.startsWith('-') && !l.startsWith('---') ? `<span class="del">${escapeHtml(l)}</span>` : escapeHtml(l)))
+    .join('\n');
+}
+
+function detailPage(a: Approval, viewer: Identity, csrf: string): string {
+  const s = a.subject;
+  const preview = !a.preview
+    ? '<p id="preview">The preview is being prepared; reload in a moment.</p>'
+    : a.preview.status === 'ok'
+      ? `<pre class="diff" id="preview" aria-label="What the request would change">${diffHtml(a.preview.diff)}</pre>`
+      : `<p id="preview">${escapeHtml(a.preview.message)}</p>`;
+  const why = whyNotApprover(a, viewer);
+  const decide =
+    a.state !== 'pending'
+      ? ''
+      : why
+        ? `<p>${escapeHtml(why)}.</p>`
+        : `<form class="decide" method="post" action="/gatehouse/approvals/${escapeHtml(a.id)}/decision">
+<input type="hidden" name="csrf" value="${escapeHtml(csrf)}"><label for="reason">Reason (optional)<input id="reason" name="reason" maxlength="1024" size="40"></label>
+<button class="approve" type="submit" name="action" value="approve">Approve</button><button class="deny" type="submit" name="action" value="deny">Deny</button></form>`;
+  const decided = 'decidedBy' in a ? `<dt>Decided</dt><dd>${a.state === 'denied' ? 'denied' : 'approved'} by ${escapeHtml(a.decidedBy)} at ${when(a.decidedAt)}${a.reason ? `: ${escapeHtml(a.reason)}` : ''}</dd>` : '';
+  return `<h1>Approval ${escapeHtml(a.id)} <span class="state ${a.state}">${a.state}</span></h1>
+<dl><dt>Who</dt><dd>${who(a)}${s.requester.groups.length ? ` (groups: ${escapeHtml(s.requester.groups.join(', '))})` : ''}</dd>
+<dt>What</dt><dd>${what(a)}</dd><dt>Request</dt><dd><code>${escapeHtml(`${s.method} ${s.uri}`)}</code></dd>
+${s.exec ? `<dt>Command</dt><dd><code>${escapeHtml(s.exec.command.join(' '))}</code>${s.exec.container ? ` in container ${escapeHtml(s.exec.container)}` : ''}${s.exec.tty ? ' (interactive)' : ''}</dd>` : ''}
+<dt>Why</dt><dd>${escapeHtml(s.reasons.join('; ') || '(no reason given by the policy)')}</dd>
+<dt>Approvers</dt><dd>${escapeHtml(a.approverGroups.join(', '))}</dd><dt>Asked</dt><dd>${when(a.createdAt)}</dd><dt>${a.state === 'approved' ? 'Valid until' : 'Expires'}</dt><dd>${when(a.expiresAt)}</dd>${decided}</dl>
+<h2>Preview</h2>${preview}${decide}`;
+}
+
+export function createApprovalsWeb(deps: { readonly store: ApprovalStore; readonly service: ApprovalService; readonly verify: (idToken: string) => Promise<Identity>; readonly options: WebOptions; readonly now?: () => number }) {
+  const now = deps.now ?? Date.now;
+  const { options } = deps;
+  const sessions = new Map<string, Session>();
+  const logins = new Map<string, PendingLogin>();
+  const redirectUri = `${options.publicUrl}/gatehouse/callback`;
+  const origin = new URL(options.publicUrl).origin;
+  let config: Promise<oidc.Configuration> | undefined;
+
+  function discover(): Promise<oidc.Configuration> {
+    // Discovered on first use, and again after a failure: the issuer may start after the gateway.
+    config ??= oidc
+      .discovery(new URL(options.issuer), options.clientId, options.clientSecret, options.clientSecret ? oidc.ClientSecretPost(options.clientSecret) : oidc.None(), new URL(options.issuer).protocol === 'http:' ? { execute: [oidc.allowInsecureRequests] } : undefined)
+      .catch((err: unknown) => {
+        config = undefined;
+        throw err;
+      });
+    return config;
+  }
+
+  function sweep(): void {
+    const t = now();
+    for (const [k, s] of sessions) if (s.expiresAt <= t) sessions.delete(k);
+    for (const [k, l] of logins) if (l.expiresAt <= t) logins.delete(k);
+  }
+
+  function html(res: ServerResponse, status: number, body: string, headers: Record<string, string | string[]> = {}): void {
+    res.writeHead(status, {
+      'content-type': 'text/html; charset=utf-8',
+      'cache-control': 'no-store',
+      'content-security-policy': "default-src 'none'; style-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
+      'x-content-type-options': 'nosniff',
+      // same-origin, not no-referrer: with no-referrer, Chromium sends `Origin: null` on our own form posts.
+      'referrer-policy': 'same-origin',
+      ...headers,
+    });
+    res.end(body);
+  }
+
+  function redirect(res: ServerResponse, location: string, headers: Record<string, string | string[]> = {}): void {
+    res.writeHead(303, { location, 'cache-control': 'no-store', ...headers });
+    res.end();
+  }
+
+  function sessionOf(req: IncomingMessage): Session | undefined {
+    const s = sessions.get(cookies(req).get(SESSION_COOKIE) ?? '');
+    return s && s.expiresAt > now() ? s : undefined;
+  }
+
+  function sameString(a: string, b: string): boolean {
+    const x = Buffer.from(a);
+    const y = Buffer.from(b);
+    return x.length === y.length && timingSafeEqual(x, y);
+  }
+
+  /** A form post must come from our own page: same origin (when the browser says) and the session's CSRF token. */
+  function checkForm(req: IncomingMessage, session: Session, form: URLSearchParams): void {
+    const o = req.headers.origin;
+    if (o !== undefined && o !== origin) throw new GatehouseError('GATEHOUSE_DENIED', 'this form was posted from another site');
+    if (!sameString(form.get('csrf') ?? '', session.csrf)) throw new GatehouseError('GATEHOUSE_DENIED', 'the form has expired; reload the page and try again');
+  }
+
+  async function login(res: ServerResponse, returnTo: string): Promise<void> {
+    sweep();
+    const cfg = await discover();
+    const pending: PendingLogin = { verifier: oidc.randomPKCECodeVerifier(), state: oidc.randomState(), nonce: oidc.randomNonce(), returnTo, expiresAt: now() + LOGIN_TTL_MS };
+    const key = randomBytes(24).toString('base64url');
+    logins.set(key, pending);
+    const url = oidc.buildAuthorizationUrl(cfg, {
+      redirect_uri: redirectUri,
+      scope: 'openid email groups',
+      code_challenge: await oidc.calculatePKCECodeChallenge(pending.verifier),
+      code_challenge_method: 'S256',
+      state: pending.state,
+      nonce: pending.nonce,
+    });
+    redirect(res, url.href, { 'set-cookie': cookie(LOGIN_COOKIE, key, LOGIN_TTL_MS / 1000) });
+  }
+
+  async function callback(req: IncomingMessage, res: ServerResponse, url: URL): Promise<void> {
+    const key = cookies(req).get(LOGIN_COOKIE) ?? '';
+    const pending = logins.get(key);
+    logins.delete(key);
+    if (!pending || pending.expiresAt <= now()) throw new GatehouseError('GATEHOUSE_UNAUTHENTICATED', 'this login is unknown or took too long; start again at /gatehouse/approvals');
+    const cfg = await discover();
+    const current = new URL(redirectUri);
+    current.search = url.search;
+    let idToken: string | undefined;
+    try {
+      const tokens = await oidc.authorizationCodeGrant(cfg, current, { pkceCodeVerifier: pending.verifier, expectedState: pending.state, expectedNonce: pending.nonce, idTokenExpected: true });
+      idToken = tokens.id_token;
+    } catch (err) {
+      throw new GatehouseError('GATEHOUSE_UNAUTHENTICATED', `the login failed: ${(err as Error).message}`);
+    }
+    if (!idToken) throw new GatehouseError('GATEHOUSE_UNAUTHENTICATED', 'the issuer returned no ID token');
+    const identity = await deps.verify(idToken);
+    if (sessions.size >= MAX_SESSIONS) sweep();
+    const sid = randomBytes(32).toString('base64url');
+    sessions.set(sid, { identity, csrf: randomBytes(24).toString('base64url'), expiresAt: now() + options.sessionMinutes * 60_000 });
+    redirect(res, pending.returnTo, { 'set-cookie': [cookie(SESSION_COOKIE, sid, options.sessionMinutes * 60), cookie(LOGIN_COOKIE, '', 0)] });
+  }
+
+  return async function handle(req: IncomingMessage, res: ServerResponse, path: string, url: URL): Promise<void> {
+    try {
+      if (req.method === 'GET' && path === '/gatehouse/style.css') {
+        res.writeHead(200, { 'content-type': 'text/css; charset=utf-8', 'cache-control': 'max-age=3600', 'x-content-type-options': 'nosniff' });
+        res.end(STYLE);
+        return;
+      }
+      if (req.method === 'GET' && path === '/gatehouse/callback') return await callback(req, res, url);
+      const session = sessionOf(req);
+      if (req.method === 'POST' && path === '/gatehouse/logout') {
+        if (session) {
+          checkForm(req, session, new URLSearchParams(await readSmallBody(req, 4096)));
+          sessions.delete(cookies(req).get(SESSION_COOKIE) ?? '');
+        }
+        return html(res, 200, page('Logged out', undefined, undefined, '<p>You are logged out. <a href="/gatehouse/approvals">Log in again</a></p>'), { 'set-cookie': cookie(SESSION_COOKIE, '', 0) });
+      }
+      const m = /^\/gatehouse\/approvals(?:\/(ap-[a-z0-9]+)(\/decision)?)?\/?$/.exec(path);
+      if (!m) throw new GatehouseError('GATEHOUSE_NOT_FOUND', `no page at ${path}`);
+      if (!session) {
+        if (req.method !== 'GET') throw new GatehouseError('GATEHOUSE_UNAUTHENTICATED', 'your session has ended; log in again');
+        return await login(res, path);
+      }
+      const [, id, decision] = m;
+      if (req.method === 'GET' && !id) return html(res, 200, page('Approvals', session.identity, session.csrf, listPage(await visibleApprovals(deps.store, session.identity, undefined, 200))));
+      if (req.method === 'GET' && id && !decision) {
+        const a = await visibleApproval(deps.store, session.identity, id);
+        return html(res, 200, page(`Approval ${a.id}`, session.identity, session.csrf, detailPage(a, session.identity, session.csrf)));
+      }
+      if (req.method === 'POST' && id && decision) {
+        const form = new URLSearchParams(await readSmallBody(req, 16 * 1024));
+        checkForm(req, session, form);
+        await visibleApproval(deps.store, session.identity, id);
+        const action = form.get('action');
+        if (action !== 'approve' && action !== 'deny') throw new GatehouseError('GATEHOUSE_BAD_REQUEST', 'choose Approve or Deny');
+        await deps.service.decide(id, session.identity, action === 'approve', form.get('reason') ?? '');
+        return redirect(res, `/gatehouse/approvals/${id}`);
+      }
+      throw new GatehouseError('GATEHOUSE_METHOD_NOT_ALLOWED', `${req.method} is not allowed on ${path}`);
+    } catch (err) {
+      const e = asGatehouseError(err);
+      const s = sessionOf(req);
+      html(res, e.status, page('Error', s?.identity, s?.csrf, `<h1>${escapeHtml(e.reason)}</h1><p role="alert">${escapeHtml(e.publicMessage)}</p><p><a href="/gatehouse/approvals">Back to approvals</a></p>`));
+    }
+  };
+}

@@ -1,0 +1,108 @@
+/**
+ * The approvals web page in a real headless Chromium (Debian chromium via
+ * playwright-core): log in through the demo issuer (oidc-provider, authorization
+ * code + PKCE), find the agent's held `kubectl delete` with its preview diff,
+ * approve it, and the held kubectl 1.32 command completes against
+ * kube-apiserver v1.35.4. The page is saved as a screenshot in test-output/.
+ */
+import assert from 'node:assert/strict';
+import { join } from 'node:path';
+import type { Browser, Page } from 'playwright-core';
+import { createMemoryAuditWriter } from '../../src/audit/writer.js';
+import { startDemo, type RunningDemo } from '../../src/demo/demo.js';
+import { runRoot } from '../../src/paths.js';
+import { launchChromium, testOutput } from '../support/browser.js';
+import { kubectl } from '../support/run.js';
+import { approvalsCli, kubectlInBackground, pendingFor } from '../support/approvals.js';
+import { testbed } from './hooks.js';
+
+describe('approvals web page (headless Chromium → Gatehouse, login via the demo OpenID provider)', function () {
+  this.timeout(90_000);
+  let demo: RunningDemo;
+  let browser: Browser;
+  const admin = (args: string[]) => kubectl(testbed().kubeconfigs.admin, args);
+
+  before(async function () {
+    this.timeout(120_000);
+    demo = await startDemo({ dir: join(runRoot, `test-${process.pid}`, 'approvals-web'), testbed: testbed(), audit: createMemoryAuditWriter(() => {}) });
+    browser = await launchChromium();
+    await admin(['delete', 'deployment', 'web-approved-1', '-n', 'prod', '--ignore-not-found']);
+  });
+  after(async () => {
+    await browser?.close();
+    await demo?.stop();
+    await admin(['delete', 'deployment', 'web-approved-1', '-n', 'prod', '--ignore-not-found']);
+  });
+
+  async function logIn(page: Page, who: string): Promise<void> {
+    await page.goto(`${demo.gateway.url}/gatehouse/approvals`);
+    // oidc-provider's development login form, then its consent form.
+    await page.fill('input[name=login]', who);
+    await page.fill('input[name=password]', 'any');
+    await page.click('button[type=submit]');
+    await page.click('button:has-text("Continue")');
+    await page.waitForURL(`${demo.gateway.url}/gatehouse/approvals`);
+  }
+
+  it('security logs in, sees the pending request with its diff, approves it, and the held kubectl completes', async () => {
+    assert.equal((await admin(['create', 'deployment', 'web-approved-1', '--image=registry.invalid/app:1', '-n', 'prod'])).code, 0);
+    const held = kubectlInBackground(demo.kubeconfigs.agent, ['delete', 'deployment', 'web-approved-1', '-n', 'prod']);
+    const pending = await pendingFor(demo.kubeconfigs.security, 'web-approved-1');
+
+    const context = await browser.newContext({ ignoreHTTPSErrors: true });
+    const page = await context.newPage();
+    await logIn(page, 'carol');
+    assert.match(await page.textContent('header') ?? '', /carol@example\.com/);
+    const row = page.locator('#pending tr', { hasText: pending.id });
+    assert.match(await row.textContent() ?? '', /agent deploy-bot for alice@example\.com.*delete deployments web-approved-1 in prod/);
+    await row.locator('a').click();
+    await page.waitForURL(`${demo.gateway.url}/gatehouse/approvals/${pending.id}`);
+    // The preview is made right after the request arrives; reload until it is there.
+    for (let i = 0; i < 20 && (await page.locator('pre.diff').count()) === 0; i++) {
+      await page.waitForTimeout(250);
+      await page.reload();
+    }
+    const diff = await page.textContent('pre.diff');
+    assert.match(diff ?? '', /--- current\n\+\+\+ \(deleted\)/);
+    assert.match(diff ?? '', /-kind: Deployment/);
+    assert.equal(await page.locator('span.del').first().isVisible(), true);
+    await page.screenshot({ path: testOutput('approval-page.png'), fullPage: true });
+
+    await page.fill('#reason', 'approved in the browser');
+    await Promise.all([page.waitForNavigation(), page.click('button.approve')]);
+    assert.equal(page.url(), `${demo.gateway.url}/gatehouse/approvals/${pending.id}`, await page.content());
+    assert.match(await page.textContent('h1') ?? '', /approved|used/, 'approved, or already used by the released request');
+    assert.match(await page.textContent('dl') ?? '', /approved by carol@example\.com .*: approved in the browser/);
+    await page.screenshot({ path: testOutput('approval-approved.png'), fullPage: true });
+
+    const r = await held.done;
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stdout, /deployment.apps "web-approved-1" deleted/);
+    await context.close();
+  });
+
+  it('the requester behind the agent sees the request but gets no buttons; a forged form post is refused', async () => {
+    assert.equal((await admin(['create', 'deployment', 'web-approved-1', '--image=registry.invalid/app:1', '-n', 'prod'])).code, 0);
+    const held = kubectlInBackground(demo.kubeconfigs.agent, ['delete', 'deployment', 'web-approved-1', '-n', 'prod']);
+    const pending = await pendingFor(demo.kubeconfigs.security, 'web-approved-1');
+    const context = await browser.newContext({ ignoreHTTPSErrors: true });
+    const page = await context.newPage();
+    await logIn(page, 'alice');
+    await page.goto(`${demo.gateway.url}/gatehouse/approvals/${pending.id}`);
+    assert.equal(await page.locator('button.approve').count(), 0);
+    assert.match(await page.textContent('main') ?? '', /you cannot approve a request made by an agent acting on your behalf/);
+    // A post without the session's CSRF token, as another site would send it.
+    const forged = await page.request.post(`${demo.gateway.url}/gatehouse/approvals/${pending.id}/decision`, { form: { action: 'approve', csrf: 'guess' } });
+    assert.equal(forged.status(), 403);
+    assert.equal(held.exited(), false);
+    // Unauthenticated: the page sends the browser to log in, the API answers 401.
+    const anonymous = await browser.newContext({ ignoreHTTPSErrors: true });
+    const api = await anonymous.request.get(`${demo.gateway.url}/gatehouse/v1/approvals`);
+    assert.equal(api.status(), 401);
+    await anonymous.close();
+    await context.close();
+    // Leave nothing held.
+    assert.equal((await approvalsCli(demo.kubeconfigs.security, ['deny', pending.id])).code, 0);
+    assert.equal((await held.done).code, 1);
+  });
+});
