@@ -15,7 +15,11 @@ Gatehouse is serving at ${demo.gateway.url} (policy ${demo.gateway.policyRevisio
 Try:
   kubectl --kubeconfig ${rel(demo.kubeconfigs.alice)} get configmaps -n dev            # alice (group dev): allowed
   kubectl --kubeconfig ${rel(demo.kubeconfigs.alice)} delete configmap app-config -n prod   # denied by policy, with the reason
-  kubectl --kubeconfig ${rel(demo.kubeconfigs.agent)} delete deployment web -n prod     # an agent's delete needs approval by group security
+  kubectl --kubeconfig ${rel(demo.kubeconfigs.agent)} delete deployment web -n prod     # an agent's delete: held until security approves
+then, in another terminal, as carol (group security):
+  npx gatehouse approvals list --kubeconfig ${rel(demo.kubeconfigs.security)}
+  npx gatehouse approvals approve ap-… --kubeconfig ${rel(demo.kubeconfigs.security)}
+  or open ${demo.gateway.url}/gatehouse/approvals and log in as carol (any password)
 Audit records: ${rel(join(demo.dir, 'audit.log'))}. Stop with Ctrl-C.
 `);
   await new Promise<void>((resolve) => {

@@ -1,0 +1,197 @@
+/**
+ * The approval stage on the real SQLite store (in memory) with a hand-driven
+ * clock: fingerprints, who may decide, hold and refuse, expiry, single use
+ * under concurrency, and shutdown. The end-to-end suite runs the same code
+ * behind kubectl and PostgreSQL.
+ */
+import assert from 'node:assert/strict';
+import type { ApprovalEvent, AuditRecord } from '../../../src/audit/event.js';
+import { createMemoryAuditWriter } from '../../../src/audit/writer.js';
+import { fingerprint, subjectOf, whyNotApprover, type Approval } from '../../../src/approval/approval.js';
+import { createApprovalService, type ApprovalService, type GateRequest } from '../../../src/approval/service.js';
+import { openSqliteStore } from '../../../src/approval/sqlite-store.js';
+import type { ApprovalStore } from '../../../src/approval/store.js';
+import { GatehouseError } from '../../../src/errors.js';
+import type { Identity } from '../../../src/identity/identity.js';
+import { parseTarget } from '../../../src/request/attributes.js';
+
+function person(username: string, groups: string[] = []): Identity {
+  return { username, uid: '', groups: [...groups, 'system:authenticated'], extra: {}, claims: {}, agent: null };
+}
+function agent(onBehalfOf: string | null, session = 's1'): Identity {
+  return { username: 'agent:bot', uid: '', groups: ['agents', 'system:authenticated'], extra: {}, claims: {}, agent: { name: 'bot', onBehalfOf, session } };
+}
+
+const target = parseTarget('DELETE', '/apis/apps/v1/namespaces/prod/deployments/web', '');
+const body = Buffer.from('{"propagationPolicy":"Background"}');
+
+describe('approval fingerprints', () => {
+  const base = fingerprint(agent('alice'), 'delete', '/apis/apps/v1/namespaces/prod/deployments/web', body);
+  it('match for the same caller, verb, path and body, whatever the token session', () => {
+    assert.equal(fingerprint(agent('alice', 'another-session'), 'delete', '/apis/apps/v1/namespaces/prod/deployments/web', Buffer.from(body)), base);
+  });
+  const cases: [string, string][] = [
+    ['another human behind the agent', fingerprint(agent('bob'), 'delete', '/apis/apps/v1/namespaces/prod/deployments/web', body)],
+    ['the person instead of the agent', fingerprint(person('agent:bot'), 'delete', '/apis/apps/v1/namespaces/prod/deployments/web', body)],
+    ['another object', fingerprint(agent('alice'), 'delete', '/apis/apps/v1/namespaces/prod/deployments/web2', body)],
+    ['a query', fingerprint(agent('alice'), 'delete', '/apis/apps/v1/namespaces/prod/deployments/web?gracePeriodSeconds=0', body)],
+    ['another body', fingerprint(agent('alice'), 'delete', '/apis/apps/v1/namespaces/prod/deployments/web', Buffer.from('{"propagationPolicy":"Orphan"}'))],
+    ['no body', fingerprint(agent('alice'), 'delete', '/apis/apps/v1/namespaces/prod/deployments/web', undefined)],
+    ['another verb', fingerprint(agent('alice'), 'deletecollection', '/apis/apps/v1/namespaces/prod/deployments/web', body)],
+  ];
+  for (const [what, fp] of cases) it(`differ for ${what}`, () => assert.notEqual(fp, base));
+});
+
+describe('approval service (SQLite in memory, manual clock)', () => {
+  let store: ApprovalStore;
+  let service: ApprovalService;
+  let clock: number;
+  let audit: AuditRecord[];
+  let announced: Approval[];
+
+  function setUp(mode: { agents: 'hold' | 'refuse'; people: 'hold' | 'refuse' } = { agents: 'hold', people: 'refuse' }) {
+    store = openSqliteStore(':memory:');
+    clock = Date.parse('2026-11-25T12:00:00Z');
+    audit = [];
+    announced = [];
+    service = createApprovalService({ store, audit: createMemoryAuditWriter((e) => audit.push(e)), settings: { mode, holdSeconds: 60, maxTtlSeconds: 3600, publicUrl: 'https://gw.example', sweepSeconds: 3600 }, now: () => clock, announce: (a) => announced.push(a) });
+  }
+  afterEach(async () => {
+    await service.close();
+    await store.close();
+  });
+
+  function request(identity: Identity, signal = new AbortController().signal, ttlSeconds = 900): GateRequest {
+    return {
+      identity,
+      fingerprint: fingerprint(identity, 'delete', target.path, body),
+      subject: subjectOf(identity, target, 'DELETE', null, ['prod deletes need approval'], body),
+      policy: { approverGroups: ['security'], ttlSeconds, singleUse: true },
+      auditId: 'audit-1',
+      signal,
+    };
+  }
+
+  /** The id of the approval a held request opened, once it has. */
+  async function pendingId(): Promise<string> {
+    for (;;) {
+      const [a] = await store.list({ state: 'pending', limit: 1 });
+      if (a) return a.id;
+      await new Promise((r) => setImmediate(r));
+    }
+  }
+
+  const actions = () => audit.filter((e): e is ApprovalEvent => e.kind === 'ApprovalEvent').map((e) => e.action);
+
+  async function refused(p: Promise<unknown>): Promise<GatehouseError> {
+    try {
+      await p;
+    } catch (err) {
+      assert.ok(err instanceof GatehouseError);
+      return err;
+    }
+    assert.fail('expected a refusal');
+  }
+
+  it('refuses a person at once, with the id, the command and the URL, and reuses the pending approval', async () => {
+    setUp();
+    const err = await refused(service.gate(request(person('erin', ['admins']))));
+    assert.equal(err.status, 403);
+    const id = /approval (ap-[a-z0-9]+)/.exec(err.message)![1]!;
+    assert.equal(err.message, `this request needs approval: approval ${id} by a member of security is pending until 2026-11-25T12:15:00.000Z (prod deletes need approval). An approver runs \`gatehouse approvals approve ${id}\` or opens https://gw.example/gatehouse/approvals/${id}; then run the same command again.`);
+    const again = await refused(service.gate(request(person('erin', ['admins']))));
+    assert.match(again.message, new RegExp(id));
+    assert.deepEqual(actions(), ['create']);
+    assert.equal(announced.length, 1, 'announced once');
+  });
+
+  it('holds an agent until approved, then lets exactly that request through once', async () => {
+    setUp();
+    const held = service.gate(request(agent('alice')));
+    const id = await pendingId();
+    const approved = await service.decide(id, person('carol', ['security']), true, 'ok');
+    assert.equal(approved.state, 'approved');
+    assert.equal(approved.expiresAt, clock + 900_000, 'valid for ttl from the approval');
+    assert.deepEqual(await held, { id, approvedBy: 'carol' });
+    assert.deepEqual(actions(), ['create', 'approve', 'use']);
+    assert.equal((await store.get(id))!.state, 'used');
+  });
+
+  it('lets one of two concurrent requests use a single-use approval', async () => {
+    setUp({ agents: 'refuse', people: 'refuse' });
+    const err = await refused(service.gate(request(agent('alice'))));
+    const id = /approval (ap-[a-z0-9]+)/.exec(err.message)![1]!;
+    await service.decide(id, person('carol', ['security']), true, '');
+    const results = await Promise.allSettled([service.gate(request(agent('alice'))), service.gate(request(agent('alice')))]);
+    assert.equal(results.filter((r) => r.status === 'fulfilled').length, 1);
+    assert.equal(actions().filter((a) => a === 'use').length, 1);
+  });
+
+  it('tells a held agent the reason of a denial', async () => {
+    setUp();
+    const held = service.gate(request(agent('alice')));
+    const id = await pendingId();
+    await service.decide(id, person('carol', ['security']), false, 'not during the freeze');
+    const err = await refused(held);
+    assert.equal(err.message, `approval ${id} was denied by carol: not during the freeze`);
+  });
+
+  it('expires what nobody decided on, records it, and refuses a late approval', async () => {
+    setUp({ agents: 'refuse', people: 'refuse' });
+    const err = await refused(service.gate(request(agent('alice'))));
+    const id = /approval (ap-[a-z0-9]+)/.exec(err.message)![1]!;
+    clock += 901_000;
+    await service.sweep();
+    assert.equal((await store.get(id))!.state, 'expired');
+    const late = await refused(service.decide(id, person('carol', ['security']), true, ''));
+    assert.equal(late.status, 409);
+    assert.deepEqual(actions(), ['create', 'expire']);
+    // Asking again opens a new approval.
+    const next = await refused(service.gate(request(agent('alice'))));
+    assert.doesNotMatch(next.message, new RegExp(id));
+  });
+
+  it('caps the policy ttl with approvals.maxTtlSeconds', async () => {
+    setUp({ agents: 'refuse', people: 'refuse' });
+    await refused(service.gate(request(agent('alice'), undefined, 999_999)));
+    const [a] = await store.list({ limit: 1 });
+    assert.equal(a!.ttlSeconds, 3600);
+  });
+
+  it('answers a held request with 503 when the gateway shuts down, and keeps the approval pending', async () => {
+    setUp();
+    const held = service.gate(request(agent('alice')));
+    await pendingId();
+    await service.close();
+    const err = await refused(held);
+    assert.equal(err.status, 503);
+    assert.equal((await store.list({ limit: 1 }))[0]!.state, 'pending');
+  });
+
+  it('stops holding when the client goes away, and keeps the approval pending', async () => {
+    setUp();
+    const gone = new AbortController();
+    const held = service.gate(request(agent('alice'), gone.signal));
+    await pendingId();
+    gone.abort();
+    assert.match((await refused(held)).message, /the client went away while waiting/);
+  });
+});
+
+describe('who may decide on an approval', () => {
+  const store = openSqliteStore(':memory:');
+  after(() => store.close());
+  const rows: [string, Identity, Identity, string | undefined][] = [
+    ['a member of the approver group', agent('alice'), person('carol', ['security']), undefined],
+    ['the requester', person('erin', ['security']), person('erin', ['security']), 'you cannot approve your own request'],
+    ['the human behind the agent', agent('carol'), person('carol', ['security']), 'you cannot approve a request made by an agent acting on your behalf (bot)'],
+    ['someone outside the approver groups', agent('alice'), person('bob', ['admins']), 'only members of security may decide on this approval'],
+    ['an agent, even in the group', agent('alice'), { ...agent('dave'), groups: ['security'] }, 'an agent cannot approve requests; a person in security must'],
+  ];
+  for (const [what, requester, approver, expected] of rows) {
+    it(`${expected ? 'refuses' : 'accepts'} ${what}`, async () => {
+      const { approval } = await store.open({ id: `ap-${what.length}${Math.random().toString(36).slice(2, 8)}`, fingerprint: `${what}`, subject: subjectOf(requester, target, 'DELETE', null, [], body), approverGroups: ['security'], singleUse: true, ttlSeconds: 60 }, Date.now());
+      assert.equal(whyNotApprover(approval, approver), expected);
+    });
+  }
+});
