@@ -1,5 +1,6 @@
 import { runApprovalsCommand } from './approval/command.js';
 import { runDemoCommand } from './demo/command.js';
+import { runSessionsCommand } from './recording/command.js';
 import { runKubeconfigCommand, runServeCommand } from './serve.js';
 import { runTestbedCommand } from './testbed/command.js';
 
@@ -12,6 +13,7 @@ commands:
   demo token --user U --groups G       mint a token from the running demo's issuer
   testbed up|down|status [--dir DIR]   a local etcd + kube-apiserver for the demo and the tests
   approvals list|show|approve|deny     decide on requests waiting for approval (uses your kubeconfig)
+  sessions list|play|export            find and replay recorded exec/attach sessions
 `;
 
 /** Errors that carry a message meant for the person at the terminal. */
@@ -33,6 +35,8 @@ async function main(argv: string[]): Promise<number> {
       return runTestbedCommand(rest);
     case 'approvals':
       return runApprovalsCommand(rest);
+    case 'sessions':
+      return runSessionsCommand(rest);
     case undefined:
     case 'help':
     case '--help':

@@ -4,7 +4,7 @@
  * paths are resolved against the config file's folder.
  */
 import { readFileSync } from 'node:fs';
-import { dirname, isAbsolute, resolve } from 'node:path';
+import { dirname, isAbsolute, join, resolve } from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { ConfigError } from './errors.js';
 import { ASYMMETRIC_ALGORITHMS, type IssuerConfig } from './identity/oidc.js';
@@ -20,6 +20,8 @@ export interface Config {
   readonly identity: { readonly issuers: readonly IssuerConfig[] };
   readonly policy: PolicySource;
   readonly audit: { readonly file: string };
+  /** exec/attach recordings; a session that cannot be recorded is refused unless failOpen. */
+  readonly recording: { readonly dir: string; readonly failOpen: boolean };
   /** Keyed hashing and hold-back bounds of the response redactor. */
   readonly masking: { readonly hashKeyFile?: string; readonly maxHoldBytes: number };
   readonly limits: { readonly maxBodyBytes: number; readonly policyBodyBytes: number; readonly shutdownGraceSeconds: number };
@@ -291,7 +293,9 @@ function parseApprovals(r: Reader, issuers: readonly IssuerConfig[]): ApprovalsC
 export function parseConfig(doc: unknown, base: string): Config {
   if (typeof doc !== 'object' || doc === null || Array.isArray(doc)) throw new ConfigError('(top level)', 'the config must be a YAML mapping');
   const r = new Reader(base, doc as Obj, '');
-  r.keys(['listen', 'upstream', 'identity', 'policy', 'audit', 'limits', 'cluster', 'masking', 'approvals']);
+  r.keys(['listen', 'upstream', 'identity', 'policy', 'audit', 'limits', 'cluster', 'masking', 'approvals', 'recording']);
+  const recording = r.section('recording', false);
+  recording.keys(['dir', 'failOpen']);
   const masking = r.section('masking', false);
   masking.keys(['hashKeyFile', 'maxHoldBytes']);
   const hashKeyFile = masking.optPath('hashKeyFile');
@@ -310,6 +314,7 @@ export function parseConfig(doc: unknown, base: string): Config {
     identity: { issuers },
     policy: parsePolicy(r.section('policy')),
     audit: { file: audit.path('file') },
+    recording: { dir: recording.has('dir') ? recording.path('dir') : join(dirname(audit.path('file')), 'recordings'), failOpen: recording.bool('failOpen', false) },
     masking: { ...(hashKeyFile ? { hashKeyFile } : {}), maxHoldBytes: masking.num('maxHoldBytes', 4 * 1024 * 1024, 1024, 256 * 1024 * 1024) },
     limits: { maxBodyBytes, policyBodyBytes, shutdownGraceSeconds: limits.num('shutdownGraceSeconds', 20, 0, 600) },
     cluster: r.str('cluster', 'default'),

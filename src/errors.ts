@@ -39,6 +39,7 @@ const KINDS = {
   GATEHOUSE_APPROVAL_REQUIRED: { status: 403, reason: 'Forbidden', expose: true, fallback: 'Approval required' },
   GATEHOUSE_NOT_FOUND: { status: 404, reason: 'NotFound', expose: true, fallback: 'Not found' },
   GATEHOUSE_CONFLICT: { status: 409, reason: 'Conflict', expose: true, fallback: 'Conflict' },
+  GATEHOUSE_RECORDING_FAILED: { status: 503, reason: 'ServiceUnavailable', expose: true, fallback: 'The session cannot be recorded' },
   GATEHOUSE_SHUTTING_DOWN: { status: 503, reason: 'ServiceUnavailable', expose: true, fallback: 'The gateway is shutting down' },
   GATEHOUSE_INTERNAL: { status: 500, reason: 'InternalError', expose: false, fallback: 'Internal error in the gateway; see its log with the audit ID' },
 } as const satisfies Record<string, Kind>;

@@ -29,16 +29,22 @@ import { RedactError, type RedactOptions } from './redact/stream.js';
 import { fingerprint, subjectOf } from './approval/approval.js';
 import { previewWrite, type AsRequester } from './approval/preview.js';
 import type { ApprovalService, Granted } from './approval/service.js';
+import type { Duplex } from 'node:stream';
+import type { SessionStore } from './recording/sessions.js';
+import { relayUpgrade, upgradeHeaders, writeHttpResponse } from './upgrade/relay.js';
+import { openSession, type SessionAudit } from './upgrade/open.js';
 
 export interface PipelineDeps {
   readonly authenticator: Authenticator;
   readonly engine: PolicyEngine;
   readonly forwarder: Forwarder;
-  readonly upstream: Pick<UpstreamTarget, 'authorization'>;
+  readonly upstream: UpstreamTarget;
   readonly audit: AuditWriter;
   readonly cluster: string;
   readonly limits: { readonly maxBodyBytes: number; readonly policyBodyBytes: number };
   readonly masking: RedactOptions;
+  /** Where exec and attach sessions are recorded; without it, sessions are refused (fail closed). */
+  readonly sessions?: SessionStore;
   /** Without it, requests the policy sends to `approve` are refused (fail closed). */
   readonly approvals?: ApprovalService;
   readonly now?: () => number;
@@ -55,6 +61,7 @@ interface Trace {
   decision?: Decision;
   forwardedAs?: AuditUser;
   approval?: Granted;
+  session?: SessionAudit;
   bytesOut: number;
 }
 
@@ -112,6 +119,7 @@ export function createPipeline(deps: PipelineDeps) {
         ...(d ? { decision: { effect: d.effect, reasons: d.reasons, mask: d.effect === 'deny' ? [] : d.mask.map((m) => `${m.action} ${m.path}`) } } : {}),
         ...(d ? { policyRevision: deps.engine.revision } : {}),
         ...(trace.approval ? { approvalId: trace.approval.id } : {}),
+        ...(trace.session ? { session: { ...trace.session } } : {}),
         // The internal message stays in the audit record, never in the client's answer.
         ...(err ? { error: { code: err.code, message: err.message } } : {}),
         ...(trace.input ? { input: storableInput(trace.input as unknown as { request: { body: unknown } }, level, resourceKey, trace.rawBody) } : {}),
@@ -153,83 +161,95 @@ export function createPipeline(deps: PipelineDeps) {
     res.end(body);
   }
 
-  return async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
-    const trace: Trace = { auditId: randomUUID(), received: new Date(now()), bytesOut: 0 };
-    try {
-      const token = extractBearerToken(req.headers);
-      trace.identity = await deps.authenticator.authenticate(token);
+  /**
+   * identity → request → policy → (approval): what plain and upgraded requests
+   * both pass. Returns the decision to act on, or throws the error the client gets.
+   */
+  async function admit(req: IncomingMessage, trace: Trace, signal: AbortSignal, upgrade: boolean): Promise<Exclude<Decision, { effect: 'deny' }>> {
+    const token = extractBearerToken(req.headers);
+    trace.identity = await deps.authenticator.authenticate(token);
 
-      const url = req.url ?? '/';
-      const q = url.indexOf('?');
-      trace.target = parseTarget(req.method ?? '', q < 0 ? url : url.slice(0, q), q < 0 ? '' : url.slice(q));
-      trace.rawBody = await readBody(req, deps.limits.maxBodyBytes);
-      const target = trace.target;
-      const isWrite = target.kind === 'resource' && ['create', 'update', 'patch'].includes(target.attributes.verb);
-      if (isWrite && trace.rawBody && carriesMaskMarker(trace.rawBody)) {
+    const url = req.url ?? '/';
+    const q = url.indexOf('?');
+    trace.target = parseTarget(req.method ?? '', q < 0 ? url : url.slice(0, q), q < 0 ? '' : url.slice(q));
+    // An upgrade request has no body: the connection is the session.
+    trace.rawBody = upgrade ? undefined : await readBody(req, deps.limits.maxBodyBytes);
+    const target = trace.target;
+    const isWrite = target.kind === 'resource' && ['create', 'update', 'patch'].includes(target.attributes.verb);
+    if (isWrite && trace.rawBody && carriesMaskMarker(trace.rawBody)) {
+      throw new GatehouseError(
+        'GATEHOUSE_MASKED_VALUE',
+        'this write carries back a value Gatehouse masked (GATEHOUSE+REDACTED++ or GATEHOUSE+HMAC++…); a masked value must never overwrite the real one: change only the fields you mean to change (kubectl edit, patch), or set new values in full',
+      );
+    }
+    const body = isWrite ? bodyForPolicy(trace.rawBody, req.headers['content-type'], deps.limits.policyBodyBytes) : { body: null, bodyTooLarge: false };
+
+    trace.input = buildInput({
+      identity: trace.identity,
+      target,
+      id: trace.auditId,
+      method: (req.method ?? '').toUpperCase(),
+      headers: req.headers,
+      sourceIP: req.socket.remoteAddress ?? '',
+      body,
+      nowNs: now() * 1e6,
+      cluster: deps.cluster,
+    });
+    const decision = await deps.engine.evaluate(trace.input);
+    trace.decision = decision;
+
+    if (decision.effect === 'deny') {
+      throw new GatehouseError('GATEHOUSE_DENIED', `Gatehouse denied this request: ${decision.reasons.join('; ')}`);
+    }
+    if (trace.input.request.impersonate !== null) {
+      // The gateway impersonates the verified caller and nobody else. Dropping the caller's
+      // Impersonate-* and going ahead would run `kubectl --as=X` with the caller's own, wider rights.
+      throw new GatehouseError('GATEHOUSE_DENIED', 'Gatehouse does not forward impersonation: drop --as/--as-group (Impersonate-* headers); requests run as the identity in your token');
+    }
+    if (decision.effect === 'approve') {
+      if (!deps.approvals) {
+        // Fail closed: the request needs a person, and nobody can be asked.
         throw new GatehouseError(
-          'GATEHOUSE_MASKED_VALUE',
-          'this write carries back a value Gatehouse masked (GATEHOUSE+REDACTED++ or GATEHOUSE+HMAC++…); a masked value must never overwrite the real one: change only the fields you mean to change (kubectl edit, patch), or set new values in full',
+          'GATEHOUSE_DENIED',
+          `Gatehouse requires approval by a member of ${decision.approval.approverGroups.join(' or ')} (${decision.reasons.join('; ')}), and this gateway has no approval store configured`,
         );
       }
-      const body = isWrite ? bodyForPolicy(trace.rawBody, req.headers['content-type'], deps.limits.policyBodyBytes) : { body: null, bodyTooLarge: false };
-
-      trace.input = buildInput({
-        identity: trace.identity,
-        target,
-        id: trace.auditId,
-        method: (req.method ?? '').toUpperCase(),
-        headers: req.headers,
-        sourceIP: req.socket.remoteAddress ?? '',
-        body,
-        nowNs: now() * 1e6,
-        cluster: deps.cluster,
+      const identity = trace.identity;
+      const rawBody = trace.rawBody;
+      const mask = decision.mask;
+      const verb = target.attributes.verb;
+      trace.approval = await deps.approvals.gate({
+        identity,
+        // kubectl tries a session over WebSocket (GET) and then SPDY (POST): one logical request, one approval.
+        fingerprint: fingerprint(identity, isSession(target) ? 'connect' : verb, target.path + target.search, rawBody),
+        subject: subjectOf(identity, target, (req.method ?? '').toUpperCase(), trace.input.request.exec ?? null, decision.reasons, rawBody),
+        policy: decision.approval,
+        auditId: trace.auditId,
+        signal,
+        ...(['create', 'update', 'patch', 'delete'].includes(verb)
+          ? {
+              preview: () =>
+                previewWrite(
+                  { verb, method: (req.method ?? '').toUpperCase(), path: target.path, search: target.search, name: target.kind === 'resource' ? target.attributes.name : '', body: rawBody, contentType: header(req.headers['content-type']) },
+                  asRequester(identity, `${trace.auditId}-preview`),
+                  (body) => (mask.length ? maskBuffer(programFor(mask, 'object'), deps.masking, body) : Promise.resolve(body)),
+                ),
+            }
+          : {}),
       });
-      const decision = await deps.engine.evaluate(trace.input);
-      trace.decision = decision;
+    }
+    return decision;
+  }
 
-      if (decision.effect === 'deny') {
-        throw new GatehouseError('GATEHOUSE_DENIED', `Gatehouse denied this request: ${decision.reasons.join('; ')}`);
-      }
-      if (trace.input.request.impersonate !== null) {
-        // The gateway impersonates the verified caller and nobody else. Dropping the caller's
-        // Impersonate-* and going ahead would run `kubectl --as=X` with the caller's own, wider rights.
-        throw new GatehouseError('GATEHOUSE_DENIED', 'Gatehouse does not forward impersonation: drop --as/--as-group (Impersonate-* headers); requests run as the identity in your token');
-      }
+  async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const trace: Trace = { auditId: randomUUID(), received: new Date(now()), bytesOut: 0 };
+    try {
       const abort = new AbortController();
       res.once('close', () => abort.abort());
-      if (decision.effect === 'approve') {
-        if (!deps.approvals) {
-          // Fail closed: the request needs a person, and nobody can be asked.
-          throw new GatehouseError(
-            'GATEHOUSE_DENIED',
-            `Gatehouse requires approval by a member of ${decision.approval.approverGroups.join(' or ')} (${decision.reasons.join('; ')}), and this gateway has no approval store configured`,
-          );
-        }
-        const identity = trace.identity;
-        const rawBody = trace.rawBody;
-        const mask = decision.mask;
-        const verb = target.attributes.verb;
-        trace.approval = await deps.approvals.gate({
-          identity,
-          fingerprint: fingerprint(identity, verb, target.path + target.search, rawBody),
-          subject: subjectOf(identity, target, (req.method ?? '').toUpperCase(), trace.input.request.exec ?? null, decision.reasons, rawBody),
-          policy: decision.approval,
-          auditId: trace.auditId,
-          signal: abort.signal,
-          ...(['create', 'update', 'patch', 'delete'].includes(verb)
-            ? {
-                preview: () =>
-                  previewWrite(
-                    { verb, method: (req.method ?? '').toUpperCase(), path: target.path, search: target.search, name: target.kind === 'resource' ? target.attributes.name : '', body: rawBody, contentType: header(req.headers['content-type']) },
-                    asRequester(identity, `${trace.auditId}-preview`),
-                    (body) => (mask.length ? maskBuffer(programFor(mask, 'object'), deps.masking, body) : Promise.resolve(body)),
-                  ),
-              }
-            : {}),
-        });
-      }
+      const decision = await admit(req, trace, abort.signal, false);
+      const target = trace.target!;
+      const identity = trace.identity!;
       const masking = decision.mask.length > 0;
-      const identity = trace.identity;
       const headers = buildUpstreamHeaders(req.headers, identity, deps.upstream, { auditId: trace.auditId, forMasking: masking });
       trace.forwardedAs = { username: identity.username, groups: identity.groups, ...(identity.agent ? { extra: agentExtra(identity) } : {}) };
       const longRunning = isLongRunning(target);
@@ -279,7 +299,69 @@ export function createPipeline(deps: PipelineDeps) {
     } catch (err) {
       fail(res, trace, req, asGatehouseError(err));
     }
-  };
+  }
+
+  /** An upgrade answered before it happened: a Status over the raw connection, then close. */
+  function failUpgrade(socket: Duplex, trace: Trace, req: IncomingMessage, err: GatehouseError): void {
+    record(trace, req, 'ResponseComplete', err.status, err);
+    if (socket.destroyed) return;
+    writeHttpResponse(socket, err.status, err.reason, { 'content-type': 'application/json', 'audit-id': trace.auditId, 'cache-control': 'no-store' }, JSON.stringify(toStatus(err)));
+  }
+
+  /**
+   * exec, attach and port-forward (DESIGN §3, Upgrades): decided and, if need
+   * be, approved before anything goes upstream; recorded (exec, attach) from
+   * the frames as they pass; audited when the session starts and when it ends.
+   */
+  async function upgrade(req: IncomingMessage, socket: Duplex, clientHead: Buffer): Promise<void> {
+    const trace: Trace = { auditId: randomUUID(), received: new Date(now()), bytesOut: 0 };
+    const abort = new AbortController();
+    socket.once('close', () => abort.abort());
+    socket.on('error', () => abort.abort());
+    try {
+      await admit(req, trace, abort.signal, true);
+      const target = trace.target!;
+      const identity = trace.identity!;
+      if (!isSession(target)) throw new GatehouseError('GATEHOUSE_BAD_REQUEST', 'Gatehouse upgrades only pods/exec, pods/attach and pods/portforward connections');
+      const a = (target as Extract<RequestTarget, { kind: 'resource' }>).attributes;
+      const headers = { ...buildUpstreamHeaders(req.headers, identity, deps.upstream, { auditId: trace.auditId, forMasking: false }), ...upgradeHeaders(req) };
+      trace.forwardedAs = { username: identity.username, groups: identity.groups, ...(identity.agent ? { extra: agentExtra(identity) } : {}) };
+      const session = openSession({ store: deps.sessions, audit: deps.audit, auditId: trace.auditId, identity, attributes: a, exec: trace.input!.request.exec ?? null, kill: () => socket.destroy(), now });
+      trace.session = session.facts;
+      const outcome = await relayUpgrade({
+        target: deps.upstream,
+        method: req.method ?? 'GET',
+        pathAndQuery: target.path + target.search,
+        headers,
+        client: socket,
+        clientHead,
+        auditId: trace.auditId,
+        signal: abort.signal,
+        taps: (protocol) => session.taps(String(req.headers.upgrade ?? ''), protocol),
+      }).catch((err: unknown) => {
+        session.discard();
+        throw upstreamError(err);
+      });
+      if (!outcome.upgraded) {
+        session.discard();
+        record(trace, req, 'ResponseComplete', outcome.status);
+        return;
+      }
+      record(trace, req, 'ResponseStarted', 101);
+      await outcome.done;
+      session.ended();
+      record(trace, req, 'ResponseComplete', 101);
+    } catch (err) {
+      failUpgrade(socket, trace, req, asGatehouseError(err));
+    }
+  }
+
+  return { handle, upgrade };
+}
+
+/** A session subresource: the request opens a stream into a container. */
+function isSession(target: RequestTarget): boolean {
+  return target.kind === 'resource' && target.attributes.resource === 'pods' && ['exec', 'attach', 'portforward'].includes(target.attributes.subresource);
 }
 
 // stream.promises.pipeline's overloads do not take a spread of stages.

@@ -28,6 +28,9 @@ import { createApprovalsWeb, WEB_PREFIX } from './approval/web.js';
 import { createWebhookNotifier } from './approval/webhook.js';
 import { extractBearerToken } from './identity/token.js';
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Duplex } from 'node:stream';
+import { createSessionStore } from './recording/sessions.js';
+import { authorizeSessions, createSessionsApi, SESSIONS_PREFIX } from './recording/api.js';
 
 export interface Gateway {
   readonly url: string;
@@ -113,6 +116,11 @@ export async function startGateway(config: Config, options: GatewayOptions = {})
   const host = config.listen.host.includes(':') ? `[${config.listen.host}]` : config.listen.host;
   const url = `https://${host === '0.0.0.0' ? '127.0.0.1' : host}:${port}`;
 
+  const sessions = createSessionStore(config.recording);
+  const bearer = (req: IncomingMessage) => authenticator.authenticate(extractBearerToken(req.headers));
+  const sessionsApi = createSessionsApi({ store: sessions, engine, cluster: config.cluster, authenticate: bearer });
+  let approvalsApi: ReturnType<typeof createApprovalsApi> | undefined;
+  let web: ReturnType<typeof createApprovalsWeb> | undefined;
   let store: ApprovalStore | undefined;
   let approvals: ApprovalService | undefined;
   let webhook: ReturnType<typeof createWebhookNotifier> | undefined;
@@ -130,17 +138,27 @@ export async function startGateway(config: Config, options: GatewayOptions = {})
       log: (m) => log.warn(m),
     });
     approvals = service;
-    const api = createApprovalsApi({ store, service, authenticate: (req) => authenticator.authenticate(extractBearerToken(req.headers)) });
-    const web = ac.web ? createApprovalsWeb({ store, service, verify: (t) => authenticator.authenticate(t), options: { ...ac.web, publicUrl } }) : undefined;
-    gatehouseRoutes = async (req, res) => {
-      const u = new URL(req.url ?? '/', 'https://gatehouse.invalid');
-      if (u.pathname === API_PREFIX || u.pathname.startsWith(API_PREFIX + '/')) return api(req, res, u.pathname, u.searchParams);
-      if (web) return web(req, res, u.pathname, u);
-      res.writeHead(404, { 'content-type': 'text/plain' });
-      res.end('the approvals web page is not configured (approvals.web); use the CLI: gatehouse approvals list\n');
-    };
+    const api = createApprovalsApi({ store, service, authenticate: bearer });
+    web = ac.web ? createApprovalsWeb({ store, service, verify: (t) => authenticator.authenticate(t), options: { ...ac.web, publicUrl }, sessions: { store: sessions, authorize: (who, verb, name) => authorizeSessions(engine, config.cluster, who, verb, name, '/gatehouse/sessions') } }) : undefined;
+    approvalsApi = api;
   }
-  handle = createPipeline({ authenticator, engine, forwarder, upstream, audit, cluster: config.cluster, limits: config.limits, masking: { hashKey, maxHoldBytes: config.masking.maxHoldBytes }, ...(approvals ? { approvals } : {}) });
+  gatehouseRoutes = async (req, res) => {
+    const u = new URL(req.url ?? '/', 'https://gatehouse.invalid');
+    const under = (prefix: string) => u.pathname === prefix || u.pathname.startsWith(prefix + '/');
+    if (under(SESSIONS_PREFIX)) return sessionsApi(req, res, u.pathname, u.searchParams);
+    if (approvalsApi && under(API_PREFIX)) return approvalsApi(req, res, u.pathname, u.searchParams);
+    if (web) return web(req, res, u.pathname, u);
+    res.writeHead(404, { 'content-type': 'text/plain' });
+    res.end('the web pages are not configured (approvals.web); use the CLI: gatehouse approvals list, gatehouse sessions list\n');
+  };
+  const pipeline = createPipeline({ authenticator, engine, forwarder, upstream, audit, cluster: config.cluster, limits: config.limits, masking: { hashKey, maxHoldBytes: config.masking.maxHoldBytes }, sessions, ...(approvals ? { approvals } : {}) });
+  handle = pipeline.handle;
+  // exec, attach and port-forward arrive as upgrades (WebSocket GET or SPDY POST), outside Koa.
+  server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
+    if (draining) return void socket.destroy();
+    inFlight++;
+    void pipeline.upgrade(req, socket, head).finally(() => inFlight--);
+  });
   log.info({ url, policyRevision: engine.revision, issuers: issuers.map((i) => i.issuer), upstream: upstream.server }, 'gatehouse is serving');
 
   return {

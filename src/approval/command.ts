@@ -4,9 +4,8 @@
  * credentials of a kubeconfig (the same one the approver uses for kubectl,
  * exec credential plugins included), so an approval is given by a verified person.
  */
-import { request, type RequestOptions } from 'node:https';
 import { parseArgs } from 'node:util';
-import { KubeConfig } from '@kubernetes/client-node';
+import { connect } from '../client.js';
 import type { Approval } from './approval.js';
 import { describe } from './approval.js';
 
@@ -17,53 +16,6 @@ const USAGE = `usage: gatehouse approvals <command> [--kubeconfig FILE] [--conte
   approve ID [--reason TEXT]                              let the request through (once, unless the policy says otherwise)
   deny ID [--reason TEXT]                                 refuse it; a held request gets the reason
 `;
-
-class CliError extends Error {
-  readonly code = 'GATEHOUSE_CLI';
-}
-
-interface Client {
-  call(method: string, path: string, body?: unknown): Promise<unknown>;
-}
-
-async function connect(kubeconfig: string | undefined, context: string | undefined): Promise<Client> {
-  const kc = new KubeConfig();
-  if (kubeconfig) kc.loadFromFile(kubeconfig);
-  else kc.loadFromDefault();
-  if (context) kc.setCurrentContext(context);
-  const cluster = kc.getCurrentCluster();
-  if (!cluster) throw new CliError('the kubeconfig has no current cluster: pass --kubeconfig with a Gatehouse kubeconfig (the demo writes .gatehouse/demo/security.kubeconfig)');
-  const server = new URL(cluster.server);
-  return {
-    async call(method, path, body) {
-      const options: RequestOptions = { method, headers: {} };
-      // Adds the CA, client certificates and the bearer token (running an exec plugin if configured).
-      await kc.applyToHTTPSOptions(options);
-      const payload = body === undefined ? undefined : JSON.stringify(body);
-      const text = await new Promise<{ status: number; text: string }>((resolve, reject) => {
-        const req = request(new URL(path, server), { ...options, headers: { ...options.headers, accept: 'application/json', ...(payload ? { 'content-type': 'application/json' } : {}) } }, (res) => {
-          let t = '';
-          res.setEncoding('utf8').on('data', (d: string) => (t += d));
-          res.on('end', () => resolve({ status: res.statusCode ?? 0, text: t }));
-          res.on('error', reject);
-        });
-        req.on('error', (err) => reject(new CliError(`cannot reach the gateway at ${server.origin}: ${err.message}`)));
-        req.end(payload);
-      });
-      let parsed: unknown;
-      try {
-        parsed = JSON.parse(text.text);
-      } catch {
-        throw new CliError(`the gateway answered ${text.status} with something that is not JSON; is ${server.origin} a Gatehouse gateway with approvals configured?`);
-      }
-      if (text.status >= 300) {
-        const st = parsed as { message?: string; reason?: string };
-        throw new CliError(`${st.reason ?? text.status}: ${st.message ?? text.text}`);
-      }
-      return parsed;
-    },
-  };
-}
 
 function ago(ms: number): string {
   const s = Math.round((Date.now() - ms) / 1000);

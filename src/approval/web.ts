@@ -13,6 +13,12 @@ import { randomBytes, timingSafeEqual } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import * as oidc from 'openid-client';
 import { asGatehouseError, GatehouseError } from '../errors.js';
+import { CSP, escapeHtml, page, PLAYER_CSP, STYLE } from '../web/html.js';
+import { readFileSync, createReadStream } from 'node:fs';
+import { join } from 'node:path';
+import { projectRoot } from '../paths.js';
+import { PLAYER_HEAD, REPLAY_SCRIPT, sessionListPage, sessionPage } from '../recording/pages.js';
+import type { SessionStore } from '../recording/sessions.js';
 import type { Identity } from '../identity/identity.js';
 import { visibleApproval, visibleApprovals, readSmallBody } from './api.js';
 import { whyNotApprover, type Approval } from './approval.js';
@@ -48,10 +54,6 @@ interface PendingLogin {
   readonly expiresAt: number;
 }
 
-export function escapeHtml(s: string): string {
-  return s.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
-}
-
 function cookies(req: IncomingMessage): Map<string, string> {
   const out = new Map<string, string>();
   for (const part of (req.headers.cookie ?? '').split(';')) {
@@ -63,24 +65,6 @@ function cookies(req: IncomingMessage): Map<string, string> {
 
 function cookie(name: string, value: string, maxAgeSeconds: number): string {
   return `${name}=${value}; Path=/; Secure; HttpOnly; SameSite=Lax; Max-Age=${maxAgeSeconds}`;
-}
-
-const STYLE = `body{font:16px/1.5 system-ui,sans-serif;margin:0;color:#1b1b1b;background:#fafafa}
-header{background:#1f3a5f;color:#fff;padding:.6rem 1.2rem;display:flex;justify-content:space-between;align-items:center}
-header a{color:#fff}main{max-width:70rem;margin:1rem auto;padding:0 1rem}
-table{border-collapse:collapse;width:100%;background:#fff}th,td{text-align:left;padding:.4rem .6rem;border-bottom:1px solid #ddd;vertical-align:top}
-caption{text-align:left;font-weight:600;padding:.4rem 0}.state{font-weight:600}.pending{color:#8a5300}.approved,.used{color:#116b2e}.denied,.expired{color:#a11}
-pre.diff{background:#fff;border:1px solid #ccc;padding:.6rem;overflow:auto}.add{color:#116b2e}.del{color:#a11}
-form.decide{display:flex;gap:.6rem;align-items:end;flex-wrap:wrap;margin:1rem 0}label{display:flex;flex-direction:column}
-button{font:inherit;padding:.4rem 1rem;border-radius:4px;border:1px solid #555;cursor:pointer}button.approve{background:#116b2e;color:#fff}button.deny{background:#a11;color:#fff}
-dl{display:grid;grid-template-columns:max-content 1fr;gap:.2rem 1rem}dt{font-weight:600}`;
-
-function page(title: string, who: Identity | undefined, csrf: string | undefined, body: string): string {
-  const account = who
-    ? `<form method="post" action="/gatehouse/logout"><span>${escapeHtml(who.username)}</span> <input type="hidden" name="csrf" value="${escapeHtml(csrf ?? '')}"><button type="submit">Log out</button></form>`
-    : '';
-  return `<!doctype html><html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width,initial-scale=1"><title>${escapeHtml(title)} · Gatehouse</title><link rel="stylesheet" href="/gatehouse/style.css"></head>
-<body><header><a href="/gatehouse/approvals"><strong>Gatehouse</strong> approvals</a>${account}</header><main>${body}</main></body></html>`;
 }
 
 function when(ms: number): string {
@@ -145,7 +129,26 @@ ${s.exec ? `<dt>Command</dt><dd><code>${escapeHtml(s.exec.command.join(' '))}</c
 <h2>Preview</h2>${preview}${decide}`;
 }
 
-export function createApprovalsWeb(deps: { readonly store: ApprovalStore; readonly service: ApprovalService; readonly verify: (idToken: string) => Promise<Identity>; readonly options: WebOptions; readonly now?: () => number }) {
+/** The player's files, served from our own origin (no CDN): read once at start-up. */
+function playerAssets(): Record<string, { type: string; body: Buffer | string }> {
+  // The package's exports map hides its bundle folder from require.resolve.
+  const bundle = join(projectRoot, 'node_modules', 'asciinema-player', 'dist', 'bundle');
+  return {
+    '/gatehouse/static/asciinema-player.min.js': { type: 'text/javascript; charset=utf-8', body: readFileSync(join(bundle, 'asciinema-player.min.js')) },
+    '/gatehouse/static/asciinema-player.css': { type: 'text/css; charset=utf-8', body: readFileSync(join(bundle, 'asciinema-player.css')) },
+    '/gatehouse/static/replay.js': { type: 'text/javascript; charset=utf-8', body: REPLAY_SCRIPT },
+    '/gatehouse/style.css': { type: 'text/css; charset=utf-8', body: STYLE },
+  };
+}
+
+export interface WebSessions {
+  readonly store: SessionStore;
+  /** The policy's word on listing (`list`) or replaying (`get`) recordings; throws the 403. */
+  readonly authorize: (who: Identity, verb: 'list' | 'get', name: string) => Promise<void>;
+}
+
+export function createApprovalsWeb(deps: { readonly store: ApprovalStore; readonly service: ApprovalService; readonly verify: (idToken: string) => Promise<Identity>; readonly options: WebOptions; readonly sessions?: WebSessions; readonly now?: () => number }) {
+  const assets = playerAssets();
   const now = deps.now ?? Date.now;
   const { options } = deps;
   const sessions = new Map<string, Session>();
@@ -175,7 +178,7 @@ export function createApprovalsWeb(deps: { readonly store: ApprovalStore; readon
     res.writeHead(status, {
       'content-type': 'text/html; charset=utf-8',
       'cache-control': 'no-store',
-      'content-security-policy': "default-src 'none'; style-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
+      'content-security-policy': CSP,
       'x-content-type-options': 'nosniff',
       // same-origin, not no-referrer: with no-referrer, Chromium sends `Origin: null` on our own form posts.
       'referrer-policy': 'same-origin',
@@ -249,9 +252,10 @@ export function createApprovalsWeb(deps: { readonly store: ApprovalStore; readon
 
   return async function handle(req: IncomingMessage, res: ServerResponse, path: string, url: URL): Promise<void> {
     try {
-      if (req.method === 'GET' && path === '/gatehouse/style.css') {
-        res.writeHead(200, { 'content-type': 'text/css; charset=utf-8', 'cache-control': 'max-age=3600', 'x-content-type-options': 'nosniff' });
-        res.end(STYLE);
+      const asset = req.method === 'GET' ? assets[path] : undefined;
+      if (asset) {
+        res.writeHead(200, { 'content-type': asset.type, 'cache-control': 'max-age=3600', 'x-content-type-options': 'nosniff' });
+        res.end(asset.body);
         return;
       }
       if (req.method === 'GET' && path === '/gatehouse/callback') return await callback(req, res, url);
@@ -264,11 +268,27 @@ export function createApprovalsWeb(deps: { readonly store: ApprovalStore; readon
         return html(res, 200, page('Logged out', undefined, undefined, '<p>You are logged out. <a href="/gatehouse/approvals">Log in again</a></p>'), { 'set-cookie': cookie(SESSION_COOKIE, '', 0) });
       }
       const m = /^\/gatehouse\/approvals(?:\/(ap-[a-z0-9]+)(\/decision)?)?\/?$/.exec(path);
-      if (!m) throw new GatehouseError('GATEHOUSE_NOT_FOUND', `no page at ${path}`);
+      const sm = /^\/gatehouse\/sessions(?:\/(se-[a-z0-9]+)(\/cast)?)?\/?$/.exec(path);
+      if (!m && !(sm && deps.sessions)) throw new GatehouseError('GATEHOUSE_NOT_FOUND', `no page at ${path}`);
       if (!session) {
         if (req.method !== 'GET') throw new GatehouseError('GATEHOUSE_UNAUTHENTICATED', 'your session has ended; log in again');
         return await login(res, path);
       }
+      if (sm && deps.sessions) {
+        if (req.method !== 'GET') throw new GatehouseError('GATEHOUSE_METHOD_NOT_ALLOWED', 'session recordings are read-only');
+        const [, sid, cast] = sm;
+        await deps.sessions.authorize(session.identity, sid ? 'get' : 'list', sid ?? '');
+        if (!sid) return html(res, 200, page('Sessions', session.identity, session.csrf, sessionListPage(deps.sessions.store.list())));
+        const rec = deps.sessions.store.get(sid);
+        if (!rec) throw new GatehouseError('GATEHOUSE_NOT_FOUND', `session ${sid} does not exist`);
+        if (cast) {
+          res.writeHead(200, { 'content-type': 'application/x-asciicast', 'cache-control': 'no-store', 'x-content-type-options': 'nosniff' });
+          createReadStream(deps.sessions.store.file(sid)).pipe(res);
+          return;
+        }
+        return html(res, 200, page(`Session ${sid}`, session.identity, session.csrf, sessionPage(rec), PLAYER_HEAD), { 'content-security-policy': PLAYER_CSP });
+      }
+      if (!m) throw new GatehouseError('GATEHOUSE_NOT_FOUND', `no page at ${path}`);
       const [, id, decision] = m;
       if (req.method === 'GET' && !id) return html(res, 200, page('Approvals', session.identity, session.csrf, listPage(await visibleApprovals(deps.store, session.identity, undefined, 200))));
       if (req.method === 'GET' && id && !decision) {

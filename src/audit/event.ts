@@ -44,6 +44,7 @@ export interface AuditEvent {
     readonly input?: unknown;
     readonly durationMs: number;
     readonly bytesOut?: number;
+    readonly session?: Readonly<Record<string, unknown>>;
   };
 }
 
@@ -65,7 +66,21 @@ export interface ApprovalEvent {
   readonly auditID?: string;
 }
 
-export type AuditRecord = AuditEvent | ApprovalEvent;
+/** A line typed in an exec/attach session: the command-level record, tied to the session and its request. */
+export interface SessionCommandEvent {
+  readonly kind: 'SessionCommand';
+  readonly apiVersion: 'gatehouse.dev/v1';
+  readonly session: string;
+  readonly auditID: string;
+  readonly timestamp: string;
+  readonly user: { readonly username: string; readonly agent: string | null; readonly onBehalfOf: string | null };
+  readonly namespace: string;
+  readonly pod: string;
+  readonly container: string;
+  readonly line: string;
+}
+
+export type AuditRecord = AuditEvent | ApprovalEvent | SessionCommandEvent;
 
 /** Request bodies of these resources are credentials: the record keeps a digest, never the body. */
 const SECRET_BODIES = new Set(['secrets', 'serviceaccounts/token', 'tokenreviews', 'certificatesigningrequests']);

@@ -57,6 +57,8 @@ export interface DemoOptions {
   readonly clockSkewSeconds?: number;
   /** Merged over the demo's approvals settings (tests: mode, holdSeconds, webhook, sweepSeconds). */
   readonly approvals?: Record<string, unknown>;
+  /** Merged over the demo's recording settings (tests: a folder that cannot be written). */
+  readonly recording?: Record<string, unknown>;
 }
 
 export async function startDemo(options: DemoOptions = {}): Promise<RunningDemo> {
@@ -97,6 +99,7 @@ export async function startDemo(options: DemoOptions = {}): Promise<RunningDemo>
         policy: { dir: join(projectRoot, 'policies/gatehouse') },
         audit: { file: 'audit.log' },
         masking: { hashKeyFile: 'hash.key' },
+        recording: { dir: 'recordings', ...options.recording },
         approvals: {
           store: { sqlite: 'approvals.db' },
           mode: { agents: 'hold', people: 'refuse' },

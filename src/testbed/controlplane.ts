@@ -112,8 +112,9 @@ export async function up(options: UpOptions = {}): Promise<Testbed> {
       '--v=0',
     ]);
     started.push(apiserver);
-    // Serves the log endpoint the API server proxies `kubectl logs` to (testbed/kubelet).
-    const kubelet = launch(kubeletBin, join(dir, 'kubelet.log'), [`127.0.0.1:${ports.kubelet}`]);
+    // Serves what the API server proxies `kubectl logs`, exec, attach and port-forward to (testbed/kubelet);
+    // commands of pod NS/NAME start in pods/NS/NAME.
+    const kubelet = launch(kubeletBin, join(dir, 'kubelet.log'), [`127.0.0.1:${ports.kubelet}`, join(dir, 'pods')]);
     started.push(kubelet);
     const watchdog = spawn(process.execPath, [join(projectRoot, 'dist/src/testbed/watchdog.js'), String(options.ownerPid ?? 0), dir, String(etcd.pid), String(apiserver.pid), String(kubelet.pid)], {
       detached: true,

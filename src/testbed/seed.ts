@@ -1,6 +1,6 @@
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
-import { NODE_NAME, nodeStatus, worldManifests } from './world.js';
+import { NAMESPACES, NODE_NAME, nodeStatus, podStatus, worldManifests } from './world.js';
 
 const run = promisify(execFile);
 
@@ -14,4 +14,5 @@ export async function seedWorld(adminKubeconfig: string, kubeletPort: number): P
   await apply(worldManifests());
   // The node's address and kubelet port live in its status, which a create does not set.
   await run('kubectl', ['--kubeconfig', adminKubeconfig, 'patch', 'node', NODE_NAME, '--subresource=status', '--type=merge', '-p', JSON.stringify(nodeStatus(kubeletPort))]);
+  for (const ns of NAMESPACES) await run('kubectl', ['--kubeconfig', adminKubeconfig, 'patch', 'pod', 'web-0', '-n', ns, '--subresource=status', '--type=merge', '-p', JSON.stringify(podStatus())]);
 }

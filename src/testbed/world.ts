@@ -37,6 +37,18 @@ export function nodeStatus(kubeletPort: number) {
   };
 }
 
+/** A running pod, as a kubelet would report it: kubectl exec and port-forward check the phase. */
+export function podStatus() {
+  const now = new Date().toISOString();
+  return {
+    status: {
+      phase: 'Running',
+      conditions: [{ type: 'Ready', status: 'True', lastTransitionTime: now }],
+      containerStatuses: [{ name: 'web', image: 'registry.example/web:1.0', imageID: '', ready: true, restartCount: 0, started: true, state: { running: { startedAt: now } } }],
+    },
+  };
+}
+
 /** A value that tests grep for: it must never leave the gateway unmasked. */
 export function canary(namespace: string, key: string): string {
   return `GATEHOUSE-CANARY-${namespace}-${key}`;
@@ -63,6 +75,9 @@ function binding(namespace: string | undefined, name: string, roleName: string, 
     subjects: [{ apiGroup: 'rbac.authorization.k8s.io', kind: 'Group', name: group }],
   };
 }
+
+/** The namespaces the test world seeds, each with the same workloads. */
+export const NAMESPACES = ['dev', 'prod'] as const;
 
 function workloads(namespace: string) {
   return [
@@ -126,8 +141,7 @@ function workloads(namespace: string) {
 export function worldManifests(): object[] {
   return [
     { apiVersion: 'v1', kind: 'Node', metadata: { name: NODE_NAME, labels: { 'kubernetes.io/hostname': NODE_NAME } } },
-    ...workloads('dev'),
-    ...workloads('prod'),
+    ...NAMESPACES.flatMap(workloads),
     role('testbed:edit', ['get', 'list', 'watch', 'create', 'update', 'patch', 'delete', 'deletecollection']),
     role('testbed:read', ['get', 'list', 'watch']),
     {

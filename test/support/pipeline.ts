@@ -15,11 +15,11 @@ import { createForwarder } from '../../src/upstream/forward.js';
 export const GATEWAY_TOKEN = 'gateway-secret-token';
 
 export async function startTestPipeline(opts: { upstreamUrl: string; identity: () => Identity; decision: Decision | (() => Decision); audit: AuditEvent[]; maxBodyBytes?: number; maxConnections?: number }): Promise<{ server: Server; port: number }> {
-  const handle = createPipeline({
+  const { handle } = createPipeline({
     authenticator: { authenticate: async () => opts.identity(), stats: { verified: 0, cached: 0 } },
     engine: { revision: 'test', evaluate: () => (typeof opts.decision === 'function' ? opts.decision() : opts.decision) },
     forwarder: createForwarder({ server: opts.upstreamUrl, tls: { rejectUnauthorized: true } }, { connectTimeoutMs: 1000, headersTimeoutMs: 2000, bodyTimeoutMs: 2000, ...(opts.maxConnections ? { maxConnections: opts.maxConnections } : {}) }),
-    upstream: { authorization: () => `Bearer ${GATEWAY_TOKEN}` },
+    upstream: { server: opts.upstreamUrl, tls: { rejectUnauthorized: true }, authorization: () => `Bearer ${GATEWAY_TOKEN}` },
     audit: createMemoryAuditWriter((e) => e.kind === 'Event' && opts.audit.push(e)),
     cluster: 'test',
     limits: { maxBodyBytes: opts.maxBodyBytes ?? 1024, policyBodyBytes: 512 },

@@ -1,9 +1,9 @@
-// A stand-in kubelet for the test bed. It serves only the endpoint kube-apiserver
-// proxies `kubectl logs` to (GET /containerLogs/{namespace}/{pod}/{container}),
-// so that `logs -f` streams through a real API server. Exec, attach and
-// port-forward are not served here (see the exec/attach issue).
+// A stand-in kubelet for the test bed. It serves the endpoints kube-apiserver
+// proxies to: container logs (GET /containerLogs/{namespace}/{pod}/{container}),
+// so that `logs -f` streams through a real API server, and exec, attach and
+// port-forward (streaming.go), so kubectl's sessions reach a real process.
 //
-//	kubelet 127.0.0.1:PORT
+//	kubelet 127.0.0.1:PORT [PODS-DIR]
 package main
 
 import (
@@ -18,13 +18,14 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"path/filepath"
 	"strings"
 	"time"
 )
 
 func main() {
-	if len(os.Args) != 2 {
-		fmt.Fprintln(os.Stderr, "usage: kubelet 127.0.0.1:PORT")
+	if len(os.Args) != 2 && len(os.Args) != 3 {
+		fmt.Fprintln(os.Stderr, "usage: kubelet 127.0.0.1:PORT [PODS-DIR]")
 		os.Exit(2)
 	}
 	cert, err := selfSigned()
@@ -33,6 +34,11 @@ func main() {
 		os.Exit(1)
 	}
 	mux := http.NewServeMux()
+	pods := filepath.Join(os.TempDir(), "gatehouse-testbed-pods")
+	if len(os.Args) == 3 {
+		pods = os.Args[2]
+	}
+	streamingRoutes(mux, runtime{root: pods})
 	mux.HandleFunc("/containerLogs/", func(w http.ResponseWriter, r *http.Request) {
 		parts := strings.Split(strings.TrimPrefix(r.URL.Path, "/containerLogs/"), "/")
 		if len(parts) != 3 {

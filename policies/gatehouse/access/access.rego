@@ -79,6 +79,16 @@ allow contains "group security may read everywhere" if {
 	is_read
 }
 
+# Session recordings (exec/attach) are Gatehouse's own cluster-wide resource
+# (group gatehouse.dev, no namespace): who may list and replay them.
+allow contains "group security may list and replay session recordings" if {
+	"security" in input.user.groups
+	is_person
+	_ra.group == "gatehouse.dev"
+	_ra.resource == "sessions"
+	_ra.verb in {"get", "list"}
+}
+
 allow contains "agents may read in namespaces dev and prod" if {
 	is_agent
 	_ra.namespace in {"dev", "prod"}
@@ -117,6 +127,19 @@ approve contains {
 	_ra.namespace == "prod"
 	_ra.verb in delete_verbs
 	_may_write_prod
+}
+
+# Admins included: a shell in prod is where the damage happens.
+approve contains {
+	"reason": "interactive shells in namespace prod need approval from group security",
+	"approverGroups": ["security"],
+	"ttlSeconds": 900,
+} if {
+	is_person
+	_ra.namespace == "prod"
+	_ra.resource == "pods"
+	_ra.subresource in {"exec", "attach"}
+	input.request.exec.tty == true
 }
 
 _may_write_prod if is_admin

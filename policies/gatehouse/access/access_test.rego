@@ -99,3 +99,36 @@ test_allow_security_reads_everywhere if {
 	access.allow == {"group security may read everywhere"} with input as _req(_carol, "list", "secrets", "", "")
 	count(access.allow) == 0 with input as _req(_carol, "delete", "secrets", "", "dev")
 }
+
+test_approve_admin_interactive_shell_in_prod if {
+	a := access.approve with input as object.union(_req(_bob, "get", "pods", "exec", "prod"), {"request": {"impersonate": null, "exec": {"command": ["sh"], "container": "", "stdin": true, "tty": true}}})
+	[x.reason | some x in a] == ["interactive shells in namespace prod need approval from group security"]
+}
+
+test_allow_admin_command_in_prod if {
+	count(access.approve) == 0 with input as object.union(_req(_bob, "get", "pods", "exec", "prod"), {"request": {"impersonate": null, "exec": {"command": ["date"], "container": "", "stdin": false, "tty": false}}})
+}
+
+test_allow_dev_exec_in_dev if {
+	access.allow == {"group dev may read and write in namespace dev"} with input as _req(_alice, "create", "pods", "exec", "dev")
+}
+
+_carol := {"username": "carol@example.com", "groups": ["security", "system:authenticated"], "agent": null}
+
+_session_req(user, verb) := {
+	"user": user,
+	"resourceAttributes": {
+		"verb": verb, "group": "gatehouse.dev", "version": "v1", "resource": "sessions",
+		"subresource": "", "namespace": "", "name": "se-1",
+	},
+	"nonResourceAttributes": null,
+	"request": {"impersonate": null},
+}
+
+test_allow_security_replays_sessions if {
+	"group security may list and replay session recordings" in access.allow with input as _session_req(_carol, "get")
+}
+
+test_deny_dev_replays_sessions if {
+	count(access.allow) == 0 with input as _session_req(_alice, "list")
+}
