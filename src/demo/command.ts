@@ -20,6 +20,8 @@ then, in another terminal, as carol (group security):
   npx gatehouse approvals list --kubeconfig ${rel(demo.kubeconfigs.security)}
   npx gatehouse approvals approve ap-… --kubeconfig ${rel(demo.kubeconfigs.security)}
   or open ${demo.gateway.url}/gatehouse/approvals and log in as carol (any password)
+  kubectl --kubeconfig ${rel(demo.kubeconfigs.alice)} exec -it web-0 -n dev -- sh      # a recorded shell; then, as carol:
+  npx gatehouse sessions list --kubeconfig ${rel(demo.kubeconfigs.security)}   (play ID, export ID, or ${demo.gateway.url}/gatehouse/sessions)
 Audit records: ${rel(join(demo.dir, 'audit.log'))}. Stop with Ctrl-C.
 `);
   await new Promise<void>((resolve) => {
