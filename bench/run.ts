@@ -12,7 +12,9 @@
  *  3. redaction throughput and memory (bench/redact.ts);
  *  4. 1,000 concurrent watches through the gateway: its RSS and CPU, and the
  *     latency of one change from upstream to every watcher;
- *  5. gateway RSS idle and under load.
+ *  5. gateway RSS idle and under load;
+ *  6. sessions and approvals (bench/sessions.ts): exec direct vs through the
+ *     gateway over WebSocket and SPDY, the recording tap, approval release.
  *
  * Prints a markdown report and writes it, with a JSON file, to bench/results/.
  * Asserts no timing: it fails only if something crashes or a result is malformed.
@@ -349,6 +351,16 @@ async function main(): Promise<void> {
     else out(line);
   }
 
+  // 6. Sessions and approvals, in a process (and test bed) of its own.
+  out();
+  out('## Sessions and approvals');
+  out();
+  const sessions = execFileSync(process.execPath, [join(projectRoot, 'dist/bench/sessions.js'), ...(quick ? ['--quick'] : [])], { encoding: 'utf8' });
+  for (const line of sessions.trimEnd().split('\n')) {
+    if (line.startsWith('@@json ')) results['sessions'] = JSON.parse(line.slice(7));
+    else out(line);
+  }
+
   validate(results);
   const stamp = new Date().toISOString().replace(/[:.]/g, '-');
   const resultsDir = join(projectRoot, 'bench/results');
@@ -362,7 +374,7 @@ async function main(): Promise<void> {
 
 /** A result is malformed if a number in it is not finite or an expected part is missing. */
 function validate(r: Record<string, unknown>): void {
-  for (const part of ['latency', 'policy', 'watches', 'memory', 'redaction']) if (!r[part]) throw new Error(`benchmark result has no ${part}`);
+  for (const part of ['latency', 'policy', 'watches', 'memory', 'redaction', 'sessions']) if (!r[part]) throw new Error(`benchmark result has no ${part}`);
   const walk = (v: unknown, path: string): void => {
     if (typeof v === 'number' && !Number.isFinite(v)) throw new Error(`benchmark result ${path} is ${v}`);
     if (v && typeof v === 'object') for (const [k, x] of Object.entries(v)) walk(x, `${path}.${k}`);
