@@ -37,6 +37,8 @@ export interface PolicyInput {
     readonly body: unknown;
     readonly bodyTooLarge: boolean;
     readonly exec?: ExecFacts;
+    /** Ports named in the query (WebSocket clients); kubectl names them later, inside the tunnel: then empty. */
+    readonly portForward?: { readonly ports: readonly string[] };
     readonly impersonate: RequestedImpersonation | null;
   };
   readonly context: { readonly now_ns: number; readonly cluster: string };
@@ -89,6 +91,7 @@ export function buildInput(args: {
 }): PolicyInput {
   const { target, headers } = args;
   const exec = execFacts(target);
+  const portForward = target.kind === 'resource' && target.attributes.resource === 'pods' && target.attributes.subresource === 'portforward' ? { ports: (target.query['ports'] ?? []).flatMap((p) => p.split(',')).filter(Boolean) } : undefined;
   return {
     user: args.identity,
     resourceAttributes: target.kind === 'resource' ? target.attributes : null,
@@ -105,6 +108,7 @@ export function buildInput(args: {
       body: args.body.body,
       bodyTooLarge: args.body.bodyTooLarge,
       ...(exec ? { exec } : {}),
+      ...(portForward ? { portForward } : {}),
       impersonate: requestedImpersonation(headers),
     },
     context: { now_ns: args.nowNs, cluster: args.cluster },

@@ -202,6 +202,18 @@ describe('sessions: exec, attach, cp, port-forward (kubectl 1.32 â†’ Gatehouse â
     assert.ok(denied.every((e) => e.gatehouse.session === undefined), 'no session was opened');
   });
 
+  it('a non-101 answer from upstream (a container the pod does not have) is relayed as it came, and the connection closed', async () => {
+    for (const transport of Object.keys(TRANSPORTS) as (keyof typeof TRANSPORTS)[]) {
+      const before = audit.length;
+      const r = await kubectlAs('alice', transport, ['exec', 'web-0', '-n', 'dev', '-c', 'no-such-container', '--', 'true']);
+      assert.equal(r.code, 1);
+      assert.match(r.stderr, /container no-such-container is not valid for pod web-0/);
+      const rec = audit.slice(before).find((e): e is AuditEvent => e.kind === 'Event' && e.requestURI.includes('/exec'));
+      assert.equal(rec?.responseStatus.code, 400, 'the upstream answer, not a 101');
+      assert.equal(rec?.stage, 'ResponseComplete');
+    }
+  });
+
   it("holds an agent's exec until security approves, then runs it", async () => {
     const held = run('kubectl', ['--kubeconfig', demo.kubeconfigs.agent, 'exec', 'web-0', '-n', 'dev', '--', 'echo', 'approved-exec'], { timeoutMs: 60_000 });
     const pending = await pendingFor(demo.kubeconfigs.security, 'web-0');
