@@ -340,10 +340,13 @@ export function createPipeline(deps: PipelineDeps) {
         taps: (protocol) => session.taps(String(req.headers.upgrade ?? ''), protocol),
       }).catch((err: unknown) => {
         session.discard();
+        delete trace.session;
         throw upstreamError(err);
       });
       if (!outcome.upgraded) {
+        // No session happened: its record carries the upstream answer, not session facts.
         session.discard();
+        delete trace.session;
         record(trace, req, 'ResponseComplete', outcome.status);
         return;
       }

@@ -211,6 +211,7 @@ describe('sessions: exec, attach, cp, port-forward (kubectl 1.32 â†’ Gatehouse â
       const rec = audit.slice(before).find((e): e is AuditEvent => e.kind === 'Event' && e.requestURI.includes('/exec'));
       assert.equal(rec?.responseStatus.code, 400, 'the upstream answer, not a 101');
       assert.equal(rec?.stage, 'ResponseComplete');
+      assert.equal(rec?.gatehouse.session, undefined, 'no session happened');
     }
   });
 
