@@ -60,14 +60,8 @@ export type Approval =
 
 export type ApprovalState = Approval['state'];
 
-export interface NewApproval {
-  readonly id: string;
-  readonly fingerprint: string;
-  readonly subject: ApprovalSubject;
-  readonly approverGroups: readonly string[];
-  readonly singleUse: boolean;
-  readonly ttlSeconds: number;
-}
+/** What the gateway knows when it opens an approval; the store adds the times and the state. */
+export type NewApproval = Pick<Common, 'id' | 'fingerprint' | 'subject' | 'approverGroups' | 'singleUse' | 'ttlSeconds'>;
 
 /**
  * The caller (the agent and the human behind it, never a per-token session),

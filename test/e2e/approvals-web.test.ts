@@ -11,7 +11,7 @@ import type { Browser, Page } from 'playwright-core';
 import { createMemoryAuditWriter } from '../../src/audit/writer.js';
 import { startDemo, type RunningDemo } from '../../src/demo/demo.js';
 import { runRoot } from '../../src/paths.js';
-import { launchChromium, testOutput } from '../support/browser.js';
+import { launchChromium, logInThroughDemoIssuer, testOutput } from '../support/browser.js';
 import { kubectl } from '../support/run.js';
 import { approvalsCli, kubectlInBackground, pendingFor } from '../support/approvals.js';
 import { testbed } from './hooks.js';
@@ -34,15 +34,7 @@ describe('approvals web page (headless Chromium → Gatehouse, login via the dem
     await admin(['delete', 'deployment', 'web-approved-1', '-n', 'prod', '--ignore-not-found']);
   });
 
-  async function logIn(page: Page, who: string): Promise<void> {
-    await page.goto(`${demo.gateway.url}/gatehouse/approvals`);
-    // oidc-provider's development login form, then its consent form.
-    await page.fill('input[name=login]', who);
-    await page.fill('input[name=password]', 'any');
-    await page.click('button[type=submit]');
-    await page.click('button:has-text("Continue")');
-    await page.waitForURL(`${demo.gateway.url}/gatehouse/approvals`);
-  }
+  const logIn = (page: Page, who: string) => logInThroughDemoIssuer(page, `${demo.gateway.url}/gatehouse/approvals`, who);
 
   it('security logs in, sees the pending request with its diff, approves it, and the held kubectl completes', async () => {
     assert.equal((await admin(['create', 'deployment', 'web-approved-1', '--image=registry.invalid/app:1', '-n', 'prod'])).code, 0);

@@ -21,7 +21,7 @@ import { startDemo, type RunningDemo } from '../../src/demo/demo.js';
 import { projectRoot, runRoot } from '../../src/paths.js';
 import { freePort } from '../../src/testbed/ports.js';
 import { approvalsCli, pendingFor } from '../support/approvals.js';
-import { launchChromium, testOutput } from '../support/browser.js';
+import { launchChromium, logInThroughDemoIssuer, testOutput } from '../support/browser.js';
 import { run, type Ran } from '../support/run.js';
 import { testbed } from './hooks.js';
 
@@ -174,12 +174,7 @@ describe('sessions: exec, attach, cp, port-forward (kubectl 1.32 â†’ Gatehouse â
         const page = await context.newPage();
         const errors: string[] = [];
         page.on('pageerror', (e) => errors.push(e.message));
-        await page.goto(`${demo.gateway.url}/gatehouse/sessions/${id}`);
-        await page.fill('input[name=login]', 'carol');
-        await page.fill('input[name=password]', 'any');
-        await page.click('button[type=submit]');
-        await page.click('button:has-text("Continue")');
-        await page.waitForURL(`${demo.gateway.url}/gatehouse/sessions/${id}`);
+        await logInThroughDemoIssuer(page, `${demo.gateway.url}/gatehouse/sessions/${id}`, 'carol');
         // The player draws the terminal as text: wait until the typed command's output is on screen.
         // (A locator, not waitForFunction: the page's CSP rightly forbids evaluating strings.)
         await page.locator('#player', { hasText: /typed-(websocket|spdy)-42/ }).waitFor({ timeout: 20_000 });

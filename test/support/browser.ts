@@ -5,7 +5,7 @@
  */
 import { existsSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { chromium, type Browser } from 'playwright-core';
+import { chromium, type Browser, type Page } from 'playwright-core';
 import { projectRoot } from '../../src/paths.js';
 
 export const CHROMIUM = process.env['GATEHOUSE_CHROMIUM'] ?? '/usr/bin/chromium';
@@ -24,4 +24,14 @@ export async function launchChromium(): Promise<Browser> {
     headless: true,
     args: ['--no-sandbox', '--disable-gpu', '--disable-dev-shm-usage', '--disable-background-networking', '--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1'],
   });
+}
+
+/** Opens a gateway page and logs in through the demo issuer's development form (any password), then its consent form. */
+export async function logInThroughDemoIssuer(page: Page, url: string, who: string): Promise<void> {
+  await page.goto(url);
+  await page.fill('input[name=login]', who);
+  await page.fill('input[name=password]', 'any');
+  await page.click('button[type=submit]');
+  await page.click('button:has-text("Continue")');
+  await page.waitForURL(url);
 }

@@ -141,45 +141,46 @@ func (rt runtime) PortForward(_ context.Context, _ string, _ types.UID, port int
 	return err
 }
 
+// route serves prefix{ns}/{pod}[/{container}]: pod is "ns/pod", container "" when the path has none.
+func route(mux *http.ServeMux, prefix string, segments int, serve func(w http.ResponseWriter, r *http.Request, pod, container string)) {
+	mux.HandleFunc(prefix, func(w http.ResponseWriter, r *http.Request) {
+		parts := strings.Split(strings.TrimPrefix(r.URL.Path, prefix), "/")
+		if len(parts) != segments {
+			http.NotFound(w, r)
+			return
+		}
+		container := ""
+		if segments == 3 {
+			container = parts[2]
+		}
+		serve(w, r, parts[0]+"/"+parts[1], container)
+	})
+}
+
 // streamingRoutes: /exec/{ns}/{pod}/{container}, /attach/{ns}/{pod}/{container}, /portForward/{ns}/{pod}.
 func streamingRoutes(mux *http.ServeMux, rt runtime) {
-	mux.HandleFunc("/exec/", func(w http.ResponseWriter, r *http.Request) {
-		parts := strings.Split(strings.TrimPrefix(r.URL.Path, "/exec/"), "/")
-		if len(parts) != 3 {
-			http.NotFound(w, r)
-			return
+	remote := func(serve func(w http.ResponseWriter, r *http.Request, pod, container string, opts *remotecommandserver.Options)) func(http.ResponseWriter, *http.Request, string, string) {
+		return func(w http.ResponseWriter, r *http.Request, pod, container string) {
+			opts, err := remotecommandserver.NewOptions(r)
+			if err != nil {
+				http.Error(w, err.Error(), http.StatusBadRequest)
+				return
+			}
+			serve(w, r, pod, container, opts)
 		}
-		opts, err := remotecommandserver.NewOptions(r)
-		if err != nil {
-			http.Error(w, err.Error(), http.StatusBadRequest)
-			return
-		}
-		remotecommandserver.ServeExec(w, r, rt, parts[0]+"/"+parts[1], "", parts[2], r.URL.Query()["command"], opts, idleTimeout, streamCreationTimeout, remotecommandconsts.SupportedStreamingProtocols)
-	})
-	mux.HandleFunc("/attach/", func(w http.ResponseWriter, r *http.Request) {
-		parts := strings.Split(strings.TrimPrefix(r.URL.Path, "/attach/"), "/")
-		if len(parts) != 3 {
-			http.NotFound(w, r)
-			return
-		}
-		opts, err := remotecommandserver.NewOptions(r)
-		if err != nil {
-			http.Error(w, err.Error(), http.StatusBadRequest)
-			return
-		}
-		remotecommandserver.ServeAttach(w, r, rt, parts[0]+"/"+parts[1], "", parts[2], opts, idleTimeout, streamCreationTimeout, remotecommandconsts.SupportedStreamingProtocols)
-	})
-	mux.HandleFunc("/portForward/", func(w http.ResponseWriter, r *http.Request) {
-		parts := strings.Split(strings.TrimPrefix(r.URL.Path, "/portForward/"), "/")
-		if len(parts) != 2 {
-			http.NotFound(w, r)
-			return
-		}
+	}
+	route(mux, "/exec/", 3, remote(func(w http.ResponseWriter, r *http.Request, pod, container string, opts *remotecommandserver.Options) {
+		remotecommandserver.ServeExec(w, r, rt, pod, "", container, r.URL.Query()["command"], opts, idleTimeout, streamCreationTimeout, remotecommandconsts.SupportedStreamingProtocols)
+	}))
+	route(mux, "/attach/", 3, remote(func(w http.ResponseWriter, r *http.Request, pod, container string, opts *remotecommandserver.Options) {
+		remotecommandserver.ServeAttach(w, r, rt, pod, "", container, opts, idleTimeout, streamCreationTimeout, remotecommandconsts.SupportedStreamingProtocols)
+	}))
+	route(mux, "/portForward/", 2, func(w http.ResponseWriter, r *http.Request, pod, _ string) {
 		opts, err := portforward.NewV4Options(r)
 		if err != nil {
 			http.Error(w, err.Error(), http.StatusBadRequest)
 			return
 		}
-		portforward.ServePortForward(w, r, rt, parts[0]+"/"+parts[1], "", opts, idleTimeout, streamCreationTimeout, portforward.SupportedProtocols)
+		portforward.ServePortForward(w, r, rt, pod, "", opts, idleTimeout, streamCreationTimeout, portforward.SupportedProtocols)
 	})
 }
