@@ -64,9 +64,13 @@ export async function startGateway(config: Config, options: GatewayOptions = {})
   const audit = options.audit ?? createAuditWriter(config.audit.file);
   const tls = config.listen.tls.kind === 'files' ? { cert: readFileSync(config.listen.tls.cert), key: readFileSync(config.listen.tls.key), caPem: undefined } : selfSignedTls(config.listen.tls.dir, config.listen.tls.hosts);
 
+  // The approval store is opened before serving: a database that cannot be reached stops start-up.
+  const ac = config.approvals;
+  const store: ApprovalStore | undefined = !ac ? undefined : ac.store.kind === 'sqlite' ? openSqliteStore(ac.store.file) : await openPostgresStore({ connectionString: ac.store.url, onError: (m) => log.warn(m) });
+
+  type Handler = (req: IncomingMessage, res: ServerResponse) => Promise<void>;
   // Assigned once the server listens: the approval links need its URL. Until then, 503.
-  let handle: ((req: IncomingMessage, res: ServerResponse) => Promise<void>) | undefined;
-  let gatehouseRoutes: ((req: IncomingMessage, res: ServerResponse) => Promise<void>) | undefined;
+  let routes: { readonly kubernetes: Handler; readonly gatehouse: Handler } | undefined;
   let inFlight = 0;
   let draining = false;
   let readyCache = { at: 0, ok: false };
@@ -84,7 +88,7 @@ export async function startGateway(config: Config, options: GatewayOptions = {})
       ctx.body = readyCache.ok ? 'ok' : draining ? 'shutting down' : 'the Kubernetes API server is not reachable';
       return;
     }
-    if (!handle) {
+    if (!routes) {
       ctx.status = 503;
       ctx.body = 'starting';
       return;
@@ -94,8 +98,8 @@ export async function startGateway(config: Config, options: GatewayOptions = {})
     inFlight++;
     try {
       // The gateway's own pages and API; no Kubernetes path starts with /gatehouse/.
-      if (ctx.path.startsWith(WEB_PREFIX) && gatehouseRoutes) await gatehouseRoutes(ctx.req, ctx.res);
-      else await handle(ctx.req, ctx.res);
+      if (ctx.path.startsWith(WEB_PREFIX)) await routes.gatehouse(ctx.req, ctx.res);
+      else await routes.kubernetes(ctx.req, ctx.res);
     } finally {
       inFlight--;
     }
@@ -111,6 +115,9 @@ export async function startGateway(config: Config, options: GatewayOptions = {})
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(config.listen.port, config.listen.host, () => resolve());
+  }).catch(async (err: unknown) => {
+    await store?.close();
+    throw err;
   });
   const { port } = server.address() as AddressInfo;
   const host = config.listen.host.includes(':') ? `[${config.listen.host}]` : config.listen.host;
@@ -121,12 +128,9 @@ export async function startGateway(config: Config, options: GatewayOptions = {})
   const sessionsApi = createSessionsApi({ store: sessions, engine, cluster: config.cluster, authenticate: bearer });
   let approvalsApi: ReturnType<typeof createApprovalsApi> | undefined;
   let web: ReturnType<typeof createApprovalsWeb> | undefined;
-  let store: ApprovalStore | undefined;
   let approvals: ApprovalService | undefined;
   let webhook: ReturnType<typeof createWebhookNotifier> | undefined;
-  const ac = config.approvals;
-  if (ac) {
-    store = ac.store.kind === 'sqlite' ? openSqliteStore(ac.store.file) : await openPostgresStore({ connectionString: ac.store.url, onError: (m) => log.warn(m) });
+  if (ac && store) {
     const publicUrl = ac.publicUrl ?? url;
     const w = ac.webhook;
     webhook = w ? createWebhookNotifier({ url: w.url, timeoutMs: w.timeoutSeconds * 1000, retries: w.retries, backoffMs: w.backoffSeconds * 1000, log: (m) => log.warn(m) }) : undefined;
@@ -138,11 +142,10 @@ export async function startGateway(config: Config, options: GatewayOptions = {})
       log: (m) => log.warn(m),
     });
     approvals = service;
-    const api = createApprovalsApi({ store, service, authenticate: bearer });
+    approvalsApi = createApprovalsApi({ store, service, authenticate: bearer });
     web = ac.web ? createApprovalsWeb({ store, service, verify: (t) => authenticator.authenticate(t), options: { ...ac.web, publicUrl }, sessions: { store: sessions, authorize: (who, verb, name) => authorizeSessions(engine, config.cluster, who, verb, name, '/gatehouse/sessions') } }) : undefined;
-    approvalsApi = api;
   }
-  gatehouseRoutes = async (req, res) => {
+  const gatehouse: Handler = async (req, res) => {
     const u = new URL(req.url ?? '/', 'https://gatehouse.invalid');
     const under = (prefix: string) => u.pathname === prefix || u.pathname.startsWith(prefix + '/');
     if (under(SESSIONS_PREFIX)) return sessionsApi(req, res, u.pathname, u.searchParams);
@@ -152,7 +155,7 @@ export async function startGateway(config: Config, options: GatewayOptions = {})
     res.end('the web pages are not configured (approvals.web); use the CLI: gatehouse approvals list, gatehouse sessions list\n');
   };
   const pipeline = createPipeline({ authenticator, engine, forwarder, upstream, audit, cluster: config.cluster, limits: config.limits, masking: { hashKey, maxHoldBytes: config.masking.maxHoldBytes }, sessions, ...(approvals ? { approvals } : {}) });
-  handle = pipeline.handle;
+  routes = { kubernetes: pipeline.handle, gatehouse };
   // exec, attach and port-forward arrive as upgrades (WebSocket GET or SPDY POST), outside Koa.
   server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
     if (draining) return void socket.destroy();

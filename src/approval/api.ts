@@ -8,7 +8,8 @@
  * Errors are Kubernetes Status objects, like everything else the gateway says.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { asGatehouseError, GatehouseError, toStatus } from '../errors.js';
+import { GatehouseError } from '../errors.js';
+import { sendJson as send, sendStatus } from '../web/respond.js';
 import type { Identity } from '../identity/identity.js';
 import { mayView, type Approval, type ApprovalState } from './approval.js';
 import type { ApprovalService } from './service.js';
@@ -42,11 +43,6 @@ export async function visibleApproval(store: ApprovalStore, viewer: Identity, id
 }
 
 export function createApprovalsApi(deps: { readonly store: ApprovalStore; readonly service: ApprovalService; readonly authenticate: (req: IncomingMessage) => Promise<Identity> }) {
-  function send(res: ServerResponse, status: number, body: unknown): void {
-    res.writeHead(status, { 'content-type': 'application/json', 'cache-control': 'no-store' });
-    res.end(JSON.stringify(body));
-  }
-
   return async function handle(req: IncomingMessage, res: ServerResponse, path: string, search: URLSearchParams): Promise<void> {
     try {
       const who = await deps.authenticate(req);
@@ -81,8 +77,7 @@ export function createApprovalsApi(deps: { readonly store: ApprovalStore; readon
       }
       throw new GatehouseError('GATEHOUSE_NOT_FOUND', `no such approvals API: ${req.method} ${path}`);
     } catch (err) {
-      const e = asGatehouseError(err);
-      send(res, e.status, toStatus(e));
+      sendStatus(res, err);
     }
   };
 }

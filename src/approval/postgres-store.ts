@@ -6,15 +6,14 @@
  * been missed (null) and the connection is made again.
  */
 import pg from 'pg';
-import { createSqlStore, SCHEMA, TABLE, type ApprovalStore, type Row, type SqlConnection } from './store.js';
+import { createSqlStore, NAMED_PARAMETER, SCHEMA, TABLE, type ApprovalStore, type Row, type SqlConnection } from './store.js';
 
 const CHANNEL = 'gatehouse_approvals';
-const NAMED = /(?<!:):([a-zA-Z_]\w*)/g;
 
 /** `:name` → `$n`, once per statement. */
 function positional(sql: string): { text: string; names: string[] } {
   const names: string[] = [];
-  const text = sql.replace(NAMED, (_, name: string) => {
+  const text = sql.replace(NAMED_PARAMETER, (_, name: string) => {
     let i = names.indexOf(name);
     if (i < 0) i = names.push(name) - 1;
     return `$${i + 1}`;

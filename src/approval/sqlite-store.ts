@@ -7,9 +7,7 @@ import { EventEmitter } from 'node:events';
 import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
-import { createSqlStore, SCHEMA, type ApprovalStore, type Row, type SqlConnection } from './store.js';
-
-const NAMED = /(?<!:):([a-zA-Z_]\w*)/g;
+import { createSqlStore, NAMED_PARAMETER, SCHEMA, type ApprovalStore, type Row, type SqlConnection } from './store.js';
 
 export function openSqliteStore(file: string): ApprovalStore {
   if (file !== ':memory:') mkdirSync(dirname(file), { recursive: true });
@@ -24,7 +22,7 @@ export function openSqliteStore(file: string): ApprovalStore {
     async all(sql, params) {
       let s = statements.get(sql);
       if (!s) {
-        s = { stmt: db.prepare(sql), names: [...new Set([...sql.matchAll(NAMED)].map((m) => m[1]!))] };
+        s = { stmt: db.prepare(sql), names: [...new Set([...sql.matchAll(NAMED_PARAMETER)].map((m) => m[1]!))] };
         statements.set(sql, s);
       }
       // better-sqlite3 wants exactly the statement's parameters.

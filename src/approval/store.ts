@@ -39,6 +39,9 @@ export interface ApprovalStore {
 
 export const TABLE = 'gatehouse_approvals';
 
+/** A `:name` parameter of the statements below (not a `::type` cast). */
+export const NAMED_PARAMETER = /(?<!:):([a-zA-Z_]\w*)/g;
+
 /** Portable DDL: BIGINT millisecond times, JSON as text, a partial unique index for "one pending per fingerprint". */
 export const SCHEMA = [
   `CREATE TABLE IF NOT EXISTS ${TABLE} (

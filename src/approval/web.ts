@@ -14,7 +14,8 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import * as oidc from 'openid-client';
 import { asGatehouseError, GatehouseError } from '../errors.js';
 import { CSP, escapeHtml, page, PLAYER_CSP, STYLE } from '../web/html.js';
-import { readFileSync, createReadStream } from 'node:fs';
+import { readFileSync } from 'node:fs';
+import { sendCast } from '../recording/api.js';
 import { join } from 'node:path';
 import { projectRoot } from '../paths.js';
 import { PLAYER_HEAD, REPLAY_SCRIPT, sessionListPage, sessionPage } from '../recording/pages.js';
@@ -281,11 +282,7 @@ export function createApprovalsWeb(deps: { readonly store: ApprovalStore; readon
         if (!sid) return html(res, 200, page('Sessions', session.identity, session.csrf, sessionListPage(deps.sessions.store.list())));
         const rec = deps.sessions.store.get(sid);
         if (!rec) throw new GatehouseError('GATEHOUSE_NOT_FOUND', `session ${sid} does not exist`);
-        if (cast) {
-          res.writeHead(200, { 'content-type': 'application/x-asciicast', 'cache-control': 'no-store', 'x-content-type-options': 'nosniff' });
-          createReadStream(deps.sessions.store.file(sid)).pipe(res);
-          return;
-        }
+        if (cast) return sendCast(res, deps.sessions.store, sid, false);
         return html(res, 200, page(`Session ${sid}`, session.identity, session.csrf, sessionPage(rec), PLAYER_HEAD), { 'content-security-policy': PLAYER_CSP });
       }
       if (!m) throw new GatehouseError('GATEHOUSE_NOT_FOUND', `no page at ${path}`);

@@ -8,7 +8,8 @@
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { createReadStream } from 'node:fs';
-import { asGatehouseError, GatehouseError, toStatus } from '../errors.js';
+import { GatehouseError } from '../errors.js';
+import { sendJson as send, sendStatus } from '../web/respond.js';
 import type { Identity } from '../identity/identity.js';
 import type { PolicyEngine } from '../policy/engine.js';
 import type { PolicyInput } from '../policy/input.js';
@@ -40,11 +41,13 @@ export function filterSessions(list: readonly SessionSummary[], f: SessionFilter
   return list.filter((s) => (!f.user || s.header.gatehouse.user === f.user || s.header.gatehouse.onBehalfOf === f.user) && (!f.pod || s.header.gatehouse.pod === f.pod || `${s.header.gatehouse.namespace}/${s.header.gatehouse.pod}` === f.pod) && (!f.since || s.header.timestamp >= f.since));
 }
 
+/** The asciicast file of a session the caller may replay (checked before), streamed. */
+export function sendCast(res: ServerResponse, store: SessionStore, id: string, download: boolean): void {
+  res.writeHead(200, { 'content-type': 'application/x-asciicast', 'cache-control': 'no-store', 'x-content-type-options': 'nosniff', ...(download ? { 'content-disposition': `attachment; filename="${id}.cast"` } : {}) });
+  createReadStream(store.file(id)).pipe(res);
+}
+
 export function createSessionsApi(deps: { readonly store: SessionStore; readonly engine: PolicyEngine; readonly cluster: string; readonly authenticate: (req: IncomingMessage) => Promise<Identity> }) {
-  const send = (res: ServerResponse, status: number, body: unknown) => {
-    res.writeHead(status, { 'content-type': 'application/json', 'cache-control': 'no-store' });
-    res.end(JSON.stringify(body));
-  };
   return async function handle(req: IncomingMessage, res: ServerResponse, path: string, search: URLSearchParams): Promise<void> {
     try {
       const who = await deps.authenticate(req);
@@ -61,15 +64,10 @@ export function createSessionsApi(deps: { readonly store: SessionStore; readonly
       const s = deps.store.get(id);
       if (!s) throw new GatehouseError('GATEHOUSE_NOT_FOUND', `session ${id} does not exist`);
       if (rest.length === 1) return send(res, 200, s);
-      if (rest.length === 2 && rest[1] === 'cast') {
-        res.writeHead(200, { 'content-type': 'application/x-asciicast', 'cache-control': 'no-store', 'content-disposition': `attachment; filename="${id}.cast"` });
-        createReadStream(deps.store.file(id)).pipe(res);
-        return;
-      }
+      if (rest.length === 2 && rest[1] === 'cast') return sendCast(res, deps.store, id, true);
       throw new GatehouseError('GATEHOUSE_NOT_FOUND', `no such sessions API: ${path}`);
     } catch (err) {
-      const e = asGatehouseError(err);
-      send(res, e.status, toStatus(e));
+      sendStatus(res, err);
     }
   };
 }
