@@ -11,7 +11,7 @@ import type { AuditEvent, AuditUser } from './audit/event.js';
 import { storableInput } from './audit/event.js';
 import type { AuditWriter } from './audit/writer.js';
 import { asGatehouseError, GatehouseError, toStatus } from './errors.js';
-import type { Identity } from './identity/identity.js';
+import { EXTRA_AGENT, EXTRA_ON_BEHALF_OF, EXTRA_SESSION, type Identity } from './identity/identity.js';
 import type { Authenticator } from './identity/oidc.js';
 import { extractBearerToken } from './identity/token.js';
 import type { Decision } from './policy/decision.js';
@@ -91,7 +91,7 @@ export function createPipeline(deps: PipelineDeps) {
       stage,
       requestURI: t ? t.path + t.search : (req.url ?? '').slice(0, 2048),
       verb: t ? t.attributes.verb : (req.method ?? '').toLowerCase(),
-      user: id ? { username: id.username, groups: id.groups, ...(id.agent ? { extra: agentExtra(id) } : {}) } : { username: 'system:anonymous', groups: ['system:unauthenticated'] },
+      user: id ? auditUser(id) : { username: 'system:anonymous', groups: ['system:unauthenticated'] },
       ...(trace.forwardedAs ? { impersonatedUser: trace.forwardedAs } : {}),
       sourceIPs: [req.socket.remoteAddress ?? ''],
       ...(req.headers['user-agent'] ? { userAgent: req.headers['user-agent'] } : {}),
@@ -172,6 +172,8 @@ export function createPipeline(deps: PipelineDeps) {
     const url = req.url ?? '/';
     const q = url.indexOf('?');
     trace.target = parseTarget(req.method ?? '', q < 0 ? url : url.slice(0, q), q < 0 ? '' : url.slice(q));
+    // Refused before any decision: no policy or approval for what could never be forwarded.
+    if (upgrade && !isSession(trace.target)) throw new GatehouseError('GATEHOUSE_BAD_REQUEST', 'Gatehouse upgrades only pods/exec, pods/attach and pods/portforward connections');
     // An upgrade request has no body: the connection is the session.
     trace.rawBody = upgrade ? undefined : await readBody(req, deps.limits.maxBodyBytes);
     const target = trace.target;
@@ -226,16 +228,13 @@ export function createPipeline(deps: PipelineDeps) {
         policy: decision.approval,
         auditId: trace.auditId,
         signal,
-        ...(['create', 'update', 'patch', 'delete'].includes(verb)
-          ? {
-              preview: () =>
-                previewWrite(
-                  { verb, method: (req.method ?? '').toUpperCase(), path: target.path, search: target.search, name: target.kind === 'resource' ? target.attributes.name : '', body: rawBody, contentType: header(req.headers['content-type']) },
-                  asRequester(identity, `${trace.auditId}-preview`),
-                  (body) => (mask.length ? maskBuffer(programFor(mask, 'object'), deps.masking, body) : Promise.resolve(body)),
-                ),
-            }
-          : {}),
+        // previewWrite answers "nothing to preview" itself, without I/O, for what writes no object (exec).
+        preview: () =>
+          previewWrite(
+            { verb, method: (req.method ?? '').toUpperCase(), path: target.path, search: target.search, body: rawBody, contentType: header(req.headers['content-type']) },
+            asRequester(identity, `${trace.auditId}-preview`),
+            (body) => (mask.length ? maskBuffer(programFor(mask, 'object'), deps.masking, body) : Promise.resolve(body)),
+          ),
       });
     }
     return decision;
@@ -251,7 +250,7 @@ export function createPipeline(deps: PipelineDeps) {
       const identity = trace.identity!;
       const masking = decision.mask.length > 0;
       const headers = buildUpstreamHeaders(req.headers, identity, deps.upstream, { auditId: trace.auditId, forMasking: masking });
-      trace.forwardedAs = { username: identity.username, groups: identity.groups, ...(identity.agent ? { extra: agentExtra(identity) } : {}) };
+      trace.forwardedAs = auditUser(identity);
       const longRunning = isLongRunning(target);
       const upstream = await deps.forwarder.forward({ method: req.method ?? 'GET', pathAndQuery: target.path + target.search, headers, body: trace.rawBody, longRunning, signal: abort.signal });
 
@@ -322,12 +321,10 @@ export function createPipeline(deps: PipelineDeps) {
       await admit(req, trace, abort.signal, true);
       const target = trace.target!;
       const identity = trace.identity!;
-      if (!isSession(target)) throw new GatehouseError('GATEHOUSE_BAD_REQUEST', 'Gatehouse upgrades only pods/exec, pods/attach and pods/portforward connections');
       const a = (target as Extract<RequestTarget, { kind: 'resource' }>).attributes;
       const headers = { ...buildUpstreamHeaders(req.headers, identity, deps.upstream, { auditId: trace.auditId, forMasking: false }), ...upgradeHeaders(req) };
-      trace.forwardedAs = { username: identity.username, groups: identity.groups, ...(identity.agent ? { extra: agentExtra(identity) } : {}) };
+      trace.forwardedAs = auditUser(identity);
       const session = openSession({ store: deps.sessions, audit: deps.audit, auditId: trace.auditId, identity, attributes: a, exec: trace.input!.request.exec ?? null, kill: () => socket.destroy(), now });
-      trace.session = session.facts;
       const outcome = await relayUpgrade({
         target: deps.upstream,
         method: req.method ?? 'GET',
@@ -340,16 +337,15 @@ export function createPipeline(deps: PipelineDeps) {
         taps: (protocol) => session.taps(String(req.headers.upgrade ?? ''), protocol),
       }).catch((err: unknown) => {
         session.discard();
-        delete trace.session;
         throw upstreamError(err);
       });
       if (!outcome.upgraded) {
         // No session happened: its record carries the upstream answer, not session facts.
         session.discard();
-        delete trace.session;
         record(trace, req, 'ResponseComplete', outcome.status);
         return;
       }
+      trace.session = session.facts;
       record(trace, req, 'ResponseStarted', 101);
       await outcome.done;
       session.ended();
@@ -374,11 +370,14 @@ function header(v: string | string[] | undefined): string | undefined {
   return Array.isArray(v) ? v[0] : v;
 }
 
-function agentExtra(identity: Identity): Record<string, string[]> {
-  const a = identity.agent!;
-  return {
-    'gatehouse.dev/agent': [a.name],
-    ...(a.onBehalfOf ? { 'gatehouse.dev/on-behalf-of': [a.onBehalfOf] } : {}),
-    ...(a.session ? { 'gatehouse.dev/session': [a.session] } : {}),
+/** The verified caller as audit records name it; the same user the gateway impersonates upstream. */
+function auditUser(identity: Identity): AuditUser {
+  const a = identity.agent;
+  if (!a) return { username: identity.username, groups: identity.groups };
+  const extra = {
+    [EXTRA_AGENT]: [a.name],
+    ...(a.onBehalfOf ? { [EXTRA_ON_BEHALF_OF]: [a.onBehalfOf] } : {}),
+    ...(a.session ? { [EXTRA_SESSION]: [a.session] } : {}),
   };
+  return { username: identity.username, groups: identity.groups, extra };
 }

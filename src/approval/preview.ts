@@ -18,7 +18,6 @@ export interface PreviewRequest {
   /** Path without query. */
   readonly path: string;
   readonly search: string;
-  readonly name: string;
   readonly body: Buffer | undefined;
   readonly contentType: string | undefined;
 }

@@ -43,7 +43,7 @@ export interface GateRequest {
   readonly auditId: string;
   /** The client went away: stop holding. */
   readonly signal: AbortSignal;
-  /** What the request would do, computed after the approval is opened (writes only). */
+  /** What the request would do, computed after the approval is opened. */
   readonly preview?: () => Promise<Preview>;
 }
 
@@ -147,7 +147,10 @@ export function createApprovalService(deps: ApprovalServiceDeps) {
       const poll = setInterval(check, 5000);
       signal.addEventListener('abort', onAbort, { once: true });
       shutdown.signal.addEventListener('abort', onShutdown, { once: true });
-      check();
+      // The client may have gone, or the gateway begun to stop, while the approval was being opened.
+      if (shutdown.signal.aborted) onShutdown();
+      else if (signal.aborted) onAbort();
+      else check();
     });
   }
 
@@ -175,8 +178,10 @@ export function createApprovalService(deps: ApprovalServiceDeps) {
         if (req.preview) {
           req
             .preview()
+            // A preview that failed says so, instead of "being prepared" for ever.
+            .catch((err: Error): Preview => ({ status: 'unavailable', message: `the preview failed: ${err.message}` }))
             .then((p) => store.setPreview(approval.id, p))
-            .catch((err: Error) => deps.log?.(`approval ${approval.id}: the preview failed: ${err.message}`));
+            .catch((err: Error) => deps.log?.(`approval ${approval.id}: storing the preview failed: ${err.message}`));
         }
       }
       const mode = req.identity.agent ? settings.mode.agents : settings.mode.people;

@@ -5,9 +5,11 @@
  * the operator chose `recording.failOpen`.
  */
 import { randomBytes } from 'node:crypto';
-import { closeSync, createReadStream, existsSync, fstatSync, openSync, readdirSync, readSync, rmSync } from 'node:fs';
-import { createInterface } from 'node:readline';
+import { closeSync, existsSync, fstatSync, openSync, readdirSync, readSync, rmSync } from 'node:fs';
 import { castFile, openRecorder, type CastHeader, type Recorder } from './asciicast.js';
+
+/** Far above any header a request can produce (its URL is bounded by the HTTP server's header limit). */
+const MAX_HEADER = 1024 * 1024;
 
 export interface SessionSummary {
   readonly id: string;
@@ -43,10 +45,6 @@ export function createSessionStore(options: { readonly dir: string; readonly fai
       const file = castFile(options.dir, id);
       return existsSync(file) ? summary(file, id) : undefined;
     },
-    /** The cast file's lines, streamed. */
-    lines(id: string): AsyncIterable<string> {
-      return createInterface({ input: createReadStream(castFile(options.dir, id), 'utf8'), crlfDelay: Infinity });
-    },
     file: (id: string) => castFile(options.dir, id),
     remove: (id: string) => rmSync(castFile(options.dir, id), { force: true }),
   };
@@ -54,16 +52,30 @@ export function createSessionStore(options: { readonly dir: string; readonly fai
 
 export type SessionStore = ReturnType<typeof createSessionStore>;
 
+/**
+ * The header line, read in chunks: it holds the command, which may be a long
+ * script — a fixed-size read would hide such a session from every listing.
+ */
+function firstLine(fd: number): Buffer {
+  const chunks: Buffer[] = [];
+  for (let pos = 0; pos < MAX_HEADER; ) {
+    const chunk = Buffer.alloc(16 * 1024);
+    const n = readSync(fd, chunk, 0, chunk.length, pos);
+    if (n === 0) break;
+    const nl = chunk.subarray(0, n).indexOf(10);
+    if (nl >= 0) return Buffer.concat([...chunks, chunk.subarray(0, nl)]);
+    chunks.push(chunk.subarray(0, n));
+    pos += n;
+  }
+  throw new Error('no header line');
+}
+
 /** Header and last line, without reading a long recording whole. */
 function summary(file: string, id: string): SessionSummary | undefined {
   let fd: number | undefined;
   try {
     fd = openSync(file, 'r');
-    const first = Buffer.alloc(8192);
-    const n = readSync(fd, first, 0, first.length, 0);
-    const nl = first.subarray(0, n).indexOf(10);
-    if (nl < 0) return undefined;
-    const header = JSON.parse(first.subarray(0, nl).toString('utf8')) as CastHeader;
+    const header = JSON.parse(firstLine(fd).toString('utf8')) as CastHeader;
     const { size } = fstatSync(fd);
     const tail = Buffer.alloc(Math.min(size, 4096));
     readSync(fd, tail, 0, tail.length, size - tail.length);

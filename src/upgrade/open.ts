@@ -144,7 +144,6 @@ export function openSession(args: {
     discard(): void {
       recorder?.close({ exitCode: null, reason: 'not upgraded' });
       if (recorder) args.store?.remove(id);
-      facts.recording = null;
     },
   };
 }

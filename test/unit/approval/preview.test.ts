@@ -3,7 +3,7 @@ import { unifiedDiff } from '../../../src/approval/diff.js';
 import { dryRunBody, previewWrite, type AsRequester } from '../../../src/approval/preview.js';
 
 describe('approval preview', () => {
-  const del = { verb: 'delete', method: 'DELETE', path: '/api/v1/namespaces/prod/configmaps/c', search: '', name: 'c', contentType: 'application/json' };
+  const del = { verb: 'delete', method: 'DELETE', path: '/api/v1/namespaces/prod/configmaps/c', search: '', contentType: 'application/json' };
 
   it("puts the dry run in a DELETE's options body, where the API server reads it over the query", () => {
     const out = dryRunBody({ ...del, body: Buffer.from('{"kind":"DeleteOptions","apiVersion":"v1","propagationPolicy":"Background","dryRun":[]}') });
@@ -32,7 +32,7 @@ describe('approval preview', () => {
       return { status: 200, body: Buffer.from(JSON.stringify(r.method === 'GET' ? current : after)) };
     };
     const mask = async (b: Buffer) => Buffer.from(b.toString().replace(/s3cr3t/g, 'MASKED'));
-    const p = await previewWrite({ verb: 'patch', method: 'PATCH', path: del.path, search: '?fieldManager=kubectl', name: 'c', body: Buffer.from('{"data":{"a":"2"}}'), contentType: 'application/merge-patch+json' }, asRequester, mask);
+    const p = await previewWrite({ verb: 'patch', method: 'PATCH', path: del.path, search: '?fieldManager=kubectl', body: Buffer.from('{"data":{"a":"2"}}'), contentType: 'application/merge-patch+json' }, asRequester, mask);
     assert.deepEqual(calls, [`GET ${del.path}`, `PATCH ${del.path}?fieldManager=kubectl&dryRun=All`]);
     assert.equal(p.status, 'ok');
     assert.ok(p.status === 'ok');
