@@ -14,8 +14,9 @@ import { createMemoryAuditWriter } from '../../src/audit/writer.js';
 import { startDemo, type RunningDemo } from '../../src/demo/demo.js';
 import { runRoot } from '../../src/paths.js';
 import { canary } from '../../src/testbed/world.js';
-import { kubectl, type Ran } from '../support/run.js';
+import { kubectl } from '../support/run.js';
 import { approvalsCli, kubectlInBackground, pendingFor } from '../support/approvals.js';
+import { waitFor } from '../support/wait.js';
 import { testbed } from './hooks.js';
 
 describe('approvals (kubectl → Gatehouse → kube-apiserver v1.35.4, gatehouse approvals CLI)', function () {
@@ -76,17 +77,15 @@ describe('approvals (kubectl → Gatehouse → kube-apiserver v1.35.4, gatehouse
     assert.equal(held.exited(), false, 'kubectl waits while the approval is pending');
 
     // The preview: a server-side dry run as the agent, shown as a diff against the current object.
-    let shown: Ran | undefined;
-    for (let i = 0; i < 50; i++) {
-      shown = await approvalsCli(security(), ['show', pending.id]);
-      if (!/being prepared/.test(shown.stdout)) break;
-      await sleep(200);
-    }
-    assert.equal(shown!.code, 0, shown!.stderr);
-    assert.match(shown!.stdout, /Request: +agent deploy-bot \(for alice@example\.com\): delete deployments\.apps held-1 in prod/);
-    assert.match(shown!.stdout, /--- current\n +\+\+\+ \(deleted\)/);
-    assert.match(shown!.stdout, /-kind: Deployment/);
-    assert.match(shown!.stdout, /- +name: held-1/);
+    const shown = await waitFor('the preview', async () => {
+      const r = await approvalsCli(security(), ['show', pending.id]);
+      return !/being prepared/.test(r.stdout) && r;
+    });
+    assert.equal(shown.code, 0, shown.stderr);
+    assert.match(shown.stdout, /Request: +agent deploy-bot \(for alice@example\.com\): delete deployments\.apps held-1 in prod/);
+    assert.match(shown.stdout, /--- current\n +\+\+\+ \(deleted\)/);
+    assert.match(shown.stdout, /-kind: Deployment/);
+    assert.match(shown.stdout, /- +name: held-1/);
     // The preview is a dry run: kubectl's DeleteOptions body must not turn it into the real delete.
     assert.equal((await admin(['get', 'deployment', 'held-1', '-n', 'prod', '-o', 'name'])).stdout.trim(), 'deployment.apps/held-1');
 
@@ -106,7 +105,7 @@ describe('approvals (kubectl → Gatehouse → kube-apiserver v1.35.4, gatehouse
     const request = audit.find((e): e is AuditEvent => e.kind === 'Event' && e.gatehouse.approvalId === pending.id);
     assert.ok(request, 'the request record names the approval');
     assert.equal(request.annotations['gatehouse.dev/approved-by'], 'carol@example.com');
-    assert.equal(request.responseStatus.code, 200);
+    assert.equal(request.responseStatus?.code, 200);
 
     // The webhook: Slack-shaped, with the link to the page.
     const hook = hooks.find((h) => String(h.body['text']).includes(pending.id));
@@ -118,13 +117,7 @@ describe('approvals (kubectl → Gatehouse → kube-apiserver v1.35.4, gatehouse
   it("the preview of a write to a Secret is masked as the requester's policy masks it", async () => {
     const held = kubectlInBackground(demo.kubeconfigs.agent, ['label', 'secret', 'db-credentials', '-n', 'dev', 'reviewed=yes']);
     const pending = await pendingFor(security(), 'db-credentials');
-    let shown: Ran | undefined;
-    for (let i = 0; i < 50; i++) {
-      shown = await approvalsCli(security(), ['show', pending.id, '-o', 'json']);
-      if (JSON.parse(shown.stdout).preview) break;
-      await sleep(200);
-    }
-    const preview = JSON.parse(shown!.stdout).preview as { status: string; diff: string };
+    const preview = await waitFor('the preview', async () => JSON.parse((await approvalsCli(security(), ['show', pending.id, '-o', 'json'])).stdout).preview as { status: string; diff: string } | null);
     assert.equal(preview.status, 'ok');
     assert.match(preview.diff, /\+ +reviewed: "?yes"?/);
     assert.match(preview.diff, /password: GATEHOUSE\+REDACTED\+\+/);
@@ -219,7 +212,7 @@ describe('approvals (kubectl → Gatehouse → kube-apiserver v1.35.4, gatehouse
     assert.equal(r.code, 1);
     const m = /approval (ap-\w+) expired before anyone approved it; run the command again to ask anew/.exec(r.stderr);
     assert.ok(m, r.stderr);
-    await sleep(800);
+    await waitFor('the expire event', () => approvalEvents(m[1]!).some((e) => e.action === 'expire'));
     assert.deepEqual(approvalEvents(m[1]!).map((e) => e.action), ['create', 'expire']);
     const late = await approvalsCli(security(), ['approve', m[1]!]);
     assert.match(late.stderr, /Conflict: approval ap-\w+ is expired, not pending/);

@@ -8,7 +8,6 @@ import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { chmodSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { Agent, request } from 'undici';
 import { createMemoryAuditWriter } from '../../src/audit/writer.js';
 import { startDemo, type RunningDemo } from '../../src/demo/demo.js';
@@ -17,6 +16,7 @@ import { runRoot } from '../../src/paths.js';
 import { REDACTED } from '../../src/redact/stream.js';
 import { canary } from '../../src/testbed/world.js';
 import { kubectl, run } from '../support/run.js';
+import { waitFor } from '../support/wait.js';
 import { testbed } from './hooks.js';
 
 /** No canary leaks in any form: plain, base64 (as in Secret data) or JSON-escaped inside a string. */
@@ -98,12 +98,12 @@ describe('masking (kubectl → Gatehouse → kube-apiserver v1.35.4)', function 
     let out = '';
     watch.stdout.on('data', (d: Buffer) => (out += d));
     try {
-      await sleep(1500);
+      // kubectl lists, prints the items as ADDED events, then watches from the list's
+      // resourceVersion: once api-token was printed, a later change must arrive as MODIFIED.
+      await waitFor('the initial ADDED event of api-token', () => /"type":\s*"ADDED"[^\n]*"name":\s*"api-token"/.test(out));
       const r = await admin(['patch', 'secret', 'api-token', '-n', 'dev', '--type=merge', '-p', JSON.stringify({ stringData: { token: fresh } })]);
       assert.equal(r.code, 0, r.stderr);
-      const deadline = Date.now() + 10_000;
-      while (!out.includes('"MODIFIED"') && Date.now() < deadline) await sleep(100);
-      assert.match(out, /"MODIFIED"/);
+      await waitFor('the MODIFIED event', () => /"type":\s*"MODIFIED"/.test(out));
     } finally {
       watch.kill();
       await admin(['patch', 'secret', 'api-token', '-n', 'dev', '--type=merge', '-p', JSON.stringify({ stringData: { token: canary('dev', 'api-token') } })]);

@@ -14,7 +14,6 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
-import { setTimeout as sleep } from 'node:timers/promises';
 import type { AuditEvent, AuditRecord, SessionCommandEvent } from '../../src/audit/event.js';
 import { createMemoryAuditWriter } from '../../src/audit/writer.js';
 import { startDemo, type RunningDemo } from '../../src/demo/demo.js';
@@ -23,6 +22,7 @@ import { freePort } from '../../src/testbed/ports.js';
 import { approvalsCli, pendingFor } from '../support/approvals.js';
 import { launchChromium, logInThroughDemoIssuer, testOutput } from '../support/browser.js';
 import { run, type Ran } from '../support/run.js';
+import { waitFor } from '../support/wait.js';
 import { testbed } from './hooks.js';
 
 const TRANSPORTS = {
@@ -54,8 +54,8 @@ describe('sessions: exec, attach, cp, port-forward (kubectl 1.32 â†’ Gatehouse â
         assert.equal(r.code, 3, r.stderr);
         assert.equal(r.stdout, `out-${marker}\n`);
         assert.match(r.stderr, new RegExp(`err-${marker}`));
-        const rec = sessionRecords().find((e) => e.requestURI.includes(marker))!;
-        assert.ok(rec, 'a ResponseComplete record for the session');
+        // kubectl may exit before the gateway has seen both sockets close and written the record.
+        const rec = await waitFor('the ResponseComplete record of the session', () => sessionRecords().find((e) => e.requestURI.includes(marker)));
         const s = rec.gatehouse.session as { exitCode: number; protocol: string; recording: string; bytesOut: number };
         assert.equal(s.exitCode, 3);
         assert.equal(rec.verb, transport === 'websocket' ? 'get' : 'create');
@@ -73,17 +73,13 @@ describe('sessions: exec, attach, cp, port-forward (kubectl 1.32 â†’ Gatehouse â
         let seen = '';
         child.stdout.setEncoding('utf8').on('data', (d: string) => (seen += d));
         const exited = new Promise<number | null>((r) => child.on('close', r));
-        const waitFor = async (re: RegExp) => {
-          for (let i = 0; i < 100 && !re.test(seen); i++) await sleep(100);
-          assert.match(seen, re);
-        };
-        await waitFor(/# $/m);
+        const screenShows = (re: RegExp) => waitFor(`${re} on the terminal`, () => re.test(seen));
+        await screenShows(/# $/m);
         child.stdin.write(`echo ${word}-$((6*7))\r`);
-        await waitFor(new RegExp(`${word}-42`));
+        await screenShows(new RegExp(`${word}-42`));
         child.stdin.write('exit 5\r');
         assert.equal(await exited, 5);
-        const rec = sessionRecords().filter((e) => (e.gatehouse.session as { recording: string }).recording && readFileSync((e.gatehouse.session as { recording: string }).recording, 'utf8').includes(`${word}-42`))[0]!;
-        assert.ok(rec);
+        const rec = await waitFor('the session record', () => sessionRecords().find((e) => (e.gatehouse.session as { recording: string }).recording && readFileSync((e.gatehouse.session as { recording: string }).recording, 'utf8').includes(`${word}-42`)));
         const session = rec.gatehouse.session as { id: string; recording: string; exitCode: number };
         assert.equal(session.exitCode, 5);
         const output = castEvents(session.recording).filter((e) => e[1] === 'o').map((e) => e[2]).join('');
@@ -111,8 +107,7 @@ describe('sessions: exec, attach, cp, port-forward (kubectl 1.32 â†’ Gatehouse â
       it('attach reaches the container process (the test bed runs cat) and is recorded', async () => {
         const r = await run('kubectl', ['--kubeconfig', demo.kubeconfigs.alice, 'attach', '-i', 'web-0', '-n', 'dev'], { env: { ...process.env, ...TRANSPORTS[transport] }, input: `attached-${transport}\n` });
         assert.match(r.stdout, new RegExp(`attached-${transport}`), r.stderr);
-        const rec = sessionRecords().find((e) => e.requestURI.includes('/attach') && readFileSync((e.gatehouse.session as { recording: string }).recording, 'utf8').includes(`attached-${transport}`));
-        assert.ok(rec, 'the attach session was recorded');
+        await waitFor('the attach session to be recorded', () => sessionRecords().find((e) => e.requestURI.includes('/attach') && readFileSync((e.gatehouse.session as { recording: string }).recording, 'utf8').includes(`attached-${transport}`)));
       });
 
       it('port-forward reaches a port served in the pod; its ports, duration and bytes are audited', async () => {
@@ -125,7 +120,7 @@ describe('sessions: exec, attach, cp, port-forward (kubectl 1.32 â†’ Gatehouse â
         try {
           let out = '';
           pf.stdout.setEncoding('utf8').on('data', (d: string) => (out += d));
-          for (let i = 0; i < 100 && !out.includes('Forwarding from'); i++) await sleep(100);
+          await waitFor('port-forward to listen', () => out.includes('Forwarding from'));
           const res = await fetch(`http://127.0.0.1:${localPort}/`);
           assert.equal(await res.text(), body);
         } finally {
@@ -133,8 +128,7 @@ describe('sessions: exec, attach, cp, port-forward (kubectl 1.32 â†’ Gatehouse â
           await new Promise((r) => pf.on('close', r));
           target.close();
         }
-        await sleep(300);
-        const rec = sessionRecords().filter((e) => e.requestURI.includes('/portforward')).at(-1)!;
+        const rec = await waitFor('the port-forward record', () => sessionRecords().filter((e) => e.requestURI.includes('/portforward')).at(-1));
         const s = rec.gatehouse.session as { kind: string; bytesIn: number; bytesOut: number; durationMs: number; recording: string | null; ports: string[] };
         assert.equal(s.kind, 'portforward');
         assert.equal(s.recording, null, 'port-forward is not recorded byte for byte');
@@ -192,8 +186,8 @@ describe('sessions: exec, attach, cp, port-forward (kubectl 1.32 â†’ Gatehouse â
     assert.equal(r.code, 1);
     assert.match(r.stderr, /Forbidden|forbidden/);
     assert.match(r.stderr, /Gatehouse denied this request: no rule allows this request/);
-    const denied = audit.slice(before).filter((e): e is AuditEvent => e.kind === 'Event' && e.requestURI.includes('/exec') && e.responseStatus.code === 403);
-    assert.ok(denied.length >= 1, 'each attempt (WebSocket, then SPDY) is decided and audited');
+    const refused = () => audit.slice(before).filter((e): e is AuditEvent => e.kind === 'Event' && e.requestURI.includes('/exec') && e.responseStatus?.code === 403);
+    const denied = await waitFor('each attempt (WebSocket, then SPDY) to be decided and audited', () => refused().length >= 1 && refused());
     assert.ok(denied.every((e) => e.gatehouse.session === undefined), 'no session was opened');
   });
 
@@ -203,10 +197,10 @@ describe('sessions: exec, attach, cp, port-forward (kubectl 1.32 â†’ Gatehouse â
       const r = await kubectlAs('alice', transport, ['exec', 'web-0', '-n', 'dev', '-c', 'no-such-container', '--', 'true']);
       assert.equal(r.code, 1);
       assert.match(r.stderr, /container no-such-container is not valid for pod web-0/);
-      const rec = audit.slice(before).find((e): e is AuditEvent => e.kind === 'Event' && e.requestURI.includes('/exec'));
-      assert.equal(rec?.responseStatus.code, 400, 'the upstream answer, not a 101');
-      assert.equal(rec?.stage, 'ResponseComplete');
-      assert.equal(rec?.gatehouse.session, undefined, 'no session happened');
+      const rec = await waitFor('the record of the refused exec', () => audit.slice(before).find((e): e is AuditEvent => e.kind === 'Event' && e.requestURI.includes('/exec')));
+      assert.equal(rec.responseStatus?.code, 400, 'the upstream answer, not a 101');
+      assert.equal(rec.stage, 'ResponseComplete');
+      assert.equal(rec.gatehouse.session, undefined, 'no session happened');
     }
   });
 

@@ -12,6 +12,7 @@ import { projectRoot, runRoot } from '../../src/paths.js';
 import { PEOPLE } from '../../src/testbed/world.js';
 import { kubectl } from '../support/run.js';
 import { rawClient } from '../support/upstream.js';
+import { waitFor } from '../support/wait.js';
 import { testbed } from './hooks.js';
 
 const alice = ['--as', PEOPLE.alice.user, '--as-group', 'dev'];
@@ -78,11 +79,10 @@ describe('test bed (kube-apiserver v1.35.4, etcd v3.6.5, kubectl on PATH)', () =
 
   it('records what it was asked, as whom, in its own audit log', async () => {
     await kubectl(testbed().kubeconfigs.gateway, ['get', 'configmap', 'app-config', '-n', 'dev', ...alice]);
-    await sleep(500); // the audit backend writes in 100 ms batches
     const { readFileSync } = await import('node:fs');
-    const events = readFileSync(testbed().auditLog, 'utf8').trim().split('\n').map((l) => JSON.parse(l));
-    const e = events.find((ev) => ev.objectRef?.name === 'app-config' && ev.impersonatedUser?.username === PEOPLE.alice.user);
-    assert.ok(e, 'an audit event for the impersonated get');
+    // The audit backend writes in batches: wait for the line, not for a time.
+    const e = await waitFor('an audit event for the impersonated get', () =>
+      readFileSync(testbed().auditLog, 'utf8').trim().split('\n').map((l) => JSON.parse(l)).find((ev) => ev.objectRef?.name === 'app-config' && ev.impersonatedUser?.username === PEOPLE.alice.user));
     assert.equal(e.user.username, 'gatehouse-gateway');
   });
 });

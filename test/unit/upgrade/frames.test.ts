@@ -16,6 +16,7 @@ import { parseHeaderBlock, SpdyConnection, SpdyReader } from '../../../src/upgra
 import { WebSocketReader, type ChannelMessage } from '../../../src/upgrade/websocket.js';
 import type { Identity } from '../../../src/identity/identity.js';
 import type { SessionStore } from '../../../src/recording/sessions.js';
+import { waitFor } from '../../support/wait.js';
 
 function wsFrame(payload: Buffer, opts: { fin?: boolean; opcode?: number; mask?: boolean } = {}): Buffer {
   const { fin = true, opcode = 2, mask = true } = opts;
@@ -120,7 +121,8 @@ describe('upgrade/spdy: reading SPDY/3.1 streams', () => {
       const fromServer = new SpdyReader(connection, (m) => got.push(['server', m.channel, m.data.toString()]));
       feed(fromClient, Buffer.concat(client), oneByOne);
       feed(fromServer, Buffer.concat([dataFrame(5, 'root\r\n'), dataFrame(1, '{"status":"Success"}')]), oneByOne);
-      await new Promise((r) => setTimeout(r, 50));
+      // The readers inflate SPDY headers asynchronously: wait for all four frames.
+      await waitFor('four SPDY streams and four messages', () => ports.length === 4 && got.length === 4);
       assert.deepEqual(ports, ['error', 'stdin', 'stdout', 'resize']);
       assert.deepEqual(got, [['client', 0, 'whoami\r'], ['client', 4, '{"Width":100,"Height":30}'], ['server', 1, 'root\r\n'], ['server', 3, '{"status":"Success"}']]);
     });
