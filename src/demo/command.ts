@@ -24,11 +24,24 @@ then, in another terminal, as carol (group security):
   npx gatehouse sessions list --kubeconfig ${rel(demo.kubeconfigs.security)}   (play ID, export ID, or ${demo.gateway.url}/gatehouse/sessions)
 Audit records: ${rel(join(demo.dir, 'audit.log'))}. Stop with Ctrl-C.
 `);
+  // The first SIGINT/SIGTERM drains (watches and shells get limits.shutdownGraceSeconds); a second
+  // one stops at once. Either way the control plane goes down with the demo: the handlers stay
+  // installed, so no later signal can kill this process half-way through its clean-up.
+  let stopping = false;
   await new Promise<void>((resolve) => {
-    process.once('SIGINT', resolve);
-    process.once('SIGTERM', resolve);
+    const onSignal = () => {
+      if (!stopping) {
+        stopping = true;
+        resolve();
+        return;
+      }
+      process.stderr.write('demo: stopping at once\n');
+      void demo.kill().finally(() => process.exit(130));
+    };
+    process.on('SIGINT', onSignal);
+    process.on('SIGTERM', onSignal);
   });
-  process.stderr.write('demo: stopping\n');
+  process.stderr.write('demo: stopping (again to stop at once)\n');
   await demo.stop();
   return 0;
 }

@@ -35,6 +35,8 @@ export interface RunningDemo {
   /** Writes a kubeconfig for any identity the demo issuer will mint (tests: people and agents beyond the four). */
   kubeconfigFor(name: string, u: DemoUser): string;
   stop(): Promise<void>;
+  /** Stops the control plane now, without draining the gateway (a second Ctrl-C). */
+  kill(): Promise<void>;
 }
 
 export interface DemoUser {
@@ -133,6 +135,10 @@ export async function startDemo(options: DemoOptions = {}): Promise<RunningDemo>
         rmSync(join(dir, 'ready'), { force: true });
         await gateway.close();
         await running.close();
+        await stopTestbed();
+      },
+      async kill() {
+        rmSync(join(dir, 'ready'), { force: true });
         await stopTestbed();
       },
     };

@@ -161,8 +161,13 @@ export async function up(options: UpOptions = {}): Promise<Testbed> {
 export async function down(dir: string = defaultDir): Promise<boolean> {
   const state = readState(dir);
   if (!state) return false;
-  await stopProcesses([state.pids.apiserver, state.pids.etcd, state.pids.kubelet, state.pids.watchdog].filter((p) => p !== undefined));
+  // In order: the API server while its etcd still answers (it shuts down cleanly then), etcd, and
+  // the watchdog last. If whoever runs this dies half-way (a second signal, SIGKILL), the watchdog
+  // is still there, sees its owner gone and finishes the job: nothing is left running.
+  await stopProcesses([state.pids.apiserver, state.pids.kubelet]);
+  await stopProcesses([state.pids.etcd]);
   rmSync(dir, { recursive: true, force: true });
+  await stopProcesses([state.pids.watchdog]);
   return true;
 }
 

@@ -11,6 +11,7 @@ import { Agent, request } from 'undici';
 import { isAlive, readState } from '../../src/testbed/controlplane.js';
 import { projectRoot, runRoot } from '../../src/paths.js';
 import { kubectl, run } from '../support/run.js';
+import { waitFor } from '../support/wait.js';
 
 describe('gatehouse demo (the embedded default, as a process)', function () {
   this.timeout(120_000);
@@ -19,7 +20,7 @@ describe('gatehouse demo (the embedded default, as a process)', function () {
     const dir = join(runRoot, `test-${process.pid}`, 'demo-process');
     const child = spawn(process.execPath, [join(projectRoot, 'bin/gatehouse.js'), 'demo'], { env: { ...process.env, GATEHOUSE_DEMO_DIR: dir }, stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';
-    child.stdout.on('data', (d: Buffer) => (out += d));
+    child.stdout.on('data', (d: Buffer) => (out += d.toString()));
     try {
       const deadline = Date.now() + 90_000;
       while (!existsSync(join(dir, 'ready')) && Date.now() < deadline && child.exitCode === null) await sleep(200);
@@ -64,7 +65,37 @@ describe('gatehouse demo (the embedded default, as a process)', function () {
     assert.equal(existsSync(join(dir, 'ready')), false);
     // Flushed at shutdown: the last request before Ctrl-C has its record.
     const lines = readFileSync(join(dir, 'audit.log'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
-    const whoami = lines.find((e) => e.objectRef?.resource === 'selfsubjectreviews' && e.user.username === 'alice@example.com');
+    const whoami = lines.find((e) => e.objectRef?.resource === 'selfsubjectreviews' && e.user.username === 'alice@example.com' && e.stage === 'ResponseComplete');
     assert.equal(whoami?.responseStatus?.code, 201);
   });
+
+  for (const second of ['SIGTERM', 'SIGKILL'] as const) {
+    it(`attack: SIGTERM while a watch is open, then ${second} during the drain, leaves no process of the control plane running`, async () => {
+      const dir = join(runRoot, `test-${process.pid}`, `demo-${second}`);
+      const child = spawn(process.execPath, [join(projectRoot, 'bin/gatehouse.js'), 'demo'], { env: { ...process.env, GATEHOUSE_DEMO_DIR: dir }, stdio: ['ignore', 'ignore', 'pipe'] });
+      let err = '';
+      child.stderr.setEncoding('utf8').on('data', (d: string) => (err += d));
+      const exited = new Promise((r) => child.once('exit', r));
+      await waitFor('the demo to be ready', () => existsSync(join(dir, 'ready')) || (child.exitCode !== null && assert.fail(err)), 90_000);
+      const state = readState(join(dir, 'testbed'))!;
+      // A client still connected keeps the gateway draining for limits.shutdownGraceSeconds.
+      const watch = spawn('kubectl', ['--kubeconfig', join(dir, 'alice.kubeconfig'), 'get', 'configmaps', '-n', 'dev', '-w'], { stdio: ['ignore', 'pipe', 'ignore'] });
+      let seen = '';
+      watch.stdout.setEncoding('utf8').on('data', (d: string) => (seen += d));
+      try {
+        await waitFor('the watch to print the list', () => seen.includes('app-config'));
+        child.kill('SIGTERM');
+        await waitFor('the demo to start draining', () => err.includes('demo: stopping'));
+        child.kill(second);
+        await exited;
+        const pids = { apiserver: state.pids.apiserver, etcd: state.pids.etcd, kubelet: state.pids.kubelet, watchdog: state.pids.watchdog };
+        await waitFor('every process of the control plane to be gone', () => Object.values(pids).every((p) => !isAlive(p)), 30_000).catch(() => {
+          assert.deepEqual(Object.entries(pids).filter(([, p]) => isAlive(p)).map(([n]) => n), [], 'left running');
+        });
+        await waitFor('the run folder to be removed', () => !existsSync(join(dir, 'testbed')), 10_000);
+      } finally {
+        watch.kill();
+      }
+    });
+  }
 });

@@ -101,7 +101,7 @@ describe('test bed lifecycle', () => {
        setInterval(() => {}, 1000);`,
     ], { stdio: ['ignore', 'pipe', 'inherit'] });
     await new Promise<void>((resolve, reject) => {
-      owner.stdout!.on('data', (d: Buffer) => d.toString().includes('ready') && resolve());
+      owner.stdout.on('data', (d: Buffer) => d.toString().includes('ready') && resolve());
       owner.on('exit', (code) => reject(new Error(`owner exited early with ${code}`)));
     });
     const state = readState(dir)!;
@@ -112,5 +112,32 @@ describe('test bed lifecycle', () => {
     assert.equal(isAlive(state.pids.apiserver), false, 'kube-apiserver still running');
     assert.equal(isAlive(state.pids.etcd), false, 'etcd still running');
     assert.equal(existsSync(dir), false, 'run folder left behind');
+  });
+
+  it('attack: the owner killed half-way through `down` (after the servers got SIGTERM) leaves nothing running: the watchdog finishes', async function () {
+    this.timeout(120_000);
+    const dir = join(runRoot, `test-${process.pid}`, 'half-down');
+    // The owner brings the test bed up, starts taking it down, and is killed while it waits for the
+    // servers to exit, as a supervisor's SIGKILL after a SIGTERM would do to a draining demo.
+    const owner = spawn(process.execPath, [
+      '--input-type=module',
+      '-e',
+      `import { down, up } from ${JSON.stringify(join(projectRoot, 'dist/src/testbed/controlplane.js'))};
+       await up({ dir: ${JSON.stringify(dir)}, ownerPid: process.pid });
+       console.log('ready');
+       process.stdin.once('data', () => { console.log('down'); void down(${JSON.stringify(dir)}); });`,
+    ], { stdio: ['pipe', 'pipe', 'inherit'] });
+    let out = '';
+    owner.stdout.setEncoding('utf8').on('data', (d: string) => (out += d));
+    await waitFor('the owner to bring the test bed up', () => out.includes('ready') || (owner.exitCode !== null && assert.fail(`owner exited early with ${owner.exitCode}`)), 90_000);
+    const state = readState(dir)!;
+    owner.stdin.write('go\n');
+    await waitFor('the owner to start taking it down', () => out.includes('down'));
+    // down() signals the servers in the same turn of the event loop that printed 'down'.
+    owner.kill('SIGKILL');
+    await waitFor('every server and the watchdog to be gone', () => ![state.pids.apiserver, state.pids.etcd, state.pids.kubelet, state.pids.watchdog].some(isAlive), 30_000).catch(() => {
+      assert.deepEqual(Object.entries(state.pids).filter(([, p]) => isAlive(p)).map(([n]) => n), [], 'left running');
+    });
+    await waitFor('the run folder to be removed', () => !existsSync(dir), 10_000);
   });
 });
