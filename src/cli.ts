@@ -3,6 +3,7 @@ import { runDemoCommand } from './demo/command.js';
 import { runSessionsCommand } from './recording/command.js';
 import { runKubeconfigCommand, runServeCommand } from './serve.js';
 import { runTestbedCommand } from './testbed/command.js';
+import { forTerminal, visible } from './terminal.js';
 
 const USAGE = `usage: gatehouse <command>
 
@@ -53,7 +54,8 @@ async function main(argv: string[]): Promise<number> {
 main(process.argv.slice(2)).then(
   (code) => process.exit(code),
   (err: unknown) => {
-    process.stderr.write(`gatehouse: ${isReadable(err) ? err.message : err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
+    // An error may quote the gateway's answer, which may quote the request: made visible too.
+    process.stderr.write(forTerminal(`gatehouse: ${isReadable(err) ? visible(err.message) : err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`));
     process.exit(1);
   },
 );

@@ -40,6 +40,7 @@ const KINDS = {
   GATEHOUSE_NOT_FOUND: { status: 404, reason: 'NotFound', expose: true, fallback: 'Not found' },
   GATEHOUSE_CONFLICT: { status: 409, reason: 'Conflict', expose: true, fallback: 'Conflict' },
   GATEHOUSE_RECORDING_FAILED: { status: 503, reason: 'ServiceUnavailable', expose: true, fallback: 'The session cannot be recorded' },
+  GATEHOUSE_AUDIT_FAILED: { status: 503, reason: 'ServiceUnavailable', expose: true, fallback: 'The request cannot be audited' },
   GATEHOUSE_SHUTTING_DOWN: { status: 503, reason: 'ServiceUnavailable', expose: true, fallback: 'The gateway is shutting down' },
   GATEHOUSE_INTERNAL: { status: 500, reason: 'InternalError', expose: false, fallback: 'Internal error in the gateway; see its log with the audit ID' },
 } as const satisfies Record<string, Kind>;
@@ -78,6 +79,11 @@ export class ConfigError extends Error {
   ) {
     super(`config ${option}: ${problem}`);
   }
+}
+
+/** What a caught value says, for a log line or a message: its message if it is an Error. */
+export function messageOf(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
 }
 
 /** Anything thrown becomes a GatehouseError; unknown errors are internal and not exposed. */

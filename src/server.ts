@@ -15,7 +15,10 @@ import { createOidcAuthenticator, discoverJwksUri } from './identity/oidc.js';
 import { createPolicyEngine } from './policy/engine.js';
 import { createOpaServerEngine } from './policy/opa-server.js';
 import { loadPolicySource } from './policy/load.js';
-import { createPipeline } from './pipeline.js';
+import { createAdmitter } from './admission/admit.js';
+import { createRequesterView } from './approval/requester-view.js';
+import { createHttpDoor } from './doors/http.js';
+import { createUpgradeDoor } from './doors/upgrade.js';
 import { selfSignedTls } from './tls.js';
 import { loadUpstream } from './upstream/credentials.js';
 import { createForwarder } from './upstream/forward.js';
@@ -61,7 +64,7 @@ export async function startGateway(config: Config, options: GatewayOptions = {})
     headersTimeoutMs: config.upstream.headersTimeoutSeconds * 1000,
     bodyTimeoutMs: config.upstream.requestTimeoutSeconds * 1000,
   });
-  const audit = options.audit ?? createAuditWriter(config.audit.file);
+  const audit = options.audit ?? createAuditWriter(config.audit.file, (err) => log.error({ err: { message: err.message, code: (err as NodeJS.ErrnoException).code } }, 'audit records could not be written'));
   const tls = config.listen.tls.kind === 'files' ? { cert: readFileSync(config.listen.tls.cert), key: readFileSync(config.listen.tls.key), caPem: undefined } : selfSignedTls(config.listen.tls.dir, config.listen.tls.hosts);
 
   // The approval store is opened before serving: a database that cannot be reached stops start-up.
@@ -70,7 +73,7 @@ export async function startGateway(config: Config, options: GatewayOptions = {})
 
   type Handler = (req: IncomingMessage, res: ServerResponse) => Promise<void>;
   // Assigned once the server listens: the approval links need its URL. Until then, 503.
-  let routes: { readonly kubernetes: Handler; readonly gatehouse: Handler } | undefined;
+  let routes: { readonly kubernetes: Handler; readonly gatehouse: Handler } | undefined = undefined;
   let inFlight = 0;
   let draining = false;
   let readyCache = { at: 0, ok: false };
@@ -106,7 +109,8 @@ export async function startGateway(config: Config, options: GatewayOptions = {})
   });
   app.on('error', (err: Error) => log.error({ err: { message: err.message, code: (err as { code?: string }).code } }, 'request error'));
 
-  const server: Server = createServer({ cert: tls.cert, key: tls.key, minVersion: 'TLSv1.2' }, app.callback());
+  const koa = app.callback();
+  const server: Server = createServer({ cert: tls.cert, key: tls.key, minVersion: 'TLSv1.2' }, (req, res) => void koa(req, res));
   const sockets = new Set<Socket>();
   server.on('connection', (s: Socket) => {
     sockets.add(s);
@@ -125,7 +129,7 @@ export async function startGateway(config: Config, options: GatewayOptions = {})
 
   const sessions = createSessionStore(config.recording);
   const bearer = (req: IncomingMessage) => authenticator.authenticate(extractBearerToken(req.headers));
-  const sessionsApi = createSessionsApi({ store: sessions, engine, cluster: config.cluster, authenticate: bearer });
+  const sessionsApi = createSessionsApi({ store: sessions, engine, cluster: config.cluster, authenticate: bearer, audit });
   let approvalsApi: ReturnType<typeof createApprovalsApi> | undefined;
   let web: ReturnType<typeof createApprovalsWeb> | undefined;
   let approvals: ApprovalService | undefined;
@@ -143,7 +147,7 @@ export async function startGateway(config: Config, options: GatewayOptions = {})
     });
     approvals = service;
     approvalsApi = createApprovalsApi({ store, service, authenticate: bearer });
-    web = ac.web ? createApprovalsWeb({ store, service, verify: (t) => authenticator.authenticate(t), options: { ...ac.web, publicUrl }, sessions: { store: sessions, authorize: (who, verb, name) => authorizeSessions(engine, config.cluster, who, verb, name, '/gatehouse/sessions') } }) : undefined;
+    web = ac.web ? createApprovalsWeb({ store, service, verify: (t) => authenticator.authenticate(t), options: { ...ac.web, publicUrl }, sessions: { store: sessions, audit, authorize: (who, verb, name, req, read) => authorizeSessions(engine, config.cluster, who, verb, name, req, read) } }) : undefined;
   }
   const gatehouse: Handler = async (req, res) => {
     const u = new URL(req.url ?? '/', 'https://gatehouse.invalid');
@@ -154,13 +158,33 @@ export async function startGateway(config: Config, options: GatewayOptions = {})
     res.writeHead(404, { 'content-type': 'text/plain' });
     res.end('the web pages are not configured (approvals.web); use the CLI: gatehouse approvals list, gatehouse sessions list\n');
   };
-  const pipeline = createPipeline({ authenticator, engine, forwarder, upstream, audit, cluster: config.cluster, limits: config.limits, masking: { hashKey, maxHoldBytes: config.masking.maxHoldBytes }, sessions, ...(approvals ? { approvals } : {}) });
-  routes = { kubernetes: pipeline.handle, gatehouse };
+  const masking = { hashKey, maxHoldBytes: config.masking.maxHoldBytes };
+  const now = Date.now;
+  // One admission for both doors: identity → request → policy → (approval).
+  const admit = createAdmitter({
+    authenticator,
+    engine,
+    cluster: config.cluster,
+    limits: config.limits,
+    ...(approvals ? { approvals } : {}),
+    preview: createRequesterView({ forwarder, upstream, maxBodyBytes: config.limits.maxBodyBytes, masking }),
+    now,
+  });
+  const handle = createHttpDoor({ admit, forwarder, upstream, audit, masking, now });
+  const upgrade = createUpgradeDoor({
+    admit,
+    upstream,
+    timeouts: { connectTimeoutMs: config.upstream.connectTimeoutSeconds * 1000, headersTimeoutMs: config.upstream.headersTimeoutSeconds * 1000 },
+    audit,
+    sessions,
+    now,
+  });
+  routes = { kubernetes: handle, gatehouse };
   // exec, attach and port-forward arrive as upgrades (WebSocket GET or SPDY POST), outside Koa.
   server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
     if (draining) return void socket.destroy();
     inFlight++;
-    void pipeline.upgrade(req, socket, head).finally(() => inFlight--);
+    void upgrade(req, socket, head).finally(() => inFlight--);
   });
   log.info({ url, policyRevision: engine.revision, issuers: issuers.map((i) => i.issuer), upstream: upstream.server }, 'gatehouse is serving');
 

@@ -5,6 +5,7 @@
  * Pure data and pure functions; the stores keep it and the service moves it.
  */
 import { createHash, randomBytes } from 'node:crypto';
+import { scrubText, scrubUri } from '../audit/scrub.js';
 import type { Identity } from '../identity/identity.js';
 import type { ExecFacts } from '../policy/input.js';
 import type { RequestTarget } from '../request/attributes.js';
@@ -14,7 +15,7 @@ export interface ApprovalSubject {
   readonly requester: { readonly username: string; readonly groups: readonly string[]; readonly agent: { readonly name: string; readonly onBehalfOf: string | null } | null };
   readonly method: string;
   readonly verb: string;
-  /** Path and query exactly as forwarded. */
+  /** Path and query as forwarded, less any credential in them (audit/scrub.ts): this is stored and shown. */
   readonly uri: string;
   readonly group: string;
   readonly resource: string;
@@ -82,7 +83,7 @@ export function newApprovalId(): string {
   const alphabet = 'abcdefghijkmnpqrstuvwxyz23456789';
   const bytes = randomBytes(12);
   let s = 'ap-';
-  for (const b of bytes) s += alphabet[b & 31];
+  for (const b of bytes) s += alphabet.charAt(b & 31);
   return s;
 }
 
@@ -92,13 +93,13 @@ export function subjectOf(identity: Identity, target: RequestTarget, method: str
     requester: { username: identity.username, groups: identity.groups.filter((g) => !g.startsWith('system:')), agent: identity.agent ? { name: identity.agent.name, onBehalfOf: identity.agent.onBehalfOf } : null },
     method,
     verb: target.attributes.verb,
-    uri: target.path + target.search,
+    uri: scrubUri(target.path + target.search),
     group: a?.group ?? '',
     resource: a?.resource ?? '',
     subresource: a?.subresource ?? '',
     namespace: a?.namespace ?? '',
     name: a?.name ?? '',
-    exec,
+    exec: exec && { ...exec, command: exec.command.map(scrubText) },
     reasons,
     bodySha256: body && body.length ? createHash('sha256').update(body).digest('hex') : null,
   };

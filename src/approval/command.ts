@@ -6,6 +6,7 @@
  */
 import { parseArgs } from 'node:util';
 import { connect } from '../client.js';
+import { forTerminal, visible } from '../terminal.js';
 import type { Approval } from './approval.js';
 import { describe } from './approval.js';
 
@@ -22,27 +23,36 @@ function ago(ms: number): string {
   return s < 120 ? `${s}s` : s < 7200 ? `${Math.round(s / 60)}m` : `${Math.round(s / 3600)}h`;
 }
 
-function table(rows: string[][]): string {
+/** Every cell may carry request-controlled text: each is made visible before it is padded. */
+function table(unsafe: string[][]): string {
+  const rows = unsafe.map((r) => r.map(visible));
   const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
   return rows.map((r) => r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i]! + 3))).join('')).join('\n') + '\n';
 }
 
 function show(a: Approval & { url?: string }): string {
+  // Each field from the request, the token or the object is one visible line; the diff's own
+  // newlines are its structure, so each of its lines is made visible on its own.
   const lines = [
-    `ID:         ${a.id}`,
-    `State:      ${a.state}${'decidedBy' in a ? ` by ${a.decidedBy}${a.reason ? ` (${a.reason})` : ''}` : ''}`,
-    `Request:    ${describe(a.subject)}`,
-    `            ${a.subject.method} ${a.subject.uri}`,
-    `Why:        ${a.subject.reasons.join('; ') || '-'}`,
-    `Approvers:  ${a.approverGroups.join(', ')}`,
+    `ID:         ${visible(a.id)}`,
+    `State:      ${a.state}${'decidedBy' in a ? ` by ${visible(a.decidedBy)}${a.reason ? ` (${visible(a.reason)})` : ''}` : ''}`,
+    `Request:    ${visible(describe(a.subject))}`,
+    `            ${visible(a.subject.method)} ${visible(a.subject.uri)}`,
+    `Why:        ${visible(a.subject.reasons.join('; ')) || '-'}`,
+    `Approvers:  ${visible(a.approverGroups.join(', '))}`,
     `Asked:      ${new Date(a.createdAt).toISOString()}`,
     `${a.state === 'approved' ? 'Valid until' : 'Expires:   '} ${new Date(a.expiresAt).toISOString()}`,
-    ...(a.url ? [`Web:        ${a.url}`] : []),
+    ...(a.url ? [`Web:        ${visible(a.url)}`] : []),
     '',
     'Preview:',
-    !a.preview ? '  (being prepared)' : a.preview.status === 'ok' ? a.preview.diff.replace(/^/gm, '  ') : `  ${a.preview.message}`,
+    ...(!a.preview ? ['  (being prepared)'] : a.preview.status === 'ok' ? a.preview.diff.replace(/\n$/, '').split('\n').map((l) => `  ${visible(l)}`) : [`  ${visible(a.preview.message)}`]),
   ];
   return lines.join('\n').replace(/\s*$/, '\n');
+}
+
+/** JSON.stringify escapes C0 controls but not DEL, C1 or bidi overrides: the last check is at the edge. */
+function print(text: string): void {
+  process.stdout.write(forTerminal(text));
 }
 
 export async function runApprovalsCommand(argv: string[]): Promise<number> {
@@ -61,20 +71,20 @@ export async function runApprovalsCommand(argv: string[]): Promise<number> {
   switch (verb) {
     case 'list': {
       const list = (await client.call('GET', `/gatehouse/v1/approvals${values.state ? `?state=${encodeURIComponent(values.state)}` : ''}`)) as { items: Approval[] };
-      if (json) process.stdout.write(JSON.stringify(list, null, 2) + '\n');
-      else if (list.items.length === 0) process.stdout.write('No approvals.\n');
-      else process.stdout.write(table([['ID', 'STATE', 'AGE', 'APPROVERS', 'REQUEST'], ...list.items.map((a) => [a.id, a.state, ago(a.createdAt), a.approverGroups.join(','), describe(a.subject)])]));
+      if (json) print(JSON.stringify(list, null, 2) + '\n');
+      else if (list.items.length === 0) print('No approvals.\n');
+      else print(table([['ID', 'STATE', 'AGE', 'APPROVERS', 'REQUEST'], ...list.items.map((a) => [a.id, a.state, ago(a.createdAt), a.approverGroups.join(','), describe(a.subject)])]));
       return 0;
     }
     case 'show': {
       const a = (await client.call('GET', `/gatehouse/v1/approvals/${encodeURIComponent(id!)}`)) as Approval;
-      process.stdout.write(json ? JSON.stringify(a, null, 2) + '\n' : show(a));
+      print(json ? JSON.stringify(a, null, 2) + '\n' : show(a));
       return 0;
     }
     case 'approve':
     case 'deny': {
       const a = (await client.call('POST', `/gatehouse/v1/approvals/${encodeURIComponent(id!)}/${verb}`, { reason: values.reason })) as Approval;
-      process.stdout.write(json ? JSON.stringify(a, null, 2) + '\n' : `approval ${a.id} ${a.state === 'approved' ? `approved; valid until ${new Date(a.expiresAt).toISOString()}` : 'denied'}: ${describe(a.subject)}\n`);
+      print(json ? JSON.stringify(a, null, 2) + '\n' : `approval ${visible(a.id)} ${a.state === 'approved' ? `approved; valid until ${new Date(a.expiresAt).toISOString()}` : 'denied'}: ${visible(describe(a.subject))}\n`);
       return 0;
     }
     default:

@@ -15,7 +15,8 @@ import * as oidc from 'openid-client';
 import { asGatehouseError, GatehouseError } from '../errors.js';
 import { CSP, escapeHtml, page, PLAYER_CSP, STYLE } from '../web/html.js';
 import { readFileSync } from 'node:fs';
-import { sendCast } from '../recording/api.js';
+import type { AuditWriter } from '../audit/writer.js';
+import { auditRead, sendCast, type ReadAudit } from '../recording/api.js';
 import { join } from 'node:path';
 import { projectRoot } from '../paths.js';
 import { PLAYER_HEAD, REPLAY_SCRIPT, sessionListPage, sessionPage } from '../recording/pages.js';
@@ -145,7 +146,9 @@ function playerAssets(): Record<string, { type: string; body: Buffer | string }>
 export interface WebSessions {
   readonly store: SessionStore;
   /** The policy's word on listing (`list`) or replaying (`get`) recordings; throws the 403. */
-  readonly authorize: (who: Identity, verb: 'list' | 'get', name: string) => Promise<void>;
+  readonly authorize: (who: Identity, verb: 'list' | 'get', name: string, req: IncomingMessage, read: ReadAudit) => Promise<void>;
+  /** Every page and file of a recording read is audited like any request. */
+  readonly audit: AuditWriter;
 }
 
 export function createApprovalsWeb(deps: { readonly store: ApprovalStore; readonly service: ApprovalService; readonly verify: (idToken: string) => Promise<Identity>; readonly options: WebOptions; readonly sessions?: WebSessions; readonly now?: () => number }) {
@@ -161,6 +164,7 @@ export function createApprovalsWeb(deps: { readonly store: ApprovalStore; readon
   function discover(): Promise<oidc.Configuration> {
     // Discovered on first use, and again after a failure: the issuer may start after the gateway.
     config ??= oidc
+      // eslint-disable-next-line @typescript-eslint/no-deprecated -- the demo issuer serves plain HTTP on loopback; openid-client marks this escape hatch deprecated so that it stands out, and it is used only for http: issuers
       .discovery(new URL(options.issuer), options.clientId, options.clientSecret, options.clientSecret ? oidc.ClientSecretPost(options.clientSecret) : oidc.None(), new URL(options.issuer).protocol === 'http:' ? { execute: [oidc.allowInsecureRequests] } : undefined)
       .catch((err: unknown) => {
         config = undefined;
@@ -278,12 +282,18 @@ export function createApprovalsWeb(deps: { readonly store: ApprovalStore; readon
       if (sm && deps.sessions) {
         if (req.method !== 'GET') throw new GatehouseError('GATEHOUSE_METHOD_NOT_ALLOWED', 'session recordings are read-only');
         const [, sid, cast] = sm;
-        await deps.sessions.authorize(session.identity, sid ? 'get' : 'list', sid ?? '');
-        if (!sid) return html(res, 200, page('Sessions', session.identity, session.csrf, sessionListPage(deps.sessions.store.list())));
-        const rec = deps.sessions.store.get(sid);
-        if (!rec) throw new GatehouseError('GATEHOUSE_NOT_FOUND', `session ${sid} does not exist`);
-        if (cast) return sendCast(res, deps.sessions.store, sid, false);
-        return html(res, 200, page(`Session ${sid}`, session.identity, session.csrf, sessionPage(rec), PLAYER_HEAD), { 'content-security-policy': PLAYER_CSP });
+        const read = auditRead(deps.sessions.audit, req, res);
+        try {
+          await deps.sessions.authorize(session.identity, sid ? 'get' : 'list', sid ?? '', req, read);
+          if (!sid) return html(res, 200, page('Sessions', session.identity, session.csrf, sessionListPage(deps.sessions.store.list())));
+          const rec = deps.sessions.store.get(sid);
+          if (!rec) throw new GatehouseError('GATEHOUSE_NOT_FOUND', `session ${sid} does not exist`);
+          if (cast) return await sendCast(res, deps.sessions.store, sid, false);
+          return html(res, 200, page(`Session ${sid}`, session.identity, session.csrf, sessionPage(rec), PLAYER_HEAD), { 'content-security-policy': PLAYER_CSP });
+        } catch (err) {
+          read.failed(err);
+          throw err;
+        }
       }
       if (!m) throw new GatehouseError('GATEHOUSE_NOT_FOUND', `no page at ${path}`);
       const [, id, decision] = m;

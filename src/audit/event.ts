@@ -4,6 +4,7 @@
  * data by a pure function; the writer only serializes.
  */
 import { createHash } from 'node:crypto';
+import { scrubQuery, scrubText } from './scrub.js';
 
 export interface AuditUser {
   readonly username: string;
@@ -17,7 +18,12 @@ export interface AuditEvent {
   readonly apiVersion: 'audit.k8s.io/v1';
   readonly level: 'Metadata' | 'Request' | 'RequestResponse';
   readonly auditID: string;
-  readonly stage: 'ResponseStarted' | 'ResponseComplete' | 'Panic';
+  /**
+   * RequestReceived carries the decision and is written before anything is forwarded (audit before
+   * action: a crash cannot lose the record of a request the API server acted on); ResponseStarted
+   * when a long-running response begins; ResponseComplete when the request ends, however it ends.
+   */
+  readonly stage: 'RequestReceived' | 'ResponseStarted' | 'ResponseComplete' | 'Panic';
   readonly requestURI: string;
   readonly verb: string;
   readonly user: AuditUser;
@@ -32,7 +38,8 @@ export interface AuditEvent {
     readonly apiVersion: string;
     readonly subresource?: string;
   };
-  readonly responseStatus: { readonly code: number; readonly status?: 'Failure'; readonly reason?: string; readonly message?: string };
+  /** Absent at RequestReceived, as in Kubernetes' own audit events: nothing has been answered yet. */
+  readonly responseStatus?: { readonly code: number; readonly status?: 'Failure'; readonly reason?: string; readonly message?: string };
   readonly requestReceivedTimestamp: string;
   readonly stageTimestamp: string;
   readonly annotations: Readonly<Record<string, string>>;
@@ -85,13 +92,30 @@ export type AuditRecord = AuditEvent | ApprovalEvent | SessionCommandEvent;
 /** Request bodies of these resources are credentials: the record keeps a digest, never the body. */
 const SECRET_BODIES = new Set(['secrets', 'serviceaccounts/token', 'tokenreviews', 'certificatesigningrequests']);
 
+/** The parts of the policy input that storableInput rewrites. */
+interface StorableRequest {
+  readonly path: string;
+  readonly query: Readonly<Record<string, readonly string[]>>;
+  readonly body: unknown;
+  readonly exec?: { readonly command: readonly string[] };
+}
+
 /**
- * The policy input as it may be stored: the body is dropped for a digest unless
- * the policy asked for Request-level audit of a non-secret resource.
+ * The policy input as it may be stored: credentials that arrived in the path,
+ * the query or an exec command are replaced by a marker (audit/scrub.ts), and
+ * the body is dropped for a digest unless the policy asked for Request-level
+ * audit of a non-secret resource.
  */
-export function storableInput(input: { request: { body: unknown } } & Record<string, unknown>, level: AuditEvent['level'], resourceKey: string, rawBody: Buffer | undefined): unknown {
+export function storableInput<I extends { readonly request: StorableRequest }>(input: I, level: AuditEvent['level'], resourceKey: string, rawBody: Buffer | undefined): I {
+  const r = input.request;
   const keepBody = level !== 'Metadata' && !SECRET_BODIES.has(resourceKey) && !SECRET_BODIES.has(resourceKey.split('/')[0]!);
-  if (keepBody || input.request.body === null) return input;
   const digest = rawBody ? { sha256: createHash('sha256').update(rawBody).digest('hex'), bytes: rawBody.length } : null;
-  return { ...input, request: { ...input.request, body: null, bodyDigest: digest } };
+  const request = {
+    ...r,
+    path: scrubText(r.path),
+    query: scrubQuery(r.query),
+    ...(r.exec ? { exec: { ...r.exec, command: r.exec.command.map(scrubText) } } : {}),
+    ...(keepBody || r.body === null ? {} : { body: null, bodyDigest: digest }),
+  };
+  return { ...input, request };
 }

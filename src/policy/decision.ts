@@ -4,14 +4,9 @@
  * a well-formed decision becomes a deny with a reason: never an allow.
  */
 
-export type MaskAction = 'redact' | 'hash' | 'remove';
+import type { MaskAction, MaskDirective } from '../redact/directive.js';
 
-export interface MaskDirective {
-  readonly path: string;
-  readonly action: MaskAction;
-  /** Table columns whose cells are rendered from the masked field. */
-  readonly columns?: readonly string[];
-}
+export type { MaskAction, MaskDirective };
 
 export interface Approval {
   readonly approverGroups: readonly string[];

@@ -6,6 +6,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { parseArgs } from 'node:util';
 import { CliError, connect } from '../client.js';
+import { forTerminal, visible } from '../terminal.js';
 import { framesOf } from './replay.js';
 import type { SessionSummary } from './sessions.js';
 
@@ -40,22 +41,26 @@ export async function runSessionsCommand(argv: string[]): Promise<number> {
       if (values.user) q.set('user', values.user);
       if (values.pod) q.set('pod', values.pod);
       if (values.since) q.set('since', String(sinceSeconds(values.since)));
-      const list = (await client.call('GET', `/gatehouse/v1/sessions${q.size ? `?${q}` : ''}`)) as { items: SessionSummary[] };
-      if (values.output === 'json') process.stdout.write(JSON.stringify(list, null, 2) + '\n');
+      const list = (await client.call('GET', `/gatehouse/v1/sessions${q.size ? `?${q.toString()}` : ''}`)) as { items: SessionSummary[] };
+      if (values.output === 'json') process.stdout.write(forTerminal(JSON.stringify(list, null, 2) + '\n'));
       else if (!list.items.length) process.stdout.write('No sessions.\n');
       else {
         const rows = [['ID', 'STARTED', 'USER', 'POD', 'COMMAND', 'EXIT', 'DURATION'], ...list.items.map((s) => {
           const g = s.header.gatehouse;
           return [s.id, new Date(s.header.timestamp * 1000).toISOString().replace(/\.\d+Z$/, 'Z'), g.agent ? `${g.agent} (for ${g.onBehalfOf ?? '-'})` : g.user, `${g.namespace}/${g.pod}`, `${g.kind}${g.tty ? ' -it' : ''} ${g.command.join(' ')}`.slice(0, 40), s.end ? String(s.end.exitCode ?? s.end.reason) : 'running', `${s.durationSeconds.toFixed(1)}s`];
         })];
-        const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
-        process.stdout.write(rows.map((r) => r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i]! + 2))).join('')).join('\n') + '\n');
+        // User names, pods and commands came from requests and tokens: each cell is made visible before it is padded.
+        const cells = rows.map((r) => r.map(visible));
+        const widths = cells[0]!.map((_, i) => Math.max(...cells.map((r) => r[i]!.length)));
+        process.stdout.write(forTerminal(cells.map((r) => r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i]! + 2))).join('')).join('\n') + '\n'));
       }
       return 0;
     }
     case 'export':
       process.stdout.write(await client.raw(`/gatehouse/v1/sessions/${encodeURIComponent(id!)}/cast`));
       return 0;
+    // The recording is what the session's terminal showed, escape sequences and all: replaying it
+    // raw is what `play` is for. `list` and `show` are what an approver reads to decide.
     case 'play': {
       const speed = Number(values.speed);
       const idleCap = Number(values['idle-cap']);

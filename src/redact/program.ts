@@ -9,7 +9,7 @@
  * strongest action (remove > redact > hash), so overlapping prefixes never apply
  * a directive twice.
  */
-import type { MaskAction, MaskDirective } from '../policy/decision.js';
+import type { MaskAction, MaskDirective } from './directive.js';
 import { compilePath, selects, type Key, type Step } from './path.js';
 
 /** What a response looks like, chosen from the request that produced it. */

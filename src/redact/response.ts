@@ -3,14 +3,12 @@
  * stream of transforms its body passes through on the way to the client.
  */
 import { createGunzip, createGzip } from 'node:zlib';
-import type { MaskDirective } from '../policy/decision.js';
-import type { RequestTarget } from '../request/attributes.js';
+import type { MaskDirective } from './directive.js';
 import { Program, type Shape } from './program.js';
 import { createRedactStream, type RedactOptions } from './stream.js';
 
-export function shapeOf(target: RequestTarget): Shape {
-  if (target.kind !== 'resource') return 'object';
-  const verb = target.attributes.verb;
+/** The shape of a response by the request's verb; a non-resource request answers one object. */
+export function shapeOf(verb: string | null): Shape {
   if (verb === 'watch') return 'watch';
   if (verb === 'list' || verb === 'deletecollection') return 'list';
   return 'object';

@@ -3,6 +3,7 @@
  * upgrade, so a recording that cannot be written refuses the session), the
  * taps that read its frames, and the facts its audit record ends with.
  */
+import { scrubText } from '../audit/scrub.js';
 import type { AuditWriter } from '../audit/writer.js';
 import { GatehouseError } from '../errors.js';
 import type { Identity } from '../identity/identity.js';
@@ -40,10 +41,19 @@ export function openSession(args: {
   now: () => number;
 }) {
   const kind = args.attributes.subresource as SessionAudit['kind'];
+  // A token in a command line (`curl -H "Authorization: Bearer …"`) is not written to the recording's header.
+  const command = (args.exec?.command ?? []).map(scrubText);
   const id = newSessionId();
   const started = args.now();
   let recorder: Recorder | null = null;
   const facts: SessionAudit = { id, kind, protocol: '', recording: null, ports: [], exitCode: null, failure: null, bytesIn: 0, bytesOut: 0, lines: 0, durationMs: 0 };
+  // A session the gateway can no longer see is a session it can no longer record: it ends,
+  // unless the operator chose otherwise (recording.failOpen), and its record says why.
+  const unseen = (reason: string) => {
+    facts.failure ??= `recording failed: ${reason}`;
+    if (!args.store?.failOpen) args.kill();
+  };
+
   if (kind !== 'portforward') {
     if (!args.store) throw new GatehouseError('GATEHOUSE_RECORDING_FAILED', 'this gateway records every exec and attach session and has no recording folder configured (recording.dir)');
     try {
@@ -53,8 +63,8 @@ export function openSession(args: {
           width: 80,
           height: 24,
           timestamp: Math.floor(started / 1000),
-          title: `${kind} ${args.attributes.namespace}/${args.attributes.name}${args.exec?.command.length ? `: ${args.exec.command.join(' ')}` : ''}`,
-          env: { TERM: 'xterm-256color', SHELL: args.exec?.command[0] ?? '' },
+          title: `${kind} ${args.attributes.namespace}/${args.attributes.name}${command.length ? `: ${command.join(' ')}` : ''}`,
+          env: { TERM: 'xterm-256color', SHELL: command[0] ?? '' },
           gatehouse: {
             session: id,
             user: args.identity.username,
@@ -63,17 +73,13 @@ export function openSession(args: {
             namespace: args.attributes.namespace,
             pod: args.attributes.name,
             container: args.exec?.container ?? '',
-            command: args.exec?.command ?? [],
+            command,
             tty: args.exec?.tty ?? false,
             kind,
             auditID: args.auditId,
           },
         },
-        (err) => {
-          // A session that can no longer be recorded ends, unless the operator chose otherwise.
-          facts.failure = `recording failed: ${err.message}`;
-          if (!args.store!.failOpen) args.kill();
-        },
+        (err) => unseen(err.message),
       );
       facts.recording = recorder.file;
     } catch (err) {
@@ -103,13 +109,13 @@ export function openSession(args: {
       if (kind === 'portforward') {
         // Not recorded byte for byte: how much went each way, and the ports the client's streams name.
         // Over WebSocket, kubectl tunnels the same SPDY frames inside binary messages.
-        const connection = new SpdyConnection();
+        const connection = new SpdyConnection(unseen);
         connection.onStream = (headers) => {
           const port = headers.get('port');
           if (port && /^\d+$/.test(port) && !facts.ports.includes(port)) facts.ports.push(port);
         };
         const spdy = new SpdyReader(connection, () => {});
-        const feed = /^websocket$/i.test(upgrade) ? new WebSocketReader('raw', (m) => spdy.push(m.data)) : spdy;
+        const feed = /^websocket$/i.test(upgrade) ? new WebSocketReader('raw', (m) => spdy.push(m.data), unseen) : spdy;
         return {
           fromClient: (c) => {
             facts.bytesIn += c.length;
@@ -120,11 +126,11 @@ export function openSession(args: {
       }
       if (/^websocket$/i.test(upgrade)) {
         const base64 = protocol.includes('base64');
-        const client = new WebSocketReader(base64, (m) => tap.fromClient(m.channel, m.data));
-        const server = new WebSocketReader(base64, (m) => tap.fromServer(m.channel, m.data));
+        const client = new WebSocketReader(base64, (m) => tap.fromClient(m.channel, m.data), unseen);
+        const server = new WebSocketReader(base64, (m) => tap.fromServer(m.channel, m.data), unseen);
         return { fromClient: (c) => client.push(c), fromServer: (c) => server.push(c) };
       }
-      const connection = new SpdyConnection();
+      const connection = new SpdyConnection(unseen);
       const client = new SpdyReader(connection, (m) => tap.fromClient(m.channel, m.data));
       const server = new SpdyReader(connection, (m) => tap.fromServer(m.channel, m.data));
       return { fromClient: (c) => client.push(c), fromServer: (c) => server.push(c) };

@@ -8,6 +8,7 @@
 import type { IncomingMessage } from 'node:http';
 import { request } from 'node:https';
 import type { Duplex } from 'node:stream';
+import { errors } from 'undici';
 import type { UpstreamTarget } from '../upstream/credentials.js';
 import type { UpstreamHeaders } from '../upstream/headers.js';
 
@@ -61,9 +62,24 @@ export function upgradeHeaders(req: IncomingMessage): UpstreamHeaders {
   return out;
 }
 
-export function relayUpgrade(args: { target: UpstreamTarget; method: string; pathAndQuery: string; headers: UpstreamHeaders; client: Duplex; clientHead: Buffer; auditId: string; taps: (protocol: string) => Taps; signal: AbortSignal }): Promise<RelayOutcome> {
+/** The forwarder's limits (upstream.connectTimeoutSeconds, headersTimeoutSeconds), applied to upgrades too. */
+export interface UpgradeTimeouts {
+  readonly connectTimeoutMs: number;
+  readonly headersTimeoutMs: number;
+}
+
+export function relayUpgrade(args: { target: UpstreamTarget; timeouts: UpgradeTimeouts; method: string; pathAndQuery: string; headers: UpstreamHeaders; client: Duplex; clientHead: Buffer; auditId: string; taps: (protocol: string) => Taps; signal: AbortSignal }): Promise<RelayOutcome> {
   const u = new URL(args.target.server);
   return new Promise<RelayOutcome>((resolve, reject) => {
+    // An API server that accepts and never answers must not hold the client forever: the same
+    // connect and header timeouts as every other upstream request, as undici's errors, so the
+    // client gets the same 504 Status (upstream/forward.ts upstreamError).
+    let timer: NodeJS.Timeout | undefined;
+    const giveUp = (err: Error, ms: number) => {
+      clearTimeout(timer);
+      timer = setTimeout(() => up.destroy(err), ms);
+    };
+    const answered = () => clearTimeout(timer);
     const up = request({
       host: u.hostname.replace(/^\[|\]$/g, ''),
       port: u.port || 443,
@@ -74,8 +90,14 @@ export function relayUpgrade(args: { target: UpstreamTarget; method: string; pat
       agent: false,
       signal: args.signal,
     });
-    up.on('error', reject);
+    giveUp(new errors.ConnectTimeoutError(), args.timeouts.connectTimeoutMs);
+    up.on('socket', (socket) => socket.once('secureConnect', () => giveUp(new errors.HeadersTimeoutError(), args.timeouts.headersTimeoutMs)));
+    up.on('error', (err) => {
+      answered();
+      reject(err);
+    });
     up.on('upgrade', (res, upstream, upstreamHead) => {
+      answered();
       const keep: Record<string, string | string[] | undefined> = {};
       for (const k of SWITCHING) keep[k] = res.headers[k];
       keep['audit-id'] = args.auditId;
@@ -116,6 +138,7 @@ export function relayUpgrade(args: { target: UpstreamTarget; method: string; pat
       resolve({ upgraded: true, protocol, done });
     });
     up.on('response', (res) => {
+      answered();
       // Not upgraded: relay the answer (bounded) and close; never follow a redirect.
       const chunks: Buffer[] = [];
       let size = 0;

@@ -13,7 +13,10 @@ import { ERROR, RESIZE, STDERR, STDIN, STDOUT } from './session.js';
 import type { ChannelMessage } from './websocket.js';
 
 const SYN_STREAM = 1;
-const MAX_FRAME = 16 * 1024 * 1024;
+// SPDY's length field is 24 bits, so a limit at 16 MiB could never be reached. Both ends of a
+// Kubernetes stream copy through 32 KiB buffers (io.Copy into spdystream), so real frames are far
+// below 4 MiB; a frame past it is not a Kubernetes stream, and a session the reader cannot follow ends.
+const MAX_FRAME = 4 * 1024 * 1024;
 const CHANNELS: Readonly<Record<string, number>> = { stdin: STDIN, stdout: STDOUT, stderr: STDERR, error: ERROR, resize: RESIZE };
 
 /** The name/value block of a SYN_STREAM: 32-bit count, then 32-bit-length-prefixed names and values. */
@@ -44,10 +47,17 @@ export class SpdyConnection {
   private queue: Promise<void> = Promise.resolve();
   failed = false;
 
+  /** Told once when either direction gives up: the session is no longer seen (upgrade/open.ts). */
+  constructor(private readonly onError: (reason: string) => void) {}
+
   enqueue(job: () => Promise<void> | void): void {
-    this.queue = this.queue.then(job).catch(() => {
-      this.failed = true;
-    });
+    this.queue = this.queue.then(job).catch((err: unknown) => this.fail(`a SPDY frame could not be read: ${err instanceof Error ? err.message : String(err)}`));
+  }
+
+  fail(reason: string): void {
+    if (this.failed) return;
+    this.failed = true;
+    this.onError(reason);
   }
 }
 
@@ -68,6 +78,8 @@ export class SpdyReader {
       const length = this.buf.readUIntBE(5, 3);
       if (length > MAX_FRAME) {
         this.failed = true;
+        this.buf = Buffer.alloc(0);
+        this.connection.fail(`a SPDY frame of ${length} bytes is over the reader's limit of ${MAX_FRAME}`);
         return;
       }
       if (this.buf.length < 8 + length) return;

@@ -16,16 +16,22 @@ export class WebSocketReader {
   private buf: Buffer = Buffer.alloc(0);
   private fragments: Buffer[] = [];
   private fragmentOpcode = 0;
+  private fragmentBytes = 0;
   private failed = false;
 
-  /** `raw`: the messages are a byte stream of their own (port-forward tunnels SPDY in them), channel -1. */
+  /**
+   * `raw`: the messages are a byte stream of their own (port-forward tunnels SPDY in them), channel -1.
+   * `onError` is told once when the reader gives up: from then on the session is no longer seen,
+   * which the session treats as a recording failure (upgrade/open.ts).
+   */
   constructor(
     private readonly base64: boolean | 'raw',
     private readonly onMessage: (m: ChannelMessage) => void,
+    private readonly onError: (reason: string) => void,
     private readonly onClose: () => void = () => {},
   ) {}
 
-  /** Feeds bytes in wire order; a protocol error stops reading (the relay goes on: the peers judge their own protocol). */
+  /** Feeds bytes in wire order; a frame it cannot read stops reading and is reported through onError. */
   push(chunk: Buffer): void {
     if (this.failed) return;
     this.buf = this.buf.length ? Buffer.concat([this.buf, chunk]) : chunk;
@@ -45,11 +51,11 @@ export class WebSocketReader {
       } else if (len === 127) {
         if (this.buf.length < 10) return;
         const big = this.buf.readBigUInt64BE(2);
-        if (big > BigInt(MAX_MESSAGE)) return this.fail();
+        if (big > BigInt(MAX_MESSAGE)) return this.fail(`a WebSocket frame of ${big} bytes is over the reader's limit of ${MAX_MESSAGE}`);
         len = Number(big);
         off = 10;
       }
-      if (len > MAX_MESSAGE) return this.fail();
+      if (len > MAX_MESSAGE) return this.fail(`a WebSocket frame of ${len} bytes is over the reader's limit of ${MAX_MESSAGE}`);
       const maskAt = off;
       if (masked) off += 4;
       if (this.buf.length < off + len) return;
@@ -71,9 +77,14 @@ export class WebSocketReader {
     if (opcode !== 0) {
       this.fragmentOpcode = opcode;
       this.fragments = [];
+      this.fragmentBytes = 0;
     }
     this.fragments.push(payload);
+    this.fragmentBytes += payload.length;
+    // Fragments add up to one message: the limit is on the message, not on each frame.
+    if (this.fragmentBytes > MAX_MESSAGE) return this.fail(`a fragmented WebSocket message is over the reader's limit of ${MAX_MESSAGE} bytes`);
     if (!fin) return;
+    this.fragmentBytes = 0;
     const message = this.fragments.length === 1 ? this.fragments[0]! : Buffer.concat(this.fragments);
     this.fragments = [];
     if (message.length === 0) return;
@@ -87,8 +98,10 @@ export class WebSocketReader {
     }
   }
 
-  private fail(): void {
+  private fail(reason: string): void {
     this.failed = true;
     this.buf = Buffer.alloc(0);
+    this.fragments = [];
+    this.onError(reason);
   }
 }

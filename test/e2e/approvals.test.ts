@@ -102,7 +102,7 @@ describe('approvals (kubectl → Gatehouse → kube-apiserver v1.35.4, gatehouse
     const approveEvent = approvalEvents(pending.id)[1]!;
     assert.equal(approveEvent.actor, 'carol@example.com');
     assert.equal(approveEvent.reason, 'planned cleanup');
-    const request = audit.find((e): e is AuditEvent => e.kind === 'Event' && e.gatehouse.approvalId === pending.id);
+    const request = audit.find((e): e is AuditEvent => e.kind === 'Event' && e.gatehouse.approvalId === pending.id && e.stage === 'ResponseComplete');
     assert.ok(request, 'the request record names the approval');
     assert.equal(request.annotations['gatehouse.dev/approved-by'], 'carol@example.com');
     assert.equal(request.responseStatus?.code, 200);

@@ -71,7 +71,7 @@ describe('gateway (kubectl → Gatehouse → kube-apiserver v1.35.4)', function 
       const before = audit.length;
       const watch = spawn('kubectl', ['--kubeconfig', demo.kubeconfigs.alice, 'get', 'configmaps', '-n', 'dev', '--watch-only', '-o', 'name'], { stdio: ['ignore', 'pipe', 'pipe'] });
       let out = '';
-      watch.stdout.on('data', (d: Buffer) => (out += d));
+      watch.stdout.on('data', (d: Buffer) => (out += d.toString()));
       try {
         // --watch-only prints nothing until a change: the watch is established once the
         // API server answered it, which the gateway records as ResponseStarted.
@@ -92,7 +92,7 @@ describe('gateway (kubectl → Gatehouse → kube-apiserver v1.35.4)', function 
       assert.equal(plain.stdout, 'dev/web-0/web line 1\ndev/web-0/web line 2\ndev/web-0/web line 3\n');
       const follow = spawn('kubectl', ['--kubeconfig', demo.kubeconfigs.alice, 'logs', '-f', 'web-0', '-n', 'dev'], { stdio: ['ignore', 'pipe', 'pipe'] });
       let out = '';
-      follow.stdout.on('data', (d: Buffer) => (out += d));
+      follow.stdout.on('data', (d: Buffer) => (out += d.toString()));
       try {
         // The kubelet writes a line every 200 ms and never ends: lines arriving one by one is streaming.
         await waitFor('the fifth log line', () => out.includes('line 5'));
@@ -164,7 +164,7 @@ describe('gateway (kubectl → Gatehouse → kube-apiserver v1.35.4)', function 
   });
 
   describe('smuggling never reaches the upstream', () => {
-    it('Impersonate-* headers from a non-admin are denied by policy', async () => {
+    it('attack: Impersonate-* headers are refused before any policy runs; the record shows no allow', async () => {
       const token = await tokenFor('alice');
       for (const headers of [
         { 'impersonate-user': 'bob@example.com' },
@@ -172,16 +172,20 @@ describe('gateway (kubectl → Gatehouse → kube-apiserver v1.35.4)', function 
         { 'impersonate-uid': '1234' },
         { 'impersonate-extra-scopes': 'all' },
       ]) {
+        const before = audit.length;
         const r = await raw('/api/v1/namespaces/dev/configmaps', { authorization: `Bearer ${token}`, ...headers });
         assert.equal(r.status, 403, JSON.stringify(headers));
-        assert.equal(r.body['message'], 'Gatehouse denied this request: impersonation through the gateway is for admins only');
+        assert.equal(r.body['message'], 'Gatehouse does not forward impersonation: drop --as/--as-group (Impersonate-* headers); requests run as the identity in your token');
+        const records = audit.slice(before);
+        assert.deepEqual(records.map((e) => [e.stage, e.annotations['gatehouse.dev/effect'], e.gatehouse.decision, e.responseStatus?.code, e.gatehouse.error?.code]), [['ResponseComplete', 'none', undefined, 403, 'GATEHOUSE_DENIED']]);
       }
     });
 
-    it('an admin asking for impersonation is refused, not silently run with admin rights', async () => {
+    it('attack: an admin asking for impersonation (kubectl --as) is refused, not silently run with admin rights', async () => {
       const r = await as('admin', ['get', 'configmaps', '-n', 'dev', '--as', 'dave@example.com']);
       assert.notEqual(r.code, 0);
       assert.match(r.stderr, /Error from server \(Forbidden\): Gatehouse does not forward impersonation/);
+      assert.equal(lastAudit((e) => e.verb === 'list' && e.user.username === 'bob@example.com')?.annotations['gatehouse.dev/effect'], 'none', 'no allow next to the 403');
     });
 
     it('a Connection header naming another header does not smuggle it past the gateway', async () => {
@@ -234,6 +238,38 @@ describe('gateway (kubectl → Gatehouse → kube-apiserver v1.35.4)', function 
       assert.equal(r.status, 401);
       assert.equal(r.body['message'], 'the token signature is invalid');
       assert.ok(!JSON.stringify(audit).includes(forged.split('.')[2]!), 'no signature in any audit record');
+    });
+  });
+
+  describe('attack: a credential in the URL', () => {
+    it('a bearer token sent as ?access_token= (or token, id_token) is refused and never written to any record or answer', async () => {
+      const token = await tokenFor('alice');
+      const signature = token.split('.')[2]!;
+      const before = audit.length;
+      for (const name of ['access_token', 'token', 'id_token', 'ACCESS_TOKEN']) {
+        for (const headers of [{}, { authorization: `Bearer ${token}` }]) {
+          const r = await raw(`/api/v1/namespaces/dev/configmaps?limit=1&${name}=${token}`, headers);
+          assert.equal(r.status, 400, 'refused, with or without a token in the header');
+          assert.equal(r.body['message'], `Gatehouse does not accept credentials in the URL (query parameter "${name}"): send the token in the Authorization header`);
+          assert.ok(!JSON.stringify(r.body).includes(signature));
+        }
+      }
+      const records = audit.slice(before);
+      assert.equal(records.length, 8, 'each refusal is audited');
+      for (const e of records) assert.match(e.requestURI, /^\/api\/v1\/namespaces\/dev\/configmaps\?limit=1&(access_token|token|id_token|ACCESS_TOKEN)=GATEHOUSE\+CREDENTIAL\+REMOVED$/);
+      assert.ok(!JSON.stringify(records).includes(signature), 'no token in any record, its stored input included');
+      // Nothing was forwarded, so the API server's audit log never saw it either.
+      assert.ok(!readFileSync(testbed().auditLog, 'utf8').includes(signature));
+    });
+
+    it('a token inside an exec command or a path is written as a marker', async () => {
+      const token = await tokenFor('alice');
+      const before = audit.length;
+      const r = await as('alice', ['get', 'configmap', token, '-n', 'dev']);
+      assert.notEqual(r.code, 0);
+      const e = await waitFor('the record of the get', () => audit.slice(before).find((ev) => ev.verb === 'get' && ev.objectRef?.resource === 'configmaps' && ev.stage === 'ResponseComplete'));
+      assert.equal(e.requestURI, '/api/v1/namespaces/dev/configmaps/GATEHOUSE+CREDENTIAL+REMOVED');
+      assert.ok(!JSON.stringify(audit.slice(before)).includes(token.split('.')[2]!));
     });
   });
 

@@ -197,7 +197,7 @@ describe('sessions: exec, attach, cp, port-forward (kubectl 1.32 â†’ Gatehouse â
       const r = await kubectlAs('alice', transport, ['exec', 'web-0', '-n', 'dev', '-c', 'no-such-container', '--', 'true']);
       assert.equal(r.code, 1);
       assert.match(r.stderr, /container no-such-container is not valid for pod web-0/);
-      const rec = await waitFor('the record of the refused exec', () => audit.slice(before).find((e): e is AuditEvent => e.kind === 'Event' && e.requestURI.includes('/exec')));
+      const rec = await waitFor('the record of the refused exec', () => audit.slice(before).find((e): e is AuditEvent => e.kind === 'Event' && e.requestURI.includes('/exec') && e.stage === 'ResponseComplete'));
       assert.equal(rec.responseStatus?.code, 400, 'the upstream answer, not a 101');
       assert.equal(rec.stage, 'ResponseComplete');
       assert.equal(rec.gatehouse.session, undefined, 'no session happened');
@@ -213,6 +213,29 @@ describe('sessions: exec, attach, cp, port-forward (kubectl 1.32 â†’ Gatehouse â
     const r: Ran = await held;
     assert.equal(r.code, 0, r.stderr);
     assert.equal(r.stdout, 'approved-exec\n');
+  });
+
+  it("attack: escape sequences in an agent's exec command cannot rewrite the approver's terminal (approvals list/show, sessions list)", async () => {
+    // OSC 0 retitles the window, CSI 2J clears the screen, CR rewrites the line, C1 CSI (U+009B) is an 8-bit CSI.
+    const evil = 'printf ok\u001b]0;approved\u0007\u001b[2J\rhidden\u009b31m';
+    // The text rides as $0 of `sh -c true`: shown in every listing, never run.
+    const held = run('kubectl', ['--kubeconfig', demo.kubeconfigs.agent, 'exec', 'web-0', '-n', 'dev', '--', 'sh', '-c', 'true', evil], { timeoutMs: 60_000 });
+    const pending = await pendingFor(demo.kubeconfigs.security, 'web-0');
+    assert.deepEqual(pending.subject.exec?.command, ['sh', '-c', 'true', evil], 'the JSON output still carries the exact command');
+    const raw = /[\u0000-\u0009\u000b-\u001f\u007f-\u009f]/;
+    const list = await approvalsCli(demo.kubeconfigs.security, ['list']);
+    const show = await approvalsCli(demo.kubeconfigs.security, ['show', pending.id]);
+    for (const out of [list, show]) {
+      assert.equal(out.code, 0, out.stderr);
+      assert.doesNotMatch(out.stdout, raw, 'no raw control character reaches the terminal');
+      assert.match(out.stdout, /true printf ok\\u001b\]0;approved\\u0007\\u001b\[2J\\u000dhidden\\u009b31m/);
+    }
+    assert.equal((await approvalsCli(demo.kubeconfigs.security, ['approve', pending.id])).code, 0);
+    assert.equal((await held).code, 0);
+    const sessions = await run(process.execPath, [join(projectRoot, 'bin/gatehouse.js'), 'sessions', 'list', '--kubeconfig', demo.kubeconfigs.security]);
+    assert.equal(sessions.code, 0, sessions.stderr);
+    assert.doesNotMatch(sessions.stdout, raw);
+    assert.match(sessions.stdout, /sh -c true printf ok\\u001b\]0;/);
   });
 
   describe('when the recording cannot be written', () => {

@@ -38,7 +38,7 @@ describe('upgrade/websocket: reading channel frames', () => {
   for (const oneByOne of [false, true]) {
     it(`binary channels, masked, fragmented and long${oneByOne ? ', one byte at a time' : ''}`, () => {
       const got: ChannelMessage[] = [];
-      const r = new WebSocketReader(false, (m) => got.push(m));
+      const r = new WebSocketReader(false, (m) => got.push(m), (why) => assert.fail(why));
       const long = Buffer.alloc(300, 'x');
       const bytes = Buffer.concat([
         wsFrame(Buffer.from('\x00ls -l\r')),
@@ -53,7 +53,7 @@ describe('upgrade/websocket: reading channel frames', () => {
   }
   it('base64.channel.k8s.io text frames', () => {
     const got: ChannelMessage[] = [];
-    new WebSocketReader(true, (m) => got.push(m)).push(wsFrame(Buffer.from('1' + Buffer.from('hi there').toString('base64')), { opcode: 1, mask: false }));
+    new WebSocketReader(true, (m) => got.push(m), (why) => assert.fail(why)).push(wsFrame(Buffer.from('1' + Buffer.from('hi there').toString('base64')), { opcode: 1, mask: false }));
     assert.deepEqual(got.map((m) => [m.channel, m.data.toString()]), [[1, 'hi there']]);
   });
 });
@@ -114,7 +114,7 @@ describe('upgrade/spdy: reading SPDY/3.1 streams', () => {
       for (const [id, type] of [[1, 'error'], [3, 'stdin'], [5, 'stdout'], [7, 'resize']] as const) client.push(synStream(id, await compress(headerBlock({ streamType: type }))));
       client.push(dataFrame(3, 'whoami\r'), dataFrame(7, '{"Width":100,"Height":30}'));
       const got: [string, number, string][] = [];
-      const connection = new SpdyConnection();
+      const connection = new SpdyConnection((why) => assert.fail(why));
       const ports: string[] = [];
       connection.onStream = (h) => ports.push(h.get('streamtype') ?? '');
       const fromClient = new SpdyReader(connection, (m) => got.push(['client', m.channel, m.data.toString()]));
@@ -182,4 +182,54 @@ describe('upgrade/open: a recording that fails mid-session ends the session (fai
       assert.match(s.facts.failure ?? '', /recording failed: ENOSPC/);
     });
   }
+
+  // Attack: a client sends a frame the reader will not read (over its size limit, or not SPDY at
+  // all); the reader used to stop silently and the session went on unrecorded.
+  const oversized = {
+    // A WebSocket frame header announcing a 2^40-byte payload: no bytes of it need follow.
+    websocket: Buffer.from([0x82, 0xff, 0, 0, 0x01, 0, 0, 0, 0, 0, 1, 2, 3, 4]),
+    // A SPDY DATA frame header announcing 2^24-1 bytes, over the reader's 16 MiB limit.
+    spdy: Buffer.from([0, 0, 0, 1, 0, 0xff, 0xff, 0xff]),
+  } as const;
+  const working: SessionStore = {
+    failOpen: false,
+    open: () => ({ file: '/tmp/never-written.cast', output() {}, input() {}, resize() {}, close() {} }),
+    remove() {},
+  } as unknown as SessionStore;
+  for (const transport of ['websocket', 'spdy'] as const) {
+    for (const failOpen of [false, true]) {
+      it(`attack: an oversized ${transport} frame ends the session unless recording.failOpen (${failOpen ? 'failOpen: goes on' : 'closed'}), and the record says why`, () => {
+        let killed = false;
+        const s = openSession({ store: { ...working, failOpen }, audit: createMemoryAuditWriter(() => {}), auditId: 'a', identity: alice, attributes, exec: { command: ['sh'], container: 'web', stdin: true, tty: true }, kill: () => (killed = true), now: Date.now });
+        const taps = s.taps(transport === 'websocket' ? 'websocket' : 'SPDY/3.1', transport === 'websocket' ? 'v5.channel.k8s.io' : 'v4.channel.k8s.io');
+        taps.fromClient(oversized[transport]);
+        assert.equal(killed, !failOpen);
+        assert.match(s.facts.failure ?? '', transport === 'websocket' ? /^recording failed: a WebSocket frame of 1099511627776 bytes is over the reader's limit/ : /^recording failed: a SPDY frame of 16777215 bytes is over the reader's limit/);
+      });
+    }
+  }
+
+  it('attack: a SPDY SYN_STREAM whose header block cannot be inflated ends the session', async () => {
+    let killed = false;
+    const s = openSession({ store: working, audit: createMemoryAuditWriter(() => {}), auditId: 'a', identity: alice, attributes, exec: { command: ['sh'], container: 'web', stdin: true, tty: true }, kill: () => (killed = true), now: Date.now });
+    const taps = s.taps('SPDY/3.1', 'v4.channel.k8s.io');
+    const junk = Buffer.from('not zlib at all, not at all');
+    const syn = Buffer.alloc(18);
+    syn.writeUInt16BE(0x8003, 0);
+    syn.writeUInt16BE(1, 2);
+    syn.writeUIntBE(10 + junk.length, 5, 3);
+    syn.writeUInt32BE(1, 8);
+    taps.fromClient(Buffer.concat([syn, junk]));
+    await waitFor('the reader to give up', () => killed);
+    assert.match(s.facts.failure ?? '', /^recording failed: a SPDY frame could not be read/);
+  });
+
+  it('attack: a fragmented WebSocket message that adds up past the limit ends the session', () => {
+    let reason = '';
+    const r = new WebSocketReader(false, () => {}, (why) => (reason = why));
+    const part = Buffer.alloc(60_000);
+    // 300 fragments of 60 kB: each frame is small, the message is 18 MB.
+    for (let i = 0; i < 300 && !reason; i++) r.push(wsFrame(part.subarray(0, 60_000), { fin: false, opcode: i === 0 ? 2 : 0, mask: false }));
+    assert.match(reason, /a fragmented WebSocket message is over the reader's limit/);
+  });
 });

@@ -1,0 +1,180 @@
+/**
+ * identity → request → policy → (approval): the stages every door passes
+ * (HTTP requests, exec/attach/port-forward upgrades) before anything is
+ * forwarded. `admit` never throws: it returns an immutable Admission, or a
+ * Refusal that carries the error the client gets and whatever was learned
+ * before it, so that the audit record can say how far the request came.
+ */
+import { randomUUID } from 'node:crypto';
+import type { IncomingHttpHeaders, IncomingMessage } from 'node:http';
+import { fingerprint, subjectOf } from '../approval/approval.js';
+import { credentialParamIn } from '../audit/scrub.js';
+import { previewWrite, type AsRequester } from '../approval/preview.js';
+import type { ApprovalService, Granted } from '../approval/service.js';
+import { asGatehouseError, GatehouseError } from '../errors.js';
+import type { Identity } from '../identity/identity.js';
+import type { Authenticator } from '../identity/oidc.js';
+import { extractBearerToken } from '../identity/token.js';
+import type { Decision } from '../policy/decision.js';
+import type { PolicyEngine } from '../policy/engine.js';
+import { buildInput, requestedImpersonation, type PolicyInput } from '../policy/input.js';
+import { carriesMaskMarker } from '../redact/guard.js';
+import { parseTarget, type RequestTarget } from '../request/attributes.js';
+import { bodyForPolicy, readBody } from '../request/body.js';
+
+/** The request as it arrived, snapshotted once: later stages never read the live request's headers. */
+export interface Received {
+  readonly auditId: string;
+  readonly received: Date;
+  readonly method: string;
+  /** Path and query as the client sent them. */
+  readonly url: string;
+  readonly headers: IncomingHttpHeaders;
+  readonly sourceIP: string;
+}
+
+export type Allowing = Exclude<Decision, { readonly effect: 'deny' }>;
+
+export interface Admission {
+  readonly admitted: true;
+  readonly received: Received;
+  readonly identity: Identity;
+  readonly target: RequestTarget;
+  readonly input: PolicyInput;
+  /** The exact bytes that are forwarded (the policy saw them parsed). */
+  readonly body: Buffer | undefined;
+  readonly decision: Allowing;
+  /** The approval this request used, when the policy asked for one. */
+  readonly approval: Granted | null;
+  readonly policyRevision: string;
+}
+
+export interface Refusal {
+  readonly admitted: false;
+  readonly received: Received;
+  readonly error: GatehouseError;
+  readonly identity: Identity | null;
+  readonly target: RequestTarget | null;
+  readonly input: PolicyInput | null;
+  readonly body: Buffer | undefined;
+  readonly decision: Decision | null;
+  readonly policyRevision: string | null;
+}
+
+export type Door = 'http' | 'upgrade';
+
+export interface AdmitDeps {
+  readonly authenticator: Authenticator;
+  readonly engine: PolicyEngine;
+  readonly cluster: string;
+  readonly limits: { readonly maxBodyBytes: number; readonly policyBodyBytes: number };
+  /** Without it, requests the policy sends to `approve` are refused (fail closed). */
+  readonly approvals?: ApprovalService;
+  /** The requester's own view of the API, for approval previews; masks with the requester's directives. */
+  readonly preview: (identity: Identity, auditId: string, decision: Allowing) => { readonly asRequester: AsRequester; readonly mask: (body: Buffer) => Promise<Buffer> };
+  readonly now: () => number;
+}
+
+export function receive(req: IncomingMessage, now: () => number): Received {
+  return { auditId: randomUUID(), received: new Date(now()), method: (req.method ?? '').toUpperCase(), url: req.url ?? '/', headers: req.headers, sourceIP: req.socket.remoteAddress ?? '' };
+}
+
+/** A session subresource: the request opens a stream into a container. */
+export function isSession(target: RequestTarget): target is Extract<RequestTarget, { kind: 'resource' }> {
+  return target.kind === 'resource' && target.attributes.resource === 'pods' && ['exec', 'attach', 'portforward'].includes(target.attributes.subresource);
+}
+
+const WRITES = new Set(['create', 'update', 'patch']);
+
+export function createAdmitter(deps: AdmitDeps) {
+  /**
+   * Each step adds what it learned to `known` before the next may throw, so a
+   * refusal names the identity, target and decision that were already there.
+   */
+  return async function admit(received: Received, req: IncomingMessage, signal: AbortSignal, door: Door): Promise<Admission | Refusal> {
+    let known: Omit<Refusal, 'admitted' | 'received' | 'error'> = { identity: null, target: null, input: null, body: undefined, decision: null, policyRevision: null };
+    try {
+      // RFC 6750 §2.3 lets a token ride in the query; logs, proxies and browser histories keep it
+      // there. The gateway never takes one from the URL, and never forwards one upstream, where the
+      // API server's audit log would keep it (the gateway's own records are scrubbed: audit/scrub.ts).
+      const credential = credentialParamIn(received.url);
+      if (credential !== undefined) {
+        throw new GatehouseError('GATEHOUSE_BAD_REQUEST', `Gatehouse does not accept credentials in the URL (query parameter ${JSON.stringify(credential.slice(0, 64))}): send the token in the Authorization header`);
+      }
+      const identity = await deps.authenticator.authenticate(extractBearerToken(received.headers));
+      known = { ...known, identity };
+      const q = received.url.indexOf('?');
+      const target = parseTarget(received.method, q < 0 ? received.url : received.url.slice(0, q), q < 0 ? '' : received.url.slice(q));
+      known = { ...known, target };
+      // Refused before any decision: no policy or approval for what could never be forwarded.
+      if (door === 'upgrade' && !isSession(target)) throw new GatehouseError('GATEHOUSE_BAD_REQUEST', 'Gatehouse upgrades only pods/exec, pods/attach and pods/portforward connections');
+      // The gateway impersonates the verified caller and nobody else (docs/threat-model.md). Refused
+      // before the policy runs, so no record shows an `allow` next to this refusal; dropping the
+      // headers and going ahead would run `kubectl --as=X` with the caller's own, wider rights.
+      if (requestedImpersonation(received.headers) !== null) {
+        throw new GatehouseError('GATEHOUSE_DENIED', 'Gatehouse does not forward impersonation: drop --as/--as-group (Impersonate-* headers); requests run as the identity in your token');
+      }
+      // An upgrade request has no body: the connection is the session.
+      const body = door === 'upgrade' ? undefined : await readBody(req, deps.limits.maxBodyBytes);
+      known = { ...known, body };
+      const isWrite = target.kind === 'resource' && WRITES.has(target.attributes.verb);
+      if (isWrite && body && carriesMaskMarker(body)) {
+        throw new GatehouseError(
+          'GATEHOUSE_MASKED_VALUE',
+          'this write carries back a value Gatehouse masked (GATEHOUSE+REDACTED++ or GATEHOUSE+HMAC++…); a masked value must never overwrite the real one: change only the fields you mean to change (kubectl edit, patch), or set new values in full',
+        );
+      }
+      const contentType = header(received.headers['content-type']);
+      const input = buildInput({
+        identity,
+        target,
+        id: received.auditId,
+        method: received.method,
+        headers: received.headers,
+        sourceIP: received.sourceIP,
+        body: isWrite ? bodyForPolicy(body, contentType, deps.limits.policyBodyBytes) : { body: null, bodyTooLarge: false },
+        nowNs: deps.now() * 1e6,
+        cluster: deps.cluster,
+      });
+      known = { ...known, input };
+      const policyRevision = deps.engine.revision;
+      const decision = await deps.engine.evaluate(input);
+      known = { ...known, decision, policyRevision };
+      if (decision.effect === 'deny') throw new GatehouseError('GATEHOUSE_DENIED', `Gatehouse denied this request: ${decision.reasons.join('; ')}`);
+      const approval = decision.effect === 'approve' ? await gate(received, identity, target, input, body, decision, signal) : null;
+      return { admitted: true, received, identity, target, input, body, decision, approval, policyRevision };
+    } catch (err) {
+      return { admitted: false, received, error: asGatehouseError(err), ...known };
+    }
+  };
+
+  function gate(received: Received, identity: Identity, target: RequestTarget, input: PolicyInput, body: Buffer | undefined, decision: Extract<Decision, { effect: 'approve' }>, signal: AbortSignal): Promise<Granted> {
+    if (!deps.approvals) {
+      // Fail closed: the request needs a person, and nobody can be asked.
+      throw new GatehouseError(
+        'GATEHOUSE_DENIED',
+        `Gatehouse requires approval by a member of ${decision.approval.approverGroups.join(' or ')} (${decision.reasons.join('; ')}), and this gateway has no approval store configured`,
+      );
+    }
+    const verb = target.attributes.verb;
+    const view = deps.preview(identity, `${received.auditId}-preview`, decision);
+    return deps.approvals.gate({
+      identity,
+      // kubectl tries a session over WebSocket (GET) and then SPDY (POST): one logical request, one approval.
+      fingerprint: fingerprint(identity, isSession(target) ? 'connect' : verb, target.path + target.search, body),
+      subject: subjectOf(identity, target, received.method, input.request.exec ?? null, decision.reasons, body),
+      policy: decision.approval,
+      auditId: received.auditId,
+      signal,
+      // previewWrite answers "nothing to preview" itself, without I/O, for what writes no object (exec).
+      preview: () => previewWrite({ verb, method: received.method, path: target.path, search: target.search, body, contentType: header(received.headers['content-type']) }, view.asRequester, view.mask),
+    });
+  }
+}
+
+export type Admit = ReturnType<typeof createAdmitter>;
+
+
+export function header(v: string | string[] | undefined): string | undefined {
+  return Array.isArray(v) ? v[0] : v;
+}

@@ -1,0 +1,77 @@
+/**
+ * What an admission and its outcome are as an audit record: a pure function
+ * from the typed values the stages returned to the facts audit/record.ts
+ * writes down. Every door (HTTP, upgrade) records through here.
+ */
+import type { AuditEvent, AuditUser } from '../audit/event.js';
+import { storableInput } from '../audit/event.js';
+import { requestEvent, type AuditStage, type ObjectRef } from '../audit/record.js';
+import type { GatehouseError } from '../errors.js';
+import { EXTRA_AGENT, EXTRA_ON_BEHALF_OF, EXTRA_SESSION, type Identity } from '../identity/identity.js';
+import type { RequestTarget } from '../request/attributes.js';
+import type { Admission, Refusal } from './admit.js';
+
+export interface Outcome {
+  readonly stage: AuditStage;
+  readonly at: Date;
+  /** The status the client got (101 for a session); none yet at RequestReceived. */
+  readonly code: number;
+  readonly error: GatehouseError | null;
+  /** Facts of an exec/attach/port-forward session, once it happened. */
+  readonly session: object | null;
+  readonly bytesOut: number | null;
+}
+
+/** The verified caller as audit records name it; the same user the gateway impersonates upstream. */
+export function auditUser(identity: Identity): AuditUser {
+  const a = identity.agent;
+  if (!a) return { username: identity.username, groups: identity.groups };
+  const extra = {
+    [EXTRA_AGENT]: [a.name],
+    ...(a.onBehalfOf ? { [EXTRA_ON_BEHALF_OF]: [a.onBehalfOf] } : {}),
+    ...(a.session ? { [EXTRA_SESSION]: [a.session] } : {}),
+  };
+  return { username: identity.username, groups: identity.groups, extra };
+}
+
+export function objectRefOf(target: RequestTarget): ObjectRef | null {
+  if (target.kind !== 'resource') return null;
+  const a = target.attributes;
+  return {
+    resource: a.resource,
+    apiVersion: a.version,
+    ...(a.namespace ? { namespace: a.namespace } : {}),
+    ...(a.name ? { name: a.name } : {}),
+    ...(a.group ? { apiGroup: a.group } : {}),
+    ...(a.subresource ? { subresource: a.subresource } : {}),
+  };
+}
+
+export function auditEventOf(a: Admission | Refusal, o: Outcome): AuditEvent {
+  const t = a.target;
+  const d = a.decision;
+  const level = d?.audit.level ?? 'Metadata';
+  const resourceKey = t?.kind === 'resource' ? (t.attributes.subresource ? `${t.attributes.resource}/${t.attributes.subresource}` : t.attributes.resource) : '';
+  return requestEvent({
+    auditId: a.received.auditId,
+    received: a.received.received,
+    at: o.at,
+    stage: o.stage,
+    uri: t ? t.path + t.search : a.received.url,
+    verb: t ? t.attributes.verb : a.received.method.toLowerCase(),
+    sourceIP: a.received.sourceIP,
+    userAgent: a.received.headers['user-agent'],
+    user: a.identity ? auditUser(a.identity) : null,
+    // Only an admitted request is forwarded, and it is forwarded as the verified caller.
+    impersonated: a.admitted ? auditUser(a.identity) : null,
+    objectRef: t ? objectRefOf(t) : null,
+    decision: d ? { effect: d.effect, reasons: d.reasons, mask: d.effect === 'deny' ? [] : d.mask.map((m) => `${m.action} ${m.path}`), level } : null,
+    policyRevision: a.policyRevision,
+    approval: a.admitted && a.approval ? a.approval : null,
+    code: o.code,
+    error: o.error ? { code: o.error.code, reason: o.error.reason, publicMessage: o.error.publicMessage, message: o.error.message } : null,
+    input: a.input ? storableInput(a.input, level, resourceKey, a.body) : null,
+    session: o.session,
+    bytesOut: o.bytesOut,
+  });
+}

@@ -1,0 +1,129 @@
+/**
+ * The HTTP door: an admitted request is recorded (before anything is
+ * forwarded), forwarded as the verified caller, its answer streamed back
+ * through the masking directives, and recorded again when it ends. Every way
+ * out writes exactly one final record; long-running responses (watches,
+ * follows) one more when they start.
+ */
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { pipeline as streamPipeline } from 'node:stream/promises';
+import type { AuditWriter } from '../audit/writer.js';
+import { asGatehouseError, GatehouseError, toStatus } from '../errors.js';
+import { header, receive, type Admission, type Admit, type Refusal } from '../admission/admit.js';
+import { auditEventOf, type Outcome } from '../admission/record.js';
+import type { RequestTarget } from '../request/attributes.js';
+import { createProgramCache, maskedBody, shapeOf } from '../redact/response.js';
+import { RedactError, type RedactOptions } from '../redact/stream.js';
+import type { UpstreamTarget } from '../upstream/credentials.js';
+import { upstreamError, type Forwarder } from '../upstream/forward.js';
+import { buildClientHeaders, buildUpstreamHeaders } from '../upstream/headers.js';
+
+export interface HttpDoorDeps {
+  readonly admit: Admit;
+  readonly forwarder: Forwarder;
+  readonly upstream: UpstreamTarget;
+  readonly audit: AuditWriter;
+  readonly masking: RedactOptions;
+  readonly now: () => number;
+}
+
+export function isLongRunning(target: RequestTarget): boolean {
+  if (target.kind !== 'resource') return false;
+  const a = target.attributes;
+  if (a.verb === 'watch' || a.verb === 'proxy') return true;
+  const follow = (target.query['follow']?.[0] ?? '').toLowerCase();
+  return a.subresource === 'log' && follow !== '' && follow !== 'false' && follow !== '0';
+}
+
+// stream.promises.pipeline's overloads do not take a spread of stages.
+const runPipeline = streamPipeline as unknown as (...streams: (NodeJS.ReadableStream | NodeJS.WritableStream)[]) => Promise<void>;
+
+export function createHttpDoor(deps: HttpDoorDeps) {
+  const programFor = createProgramCache();
+  const at = () => new Date(deps.now());
+  const ended = (code: number, error: GatehouseError | null, bytesOut: number | null = null): Outcome => ({ stage: 'ResponseComplete', at: at(), code, error, session: null, bytesOut });
+
+  /** A refusal, or a failure before any byte went out, as a Status; after that, a cut connection. */
+  function answer(res: ServerResponse, auditId: string, err: GatehouseError): void {
+    if (res.headersSent) {
+      // The status line is gone; cutting the connection is the only honest signal left.
+      res.destroy();
+      return;
+    }
+    res.writeHead(err.status, { 'content-type': 'application/json', 'audit-id': auditId, 'cache-control': 'no-store', ...(err.status === 401 ? { 'www-authenticate': 'Bearer realm="gatehouse"' } : {}) });
+    res.end(JSON.stringify(toStatus(err)));
+  }
+
+  function refuse(res: ServerResponse, a: Admission | Refusal, error: GatehouseError): void {
+    deps.audit.write(auditEventOf(a, ended(error.status, error)));
+    answer(res, a.received.auditId, error);
+  }
+
+  /** Forwards an admitted request and streams the answer; returns how it ended, never throws. */
+  async function act(a: Admission, res: ServerResponse, signal: AbortSignal): Promise<Outcome> {
+    let bytesOut = 0;
+    try {
+      const masking = a.decision.mask.length > 0;
+      const headers = buildUpstreamHeaders(a.received.headers, a.identity, deps.upstream, { auditId: a.received.auditId, forMasking: masking });
+      const longRunning = isLongRunning(a.target);
+      const upstream = await deps.forwarder.forward({ method: a.received.method, pathAndQuery: a.target.path + a.target.search, headers, body: a.body, longRunning, signal });
+      const clientHeaders = buildClientHeaders(upstream.headers, a.received.auditId);
+      let stages: NodeJS.ReadWriteStream[] = [];
+      if (masking) {
+        const masked = maskedBody(
+          programFor(a.decision.mask, shapeOf(a.target.kind === 'resource' ? a.target.attributes.verb : null)),
+          deps.masking,
+          header(upstream.headers['content-type']),
+          header(upstream.headers['content-encoding']),
+          /\bgzip\b/i.test(header(a.received.headers['accept-encoding']) ?? ''),
+          longRunning,
+        );
+        if ('unreadable' in masked) {
+          // Decided before any byte is sent, so the client gets a Status, not unmasked bytes.
+          upstream.body.destroy();
+          throw new GatehouseError('GATEHOUSE_MASKING_FAILED', `the policy masks this response, but it is ${masked.unreadable}, which Gatehouse cannot read`);
+        }
+        stages = masked.stages;
+        delete clientHeaders['content-encoding'];
+        if (masked.contentEncoding) clientHeaders['content-encoding'] = masked.contentEncoding;
+      }
+      res.writeHead(upstream.statusCode, clientHeaders);
+      if (longRunning) {
+        // Node sends queued headers with the first body byte; a quiet watch has none for a while,
+        // and its client must learn at once that the watch started (kube-apiserver flushes too).
+        res.flushHeaders();
+        deps.audit.write(auditEventOf(a, { stage: 'ResponseStarted', at: at(), code: upstream.statusCode, error: null, session: null, bytesOut: null }));
+      }
+      const last = stages.at(-1) ?? upstream.body;
+      last.on('data', (chunk: Buffer) => (bytesOut += chunk.length));
+      try {
+        await runPipeline(upstream.body, ...stages, res);
+      } catch (err) {
+        if (err instanceof RedactError) throw new GatehouseError('GATEHOUSE_MASKING_FAILED', `the response could not be masked, so it was cut off: ${err.message}`, { cause: err });
+        // The client went away: that ends a watch normally.
+        if (signal.aborted || res.destroyed) return ended(upstream.statusCode, null, bytesOut);
+        throw upstreamError(err);
+      }
+      return ended(upstream.statusCode, null, bytesOut);
+    } catch (err) {
+      const e = asGatehouseError(err);
+      answer(res, a.received.auditId, e);
+      return ended(e.status, e, bytesOut);
+    }
+  }
+
+  return async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const abort = new AbortController();
+    res.once('close', () => abort.abort());
+    const received = receive(req, deps.now);
+    const admission = await deps.admit(received, req, abort.signal, 'http');
+    if (!admission.admitted) return refuse(res, admission, admission.error);
+    try {
+      // Audit before action: the decision is on disk before the API server can act on it.
+      deps.audit.commit(auditEventOf(admission, { stage: 'RequestReceived', at: at(), code: 0, error: null, session: null, bytesOut: null }));
+    } catch (err) {
+      return refuse(res, admission, new GatehouseError('GATEHOUSE_AUDIT_FAILED', 'the request cannot be audited, so it was not forwarded', { cause: err }));
+    }
+    deps.audit.write(auditEventOf(admission, await act(admission, res, abort.signal)));
+  };
+}

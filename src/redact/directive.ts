@@ -1,0 +1,12 @@
+/**
+ * A masking directive, as policies write them (README, "Policy contract"):
+ * the redactor's own vocabulary, so that this leaf folder imports nothing above it.
+ */
+export type MaskAction = 'redact' | 'hash' | 'remove';
+
+export interface MaskDirective {
+  readonly path: string;
+  readonly action: MaskAction;
+  /** Table columns whose cells are rendered from the masked field. */
+  readonly columns?: readonly string[];
+}
