@@ -21,7 +21,7 @@ const CHUNK = 64 * 1024;
 const b64 = (n: number) => randomBytes(n).toString('base64');
 const meta = (i: number, ns: string) => ({ name: `obj-${i}`, namespace: ns, uid: `0b5c${i.toString(16).padStart(8, '0')}-7d1e-4f7a-9a55-3b0c1d2e3f40`, resourceVersion: String(100000 + i), creationTimestamp: '2026-11-25T12:00:00Z', labels: { app: 'web', tier: 'backend', team: `t${i % 7}` }, managedFields: [{ manager: 'kubectl', operation: 'Update', apiVersion: 'v1', time: '2026-11-25T12:00:00Z', fieldsType: 'FieldsV1', fieldsV1: { 'f:data': { '.': {}, 'f:password': {}, 'f:username': {} } } }] });
 const secret = (i: number) => ({ kind: 'Secret', apiVersion: 'v1', metadata: meta(i, `ns-${i % 20}`), type: 'Opaque', data: { username: b64(12), password: b64(48), 'tls.crt': b64(900), 'tls.key': b64(300) } });
-const configMap = (i: number) => ({ kind: 'ConfigMap', apiVersion: 'v1', metadata: meta(i, `ns-${i % 20}`), data: { 'app.properties': 'x'.repeat(3000) + i, 'feature-flags': 'search,checkout,'.repeat(40), password: b64(24) } });
+const configMap = (i: number) => ({ kind: 'ConfigMap', apiVersion: 'v1', metadata: meta(i, `ns-${i % 20}`), data: { 'app.properties': 'x'.repeat(3000) + String(i), 'feature-flags': 'search,checkout,'.repeat(40), password: b64(24) } });
 const pod = (i: number) => ({
   kind: 'Pod',
   apiVersion: 'v1',

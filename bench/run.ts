@@ -79,8 +79,8 @@ async function waitHttp(url: string, dispatcher?: Agent, timeoutMs = 60_000): Pr
 function launch(cmd: string, args: string[], log: string): ChildProcess {
   const child = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'] });
   const logFile = join(dir, log);
-  child.stdout!.on('data', (d: Buffer) => writeFileSync(logFile, d, { flag: 'a' }));
-  child.stderr!.on('data', (d: Buffer) => writeFileSync(logFile, d, { flag: 'a' }));
+  child.stdout.on('data', (d: Buffer) => writeFileSync(logFile, d, { flag: 'a' }));
+  child.stderr.on('data', (d: Buffer) => writeFileSync(logFile, d, { flag: 'a' }));
   children.push(child);
   return child;
 }
@@ -291,7 +291,7 @@ async function main(): Promise<void> {
         // aborted at the end
       }
       res.body.destroy();
-    }).map((p) => p.catch((err: unknown) => void watchErrors.push(String((err as Error).message ?? err))));
+    }).map((p) => p.catch((err: unknown) => void watchErrors.push(err instanceof Error ? err.message : String(err))));
     const openDeadline = Date.now() + 60_000;
     while (opened + watchErrors.length < WATCHES && Date.now() < openDeadline) await sleep(50);
     if (watchErrors.length) throw new Error(`${watchErrors.length} watches failed to open, e.g. ${watchErrors[0]}`);

@@ -66,7 +66,7 @@ async function execBench(): Promise<void> {
     const targets = { direct: join(demo.dir, 'testbed', 'admin.kubeconfig'), gatehouse: viaGateway };
     const mb = quick ? 8 : 64;
     const runs = quick ? 3 : 7;
-    out('| transport | target | `exec -- true` p50 ms | throughput MB/s (' + mb + ' MB of output) |');
+    out(`| transport | target | \`exec -- true\` p50 ms | throughput MB/s (${mb} MB of output) |`);
     out('|---|---|---|---|');
     const rows: Record<string, unknown>[] = [];
     for (const [transport, env] of [['websocket', {}], ['spdy', { KUBECTL_REMOTE_COMMAND_WEBSOCKETS: 'false' }]] as const) {

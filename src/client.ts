@@ -56,7 +56,7 @@ export async function connect(kubeconfig: string | undefined, context: string | 
       await kc.applyToHTTPSOptions(options);
       const payload = body === undefined ? undefined : JSON.stringify(body);
       const text = await new Promise<{ status: number; text: string }>((resolve, reject) => {
-        const req = request(new URL(path, server), { ...options, headers: { ...options.headers, accept: 'application/json', ...(payload ? { 'content-type': 'application/json' } : {}) } }, (res) => {
+        const req = request(new URL(path, server), { ...options, headers: { ...(options.headers as Record<string, string>), accept: 'application/json', ...(payload ? { 'content-type': 'application/json' } : {}) } }, (res) => {
           let t = '';
           res.setEncoding('utf8').on('data', (d: string) => (t += d));
           res.on('end', () => resolve({ status: res.statusCode ?? 0, text: t }));

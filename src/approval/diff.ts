@@ -51,7 +51,10 @@ export function unifiedDiff(before: string, after: string, labels: { readonly be
     while (next < all.length && all[next]!.kind === ' ') next++;
     if (next === all.length) break;
     const start = Math.max(k, next - CONTEXT);
-    for (let s = k; s < start; s++) (aLine++, bLine++);
+    for (let s = k; s < start; s++) {
+      aLine++;
+      bLine++;
+    }
     // Extend the hunk while changes are within 2 × CONTEXT of each other.
     let end = next;
     let quiet = 0;

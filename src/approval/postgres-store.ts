@@ -5,6 +5,7 @@
  * approval. When that connection drops, listeners are told changes may have
  * been missed (null) and the connection is made again.
  */
+import { messageOf } from '../errors.js';
 import pg from 'pg';
 import { createSqlStore, NAMED_PARAMETER, SCHEMA, TABLE, type ApprovalStore, type Row, type SqlConnection } from './store.js';
 
@@ -58,7 +59,7 @@ export async function openPostgresStore(options: PostgresStoreOptions): Promise<
     client.on('end', () => {
       if (closed) return;
       emit(null);
-      setTimeout(() => void listen().catch((err: Error) => options.onError?.(`postgres listener: ${err.message}`)), 1000).unref();
+      setTimeout(() => void listen().catch((err: unknown) => options.onError?.(`postgres listener: ${messageOf(err)}`)), 1000).unref();
     });
     await client.connect();
     await client.query(`LISTEN ${CHANNEL}`);

@@ -39,8 +39,7 @@ function render(obj: Record<string, unknown> | undefined): string {
   if (!obj) return '';
   const meta = obj['metadata'];
   if (typeof meta === 'object' && meta !== null) {
-    const m = { ...(meta as Record<string, unknown>) };
-    for (const k of NOISE) delete m[k];
+    const m = Object.fromEntries(Object.entries(meta).filter(([k]) => !NOISE.includes(k)));
     obj = { ...obj, metadata: m };
   }
   return stringify(obj, { lineWidth: 0 });

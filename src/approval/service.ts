@@ -6,7 +6,7 @@
  */
 import type { ApprovalEvent } from '../audit/event.js';
 import type { AuditWriter } from '../audit/writer.js';
-import { GatehouseError } from '../errors.js';
+import { GatehouseError, messageOf } from '../errors.js';
 import type { Identity } from '../identity/identity.js';
 import type { Approval as PolicyApproval } from '../policy/decision.js';
 import { describe as describeSubject, newApprovalId, whyNotApprover, type Approval, type ApprovalSubject, type Preview } from './approval.js';
@@ -126,8 +126,8 @@ export function createApprovalService(deps: ApprovalServiceDeps) {
         done = true;
         clearTimeout(timer);
         clearInterval(poll);
-        set!.delete(check);
-        if (set!.size === 0) waiters.delete(id);
+        set.delete(check);
+        if (set.size === 0) waiters.delete(id);
         signal.removeEventListener('abort', onAbort);
         shutdown.signal.removeEventListener('abort', onShutdown);
         if (err) reject(err);
@@ -136,7 +136,7 @@ export function createApprovalService(deps: ApprovalServiceDeps) {
       const check: Wake = () => {
         store.get(id).then(
           (a) => a && a.state !== 'pending' && finish(a),
-          (err: Error) => deps.log?.(`approval ${id}: reading the store failed: ${err.message}`),
+          (err: unknown) => deps.log?.(`approval ${id}: reading the store failed: ${messageOf(err)}`),
         );
       };
       const onAbort = () => finish(undefined);
@@ -157,7 +157,7 @@ export function createApprovalService(deps: ApprovalServiceDeps) {
   async function sweep(): Promise<void> {
     for (const a of await store.expireDue(now())) record('expire', a);
   }
-  const sweeper = setInterval(() => void sweep().catch((err: Error) => deps.log?.(`expiring approvals failed: ${err.message}`)), settings.sweepSeconds * 1000);
+  const sweeper = setInterval(() => void sweep().catch((err: unknown) => deps.log?.(`expiring approvals failed: ${messageOf(err)}`)), settings.sweepSeconds * 1000);
   sweeper.unref();
 
   return {
@@ -179,9 +179,9 @@ export function createApprovalService(deps: ApprovalServiceDeps) {
           req
             .preview()
             // A preview that failed says so, instead of "being prepared" for ever.
-            .catch((err: Error): Preview => ({ status: 'unavailable', message: `the preview failed: ${err.message}` }))
+            .catch((err: unknown): Preview => ({ status: 'unavailable', message: `the preview failed: ${messageOf(err)}` }))
             .then((p) => store.setPreview(approval.id, p))
-            .catch((err: Error) => deps.log?.(`approval ${approval.id}: storing the preview failed: ${err.message}`));
+            .catch((err: unknown) => deps.log?.(`approval ${approval.id}: storing the preview failed: ${messageOf(err)}`));
         }
       }
       const mode = req.identity.agent ? settings.mode.agents : settings.mode.people;

@@ -90,21 +90,21 @@ function num(v: unknown): number {
   return typeof v === 'string' ? Number(v) : (v as number);
 }
 
-function json<T>(v: unknown): T {
-  return JSON.parse(v as string) as T;
+function json(v: unknown): unknown {
+  return JSON.parse(v as string);
 }
 
 export function fromRow(r: Row): Approval {
   const common = {
     id: r['id'] as string,
     fingerprint: r['fingerprint'] as string,
-    subject: json<Approval['subject']>(r['subject']),
-    approverGroups: json<string[]>(r['approver_groups']),
+    subject: json(r['subject']) as Approval['subject'],
+    approverGroups: json(r['approver_groups']) as string[],
     singleUse: num(r['single_use']) === 1,
     ttlSeconds: num(r['ttl_seconds']),
     createdAt: num(r['created_at']),
     expiresAt: num(r['expires_at']),
-    preview: r['preview'] == null ? null : json<Preview>(r['preview']),
+    preview: r['preview'] == null ? null : (json(r['preview']) as Preview),
   };
   const decided = { decidedBy: (r['decided_by'] as string | null) ?? '', decidedAt: num(r['decided_at'] ?? 0), reason: (r['reason'] as string | null) ?? '' };
   const state = r['state'] as ApprovalState;

@@ -27,7 +27,7 @@ export async function createPolicyEngine(policy: CompiledPolicy, maskPathCheck?:
     throw new PolicyLoadError(`the policy WASM does not load: ${err instanceof Error ? err.message : String(err)}`);
   }
   if (!Object.prototype.hasOwnProperty.call(loaded.entrypoints, ENTRYPOINT)) {
-    throw new PolicyLoadError(`the policy has no entrypoint ${ENTRYPOINT} (it has: ${Object.keys(loaded.entrypoints).join(', ') || 'none'})`);
+    throw new PolicyLoadError(`the policy has no entrypoint ${ENTRYPOINT} (it has: ${Object.keys(loaded.entrypoints as object).join(', ') || 'none'})`);
   }
   if (policy.data !== undefined) loaded.setData(policy.data as object);
   return {
@@ -37,7 +37,7 @@ export async function createPolicyEngine(policy: CompiledPolicy, maskPathCheck?:
       const buffer = bytes.byteLength === bytes.buffer.byteLength ? bytes.buffer : bytes.slice().buffer;
       let resultSet: unknown;
       try {
-        resultSet = loaded.evaluate(buffer as ArrayBuffer, ENTRYPOINT);
+        resultSet = loaded.evaluate(buffer, ENTRYPOINT);
       } catch (err) {
         // opa-wasm throws strings as well as Errors; both are a failed evaluation.
         const why = err instanceof Error ? err.message : String(err);

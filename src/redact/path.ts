@@ -221,7 +221,7 @@ class Parser {
       if (this.peek() === '\\') {
         this.i++;
         out += this.s[this.i++] ?? '';
-      } else out += this.s[this.i++];
+      } else out += this.s.charAt(this.i++);
     }
     if (!this.eat(q)) this.fail('an unterminated quoted name');
     return out;
@@ -304,8 +304,8 @@ class Parser {
     this.i++;
     let body = '';
     while (this.i < this.s.length && this.peek() !== '/') {
-      if (this.peek() === '\\') body += this.s[this.i++];
-      body += this.s[this.i++];
+      if (this.peek() === '\\') body += this.s.charAt(this.i++);
+      body += this.s.charAt(this.i++);
     }
     if (!this.eat('/')) this.fail('an unterminated regular expression');
     const flags = /^[imsu]*/.exec(this.s.slice(this.i))![0];

@@ -793,7 +793,11 @@ function columnIndexes(raw: Buffer, names: ReadonlySet<string>): Set<number> {
     throw new RedactError('GATEHOUSE_REDACT_MALFORMED', 'the upstream response is not valid JSON in a Table\'s columnDefinitions');
   }
   const out = new Set<number>();
-  if (Array.isArray(defs)) defs.forEach((d, i) => typeof d?.name === 'string' && names.has(d.name.toLowerCase()) && out.add(i));
+  if (!Array.isArray(defs)) return out;
+  defs.forEach((d: unknown, i) => {
+    const name = typeof d === 'object' && d !== null ? (d as { name?: unknown }).name : undefined;
+    if (typeof name === 'string' && names.has(name.toLowerCase())) out.add(i);
+  });
   return out;
 }
 
@@ -817,7 +821,7 @@ function hmacPads(key: Buffer): { inner: Buffer; outer: Buffer } {
  */
 function hmacSha256(pads: { inner: Buffer; outer: Buffer }, message: Buffer): Buffer {
   const inner = sha('sha256', Buffer.concat([pads.inner, message]), 'buffer') as unknown as Buffer;
-  return sha('sha256', Buffer.concat([pads.outer, inner]), 'buffer') as unknown as Buffer;
+  return sha('sha256', Buffer.concat([pads.outer, inner]), 'buffer');
 }
 
 /** Whether buf[from..to) ends in an odd run of backslashes (the next byte is escaped). */

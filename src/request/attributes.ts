@@ -64,7 +64,7 @@ export function decodePath(rawPath: string): string[] {
     }
     if (decoded === '') throw bad('the request path contains an empty segment ("//")');
     if (decoded === '.' || decoded === '..') throw bad('the request path contains a dot segment ("." or "..")');
-    // eslint-disable-next-line no-control-regex
+     
     if (/[\u0000-\u001f\u007f]/.test(decoded)) throw bad('the request path contains a control character');
     return decoded;
   });
@@ -80,7 +80,7 @@ export function encodePath(segments: readonly string[]): string {
  */
 export function parseQuery(search: string): { query: Query; canonical: string } {
   const s = search.startsWith('?') ? search.slice(1) : search;
-  const query: Record<string, string[]> = Object.create(null);
+  const query = Object.create(null) as Record<string, string[]>;
   const pairs: [string, string][] = [];
   if (s !== '') {
     for (const part of s.split('&')) {

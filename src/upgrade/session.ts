@@ -56,7 +56,7 @@ export class SessionTap {
         this.pending = this.pending.slice(i + 1);
         if (line.trim()) {
           this.facts.lines++;
-          this.onLine!(line);
+          this.onLine(line);
         }
       }
       if (this.pending.length > MAX_LINE) this.pending = this.pending.slice(-MAX_LINE);
@@ -84,7 +84,7 @@ export class SessionTap {
   private status(data: Buffer): void {
     let st: { status?: string; reason?: string; message?: string; details?: { causes?: { reason?: string; message?: string }[] } };
     try {
-      st = JSON.parse(data.toString('utf8'));
+      st = JSON.parse(data.toString('utf8')) as typeof st;
     } catch {
       this.facts.failure = data.toString('utf8').slice(0, 256);
       return;

@@ -7,6 +7,12 @@ import { readFileSync } from 'node:fs';
 import { KubeConfig } from '@kubernetes/client-node';
 import { ConfigError } from '../errors.js';
 
+/** client-node types a user's auth provider as `any`; this is the part read here. */
+interface AuthProvider {
+  readonly name: string;
+  readonly config: Record<string, unknown>;
+}
+
 export interface UpstreamTarget {
   readonly server: string;
   readonly tls: { readonly ca?: Buffer; readonly cert?: Buffer; readonly key?: Buffer; readonly rejectUnauthorized: boolean; readonly servername?: string };
@@ -42,9 +48,9 @@ export function loadUpstream(source: UpstreamSource): UpstreamTarget {
   if (user.token) {
     const header = `Bearer ${user.token}`;
     authorization = () => header;
-  } else if (user.authProvider?.name === 'tokenFile') {
+  } else if ((user.authProvider as AuthProvider | undefined)?.name === 'tokenFile') {
     // In-cluster: kubelet rotates the projected token; re-read it once a minute.
-    const file = user.authProvider.config.tokenFile as string;
+    const file = String((user.authProvider as AuthProvider).config['tokenFile']);
     let cached = '';
     let readAt = 0;
     authorization = () => {

@@ -38,7 +38,7 @@ export function createForwarder(target: UpstreamTarget, options: ForwarderOption
     async forward({ method, pathAndQuery, headers, body, longRunning, signal }) {
       try {
         const res = await request(target.server + pathAndQuery, {
-          method: method as Dispatcher.HttpMethod,
+          method: method,
           headers,
           body: body ?? null,
           dispatcher: longRunning ? streams : dispatcher,

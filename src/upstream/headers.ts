@@ -37,7 +37,7 @@ export function jsonOnlyAccept(accept: string | undefined): string {
 
 /** `auth.authorization`: the gateway's own credentials, when it uses a token (a client certificate is in the connection). */
 export function buildUpstreamHeaders(incoming: IncomingHttpHeaders, identity: Identity, auth: Pick<UpstreamTarget, 'authorization'>, options: UpstreamHeaderOptions): UpstreamHeaders {
-  const out: UpstreamHeaders = Object.create(null);
+  const out = Object.create(null) as UpstreamHeaders;
   for (const name of FORWARDED) {
     const v = incoming[name];
     if (typeof v === 'string') out[name] = v;
@@ -66,7 +66,7 @@ export function buildUpstreamHeaders(incoming: IncomingHttpHeaders, identity: Id
 const RETURNED = new Set(['content-type', 'content-encoding', 'cache-control', 'warning', 'x-kubernetes-pf-flowschema-uid', 'x-kubernetes-pf-prioritylevel-uid', 'retry-after', 'location', 'etag', 'last-modified']);
 
 export function buildClientHeaders(upstream: Record<string, string | string[] | undefined>, auditId: string): Record<string, string | string[]> {
-  const out: Record<string, string | string[]> = Object.create(null);
+  const out = Object.create(null) as Record<string, string | string[]>;
   for (const [k, v] of Object.entries(upstream)) {
     if (v !== undefined && RETURNED.has(k)) out[k] = v;
   }

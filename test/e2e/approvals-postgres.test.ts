@@ -59,7 +59,7 @@ describe('approvals with PostgreSQL across two gateway processes (kube-apiserver
     r.proc = proc;
     let log = '';
     await new Promise<void>((resolve, reject) => {
-      proc.stderr!.setEncoding('utf8').on('data', (d: string) => {
+      proc.stderr.setEncoding('utf8').on('data', (d: string) => {
         log += d;
         if (log.includes('gatehouse is serving')) resolve();
       });

@@ -61,7 +61,7 @@ describe('approvals web page (headless Chromium → Gatehouse, login via the dem
     await page.screenshot({ path: testOutput('approval-page.png'), fullPage: true });
 
     await page.fill('#reason', 'approved in the browser');
-    await Promise.all([page.waitForNavigation(), page.click('button.approve')]);
+    await Promise.all([page.waitForURL(/\/gatehouse\/approvals\/ap-/, { waitUntil: 'load' }), page.click('button.approve')]);
     assert.equal(page.url(), `${demo.gateway.url}/gatehouse/approvals/${pending.id}`, await page.content());
     assert.match(await page.textContent('h1') ?? '', /approved|used/, 'approved, or already used by the released request');
     assert.match(await page.textContent('dl') ?? '', /approved by carol@example\.com .*: approved in the browser/);

@@ -96,7 +96,7 @@ describe('masking (kubectl → Gatehouse → kube-apiserver v1.35.4)', function 
     const fresh = 'GATEHOUSE-CANARY-watch-rotated';
     const watch = spawn('kubectl', ['--kubeconfig', demo.kubeconfigs.alice, 'get', 'secrets', '-n', 'dev', '-w', '--output-watch-events', '-o', 'json'], { stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';
-    watch.stdout.on('data', (d: Buffer) => (out += d));
+    watch.stdout.on('data', (d: Buffer) => (out += d.toString()));
     try {
       // kubectl lists, prints the items as ADDED events, then watches from the list's
       // resourceVersion: once api-token was printed, a later change must arrive as MODIFIED.

@@ -65,7 +65,7 @@ export async function startPostgres(): Promise<RunningPostgres> {
     port,
     async stop() {
       process.off('exit', kill);
-      if (server.exitCode !== null) return void rmSync(dir, { recursive: true, force: true });
+      if (server.exitCode !== null) return rmSync(dir, { recursive: true, force: true });
       const exited = new Promise((r) => server.once('exit', r));
       server.kill('SIGINT');
       await exited;

@@ -17,7 +17,7 @@ export function referenceHash(value: unknown, key: Buffer): string {
 export function referenceRedact(doc: unknown, directives: { refPath: string; action: Action }[], hashKey: Buffer): unknown {
   const matched = new Map<string, number>();
   for (const d of directives) {
-    const pointers = JSONPath({ path: d.refPath, json: doc as object, resultType: 'pointer', wrap: true }) as string[];
+    const pointers = JSONPath<string[]>({ path: d.refPath, json: doc as object, resultType: 'pointer', wrap: true });
     for (const p of pointers) matched.set(p, Math.max(matched.get(p) ?? 0, STRENGTH[d.action]));
   }
   const REMOVED = Symbol('removed');

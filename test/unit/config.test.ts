@@ -13,9 +13,10 @@ const VALID = {
 function withChange(path: string, value: unknown): unknown {
   const doc = structuredClone(VALID) as Record<string, unknown>;
   const keys = path.split('.');
-  let o = doc as Record<string, unknown>;
+  let o = doc;
   for (const k of keys.slice(0, -1)) o = (Array.isArray(o) ? o[Number(k)] : o[k]) as Record<string, unknown>;
-  if (value === undefined) delete o[keys.at(-1)!];
+  // Reflect.deleteProperty: the key is the path's last segment, not a fixed name.
+  if (value === undefined) Reflect.deleteProperty(o, keys.at(-1)!);
   else o[keys.at(-1)!] = value;
   return doc;
 }

@@ -97,7 +97,7 @@ describe('pipeline: masked responses', () => {
     assert.doesNotMatch(r.body.toString(), /aHVudGVyMg==/);
     const e = audit.at(-1)!;
     assert.equal(e.gatehouse.error?.code, 'GATEHOUSE_MASKING_FAILED');
-    assert.match(e.gatehouse.error!.message, /not valid JSON/);
+    assert.match(e.gatehouse.error.message, /not valid JSON/);
   });
 
   it('cuts a truncated response off and audits it', async () => {

@@ -88,7 +88,7 @@ describe('redact/stream: equals the reference for every chunking', function () {
         const expected = referenceRedact(JSON.parse(input.toString()), dirs, hashKey);
         for (const s of [sizes, [1]]) {
           const out = chunked(program, input, s).toString('utf8');
-          assert.deepEqual(JSON.parse(out), expected, `sizes ${s} ${dirs.map((x) => x.path).join(' ')}\n${out}`);
+          assert.deepEqual(JSON.parse(out), expected, `sizes ${s.join(',')} ${dirs.map((x) => x.path).join(' ')}\n${out}`);
         }
       }),
       { numRuns: 400 },
