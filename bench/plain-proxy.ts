@@ -11,19 +11,23 @@ import { Agent, request } from 'undici';
 
 const [port, upstream, token, ca, cert, key] = process.argv.slice(2) as [string, string, string, string, string, string];
 const dispatcher = new Agent({ connect: { ca: readFileSync(ca) }, connections: 256, keepAliveTimeout: 30_000 });
-const server = createServer({ cert: readFileSync(cert), key: readFileSync(key) }, (req, res) => void (async () => {
-  try {
-    const up = await request(upstream + (req.url ?? '/'), {
-      method: req.method as 'GET',
-      headers: { accept: req.headers.accept ?? 'application/json', authorization: `Bearer ${token}` },
-      dispatcher,
-      bodyTimeout: 0,
-    });
-    res.writeHead(up.statusCode, { 'content-type': String(up.headers['content-type'] ?? 'application/json') });
-    await pipeline(up.body, res);
-  } catch {
-    res.destroy();
-  }
-})());
+const server = createServer(
+  { cert: readFileSync(cert), key: readFileSync(key) },
+  (req, res) =>
+    void (async () => {
+      try {
+        const up = await request(upstream + (req.url ?? '/'), {
+          method: req.method as 'GET',
+          headers: { accept: req.headers.accept ?? 'application/json', authorization: `Bearer ${token}` },
+          dispatcher,
+          bodyTimeout: 0,
+        });
+        res.writeHead(up.statusCode, { 'content-type': String(up.headers['content-type'] ?? 'application/json') });
+        await pipeline(up.body, res);
+      } catch {
+        res.destroy();
+      }
+    })(),
+);
 server.listen(Number(port), '127.0.0.1', () => process.stdout.write('ready\n'));
 process.on('SIGTERM', () => server.close(() => process.exit(0)));

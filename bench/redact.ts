@@ -19,9 +19,37 @@ const options = { hashKey: randomBytes(32), maxHoldBytes: 4 * MB };
 const CHUNK = 64 * 1024;
 
 const b64 = (n: number) => randomBytes(n).toString('base64');
-const meta = (i: number, ns: string) => ({ name: `obj-${i}`, namespace: ns, uid: `0b5c${i.toString(16).padStart(8, '0')}-7d1e-4f7a-9a55-3b0c1d2e3f40`, resourceVersion: String(100000 + i), creationTimestamp: '2026-11-25T12:00:00Z', labels: { app: 'web', tier: 'backend', team: `t${i % 7}` }, managedFields: [{ manager: 'kubectl', operation: 'Update', apiVersion: 'v1', time: '2026-11-25T12:00:00Z', fieldsType: 'FieldsV1', fieldsV1: { 'f:data': { '.': {}, 'f:password': {}, 'f:username': {} } } }] });
-const secret = (i: number) => ({ kind: 'Secret', apiVersion: 'v1', metadata: meta(i, `ns-${i % 20}`), type: 'Opaque', data: { username: b64(12), password: b64(48), 'tls.crt': b64(900), 'tls.key': b64(300) } });
-const configMap = (i: number) => ({ kind: 'ConfigMap', apiVersion: 'v1', metadata: meta(i, `ns-${i % 20}`), data: { 'app.properties': 'x'.repeat(3000) + String(i), 'feature-flags': 'search,checkout,'.repeat(40), password: b64(24) } });
+const meta = (i: number, ns: string) => ({
+  name: `obj-${i}`,
+  namespace: ns,
+  uid: `0b5c${i.toString(16).padStart(8, '0')}-7d1e-4f7a-9a55-3b0c1d2e3f40`,
+  resourceVersion: String(100000 + i),
+  creationTimestamp: '2026-11-25T12:00:00Z',
+  labels: { app: 'web', tier: 'backend', team: `t${i % 7}` },
+  managedFields: [
+    {
+      manager: 'kubectl',
+      operation: 'Update',
+      apiVersion: 'v1',
+      time: '2026-11-25T12:00:00Z',
+      fieldsType: 'FieldsV1',
+      fieldsV1: { 'f:data': { '.': {}, 'f:password': {}, 'f:username': {} } },
+    },
+  ],
+});
+const secret = (i: number) => ({
+  kind: 'Secret',
+  apiVersion: 'v1',
+  metadata: meta(i, `ns-${i % 20}`),
+  type: 'Opaque',
+  data: { username: b64(12), password: b64(48), 'tls.crt': b64(900), 'tls.key': b64(300) },
+});
+const configMap = (i: number) => ({
+  kind: 'ConfigMap',
+  apiVersion: 'v1',
+  metadata: meta(i, `ns-${i % 20}`),
+  data: { 'app.properties': 'x'.repeat(3000) + String(i), 'feature-flags': 'search,checkout,'.repeat(40), password: b64(24) },
+});
 const pod = (i: number) => ({
   kind: 'Pod',
   apiVersion: 'v1',
@@ -81,7 +109,9 @@ function listOf(make: (i: number) => object, kind: string): Buffer {
     parts.push(s);
     size += s.length + 1;
   }
-  return Buffer.from(`{"kind":"${kind}","apiVersion":"v1","metadata":{"resourceVersion":"9","continue":"eyJ2IjoibWV0YS5rOHMuaW8vdjEifQ"},"items":[${parts.join(',')}]}`);
+  return Buffer.from(
+    `{"kind":"${kind}","apiVersion":"v1","metadata":{"resourceVersion":"9","continue":"eyJ2IjoibWV0YS5rOHMuaW8vdjEifQ"},"items":[${parts.join(',')}]}`,
+  );
 }
 
 function watchOf(make: (i: number) => object): Buffer {
@@ -103,7 +133,9 @@ function tableOf(make: (i: number) => object): Buffer {
     rows.push(s);
     size += s.length + 1;
   }
-  return Buffer.from(`{"kind":"Table","apiVersion":"meta.k8s.io/v1","metadata":{"resourceVersion":"9"},"columnDefinitions":[{"name":"Name","type":"string"},{"name":"Type","type":"string"},{"name":"Data","type":"integer"},{"name":"Age","type":"string"}],"rows":[${rows.join(',')}]}`);
+  return Buffer.from(
+    `{"kind":"Table","apiVersion":"meta.k8s.io/v1","metadata":{"resourceVersion":"9"},"columnDefinitions":[{"name":"Name","type":"string"},{"name":"Type","type":"string"},{"name":"Data","type":"integer"},{"name":"Age","type":"string"}],"rows":[${rows.join(',')}]}`,
+  );
 }
 
 interface Fixture {
@@ -119,10 +151,31 @@ interface Fixture {
 const secretMask: MaskDirective[] = [{ path: '$.data.*', action: 'redact' }];
 const fixtures: Fixture[] = [
   { name: 'SecretList, $.data.*', bytes: listOf(secret, 'SecretList'), mask: secretMask, shape: 'list', naivePaths: ['$.items[*].data.*'], plainPath: true },
-  { name: 'ConfigMapList (long strings), $.data.password', bytes: listOf(configMap, 'ConfigMapList'), mask: [{ path: '$.data.password', action: 'redact' }], shape: 'list', naivePaths: ['$.items[*].data.password'], plainPath: true },
-  { name: 'PodList, $..env[?(@.name =~ /PASSWORD/)].value hash', bytes: listOf(pod, 'PodList'), mask: [{ path: '$..env[?(@.name =~ /PASSWORD/)].value', action: 'hash' }], shape: 'list', naivePaths: ['$.items[*]..env[?(@.name.match(/PASSWORD/))].value'], plainPath: false },
+  {
+    name: 'ConfigMapList (long strings), $.data.password',
+    bytes: listOf(configMap, 'ConfigMapList'),
+    mask: [{ path: '$.data.password', action: 'redact' }],
+    shape: 'list',
+    naivePaths: ['$.items[*].data.password'],
+    plainPath: true,
+  },
+  {
+    name: 'PodList, $..env[?(@.name =~ /PASSWORD/)].value hash',
+    bytes: listOf(pod, 'PodList'),
+    mask: [{ path: '$..env[?(@.name =~ /PASSWORD/)].value', action: 'hash' }],
+    shape: 'list',
+    naivePaths: ['$.items[*]..env[?(@.name.match(/PASSWORD/))].value'],
+    plainPath: false,
+  },
   { name: 'Secret watch stream, $.data.*', bytes: watchOf(secret), mask: secretMask, shape: 'watch', naivePaths: ['$.object.data.*'], plainPath: true },
-  { name: 'Table of Secrets (includeObject), $.data.*', bytes: tableOf(secret), mask: secretMask, shape: 'list', naivePaths: ['$.rows[*].object.data.*'], plainPath: true },
+  {
+    name: 'Table of Secrets (includeObject), $.data.*',
+    bytes: tableOf(secret),
+    mask: secretMask,
+    shape: 'list',
+    naivePaths: ['$.rows[*].object.data.*'],
+    plainPath: true,
+  },
 ];
 
 function time(fn: () => void, rounds: number): number {
@@ -157,7 +210,12 @@ function runNaive(f: Fixture): void {
   for (const d of docsOf(f)) {
     const doc = JSON.parse(d);
     for (const path of f.naivePaths) {
-      JSONPath({ path, json: doc, resultType: 'all', callback: (m: { parent: Record<string, unknown>; parentProperty: string }) => (m.parent[m.parentProperty] = REDACTED) });
+      JSONPath({
+        path,
+        json: doc,
+        resultType: 'all',
+        callback: (m: { parent: Record<string, unknown>; parentProperty: string }) => (m.parent[m.parentProperty] = REDACTED),
+      });
     }
     JSON.stringify(doc);
   }
@@ -174,8 +232,13 @@ for (const f of fixtures) {
   const parse = mb / time(() => runParse(f), rounds);
   const naive = mb / time(() => runNaive(f), Math.max(1, Math.floor(rounds / 2)));
   results.push({ fixture: f.name, mb, red, parse, naive });
-  console.log(`| ${f.name} | ${mb.toFixed(1)} | ${red.toFixed(0)} | ${parse.toFixed(0)} | ${naive.toFixed(0)} | ${(red / parse).toFixed(2)}× ${f.plainPath ? '(plain path)' : '(filter)'} |`);
+  console.log(
+    `| ${f.name} | ${mb.toFixed(1)} | ${red.toFixed(0)} | ${parse.toFixed(0)} | ${naive.toFixed(0)} | ${(red / parse).toFixed(2)}× ${f.plainPath ? '(plain path)' : '(filter)'} |`,
+  );
 }
 
 console.log(`\n${memoryLine}`);
-console.log('@@json ' + JSON.stringify({ fixtures: results, memory: { streamedMiB: fed / MB, rssBeforeMiB: before / MB, rssPeakMiB: peak / MB, growthMiB: (peak - before) / MB } }));
+console.log(
+  '@@json ' +
+    JSON.stringify({ fixtures: results, memory: { streamedMiB: fed / MB, rssBeforeMiB: before / MB, rssPeakMiB: peak / MB, growthMiB: (peak - before) / MB } }),
+);

@@ -119,7 +119,10 @@ async function load(t: Target, path: string, n: number, concurrency: number): Pr
       while (next < n) {
         next++;
         const s = process.hrtime.bigint();
-        const res = await request(t.base + path, { headers: { accept: 'application/json', ...(t.auth ? { authorization: t.auth } : {}) }, dispatcher: t.dispatcher });
+        const res = await request(t.base + path, {
+          headers: { accept: 'application/json', ...(t.auth ? { authorization: t.auth } : {}) },
+          dispatcher: t.dispatcher,
+        });
         await res.body.dump({ limit: Infinity });
         if (res.statusCode !== 200) throw new Error(`${t.name} ${path}: HTTP ${res.statusCode}`);
         times.push(Number(process.hrtime.bigint() - s) / 1e6);
@@ -147,8 +150,20 @@ async function main(): Promise<void> {
     admin.loadFromFile(tb.kubeconfigs.admin);
     const adminToken = admin.getCurrentUser()!.token!;
     // ~1,000 small ConfigMaps for the LIST (in dev, which the demo identity may read).
-    const list = { apiVersion: 'v1', kind: 'List', items: Array.from({ length: CONFIGMAPS }, (_, i) => ({ apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: `bench-${i}`, namespace: 'dev', labels: { bench: 'yes' } }, data: { key: `value-${i}`, other: 'x'.repeat(64) } })) };
-    execFileSync('kubectl', ['--kubeconfig', tb.kubeconfigs.admin, 'apply', '--server-side', '-f', '-'], { input: JSON.stringify(list), stdio: ['pipe', 'ignore', 'inherit'] });
+    const list = {
+      apiVersion: 'v1',
+      kind: 'List',
+      items: Array.from({ length: CONFIGMAPS }, (_, i) => ({
+        apiVersion: 'v1',
+        kind: 'ConfigMap',
+        metadata: { name: `bench-${i}`, namespace: 'dev', labels: { bench: 'yes' } },
+        data: { key: `value-${i}`, other: 'x'.repeat(64) },
+      })),
+    };
+    execFileSync('kubectl', ['--kubeconfig', tb.kubeconfigs.admin, 'apply', '--server-side', '-f', '-'], {
+      input: JSON.stringify(list),
+      stdio: ['pipe', 'ignore', 'inherit'],
+    });
     execFileSync('kubectl', ['--kubeconfig', tb.kubeconfigs.admin, 'create', 'configmap', 'watched', '-n', 'dev', '--from-literal=v=0'], { stdio: 'ignore' });
 
     const issuer = await startDemoIssuer(await freePort(), join(dir, 'issuer.json'));
@@ -164,7 +179,9 @@ async function main(): Promise<void> {
         cluster: 'bench',
         listen: { address: `127.0.0.1:${port}`, tls: { selfSigned: { dir: join(dir, 'tls') } } },
         upstream: { kubeconfig: tb.kubeconfigs.gateway },
-        identity: { issuers: [{ issuer: issuerFile.issuer, audiences: [DEMO_AUDIENCE], usernameClaim: 'email', groupsClaim: 'groups', algorithms: ['RS256'] }] },
+        identity: {
+          issuers: [{ issuer: issuerFile.issuer, audiences: [DEMO_AUDIENCE], usernameClaim: 'email', groupsClaim: 'groups', algorithms: ['RS256'] }],
+        },
         policy,
         audit: { file: join(dir, audit) },
       });
@@ -181,7 +198,19 @@ async function main(): Promise<void> {
     launch(process.execPath, [join(projectRoot, 'bin/gatehouse.js'), 'serve', '--config', join(dir, 'gatehouse-opa.yaml')], 'gatehouse-opa.log');
     await waitHttp(`https://127.0.0.1:${gwOpaPort}/readyz`, tlsAgent(gatewayCa()));
     const plainPort = await freePort();
-    launch(process.execPath, [join(projectRoot, 'dist/bench/plain-proxy.js'), String(plainPort), tb.server, adminToken, tb.caFile, join(dir, 'tls', 'server.crt'), join(dir, 'tls', 'server.key')], 'plain.log');
+    launch(
+      process.execPath,
+      [
+        join(projectRoot, 'dist/bench/plain-proxy.js'),
+        String(plainPort),
+        tb.server,
+        adminToken,
+        tb.caFile,
+        join(dir, 'tls', 'server.crt'),
+        join(dir, 'tls', 'server.key'),
+      ],
+      'plain.log',
+    );
     await sleep(500);
 
     const targets: Target[] = [
@@ -203,7 +232,9 @@ async function main(): Promise<void> {
     out();
     out('## Latency and throughput');
     out();
-    out(`Medians over ${ROUNDS} rounds (target order alternating); ms and requests/s. Ratios compare gatehouse with direct and with the plain proxy, per round, then take the median.`);
+    out(
+      `Medians over ${ROUNDS} rounds (target order alternating); ms and requests/s. Ratios compare gatehouse with direct and with the plain proxy, per round, then take the median.`,
+    );
     out();
     out('| request | concurrency | target | p50 ms | p90 ms | p99 ms | req/s |');
     out('|---|---|---|---|---|---|---|');
@@ -219,15 +250,32 @@ async function main(): Promise<void> {
         }
         for (const t of targets) {
           const runs = per[t.name]!;
-          const row = { request: s.name, concurrency: c, target: t.name, p50: median(runs.map((x) => x.p50)), p90: median(runs.map((x) => x.p90)), p99: median(runs.map((x) => x.p99)), rps: median(runs.map((x) => x.rps)) };
+          const row = {
+            request: s.name,
+            concurrency: c,
+            target: t.name,
+            p50: median(runs.map((x) => x.p50)),
+            p90: median(runs.map((x) => x.p90)),
+            p99: median(runs.map((x) => x.p99)),
+            rps: median(runs.map((x) => x.rps)),
+          };
           latency.push(row);
           out(`| ${s.name} | ${c} | ${t.name} | ${row.p50.toFixed(3)} | ${row.p90.toFixed(3)} | ${row.p99.toFixed(3)} | ${row.rps.toFixed(0)} |`);
         }
         const ratio = (a: string, b: string, f: (x: RunStats) => number) => median(per[a]!.map((x, i) => f(x) / f(per[b]![i]!)));
         const addedP50 = median(per['gatehouse']!.map((x, i) => x.p50 - per['direct']![i]!.p50));
         const addedP99 = median(per['gatehouse']!.map((x, i) => x.p99 - per['direct']![i]!.p99));
-        ratioRows.push(`| ${s.name} | ${c} | +${addedP50.toFixed(3)} | +${addedP99.toFixed(3)} | ${ratio('gatehouse', 'direct', (x) => x.rps).toFixed(2)} | ${ratio('gatehouse', 'plain proxy', (x) => x.rps).toFixed(2)} | ${ratio('gatehouse+opa', 'gatehouse', (x) => x.p50).toFixed(2)} |`);
-        latency.push({ request: s.name, concurrency: c, addedP50, addedP99, throughputVsDirect: ratio('gatehouse', 'direct', (x) => x.rps), throughputVsPlain: ratio('gatehouse', 'plain proxy', (x) => x.rps) });
+        ratioRows.push(
+          `| ${s.name} | ${c} | +${addedP50.toFixed(3)} | +${addedP99.toFixed(3)} | ${ratio('gatehouse', 'direct', (x) => x.rps).toFixed(2)} | ${ratio('gatehouse', 'plain proxy', (x) => x.rps).toFixed(2)} | ${ratio('gatehouse+opa', 'gatehouse', (x) => x.p50).toFixed(2)} |`,
+        );
+        latency.push({
+          request: s.name,
+          concurrency: c,
+          addedP50,
+          addedP99,
+          throughputVsDirect: ratio('gatehouse', 'direct', (x) => x.rps),
+          throughputVsPlain: ratio('gatehouse', 'plain proxy', (x) => x.rps),
+        });
       }
     }
     clearInterval(sampler);
@@ -239,7 +287,10 @@ async function main(): Promise<void> {
 
     // 2. Policy evaluation in process.
     const samples = (JSON.parse(readFileSync(join(projectRoot, 'policies/fixtures/samples.json'), 'utf8')) as { samples: { input: unknown }[] }).samples;
-    const wasm = await createPolicyEngine(await loadPolicySource({ kind: 'rego', dir: join(projectRoot, 'policies/gatehouse'), opa: toolPath('opa') }), checkMaskPath);
+    const wasm = await createPolicyEngine(
+      await loadPolicySource({ kind: 'rego', dir: join(projectRoot, 'policies/gatehouse'), opa: toolPath('opa') }),
+      checkMaskPath,
+    );
     const remote = createOpaServerEngine(`http://127.0.0.1:${opaPort}`, checkMaskPath);
     const evals = quick ? 2000 : 20000;
     const wasmTimes: number[] = [];
@@ -270,7 +321,9 @@ async function main(): Promise<void> {
 
     // 4. Watches at scale through the gateway.
     const watchAgent = new Agent({ connect: { ca: gatewayCa() }, connections: WATCHES + 8, pipelining: 1 });
-    const rv = JSON.parse(execFileSync('kubectl', ['--kubeconfig', tb.kubeconfigs.admin, 'get', 'configmap', 'watched', '-n', 'dev', '-o', 'json'], { encoding: 'utf8' })).metadata.resourceVersion as string;
+    const rv = JSON.parse(
+      execFileSync('kubectl', ['--kubeconfig', tb.kubeconfigs.admin, 'get', 'configmap', 'watched', '-n', 'dev', '-o', 'json'], { encoding: 'utf8' }),
+    ).metadata.resourceVersion as string;
     const arrivals: number[] = [];
     let marker = '';
     let opened = 0;
@@ -278,7 +331,10 @@ async function main(): Promise<void> {
     setMaxListeners(WATCHES + 10, aborts.signal);
     const watchErrors: string[] = [];
     const watchers = Array.from({ length: WATCHES }, async () => {
-      const res = await request(`https://127.0.0.1:${gwPort}/api/v1/namespaces/dev/configmaps?watch=1&fieldSelector=metadata.name%3Dwatched&resourceVersion=${rv}`, { headers: { authorization: `Bearer ${alice}` }, dispatcher: watchAgent, signal: aborts.signal, bodyTimeout: 0 });
+      const res = await request(
+        `https://127.0.0.1:${gwPort}/api/v1/namespaces/dev/configmaps?watch=1&fieldSelector=metadata.name%3Dwatched&resourceVersion=${rv}`,
+        { headers: { authorization: `Bearer ${alice}` }, dispatcher: watchAgent, signal: aborts.signal, bodyTimeout: 0 },
+      );
       opened++;
       try {
         for await (const chunk of res.body) {
@@ -304,7 +360,12 @@ async function main(): Promise<void> {
     marker = `m-${Date.now()}`;
     // The change goes straight to the API server, so the latency is upstream + gateway, not a CLI starting.
     const changedAt = Date.now();
-    const patched = await request(`${tb.server}/api/v1/namespaces/dev/configmaps/watched`, { method: 'PATCH', headers: { authorization: `Bearer ${adminToken}`, 'content-type': 'application/merge-patch+json' }, body: JSON.stringify({ data: { v: marker } }), dispatcher: targets[0]!.dispatcher });
+    const patched = await request(`${tb.server}/api/v1/namespaces/dev/configmaps/watched`, {
+      method: 'PATCH',
+      headers: { authorization: `Bearer ${adminToken}`, 'content-type': 'application/merge-patch+json' },
+      body: JSON.stringify({ data: { v: marker } }),
+      dispatcher: targets[0]!.dispatcher,
+    });
     await patched.body.dump();
     const arriveDeadline = Date.now() + 30_000;
     while (arrivals.length < opened && Date.now() < arriveDeadline) await sleep(20);
@@ -316,7 +377,15 @@ async function main(): Promise<void> {
       arrivals.map((t) => t - changedAt),
       [50, 99, 100],
     );
-    results['watches'] = { watches: WATCHES, opened, received: arrivals.length, gatewayRssMiB: watchRss, idleCpuCores: watchIdleCpu, cpuSecondsForOneEventFanout: cpuDuringEvent, eventLatencyMs: lat };
+    results['watches'] = {
+      watches: WATCHES,
+      opened,
+      received: arrivals.length,
+      gatewayRssMiB: watchRss,
+      idleCpuCores: watchIdleCpu,
+      cpuSecondsForOneEventFanout: cpuDuringEvent,
+      eventLatencyMs: lat,
+    };
     out();
     out(`## ${WATCHES} concurrent watches through the gateway`);
     out();
@@ -345,7 +414,9 @@ async function main(): Promise<void> {
   out();
   out('## Redaction');
   out();
-  const redact = execFileSync(process.execPath, ['--expose-gc', join(projectRoot, 'dist/bench/redact.js'), ...(quick ? ['--quick'] : [])], { encoding: 'utf8' });
+  const redact = execFileSync(process.execPath, ['--expose-gc', join(projectRoot, 'dist/bench/redact.js'), ...(quick ? ['--quick'] : [])], {
+    encoding: 'utf8',
+  });
   for (const line of redact.trimEnd().split('\n')) {
     if (line.startsWith('@@json ')) results['redaction'] = JSON.parse(line.slice(7));
     else out(line);

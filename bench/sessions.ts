@@ -62,22 +62,30 @@ async function execBench(): Promise<void> {
     // A static token: the demo's exec plugin would add a node start to every kubectl run.
     const { token } = await mintToken(issuer, { user: 'bob@example.com', groups: ['admins'], ttlSeconds: 3600 });
     const viaGateway = join(dir, 'bob.kubeconfig');
-    writeFileSync(viaGateway, renderKubeconfig({ name: 'bench', server: demo.gateway.url, caPem: demo.gateway.caPem!, user: 'bob', auth: { kind: 'token', token } }));
+    writeFileSync(
+      viaGateway,
+      renderKubeconfig({ name: 'bench', server: demo.gateway.url, caPem: demo.gateway.caPem!, user: 'bob', auth: { kind: 'token', token } }),
+    );
     const targets = { direct: join(demo.dir, 'testbed', 'admin.kubeconfig'), gatehouse: viaGateway };
     const mb = quick ? 8 : 64;
     const runs = quick ? 3 : 7;
     out(`| transport | target | \`exec -- true\` p50 ms | throughput MB/s (${mb} MB of output) |`);
     out('|---|---|---|---|');
     const rows: Record<string, unknown>[] = [];
-    for (const [transport, env] of [['websocket', {}], ['spdy', { KUBECTL_REMOTE_COMMAND_WEBSOCKETS: 'false' }]] as const) {
+    for (const [transport, env] of [
+      ['websocket', {}],
+      ['spdy', { KUBECTL_REMOTE_COMMAND_WEBSOCKETS: 'false' }],
+    ] as const) {
       for (const [name, kubeconfig] of Object.entries(targets)) {
         // Asynchronously: the gateway runs in this process.
-        const kubectl = (args: string[]) => run('kubectl', ['--kubeconfig', kubeconfig, ...args], { env: { ...process.env, ...env }, maxBuffer: 1 << 30, encoding: 'buffer' });
+        const kubectl = (args: string[]) =>
+          run('kubectl', ['--kubeconfig', kubeconfig, ...args], { env: { ...process.env, ...env }, maxBuffer: 1 << 30, encoding: 'buffer' });
         await kubectl(['exec', 'web-0', '-n', 'dev', '--', 'true']);
         const smalls: number[] = [];
         for (let i = 0; i < runs; i++) smalls.push(await timeAsync(() => kubectl(['exec', 'web-0', '-n', 'dev', '--', 'true'])));
         const bigs: number[] = [];
-        for (let i = 0; i < Math.max(2, Math.floor(runs / 2)); i++) bigs.push(await timeAsync(() => kubectl(['exec', 'web-0', '-n', 'dev', '--', 'sh', '-c', `yes 0123456789abcdef | head -c ${mb * 1024 * 1024}`])));
+        for (let i = 0; i < Math.max(2, Math.floor(runs / 2)); i++)
+          bigs.push(await timeAsync(() => kubectl(['exec', 'web-0', '-n', 'dev', '--', 'sh', '-c', `yes 0123456789abcdef | head -c ${mb * 1024 * 1024}`])));
         const small = median(smalls);
         const big = median(bigs);
         const mbps = mb / (big / 1000);
@@ -94,7 +102,16 @@ async function execBench(): Promise<void> {
 function tapBench(): void {
   const store = createSessionStore({ dir: join(dir, 'recordings'), failOpen: false });
   const identity: Identity = { username: 'bench', uid: '', groups: [], extra: {}, claims: {}, agent: null };
-  const session = openSession({ store, audit: createMemoryAuditWriter(() => {}), auditId: 'bench', identity, attributes: { verb: 'get', group: '', version: 'v1', resource: 'pods', subresource: 'exec', namespace: 'dev', name: 'web-0', trailingPath: '' }, exec: { command: ['sh'], container: 'web', stdin: true, tty: true }, kill: () => {}, now: Date.now });
+  const session = openSession({
+    store,
+    audit: createMemoryAuditWriter(() => {}),
+    auditId: 'bench',
+    identity,
+    attributes: { verb: 'get', group: '', version: 'v1', resource: 'pods', subresource: 'exec', namespace: 'dev', name: 'web-0', trailingPath: '' },
+    exec: { command: ['sh'], container: 'web', stdin: true, tty: true },
+    kill: () => {},
+    now: Date.now,
+  });
   const taps = session.taps('websocket', 'v5.channel.k8s.io');
   // 32 KiB stdout frames, as the kubelet's 32 KiB copy buffers send them.
   const payload = Buffer.alloc(32 * 1024, 'terminal output line 0123456789\r\n');
@@ -111,7 +128,13 @@ function tapBench(): void {
 
 async function releaseBench(kind: 'sqlite' | 'postgres', holder: ApprovalStore, decider: ApprovalStore): Promise<number[]> {
   const audit = createMemoryAuditWriter(() => {});
-  const settings = { mode: { agents: 'hold' as const, people: 'hold' as const }, holdSeconds: 60, maxTtlSeconds: 3600, publicUrl: 'https://bench', sweepSeconds: 3600 };
+  const settings = {
+    mode: { agents: 'hold' as const, people: 'hold' as const },
+    holdSeconds: 60,
+    maxTtlSeconds: 3600,
+    publicUrl: 'https://bench',
+    sweepSeconds: 3600,
+  };
   const a = createApprovalService({ store: holder, audit, settings });
   const b = createApprovalService({ store: decider, audit, settings });
   const target = parseTarget('DELETE', '/apis/apps/v1/namespaces/prod/deployments/web', '');
@@ -119,11 +142,25 @@ async function releaseBench(kind: 'sqlite' | 'postgres', holder: ApprovalStore, 
   const n = quick ? 10 : 50;
   try {
     for (let i = 0; i < n; i++) {
-      const agent: Identity = { username: 'agent:bot', uid: '', groups: ['agents'], extra: {}, claims: {}, agent: { name: 'bot', onBehalfOf: `person-${i}@${kind}`, session: null } };
+      const agent: Identity = {
+        username: 'agent:bot',
+        uid: '',
+        groups: ['agents'],
+        extra: {},
+        claims: {},
+        agent: { name: 'bot', onBehalfOf: `person-${i}@${kind}`, session: null },
+      };
       const approver: Identity = { username: 'carol', uid: '', groups: ['security'], extra: {}, claims: {}, agent: null };
       const body = Buffer.from(`{"n":${i}}`);
       let decidedAt = 0;
-      const held = a.gate({ identity: agent, fingerprint: fingerprint(agent, 'delete', target.path, body), subject: subjectOf(agent, target, 'DELETE', null, [], body), policy: { approverGroups: ['security'], ttlSeconds: 600, singleUse: true }, auditId: `b${i}`, signal: new AbortController().signal });
+      const held = a.gate({
+        identity: agent,
+        fingerprint: fingerprint(agent, 'delete', target.path, body),
+        subject: subjectOf(agent, target, 'DELETE', null, [], body),
+        policy: { approverGroups: ['security'], ttlSeconds: 600, singleUse: true },
+        auditId: `b${i}`,
+        signal: new AbortController().signal,
+      });
       let id: string | undefined;
       while (!id) {
         await new Promise((r) => setTimeout(r, 2));

@@ -26,6 +26,8 @@ if find policies -name '*.rego' | grep -q .; then
   step 'opa check' .tools/opa check --strict --schema policies/schema/input.json policies
   step 'opa test' .tools/opa test -v policies
 fi
+# Types, typescript-eslint (strictTypeChecked) and Prettier: npm run lint.
+step 'lint' npm run --silent lint
 step 'unit tests' npx mocha --config test/.mocharc.unit.json
 step 'end-to-end tests' npx mocha --config test/.mocharc.e2e.json
 # Short benchmarks: they fail only on a crash or a malformed result, never on a timing.

@@ -50,12 +50,13 @@ async function main(argv: string[]): Promise<number> {
   }
 }
 
-
 main(process.argv.slice(2)).then(
   (code) => process.exit(code),
   (err: unknown) => {
     // An error may quote the gateway's answer, which may quote the request: made visible too.
-    process.stderr.write(forTerminal(`gatehouse: ${isReadable(err) ? visible(err.message) : err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`));
+    process.stderr.write(
+      forTerminal(`gatehouse: ${isReadable(err) ? visible(err.message) : err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`),
+    );
     process.exit(1);
   },
 );

@@ -21,7 +21,10 @@ export async function connect(kubeconfig: string | undefined, context: string | 
   else kc.loadFromDefault();
   if (context) kc.setCurrentContext(context);
   const cluster = kc.getCurrentCluster();
-  if (!cluster) throw new CliError('the kubeconfig has no current cluster: pass --kubeconfig with a Gatehouse kubeconfig (the demo writes .gatehouse/demo/security.kubeconfig)');
+  if (!cluster)
+    throw new CliError(
+      'the kubeconfig has no current cluster: pass --kubeconfig with a Gatehouse kubeconfig (the demo writes .gatehouse/demo/security.kubeconfig)',
+    );
   const server = new URL(cluster.server);
   return {
     /** The raw answer, for what is not JSON (a recording). */
@@ -56,12 +59,19 @@ export async function connect(kubeconfig: string | undefined, context: string | 
       await kc.applyToHTTPSOptions(options);
       const payload = body === undefined ? undefined : JSON.stringify(body);
       const text = await new Promise<{ status: number; text: string }>((resolve, reject) => {
-        const req = request(new URL(path, server), { ...options, headers: { ...(options.headers as Record<string, string>), accept: 'application/json', ...(payload ? { 'content-type': 'application/json' } : {}) } }, (res) => {
-          let t = '';
-          res.setEncoding('utf8').on('data', (d: string) => (t += d));
-          res.on('end', () => resolve({ status: res.statusCode ?? 0, text: t }));
-          res.on('error', reject);
-        });
+        const req = request(
+          new URL(path, server),
+          {
+            ...options,
+            headers: { ...(options.headers as Record<string, string>), accept: 'application/json', ...(payload ? { 'content-type': 'application/json' } : {}) },
+          },
+          (res) => {
+            let t = '';
+            res.setEncoding('utf8').on('data', (d: string) => (t += d));
+            res.on('end', () => resolve({ status: res.statusCode ?? 0, text: t }));
+            res.on('error', reject);
+          },
+        );
         req.on('error', (err) => reject(new CliError(`cannot reach the gateway at ${server.origin}: ${err.message}`)));
         req.end(payload);
       });
@@ -69,7 +79,9 @@ export async function connect(kubeconfig: string | undefined, context: string | 
       try {
         parsed = JSON.parse(text.text);
       } catch {
-        throw new CliError(`the gateway answered ${text.status} with something that is not JSON; is ${server.origin} a Gatehouse gateway with approvals configured?`);
+        throw new CliError(
+          `the gateway answered ${text.status} with something that is not JSON; is ${server.origin} a Gatehouse gateway with approvals configured?`,
+        );
       }
       if (text.status >= 300) {
         const st = parsed as { message?: string; reason?: string };
@@ -79,4 +91,3 @@ export async function connect(kubeconfig: string | undefined, context: string | 
     },
   };
 }
-

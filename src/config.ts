@@ -12,11 +12,17 @@ import type { PolicySource } from './policy/load.js';
 import type { UpstreamSource } from './upstream/credentials.js';
 import { toolPath } from './paths.js';
 
-export type TlsConfig = { readonly kind: 'files'; readonly cert: string; readonly key: string } | { readonly kind: 'selfSigned'; readonly dir: string; readonly hosts: readonly string[] };
+export type TlsConfig =
+  | { readonly kind: 'files'; readonly cert: string; readonly key: string }
+  | { readonly kind: 'selfSigned'; readonly dir: string; readonly hosts: readonly string[] };
 
 export interface Config {
   readonly listen: { readonly host: string; readonly port: number; readonly tls: TlsConfig };
-  readonly upstream: UpstreamSource & { readonly connectTimeoutSeconds: number; readonly headersTimeoutSeconds: number; readonly requestTimeoutSeconds: number };
+  readonly upstream: UpstreamSource & {
+    readonly connectTimeoutSeconds: number;
+    readonly headersTimeoutSeconds: number;
+    readonly requestTimeoutSeconds: number;
+  };
   readonly identity: { readonly issuers: readonly IssuerConfig[] };
   readonly policy: PolicySource;
   readonly audit: { readonly file: string };
@@ -138,14 +144,28 @@ function parseListen(r: Reader): Config['listen'] {
     ss.keys(['dir', 'hosts']);
     parsed = { kind: 'selfSigned', dir: ss.path('dir'), hosts: ss.strings('hosts', ['127.0.0.1', 'localhost']) };
   } else {
-    if (!tls.has('cert') || !tls.has('key')) throw new ConfigError('listen.tls', 'set cert and key (PEM files), or selfSigned: {dir: ...} for a development certificate');
+    if (!tls.has('cert') || !tls.has('key'))
+      throw new ConfigError('listen.tls', 'set cert and key (PEM files), or selfSigned: {dir: ...} for a development certificate');
     parsed = { kind: 'files', cert: tls.path('cert'), key: tls.path('key') };
   }
   return { host: m[1]!.replace(/^\[|\]$/g, ''), port: Number(m[2]), tls: parsed };
 }
 
 function parseIssuer(r: Reader): IssuerConfig {
-  r.keys(['issuer', 'jwksUri', 'audiences', 'usernameClaim', 'usernamePrefix', 'groupsClaim', 'groupsPrefix', 'algorithms', 'clockSkewSeconds', 'maxTokenBytes', 'jwksCooldownSeconds', 'agent']);
+  r.keys([
+    'issuer',
+    'jwksUri',
+    'audiences',
+    'usernameClaim',
+    'usernamePrefix',
+    'groupsClaim',
+    'groupsPrefix',
+    'algorithms',
+    'clockSkewSeconds',
+    'maxTokenBytes',
+    'jwksCooldownSeconds',
+    'agent',
+  ]);
   const issuer = r.str('issuer');
   let url: URL;
   try {
@@ -160,13 +180,22 @@ function parseIssuer(r: Reader): IssuerConfig {
   if (audiences.length === 0) throw new ConfigError('identity.issuers[].audiences', 'must name at least one audience: the client ID tokens are issued for');
   const algorithms = r.strings('algorithms', ['RS256', 'ES256']);
   for (const alg of algorithms) {
-    if (!ASYMMETRIC_ALGORITHMS.has(alg)) throw new ConfigError('identity.issuers[].algorithms', `"${alg}" is not allowed: only asymmetric algorithms (${[...ASYMMETRIC_ALGORITHMS].join(', ')}) can be verified with a public JWKS`);
+    if (!ASYMMETRIC_ALGORITHMS.has(alg))
+      throw new ConfigError(
+        'identity.issuers[].algorithms',
+        `"${alg}" is not allowed: only asymmetric algorithms (${[...ASYMMETRIC_ALGORITHMS].join(', ')}) can be verified with a public JWKS`,
+      );
   }
   let agent: IssuerConfig['agent'];
   if (r.has('agent')) {
     const a = r.section('agent');
     a.keys(['claim', 'onBehalfOfClaim', 'sessionClaim', 'usernamePrefix']);
-    agent = { claim: a.str('claim', 'agent'), onBehalfOfClaim: a.str('onBehalfOfClaim', 'on_behalf_of'), sessionClaim: a.str('sessionClaim', 'sid'), usernamePrefix: a.str('usernamePrefix', 'agent:') };
+    agent = {
+      claim: a.str('claim', 'agent'),
+      onBehalfOfClaim: a.str('onBehalfOfClaim', 'on_behalf_of'),
+      sessionClaim: a.str('sessionClaim', 'sid'),
+      usernamePrefix: a.str('usernamePrefix', 'agent:'),
+    };
   }
   const jwksUri = r.optStr('jwksUri');
   return {
@@ -188,7 +217,11 @@ function parseIssuer(r: Reader): IssuerConfig {
 function parsePolicy(r: Reader): PolicySource {
   r.keys(['dir', 'wasm', 'bundle', 'data', 'opa', 'opaServer']);
   const set = ['dir', 'wasm', 'bundle', 'opaServer'].filter((k) => r.has(k));
-  if (set.length !== 1) throw new ConfigError('policy', 'set exactly one of dir (Rego compiled at start-up), wasm (prebuilt policy.wasm), bundle (opa build output .tar.gz) or opaServer (URL of `opa run --server`)');
+  if (set.length !== 1)
+    throw new ConfigError(
+      'policy',
+      'set exactly one of dir (Rego compiled at start-up), wasm (prebuilt policy.wasm), bundle (opa build output .tar.gz) or opaServer (URL of `opa run --server`)',
+    );
   if (r.has('opaServer')) {
     const url = r.str('opaServer');
     if (!/^https?:\/\//.test(url)) throw new ConfigError('policy.opaServer', `"${url}" must be an http(s) URL, e.g. http://127.0.0.1:8181`);
@@ -215,7 +248,7 @@ function parseUpstream(r: Reader): Config['upstream'] {
     if (r.has('kubeconfig')) throw new ConfigError('upstream', 'set either kubeconfig or inCluster: true, not both');
     return { kind: 'inCluster', ...timeouts };
   }
-  if (!r.has('kubeconfig')) throw new ConfigError('upstream.kubeconfig', 'is required: the gateway\'s own kubeconfig (or set inCluster: true)');
+  if (!r.has('kubeconfig')) throw new ConfigError('upstream.kubeconfig', "is required: the gateway's own kubeconfig (or set inCluster: true)");
   const context = r.optStr('context');
   return { kind: 'kubeconfig', file: r.path('kubeconfig'), ...(context ? { context } : {}), ...timeouts };
 }
@@ -236,7 +269,11 @@ function secret(r: Reader, key: string, option: string): string | undefined {
 
 function parseMode(r: Reader, key: string, fallback: 'hold' | 'refuse'): 'hold' | 'refuse' {
   const v = r.str(key, fallback);
-  if (v !== 'hold' && v !== 'refuse') throw new ConfigError(`approvals.mode.${key}`, `must be hold (the request waits for the decision) or refuse (403 at once, with how to get approval), not "${v}"`);
+  if (v !== 'hold' && v !== 'refuse')
+    throw new ConfigError(
+      `approvals.mode.${key}`,
+      `must be hold (the request waits for the decision) or refuse (403 at once, with how to get approval), not "${v}"`,
+    );
   return v;
 }
 
@@ -244,7 +281,8 @@ function parseApprovals(r: Reader, issuers: readonly IssuerConfig[]): ApprovalsC
   r.keys(['store', 'mode', 'holdSeconds', 'maxTtlSeconds', 'publicUrl', 'sweepSeconds', 'webhook', 'web']);
   const store = r.section('store');
   store.keys(['sqlite', 'postgres']);
-  if (store.has('sqlite') === store.has('postgres')) throw new ConfigError('approvals.store', 'set exactly one of sqlite: FILE (one gateway) or postgres: {url or urlFile} (several replicas)');
+  if (store.has('sqlite') === store.has('postgres'))
+    throw new ConfigError('approvals.store', 'set exactly one of sqlite: FILE (one gateway) or postgres: {url or urlFile} (several replicas)');
   let parsedStore: ApprovalsConfig['store'];
   if (store.has('sqlite')) parsedStore = { kind: 'sqlite', file: store.path('sqlite') };
   else {
@@ -264,7 +302,12 @@ function parseApprovals(r: Reader, issuers: readonly IssuerConfig[]): ApprovalsC
     w.keys(['url', 'urlFile', 'timeoutSeconds', 'retries', 'backoffSeconds']);
     const url = secret(w, 'url', 'approvals.webhook.url');
     if (!url || !/^https?:\/\//.test(url)) throw new ConfigError('approvals.webhook', 'set url or urlFile to the http(s) URL that receives the POST');
-    webhook = { url, timeoutSeconds: w.num('timeoutSeconds', 5, 0.1, 60), retries: w.num('retries', 3, 0, 10), backoffSeconds: w.num('backoffSeconds', 1, 0, 60) };
+    webhook = {
+      url,
+      timeoutSeconds: w.num('timeoutSeconds', 5, 0.1, 60),
+      retries: w.num('retries', 3, 0, 10),
+      backoffSeconds: w.num('backoffSeconds', 1, 0, 60),
+    };
   }
   let web: ApprovalsConfig['web'];
   if (r.has('web')) {
@@ -272,9 +315,14 @@ function parseApprovals(r: Reader, issuers: readonly IssuerConfig[]): ApprovalsC
     w.keys(['issuer', 'clientId', 'clientSecret', 'clientSecretFile', 'sessionMinutes']);
     const issuer = w.str('issuer', issuers[0]?.issuer);
     const configured = issuers.find((i) => i.issuer === issuer);
-    if (!configured) throw new ConfigError('approvals.web.issuer', `"${issuer}" is not one of identity.issuers; the web login's ID token is verified like any bearer token`);
+    if (!configured)
+      throw new ConfigError('approvals.web.issuer', `"${issuer}" is not one of identity.issuers; the web login's ID token is verified like any bearer token`);
     const clientId = w.str('clientId');
-    if (!configured.audiences.includes(clientId)) throw new ConfigError('approvals.web.clientId', `"${clientId}" must be one of the issuer's audiences (${configured.audiences.join(', ')}): the ID token's audience is the client ID`);
+    if (!configured.audiences.includes(clientId))
+      throw new ConfigError(
+        'approvals.web.clientId',
+        `"${clientId}" must be one of the issuer's audiences (${configured.audiences.join(', ')}): the ID token's audience is the client ID`,
+      );
     const clientSecret = secret(w, 'clientSecret', 'approvals.web.clientSecret');
     web = { issuer, clientId, ...(clientSecret ? { clientSecret } : {}), sessionMinutes: w.num('sessionMinutes', 60, 1, 24 * 60) };
   }
@@ -314,7 +362,10 @@ export function parseConfig(doc: unknown, base: string): Config {
     identity: { issuers },
     policy: parsePolicy(r.section('policy')),
     audit: { file: audit.path('file') },
-    recording: { dir: recording.has('dir') ? recording.path('dir') : join(dirname(audit.path('file')), 'recordings'), failOpen: recording.bool('failOpen', false) },
+    recording: {
+      dir: recording.has('dir') ? recording.path('dir') : join(dirname(audit.path('file')), 'recordings'),
+      failOpen: recording.bool('failOpen', false),
+    },
     masking: { ...(hashKeyFile ? { hashKeyFile } : {}), maxHoldBytes: masking.num('maxHoldBytes', 4 * 1024 * 1024, 1024, 256 * 1024 * 1024) },
     limits: { maxBodyBytes, policyBodyBytes, shutdownGraceSeconds: limits.num('shutdownGraceSeconds', 20, 0, 600) },
     cluster: r.str('cluster', 'default'),

@@ -25,13 +25,32 @@ export async function runKubeconfigCommand(argv: string[]): Promise<number> {
   const { values, positionals } = parseArgs({
     args: argv,
     allowPositionals: true,
-    options: { server: { type: 'string' }, ca: { type: 'string' }, user: { type: 'string', default: 'gatehouse-user' }, token: { type: 'string' }, exec: { type: 'string' }, namespace: { type: 'string' }, name: { type: 'string', default: 'gatehouse' } },
+    options: {
+      server: { type: 'string' },
+      ca: { type: 'string' },
+      user: { type: 'string', default: 'gatehouse-user' },
+      token: { type: 'string' },
+      exec: { type: 'string' },
+      namespace: { type: 'string' },
+      name: { type: 'string', default: 'gatehouse' },
+    },
   });
   if (!values.server || !values.ca || (!values.token && !values.exec)) {
-    process.stderr.write('usage: gatehouse kubeconfig --server https://GATEWAY --ca CA.crt [--user NAME] [--namespace NS] (--token TOKEN | --exec COMMAND -- [ARGS...])\n');
+    process.stderr.write(
+      'usage: gatehouse kubeconfig --server https://GATEWAY --ca CA.crt [--user NAME] [--namespace NS] (--token TOKEN | --exec COMMAND -- [ARGS...])\n',
+    );
     return 2;
   }
   const auth: KubeconfigAuth = values.exec ? { kind: 'exec', command: values.exec, args: positionals } : { kind: 'token', token: values.token! };
-  process.stdout.write(renderKubeconfig({ name: values.name, server: values.server, caPem: readFileSync(values.ca, 'utf8'), user: values.user, auth, ...(values.namespace ? { namespace: values.namespace } : {}) }));
+  process.stdout.write(
+    renderKubeconfig({
+      name: values.name,
+      server: values.server,
+      caPem: readFileSync(values.ca, 'utf8'),
+      user: values.user,
+      auth,
+      ...(values.namespace ? { namespace: values.namespace } : {}),
+    }),
+  );
   return 0;
 }

@@ -64,12 +64,23 @@ export async function startGateway(config: Config, options: GatewayOptions = {})
     headersTimeoutMs: config.upstream.headersTimeoutSeconds * 1000,
     bodyTimeoutMs: config.upstream.requestTimeoutSeconds * 1000,
   });
-  const audit = options.audit ?? createAuditWriter(config.audit.file, (err) => log.error({ err: { message: err.message, code: (err as NodeJS.ErrnoException).code } }, 'audit records could not be written'));
-  const tls = config.listen.tls.kind === 'files' ? { cert: readFileSync(config.listen.tls.cert), key: readFileSync(config.listen.tls.key), caPem: undefined } : selfSignedTls(config.listen.tls.dir, config.listen.tls.hosts);
+  const audit =
+    options.audit ??
+    createAuditWriter(config.audit.file, (err) =>
+      log.error({ err: { message: err.message, code: (err as NodeJS.ErrnoException).code } }, 'audit records could not be written'),
+    );
+  const tls =
+    config.listen.tls.kind === 'files'
+      ? { cert: readFileSync(config.listen.tls.cert), key: readFileSync(config.listen.tls.key), caPem: undefined }
+      : selfSignedTls(config.listen.tls.dir, config.listen.tls.hosts);
 
   // The approval store is opened before serving: a database that cannot be reached stops start-up.
   const ac = config.approvals;
-  const store: ApprovalStore | undefined = !ac ? undefined : ac.store.kind === 'sqlite' ? openSqliteStore(ac.store.file) : await openPostgresStore({ connectionString: ac.store.url, onError: (m) => log.warn(m) });
+  const store: ApprovalStore | undefined = !ac
+    ? undefined
+    : ac.store.kind === 'sqlite'
+      ? openSqliteStore(ac.store.file)
+      : await openPostgresStore({ connectionString: ac.store.url, onError: (m) => log.warn(m) });
 
   type Handler = (req: IncomingMessage, res: ServerResponse) => Promise<void>;
   // Assigned once the server listens: the approval links need its URL. Until then, 503.
@@ -137,7 +148,15 @@ export async function startGateway(config: Config, options: GatewayOptions = {})
   if (ac && store) {
     const publicUrl = ac.publicUrl ?? url;
     const w = ac.webhook;
-    webhook = w ? createWebhookNotifier({ url: w.url, timeoutMs: w.timeoutSeconds * 1000, retries: w.retries, backoffMs: w.backoffSeconds * 1000, log: (m) => log.warn(m) }) : undefined;
+    webhook = w
+      ? createWebhookNotifier({
+          url: w.url,
+          timeoutMs: w.timeoutSeconds * 1000,
+          retries: w.retries,
+          backoffMs: w.backoffSeconds * 1000,
+          log: (m) => log.warn(m),
+        })
+      : undefined;
     const service = createApprovalService({
       store,
       audit,
@@ -147,7 +166,19 @@ export async function startGateway(config: Config, options: GatewayOptions = {})
     });
     approvals = service;
     approvalsApi = createApprovalsApi({ store, service, authenticate: bearer });
-    web = ac.web ? createApprovalsWeb({ store, service, verify: (t) => authenticator.authenticate(t), options: { ...ac.web, publicUrl }, sessions: { store: sessions, audit, authorize: (who, verb, name, req, read) => authorizeSessions(engine, config.cluster, who, verb, name, req, read) } }) : undefined;
+    web = ac.web
+      ? createApprovalsWeb({
+          store,
+          service,
+          verify: (t) => authenticator.authenticate(t),
+          options: { ...ac.web, publicUrl },
+          sessions: {
+            store: sessions,
+            audit,
+            authorize: (who, verb, name, req, read) => authorizeSessions(engine, config.cluster, who, verb, name, req, read),
+          },
+        })
+      : undefined;
   }
   const gatehouse: Handler = async (req, res) => {
     const u = new URL(req.url ?? '/', 'https://gatehouse.invalid');

@@ -71,12 +71,23 @@ export interface AdmitDeps {
   /** Without it, requests the policy sends to `approve` are refused (fail closed). */
   readonly approvals?: ApprovalService;
   /** The requester's own view of the API, for approval previews; masks with the requester's directives. */
-  readonly preview: (identity: Identity, auditId: string, decision: Allowing) => { readonly asRequester: AsRequester; readonly mask: (body: Buffer) => Promise<Buffer> };
+  readonly preview: (
+    identity: Identity,
+    auditId: string,
+    decision: Allowing,
+  ) => { readonly asRequester: AsRequester; readonly mask: (body: Buffer) => Promise<Buffer> };
   readonly now: () => number;
 }
 
 export function receive(req: IncomingMessage, now: () => number): Received {
-  return { auditId: randomUUID(), received: new Date(now()), method: (req.method ?? '').toUpperCase(), url: req.url ?? '/', headers: req.headers, sourceIP: req.socket.remoteAddress ?? '' };
+  return {
+    auditId: randomUUID(),
+    received: new Date(now()),
+    method: (req.method ?? '').toUpperCase(),
+    url: req.url ?? '/',
+    headers: req.headers,
+    sourceIP: req.socket.remoteAddress ?? '',
+  };
 }
 
 /** A session subresource: the request opens a stream into a container. */
@@ -92,14 +103,24 @@ export function createAdmitter(deps: AdmitDeps) {
    * refusal names the identity, target and decision that were already there.
    */
   return async function admit(received: Received, req: IncomingMessage, signal: AbortSignal, door: Door): Promise<Admission | Refusal> {
-    let known: Omit<Refusal, 'admitted' | 'received' | 'error'> = { identity: null, target: null, input: null, body: undefined, decision: null, policyRevision: null };
+    let known: Omit<Refusal, 'admitted' | 'received' | 'error'> = {
+      identity: null,
+      target: null,
+      input: null,
+      body: undefined,
+      decision: null,
+      policyRevision: null,
+    };
     try {
       // RFC 6750 §2.3 lets a token ride in the query; logs, proxies and browser histories keep it
       // there. The gateway never takes one from the URL, and never forwards one upstream, where the
       // API server's audit log would keep it (the gateway's own records are scrubbed: audit/scrub.ts).
       const credential = credentialParamIn(received.url);
       if (credential !== undefined) {
-        throw new GatehouseError('GATEHOUSE_BAD_REQUEST', `Gatehouse does not accept credentials in the URL (query parameter ${JSON.stringify(credential.slice(0, 64))}): send the token in the Authorization header`);
+        throw new GatehouseError(
+          'GATEHOUSE_BAD_REQUEST',
+          `Gatehouse does not accept credentials in the URL (query parameter ${JSON.stringify(credential.slice(0, 64))}): send the token in the Authorization header`,
+        );
       }
       const identity = await deps.authenticator.authenticate(extractBearerToken(received.headers));
       known = { ...known, identity };
@@ -107,12 +128,16 @@ export function createAdmitter(deps: AdmitDeps) {
       const target = parseTarget(received.method, q < 0 ? received.url : received.url.slice(0, q), q < 0 ? '' : received.url.slice(q));
       known = { ...known, target };
       // Refused before any decision: no policy or approval for what could never be forwarded.
-      if (door === 'upgrade' && !isSession(target)) throw new GatehouseError('GATEHOUSE_BAD_REQUEST', 'Gatehouse upgrades only pods/exec, pods/attach and pods/portforward connections');
+      if (door === 'upgrade' && !isSession(target))
+        throw new GatehouseError('GATEHOUSE_BAD_REQUEST', 'Gatehouse upgrades only pods/exec, pods/attach and pods/portforward connections');
       // The gateway impersonates the verified caller and nobody else (docs/threat-model.md). Refused
       // before the policy runs, so no record shows an `allow` next to this refusal; dropping the
       // headers and going ahead would run `kubectl --as=X` with the caller's own, wider rights.
       if (requestedImpersonation(received.headers) !== null) {
-        throw new GatehouseError('GATEHOUSE_DENIED', 'Gatehouse does not forward impersonation: drop --as/--as-group (Impersonate-* headers); requests run as the identity in your token');
+        throw new GatehouseError(
+          'GATEHOUSE_DENIED',
+          'Gatehouse does not forward impersonation: drop --as/--as-group (Impersonate-* headers); requests run as the identity in your token',
+        );
       }
       // An upgrade request has no body: the connection is the session.
       const body = door === 'upgrade' ? undefined : await readBody(req, deps.limits.maxBodyBytes);
@@ -148,7 +173,15 @@ export function createAdmitter(deps: AdmitDeps) {
     }
   };
 
-  function gate(received: Received, identity: Identity, target: RequestTarget, input: PolicyInput, body: Buffer | undefined, decision: Extract<Decision, { effect: 'approve' }>, signal: AbortSignal): Promise<Granted> {
+  function gate(
+    received: Received,
+    identity: Identity,
+    target: RequestTarget,
+    input: PolicyInput,
+    body: Buffer | undefined,
+    decision: Extract<Decision, { effect: 'approve' }>,
+    signal: AbortSignal,
+  ): Promise<Granted> {
     if (!deps.approvals) {
       // Fail closed: the request needs a person, and nobody can be asked.
       throw new GatehouseError(
@@ -167,13 +200,17 @@ export function createAdmitter(deps: AdmitDeps) {
       auditId: received.auditId,
       signal,
       // previewWrite answers "nothing to preview" itself, without I/O, for what writes no object (exec).
-      preview: () => previewWrite({ verb, method: received.method, path: target.path, search: target.search, body, contentType: header(received.headers['content-type']) }, view.asRequester, view.mask),
+      preview: () =>
+        previewWrite(
+          { verb, method: received.method, path: target.path, search: target.search, body, contentType: header(received.headers['content-type']) },
+          view.asRequester,
+          view.mask,
+        ),
     });
   }
 }
 
 export type Admit = ReturnType<typeof createAdmitter>;
-
 
 export function header(v: string | string[] | undefined): string | undefined {
   return Array.isArray(v) ? v[0] : v;

@@ -42,16 +42,25 @@ export async function visibleApproval(store: ApprovalStore, viewer: Identity, id
   return a;
 }
 
-export function createApprovalsApi(deps: { readonly store: ApprovalStore; readonly service: ApprovalService; readonly authenticate: (req: IncomingMessage) => Promise<Identity> }) {
+export function createApprovalsApi(deps: {
+  readonly store: ApprovalStore;
+  readonly service: ApprovalService;
+  readonly authenticate: (req: IncomingMessage) => Promise<Identity>;
+}) {
   return async function handle(req: IncomingMessage, res: ServerResponse, path: string, search: URLSearchParams): Promise<void> {
     try {
       const who = await deps.authenticate(req);
       const rest = path.slice(API_PREFIX.length).split('/').filter(Boolean);
       if (req.method === 'GET' && rest.length === 0) {
         const state = search.get('state') ?? undefined;
-        if (state !== undefined && !STATES.has(state as ApprovalState)) throw new GatehouseError('GATEHOUSE_BAD_REQUEST', `state must be one of ${[...STATES].join(', ')}`);
+        if (state !== undefined && !STATES.has(state as ApprovalState))
+          throw new GatehouseError('GATEHOUSE_BAD_REQUEST', `state must be one of ${[...STATES].join(', ')}`);
         const items = await visibleApprovals(deps.store, who, state as ApprovalState | undefined);
-        return send(res, 200, { kind: 'ApprovalList', apiVersion: 'gatehouse.dev/v1', items: items.map((a) => ({ ...a, url: deps.service.approvalUrl(a.id) })) });
+        return send(res, 200, {
+          kind: 'ApprovalList',
+          apiVersion: 'gatehouse.dev/v1',
+          items: items.map((a) => ({ ...a, url: deps.service.approvalUrl(a.id) })),
+        });
       }
       if (req.method === 'GET' && rest.length === 1) {
         const a = await visibleApproval(deps.store, who, rest[0]!);

@@ -12,7 +12,11 @@ import type { RequestTarget } from '../request/attributes.js';
 
 /** The request waiting for a decision, as stored and shown: never the body itself (it may hold a Secret). */
 export interface ApprovalSubject {
-  readonly requester: { readonly username: string; readonly groups: readonly string[]; readonly agent: { readonly name: string; readonly onBehalfOf: string | null } | null };
+  readonly requester: {
+    readonly username: string;
+    readonly groups: readonly string[];
+    readonly agent: { readonly name: string; readonly onBehalfOf: string | null } | null;
+  };
   readonly method: string;
   readonly verb: string;
   /** Path and query as forwarded, less any credential in them (audit/scrub.ts): this is stored and shown. */
@@ -87,10 +91,21 @@ export function newApprovalId(): string {
   return s;
 }
 
-export function subjectOf(identity: Identity, target: RequestTarget, method: string, exec: ExecFacts | null, reasons: readonly string[], body: Buffer | undefined): ApprovalSubject {
+export function subjectOf(
+  identity: Identity,
+  target: RequestTarget,
+  method: string,
+  exec: ExecFacts | null,
+  reasons: readonly string[],
+  body: Buffer | undefined,
+): ApprovalSubject {
   const a = target.kind === 'resource' ? target.attributes : undefined;
   return {
-    requester: { username: identity.username, groups: identity.groups.filter((g) => !g.startsWith('system:')), agent: identity.agent ? { name: identity.agent.name, onBehalfOf: identity.agent.onBehalfOf } : null },
+    requester: {
+      username: identity.username,
+      groups: identity.groups.filter((g) => !g.startsWith('system:')),
+      agent: identity.agent ? { name: identity.agent.name, onBehalfOf: identity.agent.onBehalfOf } : null,
+    },
     method,
     verb: target.attributes.verb,
     uri: scrubUri(target.path + target.search),
@@ -110,20 +125,28 @@ export function whyNotApprover(approval: Approval, approver: Identity): string |
   const s = approval.subject.requester;
   if (approver.agent) return 'an agent cannot approve requests; a person in ' + approval.approverGroups.join(' or ') + ' must';
   if (approver.username === s.username) return 'you cannot approve your own request';
-  if (s.agent?.onBehalfOf && approver.username === s.agent.onBehalfOf) return `you cannot approve a request made by an agent acting on your behalf (${s.agent.name})`;
-  if (!approver.groups.some((g) => approval.approverGroups.includes(g))) return `only members of ${approval.approverGroups.join(' or ')} may decide on this approval`;
+  if (s.agent?.onBehalfOf && approver.username === s.agent.onBehalfOf)
+    return `you cannot approve a request made by an agent acting on your behalf (${s.agent.name})`;
+  if (!approver.groups.some((g) => approval.approverGroups.includes(g)))
+    return `only members of ${approval.approverGroups.join(' or ')} may decide on this approval`;
   return undefined;
 }
 
 /** Who may read an approval: its requester, the human behind the agent, and those who may decide on it. */
 export function mayView(approval: Approval, viewer: Identity): boolean {
   const s = approval.subject.requester;
-  return viewer.username === s.username || (s.agent?.onBehalfOf !== undefined && viewer.username === s.agent.onBehalfOf) || viewer.groups.some((g) => approval.approverGroups.includes(g));
+  return (
+    viewer.username === s.username ||
+    (s.agent?.onBehalfOf !== undefined && viewer.username === s.agent.onBehalfOf) ||
+    viewer.groups.some((g) => approval.approverGroups.includes(g))
+  );
 }
 
 /** One line naming the request, for messages, notifications and the CLI. */
 export function describe(s: ApprovalSubject): string {
-  const who = s.requester.agent ? `agent ${s.requester.agent.name}${s.requester.agent.onBehalfOf ? ` (for ${s.requester.agent.onBehalfOf})` : ''}` : s.requester.username;
+  const who = s.requester.agent
+    ? `agent ${s.requester.agent.name}${s.requester.agent.onBehalfOf ? ` (for ${s.requester.agent.onBehalfOf})` : ''}`
+    : s.requester.username;
   const what = s.resource
     ? `${s.verb} ${s.subresource ? `${s.resource}/${s.subresource}` : s.resource}${s.group ? `.${s.group}` : ''}${s.name ? ` ${s.name}` : ''}${s.namespace ? ` in ${s.namespace}` : ''}`
     : `${s.verb} ${s.uri}`;

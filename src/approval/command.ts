@@ -45,7 +45,14 @@ function show(a: Approval & { url?: string }): string {
     ...(a.url ? [`Web:        ${visible(a.url)}`] : []),
     '',
     'Preview:',
-    ...(!a.preview ? ['  (being prepared)'] : a.preview.status === 'ok' ? a.preview.diff.replace(/\n$/, '').split('\n').map((l) => `  ${visible(l)}`) : [`  ${visible(a.preview.message)}`]),
+    ...(!a.preview
+      ? ['  (being prepared)']
+      : a.preview.status === 'ok'
+        ? a.preview.diff
+            .replace(/\n$/, '')
+            .split('\n')
+            .map((l) => `  ${visible(l)}`)
+        : [`  ${visible(a.preview.message)}`]),
   ];
   return lines.join('\n').replace(/\s*$/, '\n');
 }
@@ -59,7 +66,13 @@ export async function runApprovalsCommand(argv: string[]): Promise<number> {
   const { values, positionals } = parseArgs({
     args: argv,
     allowPositionals: true,
-    options: { kubeconfig: { type: 'string' }, context: { type: 'string' }, reason: { type: 'string', default: '' }, state: { type: 'string' }, output: { type: 'string', short: 'o' } },
+    options: {
+      kubeconfig: { type: 'string' },
+      context: { type: 'string' },
+      reason: { type: 'string', default: '' },
+      state: { type: 'string' },
+      output: { type: 'string', short: 'o' },
+    },
   });
   const [verb, id] = positionals;
   if (!verb || verb === 'help' || (verb !== 'list' && !id)) {
@@ -70,10 +83,18 @@ export async function runApprovalsCommand(argv: string[]): Promise<number> {
   const json = values.output === 'json';
   switch (verb) {
     case 'list': {
-      const list = (await client.call('GET', `/gatehouse/v1/approvals${values.state ? `?state=${encodeURIComponent(values.state)}` : ''}`)) as { items: Approval[] };
+      const list = (await client.call('GET', `/gatehouse/v1/approvals${values.state ? `?state=${encodeURIComponent(values.state)}` : ''}`)) as {
+        items: Approval[];
+      };
       if (json) print(JSON.stringify(list, null, 2) + '\n');
       else if (list.items.length === 0) print('No approvals.\n');
-      else print(table([['ID', 'STATE', 'AGE', 'APPROVERS', 'REQUEST'], ...list.items.map((a) => [a.id, a.state, ago(a.createdAt), a.approverGroups.join(','), describe(a.subject)])]));
+      else
+        print(
+          table([
+            ['ID', 'STATE', 'AGE', 'APPROVERS', 'REQUEST'],
+            ...list.items.map((a) => [a.id, a.state, ago(a.createdAt), a.approverGroups.join(','), describe(a.subject)]),
+          ]),
+        );
       return 0;
     }
     case 'show': {
@@ -84,7 +105,11 @@ export async function runApprovalsCommand(argv: string[]): Promise<number> {
     case 'approve':
     case 'deny': {
       const a = (await client.call('POST', `/gatehouse/v1/approvals/${encodeURIComponent(id!)}/${verb}`, { reason: values.reason })) as Approval;
-      print(json ? JSON.stringify(a, null, 2) + '\n' : `approval ${visible(a.id)} ${a.state === 'approved' ? `approved; valid until ${new Date(a.expiresAt).toISOString()}` : 'denied'}: ${visible(describe(a.subject))}\n`);
+      print(
+        json
+          ? JSON.stringify(a, null, 2) + '\n'
+          : `approval ${visible(a.id)} ${a.state === 'approved' ? `approved; valid until ${new Date(a.expiresAt).toISOString()}` : 'denied'}: ${visible(describe(a.subject))}\n`,
+      );
       return 0;
     }
     default:

@@ -75,7 +75,10 @@ export async function openPostgresStore(options: PostgresStoreOptions): Promise<
     async all(sql, params) {
       let s = statements.get(sql);
       if (!s) statements.set(sql, (s = positional(sql)));
-      const res = await pool.query(s.text, s.names.map((n) => params[n]));
+      const res = await pool.query(
+        s.text,
+        s.names.map((n) => params[n]),
+      );
       return res.rows as Row[];
     },
     async announce(ids) {

@@ -9,7 +9,12 @@ import type { Preview } from './approval.js';
 import { unifiedDiff } from './diff.js';
 
 export interface AsRequester {
-  (req: { readonly method: string; readonly pathAndQuery: string; readonly body?: Buffer; readonly contentType?: string }): Promise<{ readonly status: number; readonly body: Buffer }>;
+  (req: {
+    readonly method: string;
+    readonly pathAndQuery: string;
+    readonly body?: Buffer;
+    readonly contentType?: string;
+  }): Promise<{ readonly status: number; readonly body: Buffer }>;
 }
 
 export interface PreviewRequest {
@@ -75,16 +80,27 @@ export async function previewWrite(req: PreviewRequest, asRequester: AsRequester
   if (body instanceof Error) return { status: 'unavailable', message: body.message };
   const path = objectPath(req);
   const current = path ? await asRequester({ method: 'GET', pathAndQuery: path }) : { status: 404, body: Buffer.alloc(0) };
-  const dryRun = await asRequester({ method: req.method, pathAndQuery: req.path + withDryRun(req.search), ...(body ? { body } : {}), ...(req.contentType ? { contentType: req.contentType } : {}) });
+  const dryRun = await asRequester({
+    method: req.method,
+    pathAndQuery: req.path + withDryRun(req.search),
+    ...(body ? { body } : {}),
+    ...(req.contentType ? { contentType: req.contentType } : {}),
+  });
   if (dryRun.status >= 300) {
     const status = parseObject(dryRun.body);
-    return { status: 'unavailable', message: `the dry run was refused (${dryRun.status}): ${typeof status?.['message'] === 'string' ? status['message'] : 'no message'}` };
+    return {
+      status: 'unavailable',
+      message: `the dry run was refused (${dryRun.status}): ${typeof status?.['message'] === 'string' ? status['message'] : 'no message'}`,
+    };
   }
   const before = current.status === 200 ? parseObject(await mask(current.body)) : undefined;
   // A delete's dry run answers with the object as it is or a Status; either way it is gone afterwards,
   // unless finalizers keep it (then the answer carries a deletionTimestamp).
   const answered = parseObject(await mask(dryRun.body));
-  const after = req.verb === 'delete' && (answered?.['kind'] === 'Status' || !(answered?.['metadata'] as Record<string, unknown> | undefined)?.['deletionTimestamp']) ? undefined : answered;
+  const after =
+    req.verb === 'delete' && (answered?.['kind'] === 'Status' || !(answered?.['metadata'] as Record<string, unknown> | undefined)?.['deletionTimestamp'])
+      ? undefined
+      : answered;
   const diff = unifiedDiff(render(before), render(after), { before: before ? 'current' : '(does not exist)', after: after ? 'after (dry run)' : '(deleted)' });
   return { status: 'ok', diff: diff || '(no change)\n', dryRunCode: dryRun.status };
 }

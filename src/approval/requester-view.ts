@@ -17,11 +17,19 @@ export interface RequesterView {
   readonly mask: (body: Buffer) => Promise<Buffer>;
 }
 
-export function createRequesterView(deps: { readonly forwarder: Forwarder; readonly upstream: UpstreamTarget; readonly maxBodyBytes: number; readonly masking: RedactOptions }) {
+export function createRequesterView(deps: {
+  readonly forwarder: Forwarder;
+  readonly upstream: UpstreamTarget;
+  readonly maxBodyBytes: number;
+  readonly masking: RedactOptions;
+}) {
   const programFor = createProgramCache();
   return function viewOf(identity: Identity, auditId: string, decision: { readonly mask: readonly MaskDirective[] }): RequesterView {
     const asRequester: AsRequester = async ({ method, pathAndQuery, body, contentType }) => {
-      const headers = buildUpstreamHeaders({ accept: 'application/json', ...(contentType ? { 'content-type': contentType } : {}) }, identity, deps.upstream, { auditId, forMasking: true });
+      const headers = buildUpstreamHeaders({ accept: 'application/json', ...(contentType ? { 'content-type': contentType } : {}) }, identity, deps.upstream, {
+        auditId,
+        forMasking: true,
+      });
       const res = await deps.forwarder.forward({ method, pathAndQuery, headers, body, longRunning: false, signal: AbortSignal.timeout(30_000) });
       const chunks: Buffer[] = [];
       let size = 0;

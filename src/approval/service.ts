@@ -77,7 +77,14 @@ export function createApprovalService(deps: ApprovalServiceDeps) {
       requester: { username: s.requester.username, agent: s.requester.agent?.name ?? null, onBehalfOf: s.requester.agent?.onBehalfOf ?? null },
       ...(extra.actor ? { actor: extra.actor } : {}),
       ...(extra.reason ? { reason: extra.reason } : {}),
-      request: { verb: s.verb, uri: s.uri, namespace: s.namespace, name: s.name, resource: s.subresource ? `${s.resource}/${s.subresource}` : s.resource, summary: describeSubject(s) },
+      request: {
+        verb: s.verb,
+        uri: s.uri,
+        namespace: s.namespace,
+        name: s.name,
+        resource: s.subresource ? `${s.resource}/${s.subresource}` : s.resource,
+        summary: describeSubject(s),
+      },
       approverGroups: a.approverGroups,
       ...(extra.auditID ? { auditID: extra.auditID } : {}),
     });
@@ -104,7 +111,10 @@ export function createApprovalService(deps: ApprovalServiceDeps) {
       case 'expired':
         return new GatehouseError('GATEHOUSE_DENIED', `approval ${a.id} expired before anyone approved it; run the command again to ask anew`);
       default:
-        return new GatehouseError('GATEHOUSE_DENIED', `approval ${a.id} was used by another request with the same fingerprint; run the command again to ask anew`);
+        return new GatehouseError(
+          'GATEHOUSE_DENIED',
+          `approval ${a.id} was used by another request with the same fingerprint; run the command again to ask anew`,
+        );
     }
   }
 
@@ -140,7 +150,14 @@ export function createApprovalService(deps: ApprovalServiceDeps) {
         );
       };
       const onAbort = () => finish(undefined);
-      const onShutdown = () => finish(undefined, new GatehouseError('GATEHOUSE_SHUTTING_DOWN', `the gateway is shutting down while this request waited for approval ${id}; the approval stays pending — run the command again once it is approved`));
+      const onShutdown = () =>
+        finish(
+          undefined,
+          new GatehouseError(
+            'GATEHOUSE_SHUTTING_DOWN',
+            `the gateway is shutting down while this request waited for approval ${id}; the approval stays pending — run the command again once it is approved`,
+          ),
+        );
       set.add(check);
       const timer = setTimeout(() => finish(undefined), Math.max(0, untilMs - now()));
       // Notifications are the fast path; a slow poll covers one that was lost.
@@ -157,7 +174,10 @@ export function createApprovalService(deps: ApprovalServiceDeps) {
   async function sweep(): Promise<void> {
     for (const a of await store.expireDue(now())) record('expire', a);
   }
-  const sweeper = setInterval(() => void sweep().catch((err: unknown) => deps.log?.(`expiring approvals failed: ${messageOf(err)}`)), settings.sweepSeconds * 1000);
+  const sweeper = setInterval(
+    () => void sweep().catch((err: unknown) => deps.log?.(`expiring approvals failed: ${messageOf(err)}`)),
+    settings.sweepSeconds * 1000,
+  );
   sweeper.unref();
 
   return {
@@ -168,7 +188,14 @@ export function createApprovalService(deps: ApprovalServiceDeps) {
       const granted = await use(req.fingerprint, req.auditId, req.identity.username);
       if (granted) return granted;
       const { approval, created, expired } = await store.open(
-        { id: newApprovalId(), fingerprint: req.fingerprint, subject: req.subject, approverGroups: req.policy.approverGroups, singleUse: req.policy.singleUse, ttlSeconds: Math.min(req.policy.ttlSeconds, settings.maxTtlSeconds) },
+        {
+          id: newApprovalId(),
+          fingerprint: req.fingerprint,
+          subject: req.subject,
+          approverGroups: req.policy.approverGroups,
+          singleUse: req.policy.singleUse,
+          ttlSeconds: Math.min(req.policy.ttlSeconds, settings.maxTtlSeconds),
+        },
         now(),
       );
       for (const e of expired) record('expire', e);
@@ -193,7 +220,8 @@ export function createApprovalService(deps: ApprovalServiceDeps) {
         await sweep();
         decided = await store.get(approval.id);
       }
-      if (!decided || decided.state === 'pending') throw refusal(approval, req.signal.aborted ? 'the client went away while waiting' : 'no decision while the request was held');
+      if (!decided || decided.state === 'pending')
+        throw refusal(approval, req.signal.aborted ? 'the client went away while waiting' : 'no decision while the request was held');
       if (decided.state !== 'approved') throw outcomeError(decided);
       const used = await use(req.fingerprint, req.auditId, req.identity.username);
       if (!used) throw outcomeError({ ...decided, state: 'used', usedAt: now() });
@@ -208,10 +236,22 @@ export function createApprovalService(deps: ApprovalServiceDeps) {
       if (why) throw new GatehouseError('GATEHOUSE_DENIED', `${approver.username} may not decide on approval ${id}: ${why}`);
       if (a.state !== 'pending') throw new GatehouseError('GATEHOUSE_CONFLICT', `approval ${id} is ${a.state}, not pending`);
       const at = now();
-      const decided = await store.decide(id, { state: approve ? 'approved' : 'denied', by: approver.username, reason: reason.slice(0, 1024), validUntil: approve ? at + a.ttlSeconds * 1000 : a.expiresAt }, at);
+      const decided = await store.decide(
+        id,
+        {
+          state: approve ? 'approved' : 'denied',
+          by: approver.username,
+          reason: reason.slice(0, 1024),
+          validUntil: approve ? at + a.ttlSeconds * 1000 : a.expiresAt,
+        },
+        at,
+      );
       if (!decided) {
         const current = await store.get(id);
-        throw new GatehouseError('GATEHOUSE_CONFLICT', `approval ${id} is ${current?.state === 'pending' ? 'past its expiry' : (current?.state ?? 'gone')}, not pending`);
+        throw new GatehouseError(
+          'GATEHOUSE_CONFLICT',
+          `approval ${id} is ${current?.state === 'pending' ? 'past its expiry' : (current?.state ?? 'gone')}, not pending`,
+        );
       }
       record(approve ? 'approve' : 'deny', decided, { actor: approver.username, ...(reason ? { reason } : {}) });
       return decided;

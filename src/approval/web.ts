@@ -70,7 +70,10 @@ function cookie(name: string, value: string, maxAgeSeconds: number): string {
 }
 
 function when(ms: number): string {
-  return new Date(ms).toISOString().replace('T', ' ').replace(/\.\d+Z$/, 'Z');
+  return new Date(ms)
+    .toISOString()
+    .replace('T', ' ')
+    .replace(/\.\d+Z$/, 'Z');
 }
 
 function who(a: Approval): string {
@@ -89,9 +92,13 @@ function listPage(items: Approval[]): string {
     list.length === 0
       ? '<tr><td colspan="6">None.</td></tr>'
       : list
-          .map((a) => `<tr><td><a href="/gatehouse/approvals/${escapeHtml(a.id)}">${escapeHtml(a.id)}</a></td><td>${who(a)}</td><td>${what(a)}</td><td>${escapeHtml(a.subject.reasons.join('; '))}</td><td class="state ${a.state}">${a.state}</td><td>${when(a.createdAt)}</td></tr>`)
+          .map(
+            (a) =>
+              `<tr><td><a href="/gatehouse/approvals/${escapeHtml(a.id)}">${escapeHtml(a.id)}</a></td><td>${who(a)}</td><td>${what(a)}</td><td>${escapeHtml(a.subject.reasons.join('; '))}</td><td class="state ${a.state}">${a.state}</td><td>${when(a.createdAt)}</td></tr>`,
+          )
           .join('');
-  const head = '<tr><th scope="col">ID</th><th scope="col">Who</th><th scope="col">What</th><th scope="col">Why</th><th scope="col">State</th><th scope="col">Asked</th></tr>';
+  const head =
+    '<tr><th scope="col">ID</th><th scope="col">Who</th><th scope="col">What</th><th scope="col">Why</th><th scope="col">State</th><th scope="col">Asked</th></tr>';
   const pending = items.filter((a) => a.state === 'pending');
   const recent = items.filter((a) => a.state !== 'pending').slice(0, 50);
   return `<h1>Approvals</h1><table id="pending"><caption>Pending (${pending.length})</caption><thead>${head}</thead><tbody>${rows(pending)}</tbody></table>
@@ -101,7 +108,13 @@ function listPage(items: Approval[]): string {
 function diffHtml(diff: string): string {
   return diff
     .split('\n')
-    .map((l) => (l.startsWith('+') && !l.startsWith('+++') ? `<span class="add">${escapeHtml(l)}</span>` : l.startsWith('-') && !l.startsWith('---') ? `<span class="del">${escapeHtml(l)}</span>` : escapeHtml(l)))
+    .map((l) =>
+      l.startsWith('+') && !l.startsWith('+++')
+        ? `<span class="add">${escapeHtml(l)}</span>`
+        : l.startsWith('-') && !l.startsWith('---')
+          ? `<span class="del">${escapeHtml(l)}</span>`
+          : escapeHtml(l),
+    )
     .join('\n');
 }
 
@@ -121,7 +134,10 @@ function detailPage(a: Approval, viewer: Identity, csrf: string): string {
         : `<form class="decide" method="post" action="/gatehouse/approvals/${escapeHtml(a.id)}/decision">
 <input type="hidden" name="csrf" value="${escapeHtml(csrf)}"><label for="reason">Reason (optional)<input id="reason" name="reason" maxlength="1024" size="40"></label>
 <button class="approve" type="submit" name="action" value="approve">Approve</button><button class="deny" type="submit" name="action" value="deny">Deny</button></form>`;
-  const decided = 'decidedBy' in a ? `<dt>Decided</dt><dd>${a.state === 'denied' ? 'denied' : 'approved'} by ${escapeHtml(a.decidedBy)} at ${when(a.decidedAt)}${a.reason ? `: ${escapeHtml(a.reason)}` : ''}</dd>` : '';
+  const decided =
+    'decidedBy' in a
+      ? `<dt>Decided</dt><dd>${a.state === 'denied' ? 'denied' : 'approved'} by ${escapeHtml(a.decidedBy)} at ${when(a.decidedAt)}${a.reason ? `: ${escapeHtml(a.reason)}` : ''}</dd>`
+      : '';
   return `<h1>Approval ${escapeHtml(a.id)} <span class="state ${a.state}">${a.state}</span></h1>
 <dl><dt>Who</dt><dd>${who(a)}${s.requester.groups.length ? ` (groups: ${escapeHtml(s.requester.groups.join(', '))})` : ''}</dd>
 <dt>What</dt><dd>${what(a)}</dd><dt>Request</dt><dd><code>${escapeHtml(`${s.method} ${s.uri}`)}</code></dd>
@@ -151,7 +167,14 @@ export interface WebSessions {
   readonly audit: AuditWriter;
 }
 
-export function createApprovalsWeb(deps: { readonly store: ApprovalStore; readonly service: ApprovalService; readonly verify: (idToken: string) => Promise<Identity>; readonly options: WebOptions; readonly sessions?: WebSessions; readonly now?: () => number }) {
+export function createApprovalsWeb(deps: {
+  readonly store: ApprovalStore;
+  readonly service: ApprovalService;
+  readonly verify: (idToken: string) => Promise<Identity>;
+  readonly options: WebOptions;
+  readonly sessions?: WebSessions;
+  readonly now?: () => number;
+}) {
   const assets = playerAssets();
   const now = deps.now ?? Date.now;
   const { options } = deps;
@@ -164,8 +187,14 @@ export function createApprovalsWeb(deps: { readonly store: ApprovalStore; readon
   function discover(): Promise<oidc.Configuration> {
     // Discovered on first use, and again after a failure: the issuer may start after the gateway.
     config ??= oidc
-      // eslint-disable-next-line @typescript-eslint/no-deprecated -- the demo issuer serves plain HTTP on loopback; openid-client marks this escape hatch deprecated so that it stands out, and it is used only for http: issuers
-      .discovery(new URL(options.issuer), options.clientId, options.clientSecret, options.clientSecret ? oidc.ClientSecretPost(options.clientSecret) : oidc.None(), new URL(options.issuer).protocol === 'http:' ? { execute: [oidc.allowInsecureRequests] } : undefined)
+      .discovery(
+        new URL(options.issuer),
+        options.clientId,
+        options.clientSecret,
+        options.clientSecret ? oidc.ClientSecretPost(options.clientSecret) : oidc.None(),
+        // eslint-disable-next-line @typescript-eslint/no-deprecated -- the demo issuer serves plain HTTP on loopback; openid-client marks this escape hatch deprecated so that it stands out, and it is used only for http: issuers
+        new URL(options.issuer).protocol === 'http:' ? { execute: [oidc.allowInsecureRequests] } : undefined,
+      )
       .catch((err: unknown) => {
         config = undefined;
         throw err;
@@ -218,7 +247,13 @@ export function createApprovalsWeb(deps: { readonly store: ApprovalStore; readon
   async function login(res: ServerResponse, returnTo: string): Promise<void> {
     sweep();
     const cfg = await discover();
-    const pending: PendingLogin = { verifier: oidc.randomPKCECodeVerifier(), state: oidc.randomState(), nonce: oidc.randomNonce(), returnTo, expiresAt: now() + LOGIN_TTL_MS };
+    const pending: PendingLogin = {
+      verifier: oidc.randomPKCECodeVerifier(),
+      state: oidc.randomState(),
+      nonce: oidc.randomNonce(),
+      returnTo,
+      expiresAt: now() + LOGIN_TTL_MS,
+    };
     const key = randomBytes(24).toString('base64url');
     logins.set(key, pending);
     const url = oidc.buildAuthorizationUrl(cfg, {
@@ -236,13 +271,19 @@ export function createApprovalsWeb(deps: { readonly store: ApprovalStore; readon
     const key = cookies(req).get(LOGIN_COOKIE) ?? '';
     const pending = logins.get(key);
     logins.delete(key);
-    if (!pending || pending.expiresAt <= now()) throw new GatehouseError('GATEHOUSE_UNAUTHENTICATED', 'this login is unknown or took too long; start again at /gatehouse/approvals');
+    if (!pending || pending.expiresAt <= now())
+      throw new GatehouseError('GATEHOUSE_UNAUTHENTICATED', 'this login is unknown or took too long; start again at /gatehouse/approvals');
     const cfg = await discover();
     const current = new URL(redirectUri);
     current.search = url.search;
     let idToken: string | undefined;
     try {
-      const tokens = await oidc.authorizationCodeGrant(cfg, current, { pkceCodeVerifier: pending.verifier, expectedState: pending.state, expectedNonce: pending.nonce, idTokenExpected: true });
+      const tokens = await oidc.authorizationCodeGrant(cfg, current, {
+        pkceCodeVerifier: pending.verifier,
+        expectedState: pending.state,
+        expectedNonce: pending.nonce,
+        idTokenExpected: true,
+      });
       idToken = tokens.id_token;
     } catch (err) {
       throw new GatehouseError('GATEHOUSE_UNAUTHENTICATED', `the login failed: ${(err as Error).message}`);
@@ -270,7 +311,9 @@ export function createApprovalsWeb(deps: { readonly store: ApprovalStore; readon
           checkForm(req, session, new URLSearchParams(await readSmallBody(req, 4096)));
           sessions.delete(cookies(req).get(SESSION_COOKIE) ?? '');
         }
-        return html(res, 200, page('Logged out', undefined, undefined, '<p>You are logged out. <a href="/gatehouse/approvals">Log in again</a></p>'), { 'set-cookie': cookie(SESSION_COOKIE, '', 0) });
+        return html(res, 200, page('Logged out', undefined, undefined, '<p>You are logged out. <a href="/gatehouse/approvals">Log in again</a></p>'), {
+          'set-cookie': cookie(SESSION_COOKIE, '', 0),
+        });
       }
       const m = /^\/gatehouse\/approvals(?:\/(ap-[a-z0-9]+)(\/decision)?)?\/?$/.exec(path);
       const sm = /^\/gatehouse\/sessions(?:\/(se-[a-z0-9]+)(\/cast)?)?\/?$/.exec(path);
@@ -289,7 +332,9 @@ export function createApprovalsWeb(deps: { readonly store: ApprovalStore; readon
           const rec = deps.sessions.store.get(sid);
           if (!rec) throw new GatehouseError('GATEHOUSE_NOT_FOUND', `session ${sid} does not exist`);
           if (cast) return await sendCast(res, deps.sessions.store, sid, false);
-          return html(res, 200, page(`Session ${sid}`, session.identity, session.csrf, sessionPage(rec), PLAYER_HEAD), { 'content-security-policy': PLAYER_CSP });
+          return html(res, 200, page(`Session ${sid}`, session.identity, session.csrf, sessionPage(rec), PLAYER_HEAD), {
+            'content-security-policy': PLAYER_CSP,
+          });
         } catch (err) {
           read.failed(err);
           throw err;
@@ -297,7 +342,12 @@ export function createApprovalsWeb(deps: { readonly store: ApprovalStore; readon
       }
       if (!m) throw new GatehouseError('GATEHOUSE_NOT_FOUND', `no page at ${path}`);
       const [, id, decision] = m;
-      if (req.method === 'GET' && !id) return html(res, 200, page('Approvals', session.identity, session.csrf, listPage(await visibleApprovals(deps.store, session.identity, undefined, 200))));
+      if (req.method === 'GET' && !id)
+        return html(
+          res,
+          200,
+          page('Approvals', session.identity, session.csrf, listPage(await visibleApprovals(deps.store, session.identity, undefined, 200))),
+        );
       if (req.method === 'GET' && id && !decision) {
         const a = await visibleApproval(deps.store, session.identity, id);
         return html(res, 200, page(`Approval ${a.id}`, session.identity, session.csrf, detailPage(a, session.identity, session.csrf)));
@@ -315,7 +365,16 @@ export function createApprovalsWeb(deps: { readonly store: ApprovalStore; readon
     } catch (err) {
       const e = asGatehouseError(err);
       const s = sessionOf(req);
-      html(res, e.status, page('Error', s?.identity, s?.csrf, `<h1>${escapeHtml(e.reason)}</h1><p role="alert">${escapeHtml(e.publicMessage)}</p><p><a href="/gatehouse/approvals">Back to approvals</a></p>`));
+      html(
+        res,
+        e.status,
+        page(
+          'Error',
+          s?.identity,
+          s?.csrf,
+          `<h1>${escapeHtml(e.reason)}</h1><p role="alert">${escapeHtml(e.publicMessage)}</p><p><a href="/gatehouse/approvals">Back to approvals</a></p>`,
+        ),
+      );
     }
   };
 }

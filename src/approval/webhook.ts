@@ -36,7 +36,14 @@ export function createWebhookNotifier(options: WebhookOptions) {
   async function deliver(item: { body: string; id: string }): Promise<void> {
     for (let attempt = 0; attempt <= options.retries; attempt++) {
       try {
-        const res = await request(options.url, { method: 'POST', headers: { 'content-type': 'application/json' }, body: item.body, headersTimeout: options.timeoutMs, bodyTimeout: options.timeoutMs, signal: AbortSignal.timeout(options.timeoutMs) });
+        const res = await request(options.url, {
+          method: 'POST',
+          headers: { 'content-type': 'application/json' },
+          body: item.body,
+          headersTimeout: options.timeoutMs,
+          bodyTimeout: options.timeoutMs,
+          signal: AbortSignal.timeout(options.timeoutMs),
+        });
         await res.body.dump();
         if (res.statusCode < 300) return;
         options.log(`webhook to ${host} for approval ${item.id}: HTTP ${res.statusCode} (attempt ${attempt + 1} of ${options.retries + 1})`);

@@ -67,7 +67,14 @@ export interface ApprovalEvent {
   /** Who approved, denied or used it; absent for create and expire, which the gateway does. */
   readonly actor?: string;
   readonly reason?: string;
-  readonly request: { readonly verb: string; readonly uri: string; readonly namespace: string; readonly name: string; readonly resource: string; readonly summary: string };
+  readonly request: {
+    readonly verb: string;
+    readonly uri: string;
+    readonly namespace: string;
+    readonly name: string;
+    readonly resource: string;
+    readonly summary: string;
+  };
   readonly approverGroups: readonly string[];
   /** The audit ID of the request that created or used the approval. */
   readonly auditID?: string;
@@ -106,7 +113,12 @@ interface StorableRequest {
  * the body is dropped for a digest unless the policy asked for Request-level
  * audit of a non-secret resource.
  */
-export function storableInput<I extends { readonly request: StorableRequest }>(input: I, level: AuditEvent['level'], resourceKey: string, rawBody: Buffer | undefined): I {
+export function storableInput<I extends { readonly request: StorableRequest }>(
+  input: I,
+  level: AuditEvent['level'],
+  resourceKey: string,
+  rawBody: Buffer | undefined,
+): I {
   const r = input.request;
   const keepBody = level !== 'Metadata' && !SECRET_BODIES.has(resourceKey) && !SECRET_BODIES.has(resourceKey.split('/')[0]!);
   const digest = rawBody ? { sha256: createHash('sha256').update(rawBody).digest('hex'), bytes: rawBody.length } : null;

@@ -26,7 +26,12 @@ export interface RequestFacts {
   /** Whom the API server was asked to act as, once the request was forwarded. */
   readonly impersonated: AuditUser | null;
   readonly objectRef: ObjectRef | null;
-  readonly decision: { readonly effect: string; readonly reasons: readonly string[]; readonly mask: readonly string[]; readonly level: AuditEvent['level'] } | null;
+  readonly decision: {
+    readonly effect: string;
+    readonly reasons: readonly string[];
+    readonly mask: readonly string[];
+    readonly level: AuditEvent['level'];
+  } | null;
   readonly policyRevision: string | null;
   readonly approval: { readonly id: string; readonly approvedBy: string } | null;
   /** The outcome: the status code the client got, and the error when it was one. */
@@ -56,7 +61,9 @@ export function requestEvent(f: RequestFacts): AuditEvent {
     sourceIPs: [f.sourceIP],
     ...(f.userAgent ? { userAgent: f.userAgent } : {}),
     ...(f.objectRef ? { objectRef: f.objectRef } : {}),
-    ...(f.stage === 'RequestReceived' ? {} : { responseStatus: f.error ? { code: f.code, status: 'Failure', reason: f.error.reason, message: f.error.publicMessage } : { code: f.code } }),
+    ...(f.stage === 'RequestReceived'
+      ? {}
+      : { responseStatus: f.error ? { code: f.code, status: 'Failure', reason: f.error.reason, message: f.error.publicMessage } : { code: f.code } }),
     requestReceivedTimestamp: f.received.toISOString(),
     stageTimestamp: f.at.toISOString(),
     annotations: {

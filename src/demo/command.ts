@@ -80,7 +80,11 @@ async function token(argv: string[]): Promise<number> {
   // An ExecCredential is what kubectl's exec plugin protocol expects on stdout.
   process.stdout.write(
     values['exec-credential']
-      ? JSON.stringify({ apiVersion: 'client.authentication.k8s.io/v1', kind: 'ExecCredential', status: { token, expirationTimestamp: expiresAt.toISOString() } }) + '\n'
+      ? JSON.stringify({
+          apiVersion: 'client.authentication.k8s.io/v1',
+          kind: 'ExecCredential',
+          status: { token, expirationTimestamp: expiresAt.toISOString() },
+        }) + '\n'
       : token + '\n',
   );
   return 0;

@@ -47,7 +47,16 @@ export interface DemoUser {
 }
 
 export function tokenArgs(u: DemoUser): string[] {
-  return ['demo', 'token', '--user', u.user, '--groups', u.groups.join(','), ...(u.agent ? ['--agent', u.agent, '--on-behalf-of', u.onBehalfOf ?? ''] : []), '--exec-credential'];
+  return [
+    'demo',
+    'token',
+    '--user',
+    u.user,
+    '--groups',
+    u.groups.join(','),
+    ...(u.agent ? ['--agent', u.agent, '--on-behalf-of', u.onBehalfOf ?? ''] : []),
+    '--exec-credential',
+  ];
 }
 
 export interface DemoOptions {
@@ -116,7 +125,14 @@ export async function startDemo(options: DemoOptions = {}): Promise<RunningDemo>
       const file = join(dir, `${name}.kubeconfig`);
       writeFileSync(
         file,
-        renderKubeconfig({ name: 'gatehouse-demo', server: gateway.url, caPem: gateway.caPem!, user: name, namespace: 'dev', auth: { kind: 'exec', command: process.execPath, args: [join(projectRoot, 'bin/gatehouse.js'), ...tokenArgs(u)], env: { GATEHOUSE_DEMO_DIR: dir } } }),
+        renderKubeconfig({
+          name: 'gatehouse-demo',
+          server: gateway.url,
+          caPem: gateway.caPem!,
+          user: name,
+          namespace: 'dev',
+          auth: { kind: 'exec', command: process.execPath, args: [join(projectRoot, 'bin/gatehouse.js'), ...tokenArgs(u)], env: { GATEHOUSE_DEMO_DIR: dir } },
+        }),
         { mode: 0o600 },
       );
       return file;

@@ -57,9 +57,22 @@ export async function startDemoIssuer(port: number, secretFile: string, webRedir
   const { default: Provider } = await import('oidc-provider');
   const provider = new Provider(issuer, {
     clients: [
-      { client_id: CLIENT_ID, client_secret: clientSecret, grant_types: ['client_credentials'], redirect_uris: [], response_types: [], token_endpoint_auth_method: 'client_secret_post' },
+      {
+        client_id: CLIENT_ID,
+        client_secret: clientSecret,
+        grant_types: ['client_credentials'],
+        redirect_uris: [],
+        response_types: [],
+        token_endpoint_auth_method: 'client_secret_post',
+      },
       // The approvals page: its ID tokens' audience is the gateway's, so the gateway verifies them like bearer tokens.
-      { client_id: DEMO_AUDIENCE, grant_types: ['authorization_code'], response_types: ['code'], redirect_uris: [...webRedirectUris], token_endpoint_auth_method: 'none' },
+      {
+        client_id: DEMO_AUDIENCE,
+        grant_types: ['authorization_code'],
+        response_types: ['code'],
+        redirect_uris: [...webRedirectUris],
+        token_endpoint_auth_method: 'none',
+      },
     ],
     jwks: { keys: [jwk] },
     claims: { openid: ['sub'], email: ['email'], groups: ['groups'] },
@@ -77,7 +90,13 @@ export async function startDemoIssuer(port: number, secretFile: string, webRedir
         enabled: true,
         defaultResource: () => RESOURCE,
         useGrantedResource: () => true,
-        getResourceServerInfo: (ctx) => ({ scope: 'kubernetes', audience: DEMO_AUDIENCE, accessTokenTTL: requestedTtl(ctx), accessTokenFormat: 'jwt', jwt: { sign: { alg: 'RS256' } } }),
+        getResourceServerInfo: (ctx) => ({
+          scope: 'kubernetes',
+          audience: DEMO_AUDIENCE,
+          accessTokenTTL: requestedTtl(ctx),
+          accessTokenFormat: 'jwt',
+          jwt: { sign: { alg: 'RS256' } },
+        }),
       },
     },
     // Client-credentials tokens take their lifetime from here, not from the resource server.
@@ -125,6 +144,7 @@ export async function mintToken(file: IssuerFile, req: TokenRequest): Promise<{ 
   });
   const res = await fetch(`${file.issuer}/token`, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: form });
   const body = (await res.json()) as { access_token?: string; expires_in?: number; error?: string; error_description?: string };
-  if (!res.ok || !body.access_token) throw new Error(`the demo issuer refused to mint a token: ${body.error ?? res.status} ${body.error_description ?? ''}`.trim());
+  if (!res.ok || !body.access_token)
+    throw new Error(`the demo issuer refused to mint a token: ${body.error ?? res.status} ${body.error_description ?? ''}`.trim());
   return { token: body.access_token, expiresAt: new Date(Date.now() + (body.expires_in ?? 600) * 1000) };
 }

@@ -41,7 +41,14 @@ const runPipeline = streamPipeline as unknown as (...streams: (NodeJS.ReadableSt
 export function createHttpDoor(deps: HttpDoorDeps) {
   const programFor = createProgramCache();
   const at = () => new Date(deps.now());
-  const ended = (code: number, error: GatehouseError | null, bytesOut: number | null = null): Outcome => ({ stage: 'ResponseComplete', at: at(), code, error, session: null, bytesOut });
+  const ended = (code: number, error: GatehouseError | null, bytesOut: number | null = null): Outcome => ({
+    stage: 'ResponseComplete',
+    at: at(),
+    code,
+    error,
+    session: null,
+    bytesOut,
+  });
 
   /** A refusal, or a failure before any byte went out, as a Status; after that, a cut connection. */
   function answer(res: ServerResponse, auditId: string, err: GatehouseError): void {
@@ -50,7 +57,12 @@ export function createHttpDoor(deps: HttpDoorDeps) {
       res.destroy();
       return;
     }
-    res.writeHead(err.status, { 'content-type': 'application/json', 'audit-id': auditId, 'cache-control': 'no-store', ...(err.status === 401 ? { 'www-authenticate': 'Bearer realm="gatehouse"' } : {}) });
+    res.writeHead(err.status, {
+      'content-type': 'application/json',
+      'audit-id': auditId,
+      'cache-control': 'no-store',
+      ...(err.status === 401 ? { 'www-authenticate': 'Bearer realm="gatehouse"' } : {}),
+    });
     res.end(JSON.stringify(toStatus(err)));
   }
 
@@ -66,7 +78,14 @@ export function createHttpDoor(deps: HttpDoorDeps) {
       const masking = a.decision.mask.length > 0;
       const headers = buildUpstreamHeaders(a.received.headers, a.identity, deps.upstream, { auditId: a.received.auditId, forMasking: masking });
       const longRunning = isLongRunning(a.target);
-      const upstream = await deps.forwarder.forward({ method: a.received.method, pathAndQuery: a.target.path + a.target.search, headers, body: a.body, longRunning, signal });
+      const upstream = await deps.forwarder.forward({
+        method: a.received.method,
+        pathAndQuery: a.target.path + a.target.search,
+        headers,
+        body: a.body,
+        longRunning,
+        signal,
+      });
       const clientHeaders = buildClientHeaders(upstream.headers, a.received.auditId);
       let stages: NodeJS.ReadWriteStream[] = [];
       if (masking) {
@@ -99,7 +118,8 @@ export function createHttpDoor(deps: HttpDoorDeps) {
       try {
         await runPipeline(upstream.body, ...stages, res);
       } catch (err) {
-        if (err instanceof RedactError) throw new GatehouseError('GATEHOUSE_MASKING_FAILED', `the response could not be masked, so it was cut off: ${err.message}`, { cause: err });
+        if (err instanceof RedactError)
+          throw new GatehouseError('GATEHOUSE_MASKING_FAILED', `the response could not be masked, so it was cut off: ${err.message}`, { cause: err });
         // The client went away: that ends a watch normally.
         if (signal.aborted || res.destroyed) return ended(upstream.statusCode, null, bytesOut);
         throw upstreamError(err);

@@ -30,19 +30,44 @@ export interface UpgradeDoorDeps {
 
 export function createUpgradeDoor(deps: UpgradeDoorDeps) {
   const at = () => new Date(deps.now());
-  const outcome = (stage: Outcome['stage'], code: number, error: GatehouseError | null, session: Outcome['session'] = null): Outcome => ({ stage, at: at(), code, error, session, bytesOut: null });
+  const outcome = (stage: Outcome['stage'], code: number, error: GatehouseError | null, session: Outcome['session'] = null): Outcome => ({
+    stage,
+    at: at(),
+    code,
+    error,
+    session,
+    bytesOut: null,
+  });
 
   /** An upgrade answered before it happened: a Status over the raw connection, then close. */
   function refuse(socket: Duplex, a: Admission | Refusal, error: GatehouseError): void {
     deps.audit.write(auditEventOf(a, outcome('ResponseComplete', error.status, error)));
     if (socket.destroyed) return;
-    writeHttpResponse(socket, error.status, error.reason, { 'content-type': 'application/json', 'audit-id': a.received.auditId, 'cache-control': 'no-store' }, JSON.stringify(toStatus(error)));
+    writeHttpResponse(
+      socket,
+      error.status,
+      error.reason,
+      { 'content-type': 'application/json', 'audit-id': a.received.auditId, 'cache-control': 'no-store' },
+      JSON.stringify(toStatus(error)),
+    );
   }
 
   async function relay(a: Admission, req: IncomingMessage, socket: Duplex, clientHead: Buffer, signal: AbortSignal): Promise<void> {
     if (a.target.kind !== 'resource') throw new TypeError('admit() lets only session subresources through the upgrade door');
-    const headers = { ...buildUpstreamHeaders(a.received.headers, a.identity, deps.upstream, { auditId: a.received.auditId, forMasking: false }), ...upgradeHeaders(req) };
-    const session = openSession({ store: deps.sessions, audit: deps.audit, auditId: a.received.auditId, identity: a.identity, attributes: a.target.attributes, exec: a.input.request.exec ?? null, kill: () => socket.destroy(), now: deps.now });
+    const headers = {
+      ...buildUpstreamHeaders(a.received.headers, a.identity, deps.upstream, { auditId: a.received.auditId, forMasking: false }),
+      ...upgradeHeaders(req),
+    };
+    const session = openSession({
+      store: deps.sessions,
+      audit: deps.audit,
+      auditId: a.received.auditId,
+      identity: a.identity,
+      attributes: a.target.attributes,
+      exec: a.input.request.exec ?? null,
+      kill: () => socket.destroy(),
+      now: deps.now,
+    });
     const relayed = await relayUpgrade({
       target: deps.upstream,
       timeouts: deps.timeouts,

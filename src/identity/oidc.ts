@@ -98,7 +98,11 @@ export function createOidcAuthenticator(issuers: readonly IssuerConfig[], now: (
       if (!cfg.jwksUri) throw new TypeError(`issuer ${cfg.issuer}: resolve jwksUri with discoverJwksUri() before creating the authenticator`);
       const jwksUri = cfg.jwksUri;
       // jose caches keys and refetches when a token names an unknown kid, at most once per cooldown.
-      const jwks = createRemoteJWKSet(new URL(jwksUri), { cooldownDuration: cfg.jwksCooldownSeconds * 1000, cacheMaxAge: JWKS_MAX_AGE_MS, timeoutDuration: 5000 });
+      const jwks = createRemoteJWKSet(new URL(jwksUri), {
+        cooldownDuration: cfg.jwksCooldownSeconds * 1000,
+        cacheMaxAge: JWKS_MAX_AGE_MS,
+        timeoutDuration: 5000,
+      });
       return [cfg.issuer, { cfg, jwks }] as const;
     }),
   );
@@ -173,7 +177,8 @@ export function toIdentity(payload: JWTPayload, cfg: IssuerConfig): Identity {
   }
   const rawGroups = claimAt(payload, cfg.groupsClaim);
   const groupList = rawGroups === undefined ? [] : typeof rawGroups === 'string' ? [rawGroups] : rawGroups;
-  if (!Array.isArray(groupList) || !groupList.every((g) => typeof g === 'string')) throw unauthenticated(`the token's ${cfg.groupsClaim} claim must be a list of strings`);
+  if (!Array.isArray(groupList) || !groupList.every((g) => typeof g === 'string'))
+    throw unauthenticated(`the token's ${cfg.groupsClaim} claim must be a list of strings`);
   const groups = [...new Set(groupList.map((g: string) => checkName(cfg.groupsPrefix + g, 'group')))];
   return {
     username,
@@ -199,7 +204,10 @@ export async function discoverJwksUri(issuer: string, fetchImpl: typeof fetch = 
   } catch (err) {
     throw new IssuerDiscoveryError(`identity.issuers: cannot read ${url} (${(err as Error).message}): check the issuer URL, or set jwksUri`);
   }
-  if (doc.issuer !== issuer) throw new IssuerDiscoveryError(`identity.issuers: ${url} names issuer ${JSON.stringify(doc.issuer)}, not ${JSON.stringify(issuer)}: the issuer URL must match exactly`);
+  if (doc.issuer !== issuer)
+    throw new IssuerDiscoveryError(
+      `identity.issuers: ${url} names issuer ${JSON.stringify(doc.issuer)}, not ${JSON.stringify(issuer)}: the issuer URL must match exactly`,
+    );
   if (typeof doc.jwks_uri !== 'string') throw new IssuerDiscoveryError(`identity.issuers: ${url} has no jwks_uri: set jwksUri`);
   return doc.jwks_uri;
 }

@@ -20,7 +20,13 @@ export interface AuditHint {
 
 export type Decision =
   | { readonly effect: 'allow'; readonly reasons: readonly string[]; readonly mask: readonly MaskDirective[]; readonly audit: AuditHint }
-  | { readonly effect: 'approve'; readonly reasons: readonly string[]; readonly mask: readonly MaskDirective[]; readonly approval: Approval; readonly audit: AuditHint }
+  | {
+      readonly effect: 'approve';
+      readonly reasons: readonly string[];
+      readonly mask: readonly MaskDirective[];
+      readonly approval: Approval;
+      readonly audit: AuditHint;
+    }
   | { readonly effect: 'deny'; readonly reasons: readonly string[]; readonly audit: AuditHint };
 
 const DEFAULT_AUDIT: AuditHint = { level: 'Metadata' };
@@ -56,7 +62,8 @@ function parseMask(value: unknown, check: MaskPathCheck): MaskDirective[] {
     if (!isRecord(m)) throw new Malformed(`mask[${i}] must be an object`);
     const { path, action, columns } = m;
     if (typeof path !== 'string' || path.length > MAX_TEXT) throw new Malformed(`mask[${i}].path must be a string`);
-    if (action !== 'redact' && action !== 'hash' && action !== 'remove') throw new Malformed(`mask[${i}].action must be redact, hash or remove, not ${JSON.stringify(action)}`);
+    if (action !== 'redact' && action !== 'hash' && action !== 'remove')
+      throw new Malformed(`mask[${i}].action must be redact, hash or remove, not ${JSON.stringify(action)}`);
     const problem = check(path);
     if (problem) throw new Malformed(`mask[${i}].path ${JSON.stringify(path)} does not compile: ${problem}`);
     return columns === undefined ? { path, action } : { path, action, columns: strings(columns, `mask[${i}].columns`, 64) };
@@ -76,7 +83,8 @@ function parseApproval(value: unknown): Approval {
   const groups = strings(value['approverGroups'], 'approval.approverGroups', 64);
   if (groups.length === 0) throw new Malformed('approval.approverGroups must name at least one group');
   const ttl = value['ttlSeconds'];
-  if (typeof ttl !== 'number' || !Number.isInteger(ttl) || ttl <= 0 || ttl > 7 * 24 * 3600) throw new Malformed('approval.ttlSeconds must be a whole number of seconds between 1 and 604800');
+  if (typeof ttl !== 'number' || !Number.isInteger(ttl) || ttl <= 0 || ttl > 7 * 24 * 3600)
+    throw new Malformed('approval.ttlSeconds must be a whole number of seconds between 1 and 604800');
   const singleUse = value['singleUse'] ?? true;
   if (typeof singleUse !== 'boolean') throw new Malformed('approval.singleUse must be a boolean');
   return { approverGroups: groups, ttlSeconds: ttl, singleUse };

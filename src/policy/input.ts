@@ -91,7 +91,10 @@ export function buildInput(args: {
 }): PolicyInput {
   const { target, headers } = args;
   const exec = execFacts(target);
-  const portForward = target.kind === 'resource' && target.attributes.resource === 'pods' && target.attributes.subresource === 'portforward' ? { ports: (target.query['ports'] ?? []).flatMap((p) => p.split(',')).filter(Boolean) } : undefined;
+  const portForward =
+    target.kind === 'resource' && target.attributes.resource === 'pods' && target.attributes.subresource === 'portforward'
+      ? { ports: (target.query['ports'] ?? []).flatMap((p) => p.split(',')).filter(Boolean) }
+      : undefined;
   return {
     user: args.identity,
     resourceAttributes: target.kind === 'resource' ? target.attributes : null,

@@ -93,14 +93,22 @@ export async function loadPolicySource(source: Exclude<PolicySource, { kind: 'op
       ({ wasm, data } = fromBundle(readFileSync(source.file), source.file));
       break;
   }
-  const revision = createHash('sha256').update(wasm).update(JSON.stringify(data ?? null)).digest('hex').slice(0, 12);
+  const revision = createHash('sha256')
+    .update(wasm)
+    .update(JSON.stringify(data ?? null))
+    .digest('hex')
+    .slice(0, 12);
   return { wasm, data, revision };
 }
 
 /** For messages: the policy files relative to the folder they came from. */
 export function describeSource(source: PolicySource): string {
   if (source.kind === 'opaServer') return `the OPA server at ${source.url}`;
-  return source.kind === 'rego' ? `Rego in ${source.dir} (${regoFiles(source.dir).map((f) => relative(source.dir, f)).join(', ')})` : `${source.kind} ${source.file}`;
+  return source.kind === 'rego'
+    ? `Rego in ${source.dir} (${regoFiles(source.dir)
+        .map((f) => relative(source.dir, f))
+        .join(', ')})`
+    : `${source.kind} ${source.file}`;
 }
 
 export function isFile(path: string): boolean {

@@ -33,7 +33,9 @@ export function createOpaServerEngine(url: string, maskPathCheck?: MaskPathCheck
         if (res.statusCode !== 200) return toDecision([{ result: { effect: 'deny', reasons: [`policy error: the OPA server answered ${res.statusCode}`] } }]);
         return toDecision(body.result === undefined ? [] : [{ result: body.result }], maskPathCheck);
       } catch (err) {
-        return toDecision([{ result: { effect: 'deny', reasons: [`policy error: the OPA server is unreachable (${(err as { code?: string }).code ?? 'error'})`] } }]);
+        return toDecision([
+          { result: { effect: 'deny', reasons: [`policy error: the OPA server is unreachable (${(err as { code?: string }).code ?? 'error'})`] } },
+        ]);
       }
     },
     close: () => dispatcher.close(),

@@ -70,7 +70,7 @@ export function auditRead(audit: AuditWriter, req: IncomingMessage, res: ServerR
         policyRevision: decision?.revision ?? null,
         approval: null,
         // A stream cut short (the recording removed while read) is not a complete answer.
-        code: res.writableFinished ? res.statusCode : error?.status ?? 500,
+        code: res.writableFinished ? res.statusCode : (error?.status ?? 500),
         error: error ? { code: error.code, reason: error.reason, publicMessage: error.publicMessage, message: error.message } : null,
         input: null,
         session: null,
@@ -91,13 +91,27 @@ export function auditRead(audit: AuditWriter, req: IncomingMessage, res: ServerR
 }
 
 /** Asks the policy whether this person may list or read session recordings; throws the 403 if not. */
-export async function authorizeSessions(engine: PolicyEngine, cluster: string, who: Identity, verb: 'list' | 'get', name: string, req: IncomingMessage, read: ReadAudit): Promise<void> {
+export async function authorizeSessions(
+  engine: PolicyEngine,
+  cluster: string,
+  who: Identity,
+  verb: 'list' | 'get',
+  name: string,
+  req: IncomingMessage,
+  read: ReadAudit,
+): Promise<void> {
   read.identified(who);
   // The same input builder as every Kubernetes request: a policy sees recordings as one more resource.
   const path = new URL(req.url ?? '/', 'https://gatehouse.invalid').pathname;
   const input = buildInput({
     identity: who,
-    target: { kind: 'resource', attributes: { verb, group: 'gatehouse.dev', version: 'v1', resource: 'sessions', subresource: '', namespace: '', name, trailingPath: '' }, path, query: {}, search: '' },
+    target: {
+      kind: 'resource',
+      attributes: { verb, group: 'gatehouse.dev', version: 'v1', resource: 'sessions', subresource: '', namespace: '', name, trailingPath: '' },
+      path,
+      query: {},
+      search: '',
+    },
     id: read.auditId,
     method: 'GET',
     headers: req.headers,
@@ -108,11 +122,20 @@ export async function authorizeSessions(engine: PolicyEngine, cluster: string, w
   });
   const d = await engine.evaluate(input);
   read.decided(verb, name, d, engine.revision);
-  if (d.effect !== 'allow') throw new GatehouseError('GATEHOUSE_DENIED', `Gatehouse denied this request: ${d.effect === 'deny' ? d.reasons.join('; ') : 'replaying sessions cannot wait for an approval'}`);
+  if (d.effect !== 'allow')
+    throw new GatehouseError(
+      'GATEHOUSE_DENIED',
+      `Gatehouse denied this request: ${d.effect === 'deny' ? d.reasons.join('; ') : 'replaying sessions cannot wait for an approval'}`,
+    );
 }
 
 export function filterSessions(list: readonly SessionSummary[], f: SessionFilter): SessionSummary[] {
-  return list.filter((s) => (!f.user || s.header.gatehouse.user === f.user || s.header.gatehouse.onBehalfOf === f.user) && (!f.pod || s.header.gatehouse.pod === f.pod || `${s.header.gatehouse.namespace}/${s.header.gatehouse.pod}` === f.pod) && (!f.since || s.header.timestamp >= f.since));
+  return list.filter(
+    (s) =>
+      (!f.user || s.header.gatehouse.user === f.user || s.header.gatehouse.onBehalfOf === f.user) &&
+      (!f.pod || s.header.gatehouse.pod === f.pod || `${s.header.gatehouse.namespace}/${s.header.gatehouse.pod}` === f.pod) &&
+      (!f.since || s.header.timestamp >= f.since),
+  );
 }
 
 /**
@@ -125,7 +148,12 @@ export async function sendCast(res: ServerResponse, store: SessionStore, id: str
   const file = await open(store.file(id), 'r').catch((err: unknown) => {
     throw (err as NodeJS.ErrnoException).code === 'ENOENT' ? new GatehouseError('GATEHOUSE_NOT_FOUND', `session ${id} does not exist`) : err;
   });
-  res.writeHead(200, { 'content-type': 'application/x-asciicast', 'cache-control': 'no-store', 'x-content-type-options': 'nosniff', ...(download ? { 'content-disposition': `attachment; filename="${id}.cast"` } : {}) });
+  res.writeHead(200, {
+    'content-type': 'application/x-asciicast',
+    'cache-control': 'no-store',
+    'x-content-type-options': 'nosniff',
+    ...(download ? { 'content-disposition': `attachment; filename="${id}.cast"` } : {}),
+  });
   try {
     await pipeline(file.createReadStream(), res);
   } catch {
@@ -134,7 +162,13 @@ export async function sendCast(res: ServerResponse, store: SessionStore, id: str
   }
 }
 
-export function createSessionsApi(deps: { readonly store: SessionStore; readonly engine: PolicyEngine; readonly cluster: string; readonly authenticate: (req: IncomingMessage) => Promise<Identity>; readonly audit: AuditWriter }) {
+export function createSessionsApi(deps: {
+  readonly store: SessionStore;
+  readonly engine: PolicyEngine;
+  readonly cluster: string;
+  readonly authenticate: (req: IncomingMessage) => Promise<Identity>;
+  readonly audit: AuditWriter;
+}) {
   return async function handle(req: IncomingMessage, res: ServerResponse, path: string, search: URLSearchParams): Promise<void> {
     const read = auditRead(deps.audit, req, res);
     try {
@@ -144,7 +178,11 @@ export function createSessionsApi(deps: { readonly store: SessionStore; readonly
       if (rest.length === 0) {
         await authorizeSessions(deps.engine, deps.cluster, who, 'list', '', req, read);
         const since = search.get('since');
-        const items = filterSessions(deps.store.list(), { ...(search.get('user') ? { user: search.get('user')! } : {}), ...(search.get('pod') ? { pod: search.get('pod')! } : {}), ...(since ? { since: Number(since) } : {}) });
+        const items = filterSessions(deps.store.list(), {
+          ...(search.get('user') ? { user: search.get('user')! } : {}),
+          ...(search.get('pod') ? { pod: search.get('pod')! } : {}),
+          ...(since ? { since: Number(since) } : {}),
+        });
         return send(res, 200, { kind: 'SessionList', apiVersion: 'gatehouse.dev/v1', items });
       }
       const id = rest[0]!;

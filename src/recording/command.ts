@@ -27,7 +27,16 @@ export async function runSessionsCommand(argv: string[]): Promise<number> {
   const { values, positionals } = parseArgs({
     args: argv,
     allowPositionals: true,
-    options: { kubeconfig: { type: 'string' }, context: { type: 'string' }, user: { type: 'string' }, pod: { type: 'string' }, since: { type: 'string' }, speed: { type: 'string', default: '1' }, 'idle-cap': { type: 'string', default: '2' }, output: { type: 'string', short: 'o' } },
+    options: {
+      kubeconfig: { type: 'string' },
+      context: { type: 'string' },
+      user: { type: 'string' },
+      pod: { type: 'string' },
+      since: { type: 'string' },
+      speed: { type: 'string', default: '1' },
+      'idle-cap': { type: 'string', default: '2' },
+      output: { type: 'string', short: 'o' },
+    },
   });
   const [verb, id] = positionals;
   if (!verb || verb === 'help' || (verb !== 'list' && !id)) {
@@ -45,10 +54,21 @@ export async function runSessionsCommand(argv: string[]): Promise<number> {
       if (values.output === 'json') process.stdout.write(forTerminal(JSON.stringify(list, null, 2) + '\n'));
       else if (!list.items.length) process.stdout.write('No sessions.\n');
       else {
-        const rows = [['ID', 'STARTED', 'USER', 'POD', 'COMMAND', 'EXIT', 'DURATION'], ...list.items.map((s) => {
-          const g = s.header.gatehouse;
-          return [s.id, new Date(s.header.timestamp * 1000).toISOString().replace(/\.\d+Z$/, 'Z'), g.agent ? `${g.agent} (for ${g.onBehalfOf ?? '-'})` : g.user, `${g.namespace}/${g.pod}`, `${g.kind}${g.tty ? ' -it' : ''} ${g.command.join(' ')}`.slice(0, 40), s.end ? String(s.end.exitCode ?? s.end.reason) : 'running', `${s.durationSeconds.toFixed(1)}s`];
-        })];
+        const rows = [
+          ['ID', 'STARTED', 'USER', 'POD', 'COMMAND', 'EXIT', 'DURATION'],
+          ...list.items.map((s) => {
+            const g = s.header.gatehouse;
+            return [
+              s.id,
+              new Date(s.header.timestamp * 1000).toISOString().replace(/\.\d+Z$/, 'Z'),
+              g.agent ? `${g.agent} (for ${g.onBehalfOf ?? '-'})` : g.user,
+              `${g.namespace}/${g.pod}`,
+              `${g.kind}${g.tty ? ' -it' : ''} ${g.command.join(' ')}`.slice(0, 40),
+              s.end ? String(s.end.exitCode ?? s.end.reason) : 'running',
+              `${s.durationSeconds.toFixed(1)}s`,
+            ];
+          }),
+        ];
         // User names, pods and commands came from requests and tokens: each cell is made visible before it is padded.
         const cells = rows.map((r) => r.map(visible));
         const widths = cells[0]!.map((_, i) => Math.max(...cells.map((r) => r[i]!.length)));

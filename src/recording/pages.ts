@@ -19,13 +19,17 @@ function ended(s: SessionSummary): string {
 export function sessionListPage(items: readonly SessionSummary[]): string {
   const rows = items.length
     ? items
-        .map((s) => `<tr><td><a href="/gatehouse/sessions/${escapeHtml(s.id)}">${escapeHtml(s.id)}</a></td><td>${new Date(s.header.timestamp * 1000).toISOString().replace(/\.\d+Z$/, 'Z')}</td><td>${who(s)}</td><td>${escapeHtml(`${s.header.gatehouse.namespace}/${s.header.gatehouse.pod}`)}</td><td><code>${what(s)}</code></td><td>${ended(s)}</td><td>${s.durationSeconds.toFixed(1)} s</td></tr>`)
+        .map(
+          (s) =>
+            `<tr><td><a href="/gatehouse/sessions/${escapeHtml(s.id)}">${escapeHtml(s.id)}</a></td><td>${new Date(s.header.timestamp * 1000).toISOString().replace(/\.\d+Z$/, 'Z')}</td><td>${who(s)}</td><td>${escapeHtml(`${s.header.gatehouse.namespace}/${s.header.gatehouse.pod}`)}</td><td><code>${what(s)}</code></td><td>${ended(s)}</td><td>${s.durationSeconds.toFixed(1)} s</td></tr>`,
+        )
         .join('')
     : '<tr><td colspan="7">None.</td></tr>';
   return `<h1>Sessions</h1><table id="sessions"><caption>Recorded exec and attach sessions, newest first</caption><thead><tr><th scope="col">ID</th><th scope="col">Started</th><th scope="col">Who</th><th scope="col">Pod</th><th scope="col">Command</th><th scope="col">Ended</th><th scope="col">Length</th></tr></thead><tbody>${rows}</tbody></table>`;
 }
 
-export const PLAYER_HEAD = '<link rel="stylesheet" href="/gatehouse/static/asciinema-player.css"><script src="/gatehouse/static/asciinema-player.min.js" defer></script><script src="/gatehouse/static/replay.js" defer></script>';
+export const PLAYER_HEAD =
+  '<link rel="stylesheet" href="/gatehouse/static/asciinema-player.css"><script src="/gatehouse/static/asciinema-player.min.js" defer></script><script src="/gatehouse/static/replay.js" defer></script>';
 
 /** Started by /gatehouse/static/replay.js: no inline script, so the page's CSP allows only our own files. */
 export const REPLAY_SCRIPT = `document.querySelectorAll('[data-cast]').forEach(function (el) {

@@ -19,7 +19,13 @@ export interface SessionSummary {
 }
 
 export function newSessionId(): string {
-  return 'se-' + randomBytes(9).toString('base64url').toLowerCase().replace(/[^a-z0-9]/g, 'x');
+  return (
+    'se-' +
+    randomBytes(9)
+      .toString('base64url')
+      .toLowerCase()
+      .replace(/[^a-z0-9]/g, 'x')
+  );
 }
 
 export function createSessionStore(options: { readonly dir: string; readonly failOpen: boolean }) {
@@ -58,7 +64,7 @@ export type SessionStore = ReturnType<typeof createSessionStore>;
  */
 function firstLine(fd: number): Buffer {
   const chunks: Buffer[] = [];
-  for (let pos = 0; pos < MAX_HEADER; ) {
+  for (let pos = 0; pos < MAX_HEADER;) {
     const chunk = Buffer.alloc(16 * 1024);
     const n = readSync(fd, chunk, 0, chunk.length, pos);
     if (n === 0) break;

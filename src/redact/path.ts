@@ -51,7 +51,9 @@ export function selects(selector: Selector, key: Key): boolean {
     case 'names':
       return typeof key === 'string' ? selector.names.has(key) : selector.indices.has(key);
     case 'slice':
-      return typeof key === 'number' && key >= selector.start && (selector.end === undefined || key < selector.end) && (key - selector.start) % selector.step === 0;
+      return (
+        typeof key === 'number' && key >= selector.start && (selector.end === undefined || key < selector.end) && (key - selector.start) % selector.step === 0
+      );
     case 'filter':
       return false;
   }
@@ -289,7 +291,12 @@ class Parser {
       case '!==':
         return (v) => left(v) !== right(v);
       default: {
-        const cmp = { '<': (a: number, b: number) => a < b, '<=': (a: number, b: number) => a <= b, '>': (a: number, b: number) => a > b, '>=': (a: number, b: number) => a >= b }[op]!;
+        const cmp = {
+          '<': (a: number, b: number) => a < b,
+          '<=': (a: number, b: number) => a <= b,
+          '>': (a: number, b: number) => a > b,
+          '>=': (a: number, b: number) => a >= b,
+        }[op]!;
         return (v) => {
           const a = left(v);
           const b = right(v);
@@ -322,7 +329,8 @@ class Parser {
     const c = this.peek();
     if (c === '@') {
       this.i++;
-      if (/[A-Za-z]/.test(this.peek())) this.fail(`"@${/^[A-Za-z]+/.exec(this.s.slice(this.i))![0]}" is not supported: filters may read only the tested element's own fields`);
+      if (/[A-Za-z]/.test(this.peek()))
+        this.fail(`"@${/^[A-Za-z]+/.exec(this.s.slice(this.i))![0]}" is not supported: filters may read only the tested element's own fields`);
       const fields: string[] = [];
       let match: RegExp | undefined;
       for (;;) {

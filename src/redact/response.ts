@@ -44,7 +44,14 @@ export type MaskedBody = { readonly stages: NodeJS.ReadWriteStream[]; readonly c
  * Re-compressed only when the client asked and the response is not a stream
  * that must flush event by event.
  */
-export function maskedBody(program: Program, options: RedactOptions, contentType: string | undefined, upstreamEncoding: string | undefined, clientAcceptsGzip: boolean, longRunning: boolean): MaskedBody {
+export function maskedBody(
+  program: Program,
+  options: RedactOptions,
+  contentType: string | undefined,
+  upstreamEncoding: string | undefined,
+  clientAcceptsGzip: boolean,
+  longRunning: boolean,
+): MaskedBody {
   const encoding = upstreamEncoding?.toLowerCase();
   const compressed = encoding !== undefined && encoding !== 'identity';
   if (!isJsonType(contentType) || (compressed && encoding !== 'gzip')) {

@@ -167,7 +167,8 @@ export class StreamRedactor {
     this.out = [];
     this.start = 0;
     if (this.mode === Mode.Skip && this.scalar && this.stack.length === 0) this.finishSkip(Buffer.alloc(0), 0);
-    if (this.mode !== Mode.Top || this.stack.length > 0) throw new RedactError('GATEHOUSE_REDACT_TRUNCATED', 'the upstream response ended in the middle of a JSON document');
+    if (this.mode !== Mode.Top || this.stack.length > 0)
+      throw new RedactError('GATEHOUSE_REDACT_TRUNCATED', 'the upstream response ended in the middle of a JSON document');
     return this.out;
   }
 
@@ -413,7 +414,15 @@ export class StreamRedactor {
       return i + 1;
     }
     if (adv.states.length > 0 && (c === LBRACE || c === LBRACKET)) {
-      this.stack.push({ isObj: c === LBRACE, states: adv.states, removable: this.program.mayRemoveChild(adv.states), scalarsInert: this.program.scalarsInert(adv.states), index: 0, key: undefined, emitted: false });
+      this.stack.push({
+        isObj: c === LBRACE,
+        states: adv.states,
+        removable: this.program.mayRemoveChild(adv.states),
+        scalarsInert: this.program.scalarsInert(adv.states),
+        index: 0,
+        key: undefined,
+        emitted: false,
+      });
       this.mode = c === LBRACE ? Mode.ObjFirst : Mode.ArrFirst;
       if (this.stack[this.stack.length - 1]!.removable) this.emit(buf, i + 1);
       return i + 1;
@@ -790,7 +799,7 @@ function columnIndexes(raw: Buffer, names: ReadonlySet<string>): Set<number> {
   try {
     defs = JSON.parse(raw.toString('utf8'));
   } catch {
-    throw new RedactError('GATEHOUSE_REDACT_MALFORMED', 'the upstream response is not valid JSON in a Table\'s columnDefinitions');
+    throw new RedactError('GATEHOUSE_REDACT_MALFORMED', "the upstream response is not valid JSON in a Table's columnDefinitions");
   }
   const out = new Set<number>();
   if (!Array.isArray(defs)) return out;

@@ -64,7 +64,7 @@ export function decodePath(rawPath: string): string[] {
     }
     if (decoded === '') throw bad('the request path contains an empty segment ("//")');
     if (decoded === '.' || decoded === '..') throw bad('the request path contains a dot segment ("." or "..")');
-     
+
     if (/[\u0000-\u001f\u007f]/.test(decoded)) throw bad('the request path contains a control character');
     return decoded;
   });

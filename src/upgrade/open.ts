@@ -46,7 +46,19 @@ export function openSession(args: {
   const id = newSessionId();
   const started = args.now();
   let recorder: Recorder | null = null;
-  const facts: SessionAudit = { id, kind, protocol: '', recording: null, ports: [], exitCode: null, failure: null, bytesIn: 0, bytesOut: 0, lines: 0, durationMs: 0 };
+  const facts: SessionAudit = {
+    id,
+    kind,
+    protocol: '',
+    recording: null,
+    ports: [],
+    exitCode: null,
+    failure: null,
+    bytesIn: 0,
+    bytesOut: 0,
+    lines: 0,
+    durationMs: 0,
+  };
   // A session the gateway can no longer see is a session it can no longer record: it ends,
   // unless the operator chose otherwise (recording.failOpen), and its record says why.
   const unseen = (reason: string) => {
@@ -55,7 +67,11 @@ export function openSession(args: {
   };
 
   if (kind !== 'portforward') {
-    if (!args.store) throw new GatehouseError('GATEHOUSE_RECORDING_FAILED', 'this gateway records every exec and attach session and has no recording folder configured (recording.dir)');
+    if (!args.store)
+      throw new GatehouseError(
+        'GATEHOUSE_RECORDING_FAILED',
+        'this gateway records every exec and attach session and has no recording folder configured (recording.dir)',
+      );
     try {
       recorder = args.store.open(
         {
@@ -83,23 +99,31 @@ export function openSession(args: {
       );
       facts.recording = recorder.file;
     } catch (err) {
-      if (!args.store.failOpen) throw new GatehouseError('GATEHOUSE_RECORDING_FAILED', `the session cannot be recorded, so it is refused: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+      if (!args.store.failOpen)
+        throw new GatehouseError(
+          'GATEHOUSE_RECORDING_FAILED',
+          `the session cannot be recorded, so it is refused: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`,
+        );
       facts.failure = `not recorded: ${(err as Error).message}`;
     }
   }
-  const tap = new SessionTap(recorder, !args.exec?.tty ? null : (line) =>
-    args.audit.write({
-      kind: 'SessionCommand',
-      apiVersion: 'gatehouse.dev/v1',
-      session: id,
-      auditID: args.auditId,
-      timestamp: new Date(args.now()).toISOString(),
-      user: { username: args.identity.username, agent: args.identity.agent?.name ?? null, onBehalfOf: args.identity.agent?.onBehalfOf ?? null },
-      namespace: args.attributes.namespace,
-      pod: args.attributes.name,
-      container: args.exec?.container ?? '',
-      line,
-    }),
+  const tap = new SessionTap(
+    recorder,
+    !args.exec?.tty
+      ? null
+      : (line) =>
+          args.audit.write({
+            kind: 'SessionCommand',
+            apiVersion: 'gatehouse.dev/v1',
+            session: id,
+            auditID: args.auditId,
+            timestamp: new Date(args.now()).toISOString(),
+            user: { username: args.identity.username, agent: args.identity.agent?.name ?? null, onBehalfOf: args.identity.agent?.onBehalfOf ?? null },
+            namespace: args.attributes.namespace,
+            pod: args.attributes.name,
+            container: args.exec?.container ?? '',
+            line,
+          }),
   );
 
   return {

@@ -37,7 +37,13 @@ function head(status: number, message: string, headers: Record<string, string | 
   return s + '\r\n';
 }
 
-export function writeHttpResponse(socket: Duplex, status: number, message: string, headers: Record<string, string | string[] | undefined>, body: Buffer | string): void {
+export function writeHttpResponse(
+  socket: Duplex,
+  status: number,
+  message: string,
+  headers: Record<string, string | string[] | undefined>,
+  body: Buffer | string,
+): void {
   const b = typeof body === 'string' ? Buffer.from(body) : body;
   socket.end(Buffer.concat([Buffer.from(head(status, message, { ...headers, 'content-length': String(b.length), connection: 'close' })), b]));
 }
@@ -57,7 +63,10 @@ export function upgradeHeaders(req: IncomingMessage): UpstreamHeaders {
     .filter((p) => p && !p.startsWith('base64url.bearer.authorization.k8s.io.'));
   if (protocols.length) out['sec-websocket-protocol'] = protocols.join(', ');
   // SPDY clients offer several versions as repeated headers; the API server reads each.
-  const versions = (req.headersDistinct['x-stream-protocol-version'] ?? []).flatMap((v) => v.split(',')).map((s) => s.trim()).filter(Boolean);
+  const versions = (req.headersDistinct['x-stream-protocol-version'] ?? [])
+    .flatMap((v) => v.split(','))
+    .map((s) => s.trim())
+    .filter(Boolean);
   if (versions.length) out['x-stream-protocol-version'] = versions;
   return out;
 }
@@ -68,7 +77,18 @@ export interface UpgradeTimeouts {
   readonly headersTimeoutMs: number;
 }
 
-export function relayUpgrade(args: { target: UpstreamTarget; timeouts: UpgradeTimeouts; method: string; pathAndQuery: string; headers: UpstreamHeaders; client: Duplex; clientHead: Buffer; auditId: string; taps: (protocol: string) => Taps; signal: AbortSignal }): Promise<RelayOutcome> {
+export function relayUpgrade(args: {
+  target: UpstreamTarget;
+  timeouts: UpgradeTimeouts;
+  method: string;
+  pathAndQuery: string;
+  headers: UpstreamHeaders;
+  client: Duplex;
+  clientHead: Buffer;
+  auditId: string;
+  taps: (protocol: string) => Taps;
+  signal: AbortSignal;
+}): Promise<RelayOutcome> {
   const u = new URL(args.target.server);
   return new Promise<RelayOutcome>((resolve, reject) => {
     // An API server that accepts and never answers must not hold the client forever: the same

@@ -64,7 +64,8 @@ export class SessionTap {
       try {
         const size = JSON.parse(data.toString('utf8')) as { Width?: number; Height?: number };
         // A client without a terminal size sends 0x0: nothing to record.
-        if (typeof size.Width === 'number' && typeof size.Height === 'number' && size.Width > 0 && size.Height > 0) this.recorder?.resize(size.Width, size.Height);
+        if (typeof size.Width === 'number' && typeof size.Height === 'number' && size.Width > 0 && size.Height > 0)
+          this.recorder?.resize(size.Width, size.Height);
       } catch {
         // Not a size: nothing to record.
       }

@@ -42,7 +42,8 @@ export function loadUpstream(source: UpstreamSource): UpstreamTarget {
   const user = kc.getCurrentUser();
   if (!cluster || !user) throw new ConfigError(option, 'the current context names no cluster or no user: set upstream.context');
   if (user.exec) throw new ConfigError(option, `user ${user.name} uses an exec credential plugin; give the gateway a token or a client certificate`);
-  if (user.username || user.password) throw new ConfigError(option, `user ${user.name} uses basic auth, which Kubernetes removed; use a token or a client certificate`);
+  if (user.username || user.password)
+    throw new ConfigError(option, `user ${user.name} uses basic auth, which Kubernetes removed; use a token or a client certificate`);
 
   let authorization: (() => string) | undefined;
   if (user.token) {

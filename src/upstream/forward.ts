@@ -11,7 +11,14 @@ export interface UpstreamResponse {
 }
 
 export interface Forwarder {
-  forward(req: { method: string; pathAndQuery: string; headers: UpstreamHeaders; body: Buffer | undefined; longRunning: boolean; signal: AbortSignal }): Promise<UpstreamResponse>;
+  forward(req: {
+    method: string;
+    pathAndQuery: string;
+    headers: UpstreamHeaders;
+    body: Buffer | undefined;
+    longRunning: boolean;
+    signal: AbortSignal;
+  }): Promise<UpstreamResponse>;
   close(): Promise<void>;
   /** GET /readyz as the gateway itself (public-info-viewer allows it): is the API server there? */
   ready(): Promise<boolean>;
@@ -55,7 +62,12 @@ export function createForwarder(target: UpstreamTarget, options: ForwarderOption
     },
     async ready() {
       try {
-        const res = await request(target.server + '/readyz', { dispatcher, headersTimeout: 2000, bodyTimeout: 2000, headers: target.authorization ? { authorization: target.authorization() } : {} });
+        const res = await request(target.server + '/readyz', {
+          dispatcher,
+          headersTimeout: 2000,
+          bodyTimeout: 2000,
+          headers: target.authorization ? { authorization: target.authorization() } : {},
+        });
         await res.body.dump();
         return res.statusCode === 200;
       } catch {

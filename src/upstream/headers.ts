@@ -11,7 +11,6 @@ import type { UpstreamTarget } from './credentials.js';
 /** Request headers a Kubernetes client needs the API server to see. */
 const FORWARDED = ['accept', 'content-type', 'user-agent', 'kubectl-command', 'kubectl-session', 'x-stream-protocol-version'] as const;
 
-
 export interface UpstreamHeaderOptions {
   readonly auditId: string;
   /** Responses that may be masked: JSON only and uncompressed, so the redactor can read them. */
@@ -36,7 +35,12 @@ export function jsonOnlyAccept(accept: string | undefined): string {
 }
 
 /** `auth.authorization`: the gateway's own credentials, when it uses a token (a client certificate is in the connection). */
-export function buildUpstreamHeaders(incoming: IncomingHttpHeaders, identity: Identity, auth: Pick<UpstreamTarget, 'authorization'>, options: UpstreamHeaderOptions): UpstreamHeaders {
+export function buildUpstreamHeaders(
+  incoming: IncomingHttpHeaders,
+  identity: Identity,
+  auth: Pick<UpstreamTarget, 'authorization'>,
+  options: UpstreamHeaderOptions,
+): UpstreamHeaders {
   const out = Object.create(null) as UpstreamHeaders;
   for (const name of FORWARDED) {
     const v = incoming[name];
@@ -63,7 +67,18 @@ export function buildUpstreamHeaders(incoming: IncomingHttpHeaders, identity: Id
 }
 
 /** Response headers the client may see; everything else from upstream is dropped. */
-const RETURNED = new Set(['content-type', 'content-encoding', 'cache-control', 'warning', 'x-kubernetes-pf-flowschema-uid', 'x-kubernetes-pf-prioritylevel-uid', 'retry-after', 'location', 'etag', 'last-modified']);
+const RETURNED = new Set([
+  'content-type',
+  'content-encoding',
+  'cache-control',
+  'warning',
+  'x-kubernetes-pf-flowschema-uid',
+  'x-kubernetes-pf-prioritylevel-uid',
+  'retry-after',
+  'location',
+  'etag',
+  'last-modified',
+]);
 
 export function buildClientHeaders(upstream: Record<string, string | string[] | undefined>, auditId: string): Record<string, string | string[]> {
   const out = Object.create(null) as Record<string, string | string[]>;

@@ -23,7 +23,7 @@ export function page(title: string, who: Identity | undefined, csrf: string | un
 <body><header><nav><a href="/gatehouse/approvals"><strong>Gatehouse</strong> approvals</a> · <a href="/gatehouse/sessions">sessions</a></nav>${account}</header><main>${body}</main></body></html>`;
 }
 
-
 export const CSP = "default-src 'none'; style-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
 /** The replay page runs the player (our own origin only); it compiles its terminal emulator from WebAssembly and styles its elements. */
-export const PLAYER_CSP = "default-src 'none'; script-src 'self' 'wasm-unsafe-eval'; style-src 'self' 'unsafe-inline'; connect-src 'self'; img-src 'self' data:; font-src 'self' data:; worker-src 'self' blob:; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
+export const PLAYER_CSP =
+  "default-src 'none'; script-src 'self' 'wasm-unsafe-eval'; style-src 'self' 'unsafe-inline'; connect-src 'self'; img-src 'self' data:; font-src 'self' data:; worker-src 'self' blob:; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";

@@ -44,7 +44,16 @@ describe('approvals with PostgreSQL across two gateway processes (kube-apiserver
         cluster: 'demo',
         listen: { address: `127.0.0.1:${r.port}`, tls: { selfSigned: { dir: 'tls' } } },
         upstream: { kubeconfig: testbed().kubeconfigs.gateway },
-        identity: { issuers: [{ issuer: issuer.issuer, audiences: [DEMO_AUDIENCE], algorithms: ['RS256'], agent: { claim: 'agent', onBehalfOfClaim: 'on_behalf_of', sessionClaim: 'sid', usernamePrefix: 'agent:' } }] },
+        identity: {
+          issuers: [
+            {
+              issuer: issuer.issuer,
+              audiences: [DEMO_AUDIENCE],
+              algorithms: ['RS256'],
+              agent: { claim: 'agent', onBehalfOfClaim: 'on_behalf_of', sessionClaim: 'sid', usernamePrefix: 'agent:' },
+            },
+          ],
+        },
         policy: { dir: join(projectRoot, 'policies/gatehouse') },
         audit: { file: `audit-${r.name}.log` },
         masking: { hashKeyFile: 'hash.key' },
@@ -55,7 +64,9 @@ describe('approvals with PostgreSQL across two gateway processes (kube-apiserver
   }
 
   async function startReplica(r: Replica): Promise<void> {
-    const proc = spawn(process.execPath, [join(projectRoot, 'bin/gatehouse.js'), 'serve', '--config', configFor(r), '--write-ca', join(dir, 'ca.crt')], { stdio: ['ignore', 'ignore', 'pipe'] });
+    const proc = spawn(process.execPath, [join(projectRoot, 'bin/gatehouse.js'), 'serve', '--config', configFor(r), '--write-ca', join(dir, 'ca.crt')], {
+      stdio: ['ignore', 'ignore', 'pipe'],
+    });
     r.proc = proc;
     let log = '';
     await new Promise<void>((resolve, reject) => {
@@ -79,7 +90,14 @@ describe('approvals with PostgreSQL across two gateway processes (kube-apiserver
     const file = join(dir, `${name}-${r.name}.kubeconfig`);
     writeFileSync(
       file,
-      renderKubeconfig({ name: 'gatehouse-ha', server: r.url, caPem: readFileSync(join(dir, 'ca.crt'), 'utf8'), user: name, namespace: 'prod', auth: { kind: 'exec', command: process.execPath, args: [join(projectRoot, 'bin/gatehouse.js'), ...tokenArgs(u)], env: { GATEHOUSE_DEMO_DIR: dir } } }),
+      renderKubeconfig({
+        name: 'gatehouse-ha',
+        server: r.url,
+        caPem: readFileSync(join(dir, 'ca.crt'), 'utf8'),
+        user: name,
+        namespace: 'prod',
+        auth: { kind: 'exec', command: process.execPath, args: [join(projectRoot, 'bin/gatehouse.js'), ...tokenArgs(u)], env: { GATEHOUSE_DEMO_DIR: dir } },
+      }),
       { mode: 0o600 },
     );
     return file;
@@ -129,7 +147,10 @@ describe('approvals with PostgreSQL across two gateway processes (kube-apiserver
     const r = await held.done;
     assert.equal(r.code, 0, r.stderr);
     assert.match(r.stdout, /deployment.apps "ha-1" deleted/);
-    assert.deepEqual(approvalEvents(pending.id).map((e) => e.action), ['create', 'approve', 'use']);
+    assert.deepEqual(
+      approvalEvents(pending.id).map((e) => e.action),
+      ['create', 'approve', 'use'],
+    );
   });
 
   it('replica A restarts while a request waits: the client gets a clean error, the approval survives, the retry succeeds', async () => {
@@ -141,14 +162,20 @@ describe('approvals with PostgreSQL across two gateway processes (kube-apiserver
     await stopReplica(replicas.a);
     const cut = await held.done;
     assert.equal(cut.code, 1);
-    assert.match(cut.stderr, new RegExp(`Error from server \\(ServiceUnavailable\\): the gateway is shutting down while this request waited for approval ${pending.id}`));
+    assert.match(
+      cut.stderr,
+      new RegExp(`Error from server \\(ServiceUnavailable\\): the gateway is shutting down while this request waited for approval ${pending.id}`),
+    );
 
     assert.equal((await approvalsCli(securityB, ['approve', pending.id])).code, 0, 'approved while replica A is down');
     await startReplica(replicas.a);
     const retry = await kubectl(agentA, ['delete', 'deployment', 'ha-2', '-n', 'prod']);
     assert.equal(retry.code, 0, retry.stderr);
     assert.match(retry.stdout, /deployment.apps "ha-2" deleted/);
-    assert.deepEqual(approvalEvents(pending.id).map((e) => e.action), ['create', 'approve', 'use']);
+    assert.deepEqual(
+      approvalEvents(pending.id).map((e) => e.action),
+      ['create', 'approve', 'use'],
+    );
     const list = await approvalsCli(kubeconfig(replicas.a, 'security', DEMO_USERS.security), ['show', pending.id]);
     assert.match(list.stdout, /State: +used by carol@example\.com/);
   });

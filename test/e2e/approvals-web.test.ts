@@ -44,9 +44,9 @@ describe('approvals web page (headless Chromium → Gatehouse, login via the dem
     const context = await browser.newContext({ ignoreHTTPSErrors: true });
     const page = await context.newPage();
     await logIn(page, 'carol');
-    assert.match(await page.textContent('header') ?? '', /carol@example\.com/);
+    assert.match((await page.textContent('header')) ?? '', /carol@example\.com/);
     const row = page.locator('#pending tr', { hasText: pending.id });
-    assert.match(await row.textContent() ?? '', /agent deploy-bot for alice@example\.com.*delete deployments web-approved-1 in prod/);
+    assert.match((await row.textContent()) ?? '', /agent deploy-bot for alice@example\.com.*delete deployments web-approved-1 in prod/);
     await row.locator('a').click();
     await page.waitForURL(`${demo.gateway.url}/gatehouse/approvals/${pending.id}`);
     // The preview is made right after the request arrives; reload until it is there.
@@ -63,8 +63,8 @@ describe('approvals web page (headless Chromium → Gatehouse, login via the dem
     await page.fill('#reason', 'approved in the browser');
     await Promise.all([page.waitForURL(/\/gatehouse\/approvals\/ap-/, { waitUntil: 'load' }), page.click('button.approve')]);
     assert.equal(page.url(), `${demo.gateway.url}/gatehouse/approvals/${pending.id}`, await page.content());
-    assert.match(await page.textContent('h1') ?? '', /approved|used/, 'approved, or already used by the released request');
-    assert.match(await page.textContent('dl') ?? '', /approved by carol@example\.com .*: approved in the browser/);
+    assert.match((await page.textContent('h1')) ?? '', /approved|used/, 'approved, or already used by the released request');
+    assert.match((await page.textContent('dl')) ?? '', /approved by carol@example\.com .*: approved in the browser/);
     await page.screenshot({ path: testOutput('approval-approved.png'), fullPage: true });
 
     const r = await held.done;
@@ -82,7 +82,7 @@ describe('approvals web page (headless Chromium → Gatehouse, login via the dem
     await logIn(page, 'alice');
     await page.goto(`${demo.gateway.url}/gatehouse/approvals/${pending.id}`);
     assert.equal(await page.locator('button.approve').count(), 0);
-    assert.match(await page.textContent('main') ?? '', /you cannot approve a request made by an agent acting on your behalf/);
+    assert.match((await page.textContent('main')) ?? '', /you cannot approve a request made by an agent acting on your behalf/);
     // A post without the session's CSRF token, as another site would send it.
     const forged = await page.request.post(`${demo.gateway.url}/gatehouse/approvals/${pending.id}/decision`, { form: { action: 'approve', csrf: 'guess' } });
     assert.equal(forged.status(), 403);

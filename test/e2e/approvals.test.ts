@@ -36,7 +36,12 @@ describe('approvals (kubectl → Gatehouse → kube-apiserver v1.35.4, gatehouse
       dir,
       testbed: testbed(),
       audit: createMemoryAuditWriter((e) => audit.push(e)),
-      approvals: { holdSeconds: 60, sweepSeconds: 0.5, webhook: { url: `http://127.0.0.1:${(receiver.address() as AddressInfo).port}/hook`, retries: 1, backoffSeconds: 0.1 }, ...extra },
+      approvals: {
+        holdSeconds: 60,
+        sweepSeconds: 0.5,
+        webhook: { url: `http://127.0.0.1:${(receiver.address() as AddressInfo).port}/hook`, retries: 1, backoffSeconds: 0.1 },
+        ...extra,
+      },
     });
   }
 
@@ -98,7 +103,10 @@ describe('approvals (kubectl → Gatehouse → kube-apiserver v1.35.4, gatehouse
     const gone = await admin(['get', 'deployment', 'held-1', '-n', 'prod']);
     assert.match(gone.stderr, /NotFound/);
 
-    assert.deepEqual(approvalEvents(pending.id).map((e) => e.action), ['create', 'approve', 'use']);
+    assert.deepEqual(
+      approvalEvents(pending.id).map((e) => e.action),
+      ['create', 'approve', 'use'],
+    );
     const approveEvent = approvalEvents(pending.id)[1]!;
     assert.equal(approveEvent.actor, 'carol@example.com');
     assert.equal(approveEvent.reason, 'planned cleanup');
@@ -117,11 +125,15 @@ describe('approvals (kubectl → Gatehouse → kube-apiserver v1.35.4, gatehouse
   it("the preview of a write to a Secret is masked as the requester's policy masks it", async () => {
     const held = kubectlInBackground(demo.kubeconfigs.agent, ['label', 'secret', 'db-credentials', '-n', 'dev', 'reviewed=yes']);
     const pending = await pendingFor(security(), 'db-credentials');
-    const preview = await waitFor('the preview', async () => JSON.parse((await approvalsCli(security(), ['show', pending.id, '-o', 'json'])).stdout).preview as { status: string; diff: string } | null);
+    const preview = await waitFor(
+      'the preview',
+      async () => JSON.parse((await approvalsCli(security(), ['show', pending.id, '-o', 'json'])).stdout).preview as { status: string; diff: string } | null,
+    );
     assert.equal(preview.status, 'ok');
     assert.match(preview.diff, /\+ +reviewed: "?yes"?/);
     assert.match(preview.diff, /password: GATEHOUSE\+REDACTED\+\+/);
-    for (const v of [canary('dev', 'db-password'), Buffer.from(canary('dev', 'db-password')).toString('base64')]) assert.ok(!preview.diff.includes(v), 'the preview leaks the Secret');
+    for (const v of [canary('dev', 'db-password'), Buffer.from(canary('dev', 'db-password')).toString('base64')])
+      assert.ok(!preview.diff.includes(v), 'the preview leaks the Secret');
     assert.equal((await approvalsCli(security(), ['deny', pending.id])).code, 0);
     assert.equal((await held.done).code, 1);
   });
@@ -131,13 +143,20 @@ describe('approvals (kubectl → Gatehouse → kube-apiserver v1.35.4, gatehouse
     const again = kubectlInBackground(demo.kubeconfigs.agent, ['delete', 'deployment', 'held-1', '-n', 'prod']);
     const second = await pendingFor(security(), 'held-1');
     const used = approvalEvents(second.id);
-    assert.deepEqual(used.map((e) => e.action), ['create'], 'a new approval, not the used one');
+    assert.deepEqual(
+      used.map((e) => e.action),
+      ['create'],
+      'a new approval, not the used one',
+    );
     assert.equal((await approvalsCli(security(), ['deny', second.id, '--reason', 'once was enough'])).code, 0);
     const r = await again.done;
     assert.equal(r.code, 1);
     assert.match(r.stderr, new RegExp(`Error from server \\(Forbidden\\): approval ${second.id} was denied by carol@example.com: once was enough`));
     assert.equal((await admin(['get', 'deployment', 'held-1', '-n', 'prod', '-o', 'name'])).stdout.trim(), 'deployment.apps/held-1');
-    assert.deepEqual(approvalEvents(second.id).map((e) => e.action), ['create', 'deny']);
+    assert.deepEqual(
+      approvalEvents(second.id).map((e) => e.action),
+      ['create', 'deny'],
+    );
   });
 
   it('refuses at once for people, with the id, the command and the URL; the requester cannot approve it, an approver can, and the retry succeeds', async () => {
@@ -145,7 +164,10 @@ describe('approvals (kubectl → Gatehouse → kube-apiserver v1.35.4, gatehouse
     assert.equal((await admin(['create', 'configmap', 'erin-1', '-n', 'prod'])).code, 0);
     const first = await kubectl(erin, ['delete', 'configmap', 'erin-1', '-n', 'prod']);
     assert.equal(first.code, 1);
-    const m = /Error from server \(Forbidden\): this request needs approval: approval (ap-[a-z0-9]+) by a member of security is pending until \S+ \(deletes in namespace prod need approval from group security\)\. An approver runs `gatehouse approvals approve (ap-[a-z0-9]+)` or opens (https:\/\/\S+); then run the same command again\./.exec(first.stderr);
+    const m =
+      /Error from server \(Forbidden\): this request needs approval: approval (ap-[a-z0-9]+) by a member of security is pending until \S+ \(deletes in namespace prod need approval from group security\)\. An approver runs `gatehouse approvals approve (ap-[a-z0-9]+)` or opens (https:\/\/\S+); then run the same command again\./.exec(
+        first.stderr,
+      );
     assert.ok(m, first.stderr);
     assert.equal(m[1], m[2]);
     assert.equal(m[3], `${demo.gateway.url}/gatehouse/approvals/${m[1]}`);
@@ -213,7 +235,10 @@ describe('approvals (kubectl → Gatehouse → kube-apiserver v1.35.4, gatehouse
     const m = /approval (ap-\w+) expired before anyone approved it; run the command again to ask anew/.exec(r.stderr);
     assert.ok(m, r.stderr);
     await waitFor('the expire event', () => approvalEvents(m[1]!).some((e) => e.action === 'expire'));
-    assert.deepEqual(approvalEvents(m[1]!).map((e) => e.action), ['create', 'expire']);
+    assert.deepEqual(
+      approvalEvents(m[1]!).map((e) => e.action),
+      ['create', 'expire'],
+    );
     const late = await approvalsCli(security(), ['approve', m[1]!]);
     assert.match(late.stderr, /Conflict: approval ap-\w+ is expired, not pending/);
   });
@@ -227,7 +252,10 @@ describe('approvals (kubectl → Gatehouse → kube-apiserver v1.35.4, gatehouse
     await demo.stop();
     const cut = await held.done;
     assert.equal(cut.code, 1);
-    assert.match(cut.stderr, new RegExp(`Error from server \\(ServiceUnavailable\\): the gateway is shutting down while this request waited for approval ${pending.id}`));
+    assert.match(
+      cut.stderr,
+      new RegExp(`Error from server \\(ServiceUnavailable\\): the gateway is shutting down while this request waited for approval ${pending.id}`),
+    );
     await start();
     const after = await pendingFor(security(), 'restart-1');
     assert.equal(after.id, pending.id, 'the same approval, from the store');

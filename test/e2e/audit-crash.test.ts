@@ -51,7 +51,9 @@ describe('audit before action: SIGKILL under load (gatehouse serve → kube-apis
         audit: { file: 'audit.log' },
       }),
     );
-    const proc = spawn(process.execPath, [join(projectRoot, 'bin/gatehouse.js'), 'serve', '--config', config, '--write-ca', join(dir, 'ca.crt')], { stdio: ['ignore', 'ignore', 'pipe'] });
+    const proc = spawn(process.execPath, [join(projectRoot, 'bin/gatehouse.js'), 'serve', '--config', config, '--write-ca', join(dir, 'ca.crt')], {
+      stdio: ['ignore', 'ignore', 'pipe'],
+    });
     gateway = proc;
     let log = '';
     proc.stderr.setEncoding('utf8').on('data', (d: string) => (log += d));
@@ -64,7 +66,10 @@ describe('audit before action: SIGKILL under load (gatehouse serve → kube-apis
     const worker = async () => {
       for (let i = 0; i < 500 && !stop; i++) {
         try {
-          const res = await request(`https://127.0.0.1:${port}/api/v1/namespaces/dev/configmaps/app-config`, { headers: { authorization: `Bearer ${token}` }, dispatcher });
+          const res = await request(`https://127.0.0.1:${port}/api/v1/namespaces/dev/configmaps/app-config`, {
+            headers: { authorization: `Bearer ${token}` },
+            dispatcher,
+          });
           await res.body.dump();
           if (res.statusCode === 200) answered++;
         } catch {
@@ -85,10 +90,17 @@ describe('audit before action: SIGKILL under load (gatehouse serve → kube-apis
     const marker = `audit-crash-marker-${process.pid}`;
     await kubectl(testbed().kubeconfigs.admin, ['get', 'configmap', marker, '-n', 'dev']);
     const upstream = await waitFor('the marker in the API server audit log', () => {
-      const lines = readFileSync(testbed().auditLog, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { auditID: string; user: { username: string }; impersonatedUser?: { username: string }; objectRef?: { name?: string } });
+      const lines = readFileSync(testbed().auditLog, 'utf8')
+        .trim()
+        .split('\n')
+        .map((l) => JSON.parse(l) as { auditID: string; user: { username: string }; impersonatedUser?: { username: string }; objectRef?: { name?: string } });
       return lines.some((e) => e.objectRef?.name === marker) && lines;
     });
-    const reached = new Set(upstream.filter((e) => e.user.username === 'gatehouse-gateway' && e.impersonatedUser?.username === 'alice@example.com' && e.objectRef?.name === 'app-config').map((e) => e.auditID));
+    const reached = new Set(
+      upstream
+        .filter((e) => e.user.username === 'gatehouse-gateway' && e.impersonatedUser?.username === 'alice@example.com' && e.objectRef?.name === 'app-config')
+        .map((e) => e.auditID),
+    );
     assert.ok(reached.size >= 100, `the API server saw ${reached.size} of the requests`);
 
     assert.ok(existsSync(join(dir, 'audit.log')));

@@ -18,7 +18,10 @@ describe('gatehouse demo (the embedded default, as a process)', function () {
 
   it('serves the demo identities, answers health checks, and cleans up on SIGINT', async () => {
     const dir = join(runRoot, `test-${process.pid}`, 'demo-process');
-    const child = spawn(process.execPath, [join(projectRoot, 'bin/gatehouse.js'), 'demo'], { env: { ...process.env, GATEHOUSE_DEMO_DIR: dir }, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, [join(projectRoot, 'bin/gatehouse.js'), 'demo'], {
+      env: { ...process.env, GATEHOUSE_DEMO_DIR: dir },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     let out = '';
     child.stdout.on('data', (d: Buffer) => (out += d.toString()));
     try {
@@ -42,9 +45,24 @@ describe('gatehouse demo (the embedded default, as a process)', function () {
       await dispatcher.close();
 
       // gatehouse kubeconfig: a static-token kubeconfig for the same gateway works with stock kubectl.
-      const tok = await run(process.execPath, [join(projectRoot, 'bin/gatehouse.js'), 'demo', 'token', '--user', 'alice@example.com', '--groups', 'dev'], { env: { ...process.env, GATEHOUSE_DEMO_DIR: dir } });
+      const tok = await run(process.execPath, [join(projectRoot, 'bin/gatehouse.js'), 'demo', 'token', '--user', 'alice@example.com', '--groups', 'dev'], {
+        env: { ...process.env, GATEHOUSE_DEMO_DIR: dir },
+      });
       assert.equal(tok.code, 0, tok.stderr);
-      const kc = await run(process.execPath, [join(projectRoot, 'bin/gatehouse.js'), 'kubeconfig', '--server', url, '--ca', join(dir, 'tls', 'ca.crt'), '--user', 'alice', '--namespace', 'dev', '--token', tok.stdout.trim()]);
+      const kc = await run(process.execPath, [
+        join(projectRoot, 'bin/gatehouse.js'),
+        'kubeconfig',
+        '--server',
+        url,
+        '--ca',
+        join(dir, 'tls', 'ca.crt'),
+        '--user',
+        'alice',
+        '--namespace',
+        'dev',
+        '--token',
+        tok.stdout.trim(),
+      ]);
       assert.equal(kc.code, 0, kc.stderr);
       const file = join(dir, 'static.kubeconfig');
       writeFileSync(file, kc.stdout, { mode: 0o600 });
@@ -64,22 +82,32 @@ describe('gatehouse demo (the embedded default, as a process)', function () {
     assert.equal(child.exitCode, 0);
     assert.equal(existsSync(join(dir, 'ready')), false);
     // Flushed at shutdown: the last request before Ctrl-C has its record.
-    const lines = readFileSync(join(dir, 'audit.log'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
-    const whoami = lines.find((e) => e.objectRef?.resource === 'selfsubjectreviews' && e.user.username === 'alice@example.com' && e.stage === 'ResponseComplete');
+    const lines = readFileSync(join(dir, 'audit.log'), 'utf8')
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l));
+    const whoami = lines.find(
+      (e) => e.objectRef?.resource === 'selfsubjectreviews' && e.user.username === 'alice@example.com' && e.stage === 'ResponseComplete',
+    );
     assert.equal(whoami?.responseStatus?.code, 201);
   });
 
   for (const second of ['SIGTERM', 'SIGKILL'] as const) {
     it(`attack: SIGTERM while a watch is open, then ${second} during the drain, leaves no process of the control plane running`, async () => {
       const dir = join(runRoot, `test-${process.pid}`, `demo-${second}`);
-      const child = spawn(process.execPath, [join(projectRoot, 'bin/gatehouse.js'), 'demo'], { env: { ...process.env, GATEHOUSE_DEMO_DIR: dir }, stdio: ['ignore', 'ignore', 'pipe'] });
+      const child = spawn(process.execPath, [join(projectRoot, 'bin/gatehouse.js'), 'demo'], {
+        env: { ...process.env, GATEHOUSE_DEMO_DIR: dir },
+        stdio: ['ignore', 'ignore', 'pipe'],
+      });
       let err = '';
       child.stderr.setEncoding('utf8').on('data', (d: string) => (err += d));
       const exited = new Promise((r) => child.once('exit', r));
       await waitFor('the demo to be ready', () => existsSync(join(dir, 'ready')) || (child.exitCode !== null && assert.fail(err)), 90_000);
       const state = readState(join(dir, 'testbed'))!;
       // A client still connected keeps the gateway draining for limits.shutdownGraceSeconds.
-      const watch = spawn('kubectl', ['--kubeconfig', join(dir, 'alice.kubeconfig'), 'get', 'configmaps', '-n', 'dev', '-w'], { stdio: ['ignore', 'pipe', 'ignore'] });
+      const watch = spawn('kubectl', ['--kubeconfig', join(dir, 'alice.kubeconfig'), 'get', 'configmaps', '-n', 'dev', '-w'], {
+        stdio: ['ignore', 'pipe', 'ignore'],
+      });
       let seen = '';
       watch.stdout.setEncoding('utf8').on('data', (d: string) => (seen += d));
       try {
@@ -90,7 +118,13 @@ describe('gatehouse demo (the embedded default, as a process)', function () {
         await exited;
         const pids = { apiserver: state.pids.apiserver, etcd: state.pids.etcd, kubelet: state.pids.kubelet, watchdog: state.pids.watchdog };
         await waitFor('every process of the control plane to be gone', () => Object.values(pids).every((p) => !isAlive(p)), 30_000).catch(() => {
-          assert.deepEqual(Object.entries(pids).filter(([, p]) => isAlive(p)).map(([n]) => n), [], 'left running');
+          assert.deepEqual(
+            Object.entries(pids)
+              .filter(([, p]) => isAlive(p))
+              .map(([n]) => n),
+            [],
+            'left running',
+          );
         });
         await waitFor('the run folder to be removed', () => !existsSync(join(dir, 'testbed')), 10_000);
       } finally {

@@ -29,7 +29,13 @@ describe('gateway (kubectl → Gatehouse → kube-apiserver v1.35.4)', function 
 
   before(async function () {
     this.timeout(120_000);
-    demo = await startDemo({ dir: join(runRoot, `test-${process.pid}`, 'demo'), testbed: testbed(), audit: createMemoryAuditWriter((e) => e.kind === 'Event' && audit.push(e)), clockSkewSeconds: 0, approvals: { mode: { agents: 'refuse', people: 'refuse' } } });
+    demo = await startDemo({
+      dir: join(runRoot, `test-${process.pid}`, 'demo'),
+      testbed: testbed(),
+      audit: createMemoryAuditWriter((e) => e.kind === 'Event' && audit.push(e)),
+      clockSkewSeconds: 0,
+      approvals: { mode: { agents: 'refuse', people: 'refuse' } },
+    });
     issuerFile = JSON.parse(readFileSync(join(demo.dir, 'issuer.json'), 'utf8'));
     tls = new Agent({ connect: { ca: demo.gateway.caPem! } });
   });
@@ -41,7 +47,8 @@ describe('gateway (kubectl → Gatehouse → kube-apiserver v1.35.4)', function 
   const as = (who: keyof typeof DEMO_USERS, args: string[], input?: string) => kubectl(demo.kubeconfigs[who], args, input);
   const tokenFor = async (who: keyof typeof DEMO_USERS, ttlSeconds = 600) => {
     const u = DEMO_USERS[who] as { user: string; groups: readonly string[]; agent?: string; onBehalfOf?: string };
-    return (await mintToken(issuerFile, { user: u.user, groups: u.groups, ttlSeconds, ...(u.agent ? { agent: u.agent, onBehalfOf: u.onBehalfOf! } : {}) })).token;
+    return (await mintToken(issuerFile, { user: u.user, groups: u.groups, ttlSeconds, ...(u.agent ? { agent: u.agent, onBehalfOf: u.onBehalfOf! } : {}) }))
+      .token;
   };
   const raw = async (path: string, headers: Record<string, string>, method = 'GET', body?: string) => {
     const res = await request(demo.gateway.url + path, { method: method as 'GET', headers, dispatcher: tls, ...(body ? { body } : {}) });
@@ -69,13 +76,17 @@ describe('gateway (kubectl → Gatehouse → kube-apiserver v1.35.4)', function 
 
     it('watches through the gateway and sees a change as it happens', async () => {
       const before = audit.length;
-      const watch = spawn('kubectl', ['--kubeconfig', demo.kubeconfigs.alice, 'get', 'configmaps', '-n', 'dev', '--watch-only', '-o', 'name'], { stdio: ['ignore', 'pipe', 'pipe'] });
+      const watch = spawn('kubectl', ['--kubeconfig', demo.kubeconfigs.alice, 'get', 'configmaps', '-n', 'dev', '--watch-only', '-o', 'name'], {
+        stdio: ['ignore', 'pipe', 'pipe'],
+      });
       let out = '';
       watch.stdout.on('data', (d: Buffer) => (out += d.toString()));
       try {
         // --watch-only prints nothing until a change: the watch is established once the
         // API server answered it, which the gateway records as ResponseStarted.
-        const started = await waitFor('the watch to be answered upstream', () => audit.slice(before).find((e) => e.verb === 'watch' && e.stage === 'ResponseStarted' && e.objectRef?.resource === 'configmaps'));
+        const started = await waitFor('the watch to be answered upstream', () =>
+          audit.slice(before).find((e) => e.verb === 'watch' && e.stage === 'ResponseStarted' && e.objectRef?.resource === 'configmaps'),
+        );
         assert.equal(started.user.username, 'alice@example.com');
         const r = await as('alice', ['create', 'configmap', 'e2e-watched', '-n', 'dev', '--from-literal=x=y']);
         assert.equal(r.code, 0, r.stderr);
@@ -86,7 +97,7 @@ describe('gateway (kubectl → Gatehouse → kube-apiserver v1.35.4)', function 
       }
     });
 
-    it('kubectl logs and logs -f stream through the gateway (from the test bed\'s stand-in kubelet)', async () => {
+    it("kubectl logs and logs -f stream through the gateway (from the test bed's stand-in kubelet)", async () => {
       const plain = await as('alice', ['logs', 'web-0', '-n', 'dev']);
       assert.equal(plain.code, 0, plain.stderr);
       assert.equal(plain.stdout, 'dev/web-0/web line 1\ndev/web-0/web line 2\ndev/web-0/web line 3\n');
@@ -129,7 +140,13 @@ describe('gateway (kubectl → Gatehouse → kube-apiserver v1.35.4)', function 
       await as('alice', ['get', 'configmap', 'app-config', '-n', 'dev']);
       // The API server's audit backend writes in batches: wait for the line, not for a time.
       const seen = await waitFor('the upstream audit line', () =>
-        readFileSync(testbed().auditLog, 'utf8').trim().split('\n').map((l) => JSON.parse(l)).reverse().find((ev) => ev.objectRef?.name === 'app-config' && ev.impersonatedUser?.username === 'alice@example.com'));
+        readFileSync(testbed().auditLog, 'utf8')
+          .trim()
+          .split('\n')
+          .map((l) => JSON.parse(l))
+          .reverse()
+          .find((ev) => ev.objectRef?.name === 'app-config' && ev.impersonatedUser?.username === 'alice@example.com'),
+      );
       assert.equal(seen?.user.username, 'gatehouse-gateway');
       assert.deepEqual(seen?.impersonatedUser.groups, ['dev', 'system:authenticated']);
     });
@@ -149,7 +166,10 @@ describe('gateway (kubectl → Gatehouse → kube-apiserver v1.35.4)', function 
     it('needs approval to delete in prod (refused at once in this demo; approvals.test.ts covers holding)', async () => {
       const r = await as('agent', ['delete', 'deployment', 'web', '-n', 'prod']);
       assert.notEqual(r.code, 0);
-      assert.match(r.stderr, /Error from server \(Forbidden\): this request needs approval: approval ap-\w+ by a member of security is pending until \S+ \(agents need a person's approval for every write; deletes in namespace prod need approval from group security\)/);
+      assert.match(
+        r.stderr,
+        /Error from server \(Forbidden\): this request needs approval: approval ap-\w+ by a member of security is pending until \S+ \(agents need a person's approval for every write; deletes in namespace prod need approval from group security\)/,
+      );
       const still = await kubectl(testbed().kubeconfigs.admin, ['get', 'deployment', 'web', '-n', 'prod', '-o', 'name']);
       assert.equal(still.stdout.trim(), 'deployment.apps/web');
     });
@@ -175,9 +195,15 @@ describe('gateway (kubectl → Gatehouse → kube-apiserver v1.35.4)', function 
         const before = audit.length;
         const r = await raw('/api/v1/namespaces/dev/configmaps', { authorization: `Bearer ${token}`, ...headers });
         assert.equal(r.status, 403, JSON.stringify(headers));
-        assert.equal(r.body['message'], 'Gatehouse does not forward impersonation: drop --as/--as-group (Impersonate-* headers); requests run as the identity in your token');
+        assert.equal(
+          r.body['message'],
+          'Gatehouse does not forward impersonation: drop --as/--as-group (Impersonate-* headers); requests run as the identity in your token',
+        );
         const records = audit.slice(before);
-        assert.deepEqual(records.map((e) => [e.stage, e.annotations['gatehouse.dev/effect'], e.gatehouse.decision, e.responseStatus?.code, e.gatehouse.error?.code]), [['ResponseComplete', 'none', undefined, 403, 'GATEHOUSE_DENIED']]);
+        assert.deepEqual(
+          records.map((e) => [e.stage, e.annotations['gatehouse.dev/effect'], e.gatehouse.decision, e.responseStatus?.code, e.gatehouse.error?.code]),
+          [['ResponseComplete', 'none', undefined, 403, 'GATEHOUSE_DENIED']],
+        );
       }
     });
 
@@ -185,11 +211,25 @@ describe('gateway (kubectl → Gatehouse → kube-apiserver v1.35.4)', function 
       const r = await as('admin', ['get', 'configmaps', '-n', 'dev', '--as', 'dave@example.com']);
       assert.notEqual(r.code, 0);
       assert.match(r.stderr, /Error from server \(Forbidden\): Gatehouse does not forward impersonation/);
-      assert.equal(lastAudit((e) => e.verb === 'list' && e.user.username === 'bob@example.com')?.annotations['gatehouse.dev/effect'], 'none', 'no allow next to the 403');
+      assert.equal(
+        lastAudit((e) => e.verb === 'list' && e.user.username === 'bob@example.com')?.annotations['gatehouse.dev/effect'],
+        'none',
+        'no allow next to the 403',
+      );
     });
 
     it('a Connection header naming another header does not smuggle it past the gateway', async () => {
-      const r = await raw('/apis/authentication.k8s.io/v1/selfsubjectreviews', { authorization: `Bearer ${await tokenFor('alice')}`, connection: 'keep-alive, X-Forwarded-For', 'content-type': 'application/json', 'x-forwarded-for': '10.0.0.1' }, 'POST', JSON.stringify({ apiVersion: 'authentication.k8s.io/v1', kind: 'SelfSubjectReview' }));
+      const r = await raw(
+        '/apis/authentication.k8s.io/v1/selfsubjectreviews',
+        {
+          authorization: `Bearer ${await tokenFor('alice')}`,
+          connection: 'keep-alive, X-Forwarded-For',
+          'content-type': 'application/json',
+          'x-forwarded-for': '10.0.0.1',
+        },
+        'POST',
+        JSON.stringify({ apiVersion: 'authentication.k8s.io/v1', kind: 'SelfSubjectReview' }),
+      );
       assert.equal(r.status, 201);
       assert.equal((r.body['status'] as { userInfo: { username: string } }).userInfo.username, 'alice@example.com');
     });
@@ -224,7 +264,18 @@ describe('gateway (kubectl → Gatehouse → kube-apiserver v1.35.4)', function 
       const r = await raw('/api/v1/namespaces/dev/configmaps', { authorization: `Bearer ${token}` });
       assert.equal(r.status, 401);
       assert.equal(r.body['message'], 'the token has expired');
-      const k = await run('kubectl', ['--server', demo.gateway.url, '--certificate-authority', join(demo.dir, 'tls', 'ca.crt'), '--token', token, 'get', 'configmaps', '-n', 'dev']);
+      const k = await run('kubectl', [
+        '--server',
+        demo.gateway.url,
+        '--certificate-authority',
+        join(demo.dir, 'tls', 'ca.crt'),
+        '--token',
+        token,
+        'get',
+        'configmaps',
+        '-n',
+        'dev',
+      ]);
       assert.notEqual(k.code, 0);
       assert.match(k.stderr, /Unauthorized|You must be logged in/);
     });
@@ -250,13 +301,20 @@ describe('gateway (kubectl → Gatehouse → kube-apiserver v1.35.4)', function 
         for (const headers of [{}, { authorization: `Bearer ${token}` }]) {
           const r = await raw(`/api/v1/namespaces/dev/configmaps?limit=1&${name}=${token}`, headers);
           assert.equal(r.status, 400, 'refused, with or without a token in the header');
-          assert.equal(r.body['message'], `Gatehouse does not accept credentials in the URL (query parameter "${name}"): send the token in the Authorization header`);
+          assert.equal(
+            r.body['message'],
+            `Gatehouse does not accept credentials in the URL (query parameter "${name}"): send the token in the Authorization header`,
+          );
           assert.ok(!JSON.stringify(r.body).includes(signature));
         }
       }
       const records = audit.slice(before);
       assert.equal(records.length, 8, 'each refusal is audited');
-      for (const e of records) assert.match(e.requestURI, /^\/api\/v1\/namespaces\/dev\/configmaps\?limit=1&(access_token|token|id_token|ACCESS_TOKEN)=GATEHOUSE\+CREDENTIAL\+REMOVED$/);
+      for (const e of records)
+        assert.match(
+          e.requestURI,
+          /^\/api\/v1\/namespaces\/dev\/configmaps\?limit=1&(access_token|token|id_token|ACCESS_TOKEN)=GATEHOUSE\+CREDENTIAL\+REMOVED$/,
+        );
       assert.ok(!JSON.stringify(records).includes(signature), 'no token in any record, its stored input included');
       // Nothing was forwarded, so the API server's audit log never saw it either.
       assert.ok(!readFileSync(testbed().auditLog, 'utf8').includes(signature));
@@ -267,7 +325,9 @@ describe('gateway (kubectl → Gatehouse → kube-apiserver v1.35.4)', function 
       const before = audit.length;
       const r = await as('alice', ['get', 'configmap', token, '-n', 'dev']);
       assert.notEqual(r.code, 0);
-      const e = await waitFor('the record of the get', () => audit.slice(before).find((ev) => ev.verb === 'get' && ev.objectRef?.resource === 'configmaps' && ev.stage === 'ResponseComplete'));
+      const e = await waitFor('the record of the get', () =>
+        audit.slice(before).find((ev) => ev.verb === 'get' && ev.objectRef?.resource === 'configmaps' && ev.stage === 'ResponseComplete'),
+      );
       assert.equal(e.requestURI, '/api/v1/namespaces/dev/configmaps/GATEHOUSE+CREDENTIAL+REMOVED');
       assert.ok(!JSON.stringify(audit.slice(before)).includes(token.split('.')[2]!));
     });
@@ -279,7 +339,10 @@ describe('gateway (kubectl → Gatehouse → kube-apiserver v1.35.4)', function 
       kc.loadFromFile(demo.kubeconfigs.alice);
       const api = kc.makeApiClient(CoreV1Api);
       const pods = await api.listNamespacedPod({ namespace: 'dev' });
-      assert.deepEqual(pods.items.map((p) => p.metadata?.name), ['web-0']);
+      assert.deepEqual(
+        pods.items.map((p) => p.metadata?.name),
+        ['web-0'],
+      );
       const cms = await api.listNamespacedConfigMap({ namespace: 'dev' });
       assert.ok(cms.items.some((c) => c.metadata?.name === 'app-config'));
     });

@@ -20,7 +20,10 @@ import { waitFor } from '../support/wait.js';
 import { testbed } from './hooks.js';
 
 /** No canary leaks in any form: plain, base64 (as in Secret data) or JSON-escaped inside a string. */
-function assertNoLeak(text: string, values: string[] = ['dev', 'prod'].flatMap((ns) => [canary(ns, 'db-password'), canary(ns, 'api-token'), canary(ns, 'env-password')])) {
+function assertNoLeak(
+  text: string,
+  values: string[] = ['dev', 'prod'].flatMap((ns) => [canary(ns, 'db-password'), canary(ns, 'api-token'), canary(ns, 'env-password')]),
+) {
   for (const v of values) {
     for (const form of [v, Buffer.from(v).toString('base64'), Buffer.from(v).toString('base64').slice(0, 16), JSON.stringify(v).slice(1, -1)]) {
       assert.ok(!text.includes(form), `leaked ${v} as ${form}`);
@@ -82,7 +85,10 @@ describe('masking (kubectl → Gatehouse → kube-apiserver v1.35.4)', function 
     const issuer = JSON.parse(readFileSync(join(demo.dir, 'issuer.json'), 'utf8'));
     const { token } = await mintToken(issuer, { user: 'alice@example.com', groups: ['dev'] });
     const dispatcher = new Agent({ connect: { ca: demo.gateway.caPem! } });
-    const res = await request(`${demo.gateway.url}/api/v1/namespaces/dev/secrets?includeObject=Object`, { headers: { authorization: `Bearer ${token}`, accept: 'application/json;as=Table;v=v1;g=meta.k8s.io' }, dispatcher });
+    const res = await request(`${demo.gateway.url}/api/v1/namespaces/dev/secrets?includeObject=Object`, {
+      headers: { authorization: `Bearer ${token}`, accept: 'application/json;as=Table;v=v1;g=meta.k8s.io' },
+      dispatcher,
+    });
     const text = await res.body.text();
     await dispatcher.close();
     assert.equal(res.statusCode, 200);
@@ -94,7 +100,9 @@ describe('masking (kubectl → Gatehouse → kube-apiserver v1.35.4)', function 
 
   it('get secrets -w -o json: a change made meanwhile arrives masked', async () => {
     const fresh = 'GATEHOUSE-CANARY-watch-rotated';
-    const watch = spawn('kubectl', ['--kubeconfig', demo.kubeconfigs.alice, 'get', 'secrets', '-n', 'dev', '-w', '--output-watch-events', '-o', 'json'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const watch = spawn('kubectl', ['--kubeconfig', demo.kubeconfigs.alice, 'get', 'secrets', '-n', 'dev', '-w', '--output-watch-events', '-o', 'json'], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     let out = '';
     watch.stdout.on('data', (d: Buffer) => (out += d.toString()));
     try {
@@ -118,7 +126,15 @@ describe('masking (kubectl → Gatehouse → kube-apiserver v1.35.4)', function 
     const applied = await as('alice', ['apply', '-f', '-', '-o', 'json'], manifest);
     assert.equal(applied.code, 0, applied.stderr);
     assertNoLeak(applied.stdout, [value]);
-    const stored = await admin(['get', 'secret', 'applied', '-n', 'dev', '-o', 'jsonpath={.metadata.annotations.kubectl\\.kubernetes\\.io/last-applied-configuration}']);
+    const stored = await admin([
+      'get',
+      'secret',
+      'applied',
+      '-n',
+      'dev',
+      '-o',
+      'jsonpath={.metadata.annotations.kubectl\\.kubernetes\\.io/last-applied-configuration}',
+    ]);
     assert.match(stored.stdout, new RegExp(value), 'the API server really holds the copy');
     const r = await as('alice', ['get', 'secret', 'applied', '-n', 'dev', '-o', 'json']);
     assert.equal(r.code, 0, r.stderr);
@@ -134,7 +150,18 @@ describe('masking (kubectl → Gatehouse → kube-apiserver v1.35.4)', function 
     assert.equal(created.code, 0, created.stderr);
     assertNoLeak(created.stdout, [value]);
     assert.equal(JSON.parse(created.stdout).data.k, REDACTED);
-    const patched = await as('alice', ['patch', 'secret', 'echoed', '-n', 'dev', '--type=merge', '-p', JSON.stringify({ stringData: { k2: value } }), '-o', 'json']);
+    const patched = await as('alice', [
+      'patch',
+      'secret',
+      'echoed',
+      '-n',
+      'dev',
+      '--type=merge',
+      '-p',
+      JSON.stringify({ stringData: { k2: value } }),
+      '-o',
+      'json',
+    ]);
     assert.equal(patched.code, 0, patched.stderr);
     assertNoLeak(patched.stdout, [value]);
     // kubectl delete prints only names; --raw shows the body the API server echoes.
@@ -168,7 +195,9 @@ describe('masking (kubectl → Gatehouse → kube-apiserver v1.35.4)', function 
     const editor = join(demo.dir, 'editor.sh');
     writeFileSync(editor, '#!/bin/sh\nsed -i "s/^  name: db-credentials$/  name: db-credentials\\n  labels:\\n    edited: \\"yes\\"/" "$1"\n');
     chmodSync(editor, 0o755);
-    const r = await run('kubectl', ['--kubeconfig', demo.kubeconfigs.alice, 'edit', 'secret', 'db-credentials', '-n', 'dev'], { env: { ...process.env, KUBE_EDITOR: editor, EDITOR: editor } });
+    const r = await run('kubectl', ['--kubeconfig', demo.kubeconfigs.alice, 'edit', 'secret', 'db-credentials', '-n', 'dev'], {
+      env: { ...process.env, KUBE_EDITOR: editor, EDITOR: editor },
+    });
     assert.equal(r.code, 0, r.stderr + r.stdout);
     const real = await admin(['get', 'secret', 'db-credentials', '-n', 'dev', '-o', 'json']);
     const obj = JSON.parse(real.stdout);
@@ -184,7 +213,9 @@ describe('masking (kubectl → Gatehouse → kube-apiserver v1.35.4)', function 
     assert.equal(env.find((e) => e.name === 'LOG_LEVEL')!.value, 'info');
     assert.match(env.find((e) => e.name === 'DB_PASSWORD')!.value, /^GATEHOUSE\+HMAC\+\+[A-Za-z0-9+/]{24}$/);
     const again = await as('agent', ['get', 'deployments', '-n', 'prod', '-o', 'json']);
-    const listed = JSON.parse(again.stdout).items.find((i: { metadata: { name: string } }) => i.metadata.name === 'web').spec.template.spec.containers[0].env.find((e: { name: string }) => e.name === 'DB_PASSWORD').value;
+    const listed = JSON.parse(again.stdout)
+      .items.find((i: { metadata: { name: string } }) => i.metadata.name === 'web')
+      .spec.template.spec.containers[0].env.find((e: { name: string }) => e.name === 'DB_PASSWORD').value;
     assert.equal(listed, env.find((e) => e.name === 'DB_PASSWORD')!.value, 'the same value hashes the same in get and list');
   });
 });

@@ -42,9 +42,15 @@ describe('sessions: exec, attach, cp, port-forward (kubectl 1.32 â†’ Gatehouse â
   });
   after(async () => demo?.stop());
 
-  const kubectlAs = (who: keyof RunningDemo['kubeconfigs'], transport: keyof typeof TRANSPORTS, args: string[], timeoutMs = 30_000) => run('kubectl', ['--kubeconfig', demo.kubeconfigs[who], ...args], { env: { ...process.env, ...TRANSPORTS[transport] }, timeoutMs });
+  const kubectlAs = (who: keyof RunningDemo['kubeconfigs'], transport: keyof typeof TRANSPORTS, args: string[], timeoutMs = 30_000) =>
+    run('kubectl', ['--kubeconfig', demo.kubeconfigs[who], ...args], { env: { ...process.env, ...TRANSPORTS[transport] }, timeoutMs });
   const sessionRecords = () => audit.filter((e): e is AuditEvent => e.kind === 'Event' && e.stage === 'ResponseComplete' && e.gatehouse.session !== undefined);
-  const castEvents = (file: string) => readFileSync(file, 'utf8').trim().split('\n').slice(1).map((l) => JSON.parse(l) as [number, string, string]);
+  const castEvents = (file: string) =>
+    readFileSync(file, 'utf8')
+      .trim()
+      .split('\n')
+      .slice(1)
+      .map((l) => JSON.parse(l) as [number, string, string]);
 
   for (const transport of Object.keys(TRANSPORTS) as (keyof typeof TRANSPORTS)[]) {
     describe(`over ${transport}`, () => {
@@ -60,7 +66,10 @@ describe('sessions: exec, attach, cp, port-forward (kubectl 1.32 â†’ Gatehouse â
         assert.equal(s.exitCode, 3);
         assert.equal(rec.verb, transport === 'websocket' ? 'get' : 'create');
         assert.match(s.protocol, transport === 'websocket' ? /^v5\.channel\.k8s\.io$/ : /^v4\.channel\.k8s\.io$/);
-        const output = castEvents(s.recording).filter((e) => e[1] === 'o').map((e) => e[2]).join('');
+        const output = castEvents(s.recording)
+          .filter((e) => e[1] === 'o')
+          .map((e) => e[2])
+          .join('');
         assert.match(output, new RegExp(`out-${marker}\\n`));
         assert.match(output, new RegExp(`err-${marker}\\n`));
         assert.equal(castEvents(s.recording).at(-1)![2], 'exit {"exitCode":3,"reason":"exited"}');
@@ -69,7 +78,10 @@ describe('sessions: exec, attach, cp, port-forward (kubectl 1.32 â†’ Gatehouse â
       it('an interactive shell through a pseudo-terminal: typed lines are commands in the audit, the recording replays what the client saw', async () => {
         const word = `typed-${transport}`;
         const env = { ...process.env, ...TRANSPORTS[transport] };
-        const child = spawn('script', ['-qec', `kubectl --kubeconfig ${demo.kubeconfigs.alice} exec -it web-0 -n dev -- sh`, '/dev/null'], { env, stdio: ['pipe', 'pipe', 'pipe'] });
+        const child = spawn('script', ['-qec', `kubectl --kubeconfig ${demo.kubeconfigs.alice} exec -it web-0 -n dev -- sh`, '/dev/null'], {
+          env,
+          stdio: ['pipe', 'pipe', 'pipe'],
+        });
         let seen = '';
         child.stdout.setEncoding('utf8').on('data', (d: string) => (seen += d));
         const exited = new Promise<number | null>((r) => child.on('close', r));
@@ -79,10 +91,19 @@ describe('sessions: exec, attach, cp, port-forward (kubectl 1.32 â†’ Gatehouse â
         await screenShows(new RegExp(`${word}-42`));
         child.stdin.write('exit 5\r');
         assert.equal(await exited, 5);
-        const rec = await waitFor('the session record', () => sessionRecords().find((e) => (e.gatehouse.session as { recording: string }).recording && readFileSync((e.gatehouse.session as { recording: string }).recording, 'utf8').includes(`${word}-42`)));
+        const rec = await waitFor('the session record', () =>
+          sessionRecords().find(
+            (e) =>
+              (e.gatehouse.session as { recording: string }).recording &&
+              readFileSync((e.gatehouse.session as { recording: string }).recording, 'utf8').includes(`${word}-42`),
+          ),
+        );
         const session = rec.gatehouse.session as { id: string; recording: string; exitCode: number };
         assert.equal(session.exitCode, 5);
-        const output = castEvents(session.recording).filter((e) => e[1] === 'o').map((e) => e[2]).join('');
+        const output = castEvents(session.recording)
+          .filter((e) => e[1] === 'o')
+          .map((e) => e[2])
+          .join('');
         assert.ok(seen.includes(output), `the client saw every recorded byte:\n${JSON.stringify(seen)}\n${JSON.stringify(output)}`);
         const header = JSON.parse(readFileSync(session.recording, 'utf8').split('\n')[0]!);
         assert.equal(header.gatehouse.tty, true);
@@ -105,9 +126,18 @@ describe('sessions: exec, attach, cp, port-forward (kubectl 1.32 â†’ Gatehouse â
       });
 
       it('attach reaches the container process (the test bed runs cat) and is recorded', async () => {
-        const r = await run('kubectl', ['--kubeconfig', demo.kubeconfigs.alice, 'attach', '-i', 'web-0', '-n', 'dev'], { env: { ...process.env, ...TRANSPORTS[transport] }, input: `attached-${transport}\n` });
+        const r = await run('kubectl', ['--kubeconfig', demo.kubeconfigs.alice, 'attach', '-i', 'web-0', '-n', 'dev'], {
+          env: { ...process.env, ...TRANSPORTS[transport] },
+          input: `attached-${transport}\n`,
+        });
         assert.match(r.stdout, new RegExp(`attached-${transport}`), r.stderr);
-        await waitFor('the attach session to be recorded', () => sessionRecords().find((e) => e.requestURI.includes('/attach') && readFileSync((e.gatehouse.session as { recording: string }).recording, 'utf8').includes(`attached-${transport}`)));
+        await waitFor('the attach session to be recorded', () =>
+          sessionRecords().find(
+            (e) =>
+              e.requestURI.includes('/attach') &&
+              readFileSync((e.gatehouse.session as { recording: string }).recording, 'utf8').includes(`attached-${transport}`),
+          ),
+        );
       });
 
       it('port-forward reaches a port served in the pod; its ports, duration and bytes are audited', async () => {
@@ -116,7 +146,10 @@ describe('sessions: exec, attach, cp, port-forward (kubectl 1.32 â†’ Gatehouse â
         await new Promise<void>((r) => target.listen(0, '127.0.0.1', r));
         const podPort = (target.address() as AddressInfo).port;
         const localPort = await freePort();
-        const pf = spawn('kubectl', ['--kubeconfig', demo.kubeconfigs.alice, 'port-forward', 'pod/web-0', '-n', 'dev', `${localPort}:${podPort}`], { env: { ...process.env, ...TRANSPORTS[transport] }, stdio: ['ignore', 'pipe', 'pipe'] });
+        const pf = spawn('kubectl', ['--kubeconfig', demo.kubeconfigs.alice, 'port-forward', 'pod/web-0', '-n', 'dev', `${localPort}:${podPort}`], {
+          env: { ...process.env, ...TRANSPORTS[transport] },
+          stdio: ['ignore', 'pipe', 'pipe'],
+        });
         try {
           let out = '';
           pf.stdout.setEncoding('utf8').on('data', (d: string) => (out += d));
@@ -128,7 +161,11 @@ describe('sessions: exec, attach, cp, port-forward (kubectl 1.32 â†’ Gatehouse â
           await new Promise((r) => pf.on('close', r));
           target.close();
         }
-        const rec = await waitFor('the port-forward record', () => sessionRecords().filter((e) => e.requestURI.includes('/portforward')).at(-1));
+        const rec = await waitFor('the port-forward record', () =>
+          sessionRecords()
+            .filter((e) => e.requestURI.includes('/portforward'))
+            .at(-1),
+        );
         const s = rec.gatehouse.session as { kind: string; bytesIn: number; bytesOut: number; durationMs: number; recording: string | null; ports: string[] };
         assert.equal(s.kind, 'portforward');
         assert.equal(s.recording, null, 'port-forward is not recorded byte for byte');
@@ -141,7 +178,8 @@ describe('sessions: exec, attach, cp, port-forward (kubectl 1.32 â†’ Gatehouse â
   // After the sessions above: mocha runs a suite's own tests before its child suites.
   describe('recordings', () => {
     it('lists, plays and exports recordings for security; the policy refuses them to others', async () => {
-      const cli = (who: 'security' | 'alice', args: string[]) => run(process.execPath, [join(projectRoot, 'bin/gatehouse.js'), 'sessions', ...args, '--kubeconfig', demo.kubeconfigs[who]]);
+      const cli = (who: 'security' | 'alice', args: string[]) =>
+        run(process.execPath, [join(projectRoot, 'bin/gatehouse.js'), 'sessions', ...args, '--kubeconfig', demo.kubeconfigs[who]]);
       const list = await cli('security', ['list', '--user', 'alice@example.com', '--pod', 'dev/web-0', '-o', 'json']);
       assert.equal(list.code, 0, list.stderr);
       const items = JSON.parse(list.stdout).items as { id: string; header: { gatehouse: { tty: boolean } } }[];
@@ -160,7 +198,10 @@ describe('sessions: exec, attach, cp, port-forward (kubectl 1.32 â†’ Gatehouse â
     });
 
     it('the replay page plays a recording in headless Chromium', async () => {
-      const list = JSON.parse((await run(process.execPath, [join(projectRoot, 'bin/gatehouse.js'), 'sessions', 'list', '-o', 'json', '--kubeconfig', demo.kubeconfigs.security])).stdout) as { items: { id: string; header: { gatehouse: { tty: boolean } } }[] };
+      const list = JSON.parse(
+        (await run(process.execPath, [join(projectRoot, 'bin/gatehouse.js'), 'sessions', 'list', '-o', 'json', '--kubeconfig', demo.kubeconfigs.security]))
+          .stdout,
+      ) as { items: { id: string; header: { gatehouse: { tty: boolean } } }[] };
       const id = list.items.find((i) => i.header.gatehouse.tty)!.id;
       const browser = await launchChromium();
       try {
@@ -186,9 +227,13 @@ describe('sessions: exec, attach, cp, port-forward (kubectl 1.32 â†’ Gatehouse â
     assert.equal(r.code, 1);
     assert.match(r.stderr, /Forbidden|forbidden/);
     assert.match(r.stderr, /Gatehouse denied this request: no rule allows this request/);
-    const refused = () => audit.slice(before).filter((e): e is AuditEvent => e.kind === 'Event' && e.requestURI.includes('/exec') && e.responseStatus?.code === 403);
+    const refused = () =>
+      audit.slice(before).filter((e): e is AuditEvent => e.kind === 'Event' && e.requestURI.includes('/exec') && e.responseStatus?.code === 403);
     const denied = await waitFor('each attempt (WebSocket, then SPDY) to be decided and audited', () => refused().length >= 1 && refused());
-    assert.ok(denied.every((e) => e.gatehouse.session === undefined), 'no session was opened');
+    assert.ok(
+      denied.every((e) => e.gatehouse.session === undefined),
+      'no session was opened',
+    );
   });
 
   it('a non-101 answer from upstream (a container the pod does not have) is relayed as it came, and the connection closed', async () => {
@@ -197,7 +242,9 @@ describe('sessions: exec, attach, cp, port-forward (kubectl 1.32 â†’ Gatehouse â
       const r = await kubectlAs('alice', transport, ['exec', 'web-0', '-n', 'dev', '-c', 'no-such-container', '--', 'true']);
       assert.equal(r.code, 1);
       assert.match(r.stderr, /container no-such-container is not valid for pod web-0/);
-      const rec = await waitFor('the record of the refused exec', () => audit.slice(before).find((e): e is AuditEvent => e.kind === 'Event' && e.requestURI.includes('/exec') && e.stage === 'ResponseComplete'));
+      const rec = await waitFor('the record of the refused exec', () =>
+        audit.slice(before).find((e): e is AuditEvent => e.kind === 'Event' && e.requestURI.includes('/exec') && e.stage === 'ResponseComplete'),
+      );
       assert.equal(rec.responseStatus?.code, 400, 'the upstream answer, not a 101');
       assert.equal(rec.stage, 'ResponseComplete');
       assert.equal(rec.gatehouse.session, undefined, 'no session happened');
@@ -242,7 +289,12 @@ describe('sessions: exec, attach, cp, port-forward (kubectl 1.32 â†’ Gatehouse â
     let broken: RunningDemo;
     before(async function () {
       this.timeout(60_000);
-      broken = await startDemo({ dir: join(dir, 'broken'), testbed: testbed(), audit: createMemoryAuditWriter(() => {}), recording: { dir: '/dev/null/recordings' } });
+      broken = await startDemo({
+        dir: join(dir, 'broken'),
+        testbed: testbed(),
+        audit: createMemoryAuditWriter(() => {}),
+        recording: { dir: '/dev/null/recordings' },
+      });
     });
     after(async () => broken?.stop());
 

@@ -35,7 +35,10 @@ describe('test bed (kube-apiserver v1.35.4, etcd v3.6.5, kubectl on PATH)', () =
   it('the gateway identity cannot read anything as itself', async () => {
     const r = await kubectl(testbed().kubeconfigs.gateway, ['get', 'secrets', '-n', 'dev']);
     assert.notEqual(r.code, 0);
-    assert.match(r.stderr, /Error from server \(Forbidden\): secrets is forbidden: User "gatehouse-gateway" cannot list resource "secrets" in API group "" in the namespace "dev"/);
+    assert.match(
+      r.stderr,
+      /Error from server \(Forbidden\): secrets is forbidden: User "gatehouse-gateway" cannot list resource "secrets" in API group "" in the namespace "dev"/,
+    );
   });
 
   it('the gateway identity may impersonate a dev user, who may edit in dev', async () => {
@@ -53,7 +56,10 @@ describe('test bed (kube-apiserver v1.35.4, etcd v3.6.5, kubectl on PATH)', () =
     assert.match(read.stdout, /secret\/db-credentials/);
     const del = await kubectl(testbed().kubeconfigs.gateway, ['delete', 'secret', 'api-token', '-n', 'prod', '--dry-run=server', ...alice]);
     assert.notEqual(del.code, 0);
-    assert.match(del.stderr, /secrets "api-token" is forbidden: User "alice@example.com" cannot delete resource "secrets" in API group "" in the namespace "prod"/);
+    assert.match(
+      del.stderr,
+      /secrets "api-token" is forbidden: User "alice@example.com" cannot delete resource "secrets" in API group "" in the namespace "prod"/,
+    );
   });
 
   it('a user in no group is forbidden everywhere', async () => {
@@ -82,7 +88,12 @@ describe('test bed (kube-apiserver v1.35.4, etcd v3.6.5, kubectl on PATH)', () =
     const { readFileSync } = await import('node:fs');
     // The audit backend writes in batches: wait for the line, not for a time.
     const e = await waitFor('an audit event for the impersonated get', () =>
-      readFileSync(testbed().auditLog, 'utf8').trim().split('\n').map((l) => JSON.parse(l)).find((ev) => ev.objectRef?.name === 'app-config' && ev.impersonatedUser?.username === PEOPLE.alice.user));
+      readFileSync(testbed().auditLog, 'utf8')
+        .trim()
+        .split('\n')
+        .map((l) => JSON.parse(l))
+        .find((ev) => ev.objectRef?.name === 'app-config' && ev.impersonatedUser?.username === PEOPLE.alice.user),
+    );
     assert.equal(e.user.username, 'gatehouse-gateway');
   });
 });
@@ -92,14 +103,18 @@ describe('test bed lifecycle', () => {
     this.timeout(120_000);
     const dir = join(runRoot, `test-${process.pid}`, 'orphan');
     // A separate owner process, killed with SIGKILL: it gets no chance to clean up.
-    const owner = spawn(process.execPath, [
-      '--input-type=module',
-      '-e',
-      `import { up } from ${JSON.stringify(join(projectRoot, 'dist/src/testbed/controlplane.js'))};
+    const owner = spawn(
+      process.execPath,
+      [
+        '--input-type=module',
+        '-e',
+        `import { up } from ${JSON.stringify(join(projectRoot, 'dist/src/testbed/controlplane.js'))};
        await up({ dir: ${JSON.stringify(dir)}, ownerPid: process.pid });
        console.log('ready');
        setInterval(() => {}, 1000);`,
-    ], { stdio: ['ignore', 'pipe', 'inherit'] });
+      ],
+      { stdio: ['ignore', 'pipe', 'inherit'] },
+    );
     await new Promise<void>((resolve, reject) => {
       owner.stdout.on('data', (d: Buffer) => d.toString().includes('ready') && resolve());
       owner.on('exit', (code) => reject(new Error(`owner exited early with ${code}`)));
@@ -119,24 +134,42 @@ describe('test bed lifecycle', () => {
     const dir = join(runRoot, `test-${process.pid}`, 'half-down');
     // The owner brings the test bed up, starts taking it down, and is killed while it waits for the
     // servers to exit, as a supervisor's SIGKILL after a SIGTERM would do to a draining demo.
-    const owner = spawn(process.execPath, [
-      '--input-type=module',
-      '-e',
-      `import { down, up } from ${JSON.stringify(join(projectRoot, 'dist/src/testbed/controlplane.js'))};
+    const owner = spawn(
+      process.execPath,
+      [
+        '--input-type=module',
+        '-e',
+        `import { down, up } from ${JSON.stringify(join(projectRoot, 'dist/src/testbed/controlplane.js'))};
        await up({ dir: ${JSON.stringify(dir)}, ownerPid: process.pid });
        console.log('ready');
        process.stdin.once('data', () => { console.log('down'); void down(${JSON.stringify(dir)}); });`,
-    ], { stdio: ['pipe', 'pipe', 'inherit'] });
+      ],
+      { stdio: ['pipe', 'pipe', 'inherit'] },
+    );
     let out = '';
     owner.stdout.setEncoding('utf8').on('data', (d: string) => (out += d));
-    await waitFor('the owner to bring the test bed up', () => out.includes('ready') || (owner.exitCode !== null && assert.fail(`owner exited early with ${owner.exitCode}`)), 90_000);
+    await waitFor(
+      'the owner to bring the test bed up',
+      () => out.includes('ready') || (owner.exitCode !== null && assert.fail(`owner exited early with ${owner.exitCode}`)),
+      90_000,
+    );
     const state = readState(dir)!;
     owner.stdin.write('go\n');
     await waitFor('the owner to start taking it down', () => out.includes('down'));
     // down() signals the servers in the same turn of the event loop that printed 'down'.
     owner.kill('SIGKILL');
-    await waitFor('every server and the watchdog to be gone', () => ![state.pids.apiserver, state.pids.etcd, state.pids.kubelet, state.pids.watchdog].some(isAlive), 30_000).catch(() => {
-      assert.deepEqual(Object.entries(state.pids).filter(([, p]) => isAlive(p)).map(([n]) => n), [], 'left running');
+    await waitFor(
+      'every server and the watchdog to be gone',
+      () => ![state.pids.apiserver, state.pids.etcd, state.pids.kubelet, state.pids.watchdog].some(isAlive),
+      30_000,
+    ).catch(() => {
+      assert.deepEqual(
+        Object.entries(state.pids)
+          .filter(([, p]) => isAlive(p))
+          .map(([n]) => n),
+        [],
+        'left running',
+      );
     });
     await waitFor('the run folder to be removed', () => !existsSync(dir), 10_000);
   });

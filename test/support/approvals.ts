@@ -45,4 +45,3 @@ export async function pendingFor(kubeconfig: string, name: string, timeoutMs = 2
     await sleep(200);
   }
 }
-

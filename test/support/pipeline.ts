@@ -16,8 +16,18 @@ import { createForwarder } from '../../src/upstream/forward.js';
 
 export const GATEWAY_TOKEN = 'gateway-secret-token';
 
-export async function startTestPipeline(opts: { upstreamUrl: string; identity: () => Identity; decision: Decision | (() => Decision); audit: AuditEvent[]; maxBodyBytes?: number; maxConnections?: number }): Promise<{ server: Server; port: number }> {
-  const forwarder = createForwarder({ server: opts.upstreamUrl, tls: { rejectUnauthorized: true } }, { connectTimeoutMs: 1000, headersTimeoutMs: 2000, bodyTimeoutMs: 2000, ...(opts.maxConnections ? { maxConnections: opts.maxConnections } : {}) });
+export async function startTestPipeline(opts: {
+  upstreamUrl: string;
+  identity: () => Identity;
+  decision: Decision | (() => Decision);
+  audit: AuditEvent[];
+  maxBodyBytes?: number;
+  maxConnections?: number;
+}): Promise<{ server: Server; port: number }> {
+  const forwarder = createForwarder(
+    { server: opts.upstreamUrl, tls: { rejectUnauthorized: true } },
+    { connectTimeoutMs: 1000, headersTimeoutMs: 2000, bodyTimeoutMs: 2000, ...(opts.maxConnections ? { maxConnections: opts.maxConnections } : {}) },
+  );
   const upstream = { server: opts.upstreamUrl, tls: { rejectUnauthorized: true }, authorization: () => `Bearer ${GATEWAY_TOKEN}` };
   const masking = { hashKey: Buffer.from('k'), maxHoldBytes: 4096 };
   const maxBodyBytes = opts.maxBodyBytes ?? 1024;

@@ -20,8 +20,12 @@ export interface RunningPostgres {
 
 function binDir(): string {
   const root = '/usr/lib/postgresql';
-  const versions = existsSync(root) ? readdirSync(root).filter((v) => existsSync(join(root, v, 'bin', 'postgres'))).sort((a, b) => Number(b) - Number(a)) : [];
-  if (!versions.length) throw new Error('PostgreSQL is not installed: scripts/system-deps.sh installs Debian\'s postgresql');
+  const versions = existsSync(root)
+    ? readdirSync(root)
+        .filter((v) => existsSync(join(root, v, 'bin', 'postgres')))
+        .sort((a, b) => Number(b) - Number(a))
+    : [];
+  if (!versions.length) throw new Error("PostgreSQL is not installed: scripts/system-deps.sh installs Debian's postgresql");
   return join(root, versions[0]!, 'bin');
 }
 
@@ -32,16 +36,24 @@ export async function startPostgres(): Promise<RunningPostgres> {
   const password = randomBytes(16).toString('hex');
   writeFileSync(join(dir, 'pw'), password + '\n');
   const asRoot = process.getuid?.() === 0;
-  const ids = asRoot ? { uid: Number(execFileSync('id', ['-u', 'postgres'], { encoding: 'utf8' })), gid: Number(execFileSync('id', ['-g', 'postgres'], { encoding: 'utf8' })) } : {};
+  const ids = asRoot
+    ? { uid: Number(execFileSync('id', ['-u', 'postgres'], { encoding: 'utf8' })), gid: Number(execFileSync('id', ['-g', 'postgres'], { encoding: 'utf8' })) }
+    : {};
   if (asRoot) {
     chownSync(dir, ids.uid!, ids.gid!);
     chownSync(join(dir, 'pw'), ids.uid!, ids.gid!);
   }
   chmodSync(dir, 0o700);
   const data = join(dir, 'data');
-  execFileSync(join(bin, 'initdb'), ['-D', data, '-U', 'gatehouse', '--auth=scram-sha-256', `--pwfile=${join(dir, 'pw')}`, '-E', 'UTF8', '--no-instructions'], { ...ids, stdio: ['ignore', 'ignore', 'pipe'] });
+  execFileSync(join(bin, 'initdb'), ['-D', data, '-U', 'gatehouse', '--auth=scram-sha-256', `--pwfile=${join(dir, 'pw')}`, '-E', 'UTF8', '--no-instructions'], {
+    ...ids,
+    stdio: ['ignore', 'ignore', 'pipe'],
+  });
   const port = await freePort();
-  const server: ChildProcess = spawn(join(bin, 'postgres'), ['-D', data, '-p', String(port), '-h', '127.0.0.1', '-k', dir], { ...ids, stdio: ['ignore', 'ignore', 'pipe'] });
+  const server: ChildProcess = spawn(join(bin, 'postgres'), ['-D', data, '-p', String(port), '-h', '127.0.0.1', '-k', dir], {
+    ...ids,
+    stdio: ['ignore', 'ignore', 'pipe'],
+  });
   let log = '';
   server.stderr!.setEncoding('utf8').on('data', (d: string) => (log = (log + d).slice(-4000)));
   const kill = () => server.kill('SIGKILL');

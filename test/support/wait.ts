@@ -9,7 +9,11 @@ import { setTimeout as sleep } from 'node:timers/promises';
  * and returns that. The timeout only bounds a test that would otherwise hang; it
  * names what was awaited so a failure says which state never came.
  */
-export async function waitFor<T>(what: string, probe: () => T | undefined | null | false | Promise<T | undefined | null | false>, timeoutMs = 30_000): Promise<T> {
+export async function waitFor<T>(
+  what: string,
+  probe: () => T | undefined | null | false | Promise<T | undefined | null | false>,
+  timeoutMs = 30_000,
+): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const got = await probe();

@@ -41,22 +41,67 @@ describe('config', () => {
     ['a plain-http issuer off loopback', withChange('identity.issuers.0.issuer', 'http://login.example.com'), 'identity.issuers[].issuer', /must use https/],
     ['no audiences', withChange('identity.issuers.0.audiences', []), 'identity.issuers[].audiences', /at least one audience/],
     ['two policy sources', withChange('policy.bundle', 'b.tar.gz'), 'policy', /exactly one of dir/],
-    ['a policy body limit above the body limit', { ...VALID, limits: { maxBodyBytes: 2048, policyBodyBytes: 4096 } }, 'limits.policyBodyBytes', /between 0 and 2048/],
-    ['a skew that is not a number', withChange('identity.issuers.0.clockSkewSeconds', '30s'), 'identity.issuers[0].clockSkewSeconds', /must be a number between 0 and 300/],
+    [
+      'a policy body limit above the body limit',
+      { ...VALID, limits: { maxBodyBytes: 2048, policyBodyBytes: 4096 } },
+      'limits.policyBodyBytes',
+      /between 0 and 2048/,
+    ],
+    [
+      'a skew that is not a number',
+      withChange('identity.issuers.0.clockSkewSeconds', '30s'),
+      'identity.issuers[0].clockSkewSeconds',
+      /must be a number between 0 and 300/,
+    ],
     ['approvals without a store', { ...VALID, approvals: {} }, 'approvals.store', /is required/],
-    ['approvals with two stores', { ...VALID, approvals: { store: { sqlite: 'a.db', postgres: { url: 'postgres://x' } } } }, 'approvals.store', /exactly one of sqlite/],
-    ['a postgres URL that is not one', { ...VALID, approvals: { store: { postgres: { url: 'mysql://x' } } } }, 'approvals.store.postgres', /postgres:\/\/ connection URL/],
-    ['an unknown hold mode', { ...VALID, approvals: { store: { sqlite: 'a.db' }, mode: { agents: 'wait' } } }, 'approvals.mode.agents', /must be hold .* or refuse/],
-    ['a web client that is not an audience', { ...VALID, approvals: { store: { sqlite: 'a.db' }, web: { clientId: 'other' } } }, 'approvals.web.clientId', /must be one of the issuer's audiences \(gatehouse\)/],
-    ['a web issuer that is not trusted', { ...VALID, approvals: { store: { sqlite: 'a.db' }, web: { issuer: 'https://evil.example', clientId: 'gatehouse' } } }, 'approvals.web.issuer', /is not one of identity.issuers/],
+    [
+      'approvals with two stores',
+      { ...VALID, approvals: { store: { sqlite: 'a.db', postgres: { url: 'postgres://x' } } } },
+      'approvals.store',
+      /exactly one of sqlite/,
+    ],
+    [
+      'a postgres URL that is not one',
+      { ...VALID, approvals: { store: { postgres: { url: 'mysql://x' } } } },
+      'approvals.store.postgres',
+      /postgres:\/\/ connection URL/,
+    ],
+    [
+      'an unknown hold mode',
+      { ...VALID, approvals: { store: { sqlite: 'a.db' }, mode: { agents: 'wait' } } },
+      'approvals.mode.agents',
+      /must be hold .* or refuse/,
+    ],
+    [
+      'a web client that is not an audience',
+      { ...VALID, approvals: { store: { sqlite: 'a.db' }, web: { clientId: 'other' } } },
+      'approvals.web.clientId',
+      /must be one of the issuer's audiences \(gatehouse\)/,
+    ],
+    [
+      'a web issuer that is not trusted',
+      { ...VALID, approvals: { store: { sqlite: 'a.db' }, web: { issuer: 'https://evil.example', clientId: 'gatehouse' } } },
+      'approvals.web.issuer',
+      /is not one of identity.issuers/,
+    ],
   ];
   it('fills approval defaults: agents hold, people are refused at once', () => {
     const c = parseConfig({ ...VALID, approvals: { store: { sqlite: 'approvals.db' }, web: { clientId: 'gatehouse' } } }, '/etc/gatehouse');
-    assert.deepEqual(c.approvals, { store: { kind: 'sqlite', file: '/etc/gatehouse/approvals.db' }, mode: { agents: 'hold', people: 'refuse' }, holdSeconds: 600, maxTtlSeconds: 604800, sweepSeconds: 5, web: { issuer: 'https://login.example.com', clientId: 'gatehouse', sessionMinutes: 60 } });
+    assert.deepEqual(c.approvals, {
+      store: { kind: 'sqlite', file: '/etc/gatehouse/approvals.db' },
+      mode: { agents: 'hold', people: 'refuse' },
+      holdSeconds: 600,
+      maxTtlSeconds: 604800,
+      sweepSeconds: 5,
+      web: { issuer: 'https://login.example.com', clientId: 'gatehouse', sessionMinutes: 60 },
+    });
   });
   for (const [what, doc, option, message] of BAD) {
     it(`refuses ${what}, naming the option`, () => {
-      assert.throws(() => parseConfig(doc, '/etc/gatehouse'), (e: ConfigError) => e.code === 'GATEHOUSE_CONFIG' && e.option === option && message.test(e.message) && e.message.startsWith(`config ${option}: `));
+      assert.throws(
+        () => parseConfig(doc, '/etc/gatehouse'),
+        (e: ConfigError) => e.code === 'GATEHOUSE_CONFIG' && e.option === option && message.test(e.message) && e.message.startsWith(`config ${option}: `),
+      );
     });
   }
 });

@@ -34,7 +34,12 @@ describe('pipeline: masked responses', () => {
     ({ server: gateway } = await startTestPipeline({
       upstreamUrl: `http://127.0.0.1:${(upstream.address() as AddressInfo).port}`,
       identity: () => ALICE,
-      decision: () => ({ effect: 'allow', reasons: [], mask: [{ path: '$.data.*', action: 'redact' }, ...(filterPath ? [{ path: "$.items[?(@.name == 'a')].value", action: 'redact' as const }] : [])], audit: { level: 'Metadata' } }),
+      decision: () => ({
+        effect: 'allow',
+        reasons: [],
+        mask: [{ path: '$.data.*', action: 'redact' }, ...(filterPath ? [{ path: "$.items[?(@.name == 'a')].value", action: 'redact' as const }] : [])],
+        audit: { level: 'Metadata' },
+      }),
       audit,
       maxBodyBytes: 64 * 1024,
     }));
@@ -47,22 +52,30 @@ describe('pipeline: masked responses', () => {
 
   function send(path: string, headers: Record<string, string> = {}, method = 'GET', body?: string) {
     return new Promise<{ status: number; headers: IncomingHttpHeaders; body: Buffer; aborted: boolean }>((resolve, reject) => {
-      const req = request({ host: '127.0.0.1', port: (gateway.address() as AddressInfo).port, path, method, headers: { authorization: 'Bearer t', ...headers } }, (res) => {
-        const parts: Buffer[] = [];
-        res.on('data', (d: Buffer) => parts.push(d));
-        res.on('end', () => resolve({ status: res.statusCode!, headers: res.headers, body: Buffer.concat(parts), aborted: false }));
-        res.on('aborted', () => resolve({ status: res.statusCode!, headers: res.headers, body: Buffer.concat(parts), aborted: true }));
-        res.on('error', () => resolve({ status: res.statusCode!, headers: res.headers, body: Buffer.concat(parts), aborted: true }));
-      });
+      const req = request(
+        { host: '127.0.0.1', port: (gateway.address() as AddressInfo).port, path, method, headers: { authorization: 'Bearer t', ...headers } },
+        (res) => {
+          const parts: Buffer[] = [];
+          res.on('data', (d: Buffer) => parts.push(d));
+          res.on('end', () => resolve({ status: res.statusCode!, headers: res.headers, body: Buffer.concat(parts), aborted: false }));
+          res.on('aborted', () => resolve({ status: res.statusCode!, headers: res.headers, body: Buffer.concat(parts), aborted: true }));
+          res.on('error', () => resolve({ status: res.statusCode!, headers: res.headers, body: Buffer.concat(parts), aborted: true }));
+        },
+      );
       // A response cut off before its first byte is a hung-up socket: that is an abort too.
-      req.on('error', (err: NodeJS.ErrnoException) => (err.code === 'ECONNRESET' ? resolve({ status: 0, headers: {}, body: Buffer.alloc(0), aborted: true }) : reject(err)));
+      req.on('error', (err: NodeJS.ErrnoException) =>
+        err.code === 'ECONNRESET' ? resolve({ status: 0, headers: {}, body: Buffer.alloc(0), aborted: true }) : reject(err),
+      );
       req.end(body);
     });
   }
 
   it('asks upstream for uncompressed JSON only, keeping as=Table, and masks the answer', async () => {
     reply = { headers: { 'content-type': 'application/json' }, chunks: [JSON.stringify(SECRET).slice(0, 50), JSON.stringify(SECRET).slice(50)] };
-    const r = await send('/api/v1/namespaces/dev/secrets/db', { accept: 'application/vnd.kubernetes.protobuf;as=Table;g=meta.k8s.io;v=v1, application/json;as=Table;g=meta.k8s.io;v=v1, application/json', 'accept-encoding': 'deflate, br' });
+    const r = await send('/api/v1/namespaces/dev/secrets/db', {
+      accept: 'application/vnd.kubernetes.protobuf;as=Table;g=meta.k8s.io;v=v1, application/json;as=Table;g=meta.k8s.io;v=v1, application/json',
+      'accept-encoding': 'deflate, br',
+    });
     assert.equal(received!['accept'], 'application/json;as=Table;g=meta.k8s.io;v=v1, application/json');
     assert.equal(received!['accept-encoding'], 'identity');
     assert.equal(r.status, 200);
@@ -91,7 +104,10 @@ describe('pipeline: masked responses', () => {
   });
 
   it('cuts a malformed response off, sends no unmasked byte, and audits why', async () => {
-    reply = { headers: { 'content-type': 'application/json' }, chunks: ['{"kind":"Secret","data":{"password":"aHVudGVyMg=="', ' "x": }} then garbage "aHVudGVyMg=="'] };
+    reply = {
+      headers: { 'content-type': 'application/json' },
+      chunks: ['{"kind":"Secret","data":{"password":"aHVudGVyMg=="', ' "x": }} then garbage "aHVudGVyMg=="'],
+    };
     const r = await send('/api/v1/namespaces/dev/secrets/db');
     assert.ok(r.aborted || !r.body.toString().endsWith('}'), 'the response is not completed');
     assert.doesNotMatch(r.body.toString(), /aHVudGVyMg==/);
@@ -110,7 +126,10 @@ describe('pipeline: masked responses', () => {
 
   it('cuts a response off when a filter must hold more than the cap, and audits it', async () => {
     // The member the filter reads comes last, after a value larger than maxHoldBytes (4096 here).
-    reply = { headers: { 'content-type': 'application/json' }, chunks: [JSON.stringify({ kind: 'Secret', data: { password: 'aHVudGVyMg==' }, items: [{ value: 'x'.repeat(9000), name: 'a' }] })] };
+    reply = {
+      headers: { 'content-type': 'application/json' },
+      chunks: [JSON.stringify({ kind: 'Secret', data: { password: 'aHVudGVyMg==' }, items: [{ value: 'x'.repeat(9000), name: 'a' }] })],
+    };
     filterPath = true;
     try {
       const r = await send('/api/v1/namespaces/dev/secrets/db');
@@ -127,14 +146,24 @@ describe('pipeline: masked responses', () => {
     const ev = (v: string) => JSON.stringify({ type: 'MODIFIED', object: { ...SECRET, data: { password: v } } }) + '\n';
     reply = { headers: { 'content-type': 'application/json;stream=watch' }, chunks: [ev('YQ=='), ev('Yg==').slice(0, 30), ev('Yg==').slice(30)] };
     const r = await send('/api/v1/namespaces/dev/secrets?watch=1');
-    const lines = r.body.toString().trim().split('\n').map((l) => JSON.parse(l));
-    assert.deepEqual(lines.map((l) => l.object.data.password), [REDACTED, REDACTED]);
+    const lines = r.body
+      .toString()
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l));
+    assert.deepEqual(
+      lines.map((l) => l.object.data.password),
+      [REDACTED, REDACTED],
+    );
   });
 
   for (const [what, body] of [
     ['a replace carrying the redaction marker back', JSON.stringify({ ...SECRET, data: { password: REDACTED } })],
     ['a patch carrying a hash back', JSON.stringify({ data: { password: 'GATEHOUSE+HMAC++abcdefghijklmnopqrstuvwx' } })],
-    ['an apply whose last-applied copy holds the marker', JSON.stringify({ metadata: { annotations: { 'kubectl.kubernetes.io/last-applied-configuration': `{"data":{"password":"${REDACTED}"}}` } } })],
+    [
+      'an apply whose last-applied copy holds the marker',
+      JSON.stringify({ metadata: { annotations: { 'kubectl.kubernetes.io/last-applied-configuration': `{"data":{"password":"${REDACTED}"}}` } } }),
+    ],
   ] as const) {
     it(`refuses ${what}, before the upstream sees it`, async () => {
       const r = await send('/api/v1/namespaces/dev/secrets/db', { 'content-type': 'application/json' }, 'PUT', body);

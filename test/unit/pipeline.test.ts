@@ -13,7 +13,12 @@ import { GATEWAY_TOKEN, startTestPipeline } from '../support/pipeline.js';
 import { WS_BEARER_PREFIX } from '../../src/identity/token.js';
 
 const ALICE: Identity = { username: 'alice@example.com', uid: '', groups: ['dev', 'system:authenticated'], extra: {}, claims: {}, agent: null };
-const BOT: Identity = { ...ALICE, username: 'agent:deploy-bot', groups: ['agents', 'system:authenticated'], agent: { name: 'deploy-bot', onBehalfOf: 'alice@example.com', session: 's-1' } };
+const BOT: Identity = {
+  ...ALICE,
+  username: 'agent:deploy-bot',
+  groups: ['agents', 'system:authenticated'],
+  agent: { name: 'deploy-bot', onBehalfOf: 'alice@example.com', session: 's-1' },
+};
 
 describe('pipeline: the upstream header set is built from an allow-list', () => {
   let upstream: Server;
@@ -55,7 +60,12 @@ describe('pipeline: the upstream header set is built from an allow-list', () => 
     status = 200;
   });
 
-  function send(path: string, headers: Record<string, string | string[]>, method = 'GET', body?: string): Promise<{ status: number; headers: IncomingHttpHeaders; body: string }> {
+  function send(
+    path: string,
+    headers: Record<string, string | string[]>,
+    method = 'GET',
+    body?: string,
+  ): Promise<{ status: number; headers: IncomingHttpHeaders; body: string }> {
     return new Promise((resolve, reject) => {
       const req = request({ host: '127.0.0.1', port: (gateway.address() as AddressInfo).port, path, method, headers }, (res) => {
         let data = '';
@@ -92,7 +102,12 @@ describe('pipeline: the upstream header set is built from an allow-list', () => 
   ];
   for (const [what, headers] of IMPERSONATION) {
     it(`refuses ${what} (allowed by policy, not honoured by the gateway)`, async () => {
-      const r = await send('/api/v1/namespaces/dev/configmaps', { authorization: 'Bearer caller-token', accept: 'application/json', 'user-agent': 'kubectl/v1.32.4', ...headers });
+      const r = await send('/api/v1/namespaces/dev/configmaps', {
+        authorization: 'Bearer caller-token',
+        accept: 'application/json',
+        'user-agent': 'kubectl/v1.32.4',
+        ...headers,
+      });
       assert.equal(r.status, 403, r.body);
       assert.match(JSON.parse(r.body).message, /^Gatehouse does not forward impersonation/);
       assert.equal(received, undefined, 'nothing reached the upstream');
@@ -101,12 +116,32 @@ describe('pipeline: the upstream header set is built from an allow-list', () => 
 
   const ATTACKS: [string, Record<string, string | string[]>][] = [
     ['Connection naming a header', { connection: 'X-Remote-User', 'x-remote-user': 'admin' }],
-    ['hop-by-hop and proxy headers', { te: 'trailers', 'proxy-authorization': 'Basic eDp5', 'keep-alive': 'timeout=5', 'x-forwarded-for': '10.0.0.1', 'x-remote-user': 'admin', 'x-remote-group': 'system:masters', cookie: 'a=b', 'audit-id': 'caller-chosen' }],
-    ['the WebSocket bearer subprotocol next to the same token', { 'sec-websocket-protocol': WS_BEARER_PREFIX + Buffer.from('caller-token').toString('base64url') }],
+    [
+      'hop-by-hop and proxy headers',
+      {
+        te: 'trailers',
+        'proxy-authorization': 'Basic eDp5',
+        'keep-alive': 'timeout=5',
+        'x-forwarded-for': '10.0.0.1',
+        'x-remote-user': 'admin',
+        'x-remote-group': 'system:masters',
+        cookie: 'a=b',
+        'audit-id': 'caller-chosen',
+      },
+    ],
+    [
+      'the WebSocket bearer subprotocol next to the same token',
+      { 'sec-websocket-protocol': WS_BEARER_PREFIX + Buffer.from('caller-token').toString('base64url') },
+    ],
   ];
   for (const [what, headers] of ATTACKS) {
     it(`drops ${what}`, async () => {
-      const r = await send('/api/v1/namespaces/dev/configmaps', { authorization: 'Bearer caller-token', accept: 'application/json', 'user-agent': 'kubectl/v1.32.4', ...headers });
+      const r = await send('/api/v1/namespaces/dev/configmaps', {
+        authorization: 'Bearer caller-token',
+        accept: 'application/json',
+        'user-agent': 'kubectl/v1.32.4',
+        ...headers,
+      });
       assert.equal(r.status, 200, r.body);
       assert.deepEqual({ ...received }, expectedFor(String(r.headers['audit-id'])));
     });
@@ -114,7 +149,11 @@ describe('pipeline: the upstream header set is built from an allow-list', () => 
 
   it('sends an agent as itself, with the person it acts for as user extras', async () => {
     identity = BOT;
-    const r = await send('/api/v1/namespaces/dev/configmaps', { authorization: 'Bearer caller-token', accept: 'application/json', 'user-agent': 'kubectl/v1.32.4' });
+    const r = await send('/api/v1/namespaces/dev/configmaps', {
+      authorization: 'Bearer caller-token',
+      accept: 'application/json',
+      'user-agent': 'kubectl/v1.32.4',
+    });
     assert.deepEqual(
       { ...received },
       {
@@ -130,8 +169,16 @@ describe('pipeline: the upstream header set is built from an allow-list', () => 
 
   it('forwards a write body byte for byte with its content type', async () => {
     const body = '{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"x"}}';
-    const r = await send('/api/v1/namespaces/dev/configmaps', { authorization: 'Bearer caller-token', accept: 'application/json', 'user-agent': 'kubectl/v1.32.4', 'content-type': 'application/json' }, 'POST', body);
-    assert.deepEqual({ ...received }, expectedFor(String(r.headers['audit-id']), { 'content-type': 'application/json', 'content-length': String(body.length) }));
+    const r = await send(
+      '/api/v1/namespaces/dev/configmaps',
+      { authorization: 'Bearer caller-token', accept: 'application/json', 'user-agent': 'kubectl/v1.32.4', 'content-type': 'application/json' },
+      'POST',
+      body,
+    );
+    assert.deepEqual(
+      { ...received },
+      expectedFor(String(r.headers['audit-id']), { 'content-type': 'application/json', 'content-length': String(body.length) }),
+    );
   });
 
   it('sends the headers of a watch at once, before its first event', async () => {
@@ -140,11 +187,19 @@ describe('pipeline: the upstream header set is built from an allow-list', () => 
     const released = new Promise<void>((r) => (release = r));
     holdWatch = released;
     const headersSeen = new Promise<number>((resolve, reject) => {
-      const req = request({ host: '127.0.0.1', port: (gateway.address() as AddressInfo).port, path: '/api/v1/namespaces/dev/configmaps?watch=1', headers: { authorization: 'Bearer caller-token' } }, (res) => {
-        resolve(res.statusCode!);
-        release();
-        res.resume();
-      });
+      const req = request(
+        {
+          host: '127.0.0.1',
+          port: (gateway.address() as AddressInfo).port,
+          path: '/api/v1/namespaces/dev/configmaps?watch=1',
+          headers: { authorization: 'Bearer caller-token' },
+        },
+        (res) => {
+          resolve(res.statusCode!);
+          release();
+          res.resume();
+        },
+      );
       req.on('error', reject);
       req.end();
     });
@@ -161,14 +216,24 @@ describe('pipeline: the upstream header set is built from an allow-list', () => 
   });
 
   it('refuses malformed JSON in a write before it reaches the upstream', async () => {
-    const r = await send('/api/v1/namespaces/dev/configmaps', { authorization: 'Bearer caller-token', 'content-type': 'application/json' }, 'POST', '{"kind": ');
+    const r = await send(
+      '/api/v1/namespaces/dev/configmaps',
+      { authorization: 'Bearer caller-token', 'content-type': 'application/json' },
+      'POST',
+      '{"kind": ',
+    );
     assert.equal(r.status, 400);
     assert.equal(received, undefined);
     assert.match(JSON.parse(r.body).message, /^the request body is not valid JSON/);
   });
 
   it('refuses a body over the limit with 413 and audits it', async () => {
-    const r = await send('/api/v1/namespaces/dev/configmaps', { authorization: 'Bearer caller-token', 'content-type': 'application/json' }, 'POST', JSON.stringify({ data: { x: 'y'.repeat(2000) } }));
+    const r = await send(
+      '/api/v1/namespaces/dev/configmaps',
+      { authorization: 'Bearer caller-token', 'content-type': 'application/json' },
+      'POST',
+      JSON.stringify({ data: { x: 'y'.repeat(2000) } }),
+    );
     assert.equal(r.status, 413);
     assert.equal(JSON.parse(r.body).reason, 'RequestEntityTooLarge');
     assert.equal(received, undefined);
@@ -180,12 +245,25 @@ describe('pipeline: a broken upstream', () => {
   it('is a 502 Status, audited, with no credential in the message', async () => {
     const audit: AuditEvent[] = [];
     // Port 1 on loopback: nothing listens there.
-    const { server, port } = await startTestPipeline({ upstreamUrl: 'http://127.0.0.1:1', identity: () => ALICE, decision: { effect: 'allow', reasons: [], mask: [], audit: { level: 'Metadata' } }, audit });
+    const { server, port } = await startTestPipeline({
+      upstreamUrl: 'http://127.0.0.1:1',
+      identity: () => ALICE,
+      decision: { effect: 'allow', reasons: [], mask: [], audit: { level: 'Metadata' } },
+      audit,
+    });
     const res = await fetch(`http://127.0.0.1:${port}/api/v1/namespaces/dev/pods`, { headers: { authorization: 'Bearer caller-token' } });
     server.close();
     const body = (await res.json()) as Record<string, unknown>;
     assert.equal(res.status, 502);
-    assert.deepEqual(body, { kind: 'Status', apiVersion: 'v1', metadata: {}, status: 'Failure', message: 'the Kubernetes API server is unreachable (ECONNREFUSED)', reason: 'ServiceUnavailable', code: 502 });
+    assert.deepEqual(body, {
+      kind: 'Status',
+      apiVersion: 'v1',
+      metadata: {},
+      status: 'Failure',
+      message: 'the Kubernetes API server is unreachable (ECONNREFUSED)',
+      reason: 'ServiceUnavailable',
+      code: 502,
+    });
     assert.equal(audit.length, 1);
     assert.equal(audit[0]!.gatehouse.error?.code, 'GATEHOUSE_UPSTREAM_UNAVAILABLE');
     assert.ok(!JSON.stringify(audit).includes(GATEWAY_TOKEN) && !JSON.stringify(audit).includes('caller-token'));

@@ -32,7 +32,18 @@ describe('approval preview', () => {
       return { status: 200, body: Buffer.from(JSON.stringify(r.method === 'GET' ? current : after)) };
     };
     const mask = async (b: Buffer) => Buffer.from(b.toString().replace(/s3cr3t/g, 'MASKED'));
-    const p = await previewWrite({ verb: 'patch', method: 'PATCH', path: del.path, search: '?fieldManager=kubectl', body: Buffer.from('{"data":{"a":"2"}}'), contentType: 'application/merge-patch+json' }, asRequester, mask);
+    const p = await previewWrite(
+      {
+        verb: 'patch',
+        method: 'PATCH',
+        path: del.path,
+        search: '?fieldManager=kubectl',
+        body: Buffer.from('{"data":{"a":"2"}}'),
+        contentType: 'application/merge-patch+json',
+      },
+      asRequester,
+      mask,
+    );
     assert.deepEqual(calls, [`GET ${del.path}`, `PATCH ${del.path}?fieldManager=kubectl&dryRun=All`]);
     assert.equal(p.status, 'ok');
     assert.ok(p.status === 'ok');
@@ -45,7 +56,10 @@ describe('unified diff', () => {
     assert.equal(unifiedDiff('a\nb\n', 'a\nb\n', { before: 'x', after: 'y' }), '');
     const before = Array.from({ length: 20 }, (_, i) => `l${i}`).join('\n');
     const after = before.replace('l2\n', 'L2\n').replace('l17', 'L17');
-    assert.equal(unifiedDiff(before, after, { before: 'x', after: 'y' }), '--- x\n+++ y\n@@ -1,6 +1,6 @@\n l0\n l1\n-l2\n+L2\n l3\n l4\n l5\n@@ -15,6 +15,6 @@\n l14\n l15\n l16\n-l17\n+L17\n l18\n l19\n');
+    assert.equal(
+      unifiedDiff(before, after, { before: 'x', after: 'y' }),
+      '--- x\n+++ y\n@@ -1,6 +1,6 @@\n l0\n l1\n-l2\n+L2\n l3\n l4\n l5\n@@ -15,6 +15,6 @@\n l14\n l15\n l16\n-l17\n+L17\n l18\n l19\n',
+    );
     assert.equal(unifiedDiff('', 'a\n', { before: 'x', after: 'y' }), '--- x\n+++ y\n@@ -0,0 +1,1 @@\n+a\n');
   });
 });

@@ -54,7 +54,13 @@ describe('approval service (SQLite in memory, manual clock)', () => {
     clock = Date.parse('2026-11-25T12:00:00Z');
     audit = [];
     announced = [];
-    service = createApprovalService({ store, audit: createMemoryAuditWriter((e) => audit.push(e)), settings: { mode, holdSeconds: 60, maxTtlSeconds: 3600, publicUrl: 'https://gw.example', sweepSeconds: 3600 }, now: () => clock, announce: (a) => announced.push(a) });
+    service = createApprovalService({
+      store,
+      audit: createMemoryAuditWriter((e) => audit.push(e)),
+      settings: { mode, holdSeconds: 60, maxTtlSeconds: 3600, publicUrl: 'https://gw.example', sweepSeconds: 3600 },
+      now: () => clock,
+      announce: (a) => announced.push(a),
+    });
   }
   afterEach(async () => {
     await service.close();
@@ -98,7 +104,10 @@ describe('approval service (SQLite in memory, manual clock)', () => {
     const err = await refused(service.gate(request(person('erin', ['admins']))));
     assert.equal(err.status, 403);
     const id = /approval (ap-[a-z0-9]+)/.exec(err.message)![1]!;
-    assert.equal(err.message, `this request needs approval: approval ${id} by a member of security is pending until 2026-11-25T12:15:00.000Z (prod deletes need approval). An approver runs \`gatehouse approvals approve ${id}\` or opens https://gw.example/gatehouse/approvals/${id}; then run the same command again.`);
+    assert.equal(
+      err.message,
+      `this request needs approval: approval ${id} by a member of security is pending until 2026-11-25T12:15:00.000Z (prod deletes need approval). An approver runs \`gatehouse approvals approve ${id}\` or opens https://gw.example/gatehouse/approvals/${id}; then run the same command again.`,
+    );
     const again = await refused(service.gate(request(person('erin', ['admins']))));
     assert.match(again.message, new RegExp(id));
     assert.deepEqual(actions(), ['create']);
@@ -190,7 +199,17 @@ describe('who may decide on an approval', () => {
   ];
   for (const [what, requester, approver, expected] of rows) {
     it(`${expected ? 'refuses' : 'accepts'} ${what}`, async () => {
-      const { approval } = await store.open({ id: `ap-${what.length}${Math.random().toString(36).slice(2, 8)}`, fingerprint: what, subject: subjectOf(requester, target, 'DELETE', null, [], body), approverGroups: ['security'], singleUse: true, ttlSeconds: 60 }, Date.now());
+      const { approval } = await store.open(
+        {
+          id: `ap-${what.length}${Math.random().toString(36).slice(2, 8)}`,
+          fingerprint: what,
+          subject: subjectOf(requester, target, 'DELETE', null, [], body),
+          approverGroups: ['security'],
+          singleUse: true,
+          ttlSeconds: 60,
+        },
+        Date.now(),
+      );
       assert.equal(whyNotApprover(approval, approver), expected);
     });
   }

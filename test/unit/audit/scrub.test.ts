@@ -22,10 +22,22 @@ describe('audit/scrub: credentials in a URL never reach a record', () => {
     ['an opaque token value', '/api/v1/namespaces?token=opaque-secret-123&limit=5', `/api/v1/namespaces?token=${CREDENTIAL_MARKER}&limit=5`],
     ['a name in another case', '/api?ID_TOKEN=abc', `/api?ID_TOKEN=${CREDENTIAL_MARKER}`],
     ['a percent-encoded name', '/api?access%5Ftoken=abc', `/api?access%5Ftoken=${CREDENTIAL_MARKER}`],
-    ['client_secret and password', '/apis?client_secret=s3&password=p4&watch=1', `/apis?client_secret=${CREDENTIAL_MARKER}&password=${CREDENTIAL_MARKER}&watch=1`],
-    ['a JWT in any other parameter', `/api/v1/namespaces/dev/pods/web-0/exec?command=curl&command=-H&command=Bearer%20${JWT}`, `/api/v1/namespaces/dev/pods/web-0/exec?command=curl&command=-H&command=Bearer%20${CREDENTIAL_MARKER}`],
+    [
+      'client_secret and password',
+      '/apis?client_secret=s3&password=p4&watch=1',
+      `/apis?client_secret=${CREDENTIAL_MARKER}&password=${CREDENTIAL_MARKER}&watch=1`,
+    ],
+    [
+      'a JWT in any other parameter',
+      `/api/v1/namespaces/dev/pods/web-0/exec?command=curl&command=-H&command=Bearer%20${JWT}`,
+      `/api/v1/namespaces/dev/pods/web-0/exec?command=curl&command=-H&command=Bearer%20${CREDENTIAL_MARKER}`,
+    ],
     ['a JWT in the path', `/api/v1/namespaces/${JWT}`, `/api/v1/namespaces/${CREDENTIAL_MARKER}`],
-    ['ordinary queries untouched', '/api/v1/pods?labelSelector=app%3Dweb&fieldSelector=metadata.name%3Dx&limit=500', '/api/v1/pods?labelSelector=app%3Dweb&fieldSelector=metadata.name%3Dx&limit=500'],
+    [
+      'ordinary queries untouched',
+      '/api/v1/pods?labelSelector=app%3Dweb&fieldSelector=metadata.name%3Dx&limit=500',
+      '/api/v1/pods?labelSelector=app%3Dweb&fieldSelector=metadata.name%3Dx&limit=500',
+    ],
     ['dotted names untouched', '/apis/apps/v1/namespaces/dev/deployments/eyes.on.the.road', '/apis/apps/v1/namespaces/dev/deployments/eyes.on.the.road'],
   ];
   for (const [what, uri, want] of uris) it(`scrubUri: ${what}`, () => assert.equal(scrubUri(uri), want));
@@ -49,9 +61,27 @@ describe('audit/scrub: credentials in a URL never reach a record', () => {
   it('scrubText leaves text without a JWT as it is', () => assert.equal(scrubText('kubectl get pods -o json'), 'kubectl get pods -o json'));
 
   it('storableInput: the path, the query and an exec command are scrubbed; nothing else changes', () => {
-    const input = { user: ALICE, request: { id: 'r', path: `/api/v1/namespaces/${JWT}`, query: { access_token: [JWT] }, body: null, exec: { command: ['env', JWT], container: 'c', stdin: false, tty: false } } };
+    const input = {
+      user: ALICE,
+      request: {
+        id: 'r',
+        path: `/api/v1/namespaces/${JWT}`,
+        query: { access_token: [JWT] },
+        body: null,
+        exec: { command: ['env', JWT], container: 'c', stdin: false, tty: false },
+      },
+    };
     const stored = storableInput(input, 'Metadata', 'pods/exec', undefined);
-    assert.deepEqual(stored, { user: ALICE, request: { id: 'r', path: `/api/v1/namespaces/${CREDENTIAL_MARKER}`, query: { access_token: [CREDENTIAL_MARKER] }, body: null, exec: { command: ['env', CREDENTIAL_MARKER], container: 'c', stdin: false, tty: false } } });
+    assert.deepEqual(stored, {
+      user: ALICE,
+      request: {
+        id: 'r',
+        path: `/api/v1/namespaces/${CREDENTIAL_MARKER}`,
+        query: { access_token: [CREDENTIAL_MARKER] },
+        body: null,
+        exec: { command: ['env', CREDENTIAL_MARKER], container: 'c', stdin: false, tty: false },
+      },
+    });
   });
 
   it('the approval subject (stored, shown, and in every ApprovalEvent) carries no credential', () => {
@@ -62,7 +92,18 @@ describe('audit/scrub: credentials in a URL never reach a record', () => {
   });
 
   it('auditLine: a JWT anywhere in any record kind is replaced before the line is written', () => {
-    const line = auditLine({ kind: 'SessionCommand', apiVersion: 'gatehouse.dev/v1', session: 's', auditID: 'a', timestamp: 't', user: { username: 'u', agent: null, onBehalfOf: null }, namespace: 'dev', pod: 'p', container: 'c', line: `export TOKEN=${JWT}` });
+    const line = auditLine({
+      kind: 'SessionCommand',
+      apiVersion: 'gatehouse.dev/v1',
+      session: 's',
+      auditID: 'a',
+      timestamp: 't',
+      user: { username: 'u', agent: null, onBehalfOf: null },
+      namespace: 'dev',
+      pod: 'p',
+      container: 'c',
+      line: `export TOKEN=${JWT}`,
+    });
     assert.ok(!line.includes(JWT));
     assert.equal(JSON.parse(line).line, `export TOKEN=${CREDENTIAL_MARKER}`);
   });

@@ -65,7 +65,13 @@ describe('doors/upgrade: an upstream that never answers', function () {
   /** kubectl's port-forward upgrade (no recording needed), answered with whatever comes back. */
   function portForward(port: number): Promise<{ status: number; body: string }> {
     return new Promise((resolve, reject) => {
-      const req = request({ host: '127.0.0.1', port, method: 'POST', path: '/api/v1/namespaces/dev/pods/web-0/portforward', headers: { authorization: 'Bearer t', connection: 'Upgrade', upgrade: 'SPDY/3.1', 'x-stream-protocol-version': 'portforward.k8s.io' } });
+      const req = request({
+        host: '127.0.0.1',
+        port,
+        method: 'POST',
+        path: '/api/v1/namespaces/dev/pods/web-0/portforward',
+        headers: { authorization: 'Bearer t', connection: 'Upgrade', upgrade: 'SPDY/3.1', 'x-stream-protocol-version': 'portforward.k8s.io' },
+      });
       req.on('upgrade', () => reject(new Error('upgraded')));
       req.on('response', (res) => {
         let body = '';
@@ -84,7 +90,15 @@ describe('doors/upgrade: an upstream that never answers', function () {
     const audit: AuditEvent[] = [];
     const r = await portForward(await gateway(hole, Buffer.from(tls().caPem), audit));
     assert.equal(r.status, 504);
-    assert.deepEqual(JSON.parse(r.body), { kind: 'Status', apiVersion: 'v1', metadata: {}, status: 'Failure', message: 'the Kubernetes API server did not answer in time', reason: 'Timeout', code: 504 });
+    assert.deepEqual(JSON.parse(r.body), {
+      kind: 'Status',
+      apiVersion: 'v1',
+      metadata: {},
+      status: 'Failure',
+      message: 'the Kubernetes API server did not answer in time',
+      reason: 'Timeout',
+      code: 504,
+    });
     const last = audit.at(-1)!;
     assert.equal(last.stage, 'ResponseComplete');
     assert.equal(last.responseStatus?.code, 504);

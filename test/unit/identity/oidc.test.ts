@@ -71,7 +71,10 @@ describe('identity/oidc', () => {
       .sign(key.priv);
   }
   async function rejects(token: string, message: RegExp) {
-    await assert.rejects(createOidcAuthenticator([cfg]).authenticate(token), (e: GatehouseError) => e.code === 'GATEHOUSE_UNAUTHENTICATED' && e.status === 401 && message.test(e.message) && !e.message.includes(token));
+    await assert.rejects(
+      createOidcAuthenticator([cfg]).authenticate(token),
+      (e: GatehouseError) => e.code === 'GATEHOUSE_UNAUTHENTICATED' && e.status === 401 && message.test(e.message) && !e.message.includes(token),
+    );
   }
   const b64 = (o: object) => Buffer.from(JSON.stringify(o)).toString('base64url');
 
@@ -84,7 +87,9 @@ describe('identity/oidc', () => {
   });
 
   it('marks an agent and the person it acts for', async () => {
-    const id = await createOidcAuthenticator([cfg]).authenticate(await sign({ agent: 'deploy-bot', on_behalf_of: 'alice@example.com', sid: 's-1', groups: ['agents'] }));
+    const id = await createOidcAuthenticator([cfg]).authenticate(
+      await sign({ agent: 'deploy-bot', on_behalf_of: 'alice@example.com', sid: 's-1', groups: ['agents'] }),
+    );
     assert.equal(id.username, 'agent:deploy-bot');
     assert.deepEqual(id.agent, { name: 'deploy-bot', onBehalfOf: 'alice@example.com', session: 's-1' });
     assert.deepEqual(id.groups, ['agents', 'system:authenticated']);
@@ -95,7 +100,11 @@ describe('identity/oidc', () => {
     ['a token not yet valid', () => sign({ nbf: now() + 600 }), /not valid yet/],
     ['a wrong issuer (signed by the right key)', () => sign({ iss: 'http://evil.example' }), /issuer this gateway does not trust/],
     ['a wrong audience', () => sign({ aud: 'kubernetes' }), /not meant for this gateway/],
-    ['alg none', async () => `${b64({ alg: 'none', kid: 'k1' })}.${b64({ iss: issuer, aud: 'gatehouse', exp: now() + 300, email: 'alice@example.com' })}.`, /algorithm|could not be verified/],
+    [
+      'alg none',
+      async () => `${b64({ alg: 'none', kid: 'k1' })}.${b64({ iss: issuer, aud: 'gatehouse', exp: now() + 300, email: 'alice@example.com' })}.`,
+      /algorithm|could not be verified/,
+    ],
     [
       'HS256 signed with the public key as the secret',
       async () => {
@@ -171,5 +180,9 @@ describe('identity/token', () => {
     assert.throws(() => extractBearerToken({ authorization: 'Bearer abc', 'sec-websocket-protocol': p }), /more than one bearer token/);
   });
   it('refuses Basic auth', () => assert.throws(() => extractBearerToken({ authorization: 'Basic YTpi' }), /must be "Bearer/));
-  it('refuses a missing token with a hint', () => assert.throws(() => extractBearerToken({}), (e: GatehouseError) => e.status === 401 && /gatehouse kubeconfig/.test(e.message)));
+  it('refuses a missing token with a hint', () =>
+    assert.throws(
+      () => extractBearerToken({}),
+      (e: GatehouseError) => e.status === 401 && /gatehouse kubeconfig/.test(e.message),
+    ));
 });

@@ -12,7 +12,11 @@ import { loadPolicySource, PolicyLoadError } from '../../../src/policy/load.js';
 import { checkMaskPath } from '../../../src/redact/path.js';
 import { projectRoot, toolPath } from '../../../src/paths.js';
 
-const samples = JSON.parse(readFileSync(join(projectRoot, 'policies/fixtures/samples.json'), 'utf8')).samples as { name: string; input: unknown; decision: Record<string, unknown> }[];
+const samples = JSON.parse(readFileSync(join(projectRoot, 'policies/fixtures/samples.json'), 'utf8')).samples as {
+  name: string;
+  input: unknown;
+  decision: Record<string, unknown>;
+}[];
 
 async function engineFor(rego: string): Promise<PolicyEngine> {
   const dir = mkdtempSync(join(tmpdir(), 'gatehouse-rego-'));
@@ -44,7 +48,10 @@ describe('policy/engine: the bundled policy in WASM', function () {
     const files = ['decision.rego', 'access/access.rego', 'masking/masking.rego'].map((f) => join(regoDir, f));
     execFileSync(toolPath('opa'), ['build', '-t', 'wasm', '-e', 'gatehouse/decision', '-o', join(dir, 'bundle.tar.gz'), ...files]);
     writeFileSync(join(dir, 'policy.wasm'), readBundle(readFileSync(join(dir, 'bundle.tar.gz'))).get('policy.wasm')!);
-    for (const source of [{ kind: 'bundle' as const, file: join(dir, 'bundle.tar.gz') }, { kind: 'wasm' as const, file: join(dir, 'policy.wasm') }]) {
+    for (const source of [
+      { kind: 'bundle' as const, file: join(dir, 'bundle.tar.gz') },
+      { kind: 'wasm' as const, file: join(dir, 'policy.wasm') },
+    ]) {
       const e = await createPolicyEngine(await loadPolicySource(source));
       // The revision hashes the module, which embeds source paths: same rules, other bytes, other revision.
       assert.match(e.revision, /^[0-9a-f]{12}$/);
@@ -65,10 +72,26 @@ describe('policy/engine: anything but a well-formed decision is a deny', functio
     ['an undefined result', 'package gatehouse\ndecision := 1 if input.never\n', 'policy error: the policy returned no decision (undefined result)'],
     ['an unknown effect', 'package gatehouse\ndecision := {"effect": "permit"}\n', 'policy error: unknown effect "permit"'],
     ['a non-object decision', 'package gatehouse\ndecision := "allow"\n', 'policy error: the decision must be an object'],
-    ['an unknown mask action', 'package gatehouse\ndecision := {"effect": "allow", "mask": [{"path": "$.a", "action": "blur"}]}\n', 'policy error: mask[0].action must be redact, hash or remove, not "blur"'],
-    ['a mask path that does not compile', 'package gatehouse\ndecision := {"effect": "allow", "mask": [{"path": "data.*", "action": "redact"}]}\n', 'policy error: mask[0].path "data.*" does not compile: a JSONPath must start with "$"'],
-    ['approve without approvers', 'package gatehouse\ndecision := {"effect": "approve", "approval": {"approverGroups": [], "ttlSeconds": 60}}\n', 'policy error: approval.approverGroups must name at least one group'],
-    ['reasons that are not strings', 'package gatehouse\ndecision := {"effect": "allow", "reasons": [1]}\n', 'policy error: reasons must be a list of at most 32 strings'],
+    [
+      'an unknown mask action',
+      'package gatehouse\ndecision := {"effect": "allow", "mask": [{"path": "$.a", "action": "blur"}]}\n',
+      'policy error: mask[0].action must be redact, hash or remove, not "blur"',
+    ],
+    [
+      'a mask path that does not compile',
+      'package gatehouse\ndecision := {"effect": "allow", "mask": [{"path": "data.*", "action": "redact"}]}\n',
+      'policy error: mask[0].path "data.*" does not compile: a JSONPath must start with "$"',
+    ],
+    [
+      'approve without approvers',
+      'package gatehouse\ndecision := {"effect": "approve", "approval": {"approverGroups": [], "ttlSeconds": 60}}\n',
+      'policy error: approval.approverGroups must name at least one group',
+    ],
+    [
+      'reasons that are not strings',
+      'package gatehouse\ndecision := {"effect": "allow", "reasons": [1]}\n',
+      'policy error: reasons must be a list of at most 32 strings',
+    ],
   ];
   for (const [what, rego, reason] of CASES) {
     it(what, async () => {
@@ -83,7 +106,9 @@ describe('policy/engine: anything but a well-formed decision is a deny', functio
     const engine = await createPolicyEngine(await loadPolicySource({ kind: 'rego', dir, opa: toolPath('opa') }), checkMaskPath);
     assert.deepEqual(engine.evaluate({}), {
       effect: 'deny',
-      reasons: ['policy error: mask[0].path "$.items[-1].data" does not compile: negative indices are not supported (the length of a streamed array is not known) in "$.items[-1].data"'],
+      reasons: [
+        'policy error: mask[0].path "$.items[-1].data" does not compile: negative indices are not supported (the length of a streamed array is not known) in "$.items[-1].data"',
+      ],
       audit: { level: 'Metadata' },
     });
   });
@@ -98,11 +123,18 @@ describe('policy/engine: anything but a well-formed decision is a deny', functio
 
   it('a builtin error makes the rule undefined, which is a deny', async () => {
     const engine = await engineFor('package gatehouse\ndecision := {"effect": "allow", "reasons": [x]} if x := sprintf("%d", [to_number(input.v)])\n');
-    assert.deepEqual(engine.evaluate({ v: 'nan' }), { effect: 'deny', reasons: ['policy error: the policy returned no decision (undefined result)'], audit: { level: 'Metadata' } });
+    assert.deepEqual(engine.evaluate({ v: 'nan' }), {
+      effect: 'deny',
+      reasons: ['policy error: the policy returned no decision (undefined result)'],
+      audit: { level: 'Metadata' },
+    });
   });
 
-  it('a policy that does not compile stops start-up with OPA\'s message', async () => {
-    await assert.rejects(engineFor('package gatehouse\ndecision := {"effect": \n'), (e: PolicyLoadError) => e.code === 'GATEHOUSE_POLICY_LOAD' && /does not compile:\n.*p\.rego:\d+/s.test(e.message));
+  it("a policy that does not compile stops start-up with OPA's message", async () => {
+    await assert.rejects(
+      engineFor('package gatehouse\ndecision := {"effect": \n'),
+      (e: PolicyLoadError) => e.code === 'GATEHOUSE_POLICY_LOAD' && /does not compile:\n.*p\.rego:\d+/s.test(e.message),
+    );
   });
 
   it('a policy without the entrypoint stops start-up', async () => {

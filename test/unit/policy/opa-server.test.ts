@@ -19,7 +19,9 @@ describe('policy/opa-server: decisions from opa run --server', function () {
   before(async () => {
     const port = await freePort();
     url = `http://127.0.0.1:${port}`;
-    opa = spawn(toolPath('opa'), ['run', '--server', '--addr', `127.0.0.1:${port}`, '--log-level', 'error', join(projectRoot, 'policies/gatehouse')], { stdio: 'ignore' });
+    opa = spawn(toolPath('opa'), ['run', '--server', '--addr', `127.0.0.1:${port}`, '--log-level', 'error', join(projectRoot, 'policies/gatehouse')], {
+      stdio: 'ignore',
+    });
     const deadline = Date.now() + 20_000;
     while (Date.now() < deadline) {
       try {
@@ -35,7 +37,10 @@ describe('policy/opa-server: decisions from opa run --server', function () {
 
   it('gives the same decision as the embedded WASM for every sample', async () => {
     const samples = JSON.parse(readFileSync(join(projectRoot, 'policies/fixtures/samples.json'), 'utf8')).samples as { name: string; input: unknown }[];
-    const wasm = await createPolicyEngine(await loadPolicySource({ kind: 'rego', dir: join(projectRoot, 'policies/gatehouse'), opa: toolPath('opa') }), checkMaskPath);
+    const wasm = await createPolicyEngine(
+      await loadPolicySource({ kind: 'rego', dir: join(projectRoot, 'policies/gatehouse'), opa: toolPath('opa') }),
+      checkMaskPath,
+    );
     const remote = createOpaServerEngine(url, checkMaskPath);
     try {
       for (const s of samples) assert.deepEqual(await remote.evaluate(s.input), wasm.evaluate(s.input), s.name);

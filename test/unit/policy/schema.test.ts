@@ -38,10 +38,27 @@ describe('policies/schema/input.json', () => {
   });
 
   it('accepts every input the gateway builds, and every sample the policy tests use', () => {
-    const alice: Identity = { username: 'alice@example.com', uid: 'u-1', groups: ['dev', 'system:authenticated'], extra: { scopes: ['a'] }, claims: { iss: 'https://issuer', email: 'alice@example.com' }, agent: null };
+    const alice: Identity = {
+      username: 'alice@example.com',
+      uid: 'u-1',
+      groups: ['dev', 'system:authenticated'],
+      extra: { scopes: ['a'] },
+      claims: { iss: 'https://issuer', email: 'alice@example.com' },
+      agent: null,
+    };
     const bot: Identity = { ...alice, username: 'agent:bot', agent: { name: 'bot', session: null, onBehalfOf: 'alice@example.com' } };
     const build = (identity: Identity, method: string, path: string, search = '', headers: Record<string, string> = {}, body: unknown = null) =>
-      buildInput({ identity, target: parseTarget(method, path, search), id: 'id', method, headers, sourceIP: '127.0.0.1', body: { body, bodyTooLarge: false }, nowNs: 1764000000000000000, cluster: 'demo' });
+      buildInput({
+        identity,
+        target: parseTarget(method, path, search),
+        id: 'id',
+        method,
+        headers,
+        sourceIP: '127.0.0.1',
+        body: { body, bodyTooLarge: false },
+        nowNs: 1764000000000000000,
+        cluster: 'demo',
+      });
     const built = [
       build(alice, 'GET', '/api/v1/namespaces/dev/secrets/db', '', { 'user-agent': 'kubectl/v1.32.4' }),
       build(bot, 'POST', '/apis/apps/v1/namespaces/prod/deployments', '?dryRun=All', { 'content-type': 'application/json' }, { kind: 'Deployment' }),
@@ -50,9 +67,13 @@ describe('policies/schema/input.json', () => {
       build(alice, 'GET', '/version'),
       build(alice, 'GET', '/api/v1/namespaces/dev/configmaps', '', { 'impersonate-user': 'bob', 'impersonate-extra-scopes': 'x' }),
     ];
-    const samples = (JSON.parse(readFileSync(join(projectRoot, 'policies/fixtures/samples.json'), 'utf8')) as { samples: { name: string; input: unknown }[] }).samples;
+    const samples = (JSON.parse(readFileSync(join(projectRoot, 'policies/fixtures/samples.json'), 'utf8')) as { samples: { name: string; input: unknown }[] })
+      .samples;
     const docs = [...built.map((input, i) => ({ name: `built #${i}`, input })), ...samples];
-    const r = opa(['eval', '--format', 'json', '--stdin-input', '[d.name | some d in input.docs; not json.match_schema(d.input, input.schema)[0]]'], JSON.stringify({ docs, schema: JSON.parse(readFileSync(SCHEMA, 'utf8')) }));
+    const r = opa(
+      ['eval', '--format', 'json', '--stdin-input', '[d.name | some d in input.docs; not json.match_schema(d.input, input.schema)[0]]'],
+      JSON.stringify({ docs, schema: JSON.parse(readFileSync(SCHEMA, 'utf8')) }),
+    );
     assert.equal(r.status, 0, r.stderr);
     const failing = (JSON.parse(r.stdout) as { result: { expressions: { value: string[] }[] }[] }).result[0]!.expressions[0]!.value;
     assert.deepEqual(failing, [], 'inputs that do not match the schema');

@@ -31,7 +31,27 @@ describe('recording/api: reading recordings', () => {
     dir = mkdtempSync(join(tmpdir(), 'gatehouse-reads-'));
     store = createSessionStore({ dir, failOpen: false });
     served = store;
-    const header = { version: 2 as const, width: 80, height: 24, timestamp: 1, title: 't', env: {}, gatehouse: { session: 'se-reads1', user: 'alice', agent: null, onBehalfOf: null, namespace: 'dev', pod: 'web-0', container: 'web', command: ['sh'], tty: true, kind: 'exec' as const, auditID: 'a' } };
+    const header = {
+      version: 2 as const,
+      width: 80,
+      height: 24,
+      timestamp: 1,
+      title: 't',
+      env: {},
+      gatehouse: {
+        session: 'se-reads1',
+        user: 'alice',
+        agent: null,
+        onBehalfOf: null,
+        namespace: 'dev',
+        pod: 'web-0',
+        container: 'web',
+        command: ['sh'],
+        tty: true,
+        kind: 'exec' as const,
+        auditID: 'a',
+      },
+    };
     const rec = store.open(header, (err) => assert.fail(err));
     // Large enough that the answer takes many chunks: the file is removed after the first.
     for (let i = 0; i < 4000; i++) rec.output(Buffer.from(`line ${i} ${'x'.repeat(200)}\n`));
@@ -93,8 +113,22 @@ describe('recording/api: reading recordings', () => {
     assert.equal(r.bytes, size);
     const e = await waitFor('the record of the read', () => audit.slice(before)[0]);
     assert.deepEqual(
-      { user: e.user.username, verb: e.verb, objectRef: e.objectRef, code: e.responseStatus?.code, decision: e.gatehouse.decision, revision: e.gatehouse.policyRevision },
-      { user: 'carol@example.com', verb: 'get', objectRef: { resource: 'sessions', apiGroup: 'gatehouse.dev', apiVersion: 'v1', name: id }, code: 200, decision: { effect: 'allow', reasons: ['security may replay'], mask: [] }, revision: 'r1' },
+      {
+        user: e.user.username,
+        verb: e.verb,
+        objectRef: e.objectRef,
+        code: e.responseStatus?.code,
+        decision: e.gatehouse.decision,
+        revision: e.gatehouse.policyRevision,
+      },
+      {
+        user: 'carol@example.com',
+        verb: 'get',
+        objectRef: { resource: 'sessions', apiGroup: 'gatehouse.dev', apiVersion: 'v1', name: id },
+        code: 200,
+        decision: { effect: 'allow', reasons: ['security may replay'], mask: [] },
+        revision: 'r1',
+      },
     );
   });
 

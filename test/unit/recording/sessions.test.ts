@@ -13,7 +13,26 @@ describe('recording/sessions: listing recordings', () => {
     const id = newSessionId();
     const script = 'echo hidden; '.repeat(2000);
     const rec = store.open(
-      { version: 2, width: 80, height: 24, timestamp: 1, title: `exec dev/web-0: sh -c ${script}`, gatehouse: { session: id, user: 'mallory', agent: null, onBehalfOf: null, namespace: 'dev', pod: 'web-0', container: 'web', command: ['sh', '-c', script], tty: false, kind: 'exec', auditID: 'a' } },
+      {
+        version: 2,
+        width: 80,
+        height: 24,
+        timestamp: 1,
+        title: `exec dev/web-0: sh -c ${script}`,
+        gatehouse: {
+          session: id,
+          user: 'mallory',
+          agent: null,
+          onBehalfOf: null,
+          namespace: 'dev',
+          pod: 'web-0',
+          container: 'web',
+          command: ['sh', '-c', script],
+          tty: false,
+          kind: 'exec',
+          auditID: 'a',
+        },
+      },
       (err) => assert.fail(err),
     );
     rec.output(Buffer.from('hidden\n'));

@@ -52,7 +52,10 @@ describe('redact/path: everything else is refused with the construct named', () 
   ];
   for (const [path, message] of BAD) {
     it(path, () => {
-      assert.throws(() => compilePath(path), (e: MaskPathError) => e instanceof MaskPathError && message.test(e.message) && e.message.includes(JSON.stringify(path)));
+      assert.throws(
+        () => compilePath(path),
+        (e: MaskPathError) => e instanceof MaskPathError && message.test(e.message) && e.message.includes(JSON.stringify(path)),
+      );
       assert.match(checkMaskPath(path)!, message);
     });
   }

@@ -68,29 +68,36 @@ const segment: fc.Arbitrary<[string, string]> = fc.oneof(
     ['..items[?(@.name.match(/^[a-z]+$/))]', '..items[?(@.name.match(/^[a-z]+$/))]'],
   ),
 );
-const directive = fc.record({ segments: fc.array(segment, { minLength: 1, maxLength: 4 }), action: fc.constantFrom<Action>('redact', 'hash', 'remove') }).map(({ segments, action }) => ({
-  path: '$' + segments.map((s) => s[0]).join(''),
-  refPath: '$' + segments.map((s) => s[1]).join(''),
-  action,
-}));
+const directive = fc
+  .record({ segments: fc.array(segment, { minLength: 1, maxLength: 4 }), action: fc.constantFrom<Action>('redact', 'hash', 'remove') })
+  .map(({ segments, action }) => ({
+    path: '$' + segments.map((s) => s[0]).join(''),
+    refPath: '$' + segments.map((s) => s[1]).join(''),
+    action,
+  }));
 
 describe('redact/stream: equals the reference for every chunking', function () {
   this.timeout(300_000);
   it('random documents × random directives × random chunk sizes (and one byte at a time)', () => {
     fc.assert(
-      fc.property(doc, fc.array(directive, { minLength: 1, maxLength: 3 }), fc.array(fc.integer({ min: 1, max: 23 }), { minLength: 1, maxLength: 5 }), (d, dirs, sizes) => {
-        const input = Buffer.from(JSON.stringify(d));
-        const program = new Program(
-          dirs.map(({ path, action }) => ({ path, action })),
-          'object',
-        );
-        // The reference reads what was sent (JSON has no -0), not the generator's object.
-        const expected = referenceRedact(JSON.parse(input.toString()), dirs, hashKey);
-        for (const s of [sizes, [1]]) {
-          const out = chunked(program, input, s).toString('utf8');
-          assert.deepEqual(JSON.parse(out), expected, `sizes ${s.join(',')} ${dirs.map((x) => x.path).join(' ')}\n${out}`);
-        }
-      }),
+      fc.property(
+        doc,
+        fc.array(directive, { minLength: 1, maxLength: 3 }),
+        fc.array(fc.integer({ min: 1, max: 23 }), { minLength: 1, maxLength: 5 }),
+        (d, dirs, sizes) => {
+          const input = Buffer.from(JSON.stringify(d));
+          const program = new Program(
+            dirs.map(({ path, action }) => ({ path, action })),
+            'object',
+          );
+          // The reference reads what was sent (JSON has no -0), not the generator's object.
+          const expected = referenceRedact(JSON.parse(input.toString()), dirs, hashKey);
+          for (const s of [sizes, [1]]) {
+            const out = chunked(program, input, s).toString('utf8');
+            assert.deepEqual(JSON.parse(out), expected, `sizes ${s.join(',')} ${dirs.map((x) => x.path).join(' ')}\n${out}`);
+          }
+        },
+      ),
       { numRuns: 400 },
     );
   });
@@ -109,14 +116,22 @@ describe('redact/stream: equals the reference for every chunking', function () {
 });
 
 describe('redact/stream: Kubernetes shapes', () => {
-  const secret = (ns: string, v: string) => ({ apiVersion: 'v1', kind: 'Secret', metadata: { name: 's', namespace: ns }, data: { password: Buffer.from(v).toString('base64') } });
+  const secret = (ns: string, v: string) => ({
+    apiVersion: 'v1',
+    kind: 'Secret',
+    metadata: { name: 's', namespace: ns },
+    data: { password: Buffer.from(v).toString('base64') },
+  });
   const mask = [{ path: '$.data.*', action: 'redact' as const }];
 
   it('a list: each item as if it were the object; list metadata passes', () => {
     const list = { kind: 'SecretList', apiVersion: 'v1', metadata: { resourceVersion: '5', continue: 'tok123' }, items: [secret('a', 'x'), secret('b', 'y')] };
     const out = JSON.parse(redactBuffer(new Program(mask, 'list'), options, Buffer.from(JSON.stringify(list))).toString());
     assert.deepEqual(out.metadata, { resourceVersion: '5', continue: 'tok123' });
-    assert.deepEqual(out.items.map((i: { data: unknown }) => i.data), [{ password: REDACTED }, { password: REDACTED }]);
+    assert.deepEqual(
+      out.items.map((i: { data: unknown }) => i.data),
+      [{ password: REDACTED }, { password: REDACTED }],
+    );
   });
 
   it('a watch stream: every event object masked, ERROR and BOOKMARK pass', () => {
@@ -128,8 +143,14 @@ describe('redact/stream: Kubernetes shapes', () => {
     ];
     const input = Buffer.from(events.map((e) => JSON.stringify(e) + '\n').join(''));
     const out = chunked(new Program(mask, 'watch'), input, [5, 1, 40]).toString();
-    const lines = out.trim().split('\n').map((l) => JSON.parse(l));
-    assert.deepEqual(lines.map((l) => l.type), ['ADDED', 'BOOKMARK', 'ERROR', 'MODIFIED']);
+    const lines = out
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l));
+    assert.deepEqual(
+      lines.map((l) => l.type),
+      ['ADDED', 'BOOKMARK', 'ERROR', 'MODIFIED'],
+    );
     assert.equal(lines[0].object.data.password, REDACTED);
     assert.deepEqual(lines[1], events[1]);
     assert.deepEqual(lines[2], events[2]);
@@ -137,7 +158,12 @@ describe('redact/stream: Kubernetes shapes', () => {
   });
 
   it('a Table: rows[].object masked (includeObject=Object), in get, list and watch', () => {
-    const table = { kind: 'Table', apiVersion: 'meta.k8s.io/v1', columnDefinitions: [{ name: 'Name', type: 'string' }], rows: [{ cells: ['s'], object: secret('a', 'x') }] };
+    const table = {
+      kind: 'Table',
+      apiVersion: 'meta.k8s.io/v1',
+      columnDefinitions: [{ name: 'Name', type: 'string' }],
+      rows: [{ cells: ['s'], object: secret('a', 'x') }],
+    };
     for (const shape of ['object', 'list'] as const) {
       const out = JSON.parse(redactBuffer(new Program(mask, shape), options, Buffer.from(JSON.stringify(table))).toString());
       assert.equal(out.rows[0].object.data.password, REDACTED, shape);
@@ -159,14 +185,24 @@ describe('redact/stream: Kubernetes shapes', () => {
     assert.deepEqual(out.rows[0].cells, ['db', REDACTED, '5m']);
     assert.equal(out.rows[0].object.spec.password, REDACTED);
     const events = [table(true, 'a1'), table(false, 'b2')].map((t) => JSON.stringify({ type: 'MODIFIED', object: t }) + '\n').join('');
-    const lines = chunked(new Program(mask, 'watch'), Buffer.from(events), [3]).toString().trim().split('\n').map((l) => JSON.parse(l));
-    assert.deepEqual(lines.map((l) => l.object.rows[0].cells[1]), [REDACTED, REDACTED]);
+    const lines = chunked(new Program(mask, 'watch'), Buffer.from(events), [3])
+      .toString()
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l));
+    assert.deepEqual(
+      lines.map((l) => l.object.rows[0].cells[1]),
+      [REDACTED, REDACTED],
+    );
     assert.doesNotMatch(JSON.stringify(lines), /a1|b2/);
   });
 
   it('last-applied-configuration is masked with the same directives', () => {
     const obj = secret('a', 'x');
-    const withAnnotation = { ...obj, metadata: { ...obj.metadata, annotations: { 'kubectl.kubernetes.io/last-applied-configuration': JSON.stringify(obj) + '\n' } } };
+    const withAnnotation = {
+      ...obj,
+      metadata: { ...obj.metadata, annotations: { 'kubectl.kubernetes.io/last-applied-configuration': JSON.stringify(obj) + '\n' } },
+    };
     const out = JSON.parse(redactBuffer(new Program(mask, 'object'), options, Buffer.from(JSON.stringify(withAnnotation))).toString());
     const inner = JSON.parse(out.metadata.annotations['kubectl.kubernetes.io/last-applied-configuration']);
     assert.equal(inner.data.password, REDACTED);
@@ -194,15 +230,42 @@ describe('redact/stream: Kubernetes shapes', () => {
 
   it('TokenRequest status.token is redacted', () => {
     const tr = { kind: 'TokenRequest', apiVersion: 'authentication.k8s.io/v1', status: { token: 'eyJhbGciOi.secret', expirationTimestamp: 'x' } };
-    const out = JSON.parse(redactBuffer(new Program([{ path: '$.status.token', action: 'redact' }], 'object'), options, Buffer.from(JSON.stringify(tr))).toString());
+    const out = JSON.parse(
+      redactBuffer(new Program([{ path: '$.status.token', action: 'redact' }], 'object'), options, Buffer.from(JSON.stringify(tr))).toString(),
+    );
     assert.deepEqual(out.status, { token: REDACTED, expirationTimestamp: 'x' });
   });
 });
 
 describe('redact/stream: no masked value leaks, in any form', () => {
   const v = (tag: string) => `LEAK-${tag}-${'s3cr3t'.repeat(3)}é"\\`;
-  const secret = (i: number) => ({ kind: 'Secret', metadata: { name: `s${i}`, annotations: { 'kubectl.kubernetes.io/last-applied-configuration': JSON.stringify({ data: { p: Buffer.from(v(`la${i}`)).toString('base64') }, stringData: { q: v(`sd${i}`) } }) } }, data: { p: Buffer.from(v(`d${i}`)).toString('base64') }, stringData: { q: v(`sd${i}`) } });
-  const pod = (i: number) => ({ kind: 'Pod', spec: { containers: [{ env: [{ name: 'DB_PASSWORD', value: v(`env${i}`) }, { name: 'X', value: 'keep' }] }] } });
+  const secret = (i: number) => ({
+    kind: 'Secret',
+    metadata: {
+      name: `s${i}`,
+      annotations: {
+        'kubectl.kubernetes.io/last-applied-configuration': JSON.stringify({
+          data: { p: Buffer.from(v(`la${i}`)).toString('base64') },
+          stringData: { q: v(`sd${i}`) },
+        }),
+      },
+    },
+    data: { p: Buffer.from(v(`d${i}`)).toString('base64') },
+    stringData: { q: v(`sd${i}`) },
+  });
+  const pod = (i: number) => ({
+    kind: 'Pod',
+    spec: {
+      containers: [
+        {
+          env: [
+            { name: 'DB_PASSWORD', value: v(`env${i}`) },
+            { name: 'X', value: 'keep' },
+          ],
+        },
+      ],
+    },
+  });
   const mask = [
     { path: '$.data.*', action: 'redact' as const },
     { path: '$.stringData.*', action: 'remove' as const },
@@ -211,7 +274,12 @@ describe('redact/stream: no masked value leaks, in any form', () => {
   const FIXTURES: [string, 'object' | 'list' | 'watch', string, string[]][] = [
     ['a Secret', 'object', JSON.stringify(secret(0)), [v('d0'), v('sd0'), v('la0')]],
     ['a SecretList', 'list', JSON.stringify({ kind: 'SecretList', items: [secret(1), secret(2)] }), [v('d1'), v('d2'), v('sd1'), v('la2')]],
-    ['a watch', 'watch', [secret(3), secret(4)].map((o) => JSON.stringify({ type: 'ADDED', object: o }) + '\n').join(''), [v('d3'), v('d4'), v('sd4'), v('la3')]],
+    [
+      'a watch',
+      'watch',
+      [secret(3), secret(4)].map((o) => JSON.stringify({ type: 'ADDED', object: o }) + '\n').join(''),
+      [v('d3'), v('d4'), v('sd4'), v('la3')],
+    ],
     ['a Table', 'list', JSON.stringify({ kind: 'Table', rows: [{ cells: ['s5'], object: secret(5) }] }), [v('d5'), v('sd5'), v('la5')]],
     ['a PodList', 'list', JSON.stringify({ kind: 'PodList', items: [pod(6), pod(7)] }), [v('env6'), v('env7')]],
   ];
@@ -220,7 +288,12 @@ describe('redact/stream: no masked value leaks, in any form', () => {
       for (const sizes of [[1], [7], [4096]]) {
         const out = chunked(new Program(mask, shape), Buffer.from(input), sizes).toString();
         for (const secretValue of secrets) {
-          for (const form of [secretValue, Buffer.from(secretValue).toString('base64'), JSON.stringify(secretValue).slice(1, -1), JSON.stringify(JSON.stringify(secretValue)).slice(1, -1)]) {
+          for (const form of [
+            secretValue,
+            Buffer.from(secretValue).toString('base64'),
+            JSON.stringify(secretValue).slice(1, -1),
+            JSON.stringify(JSON.stringify(secretValue)).slice(1, -1),
+          ]) {
             assert.ok(!out.includes(form), `${what}: ${secretValue} leaked as ${form} (chunks of ${sizes[0]})`);
           }
         }
@@ -233,7 +306,13 @@ describe('redact/stream: no masked value leaks, in any form', () => {
 describe('redact/stream: chunk boundaries anywhere', () => {
   it('inside escapes, multi-byte UTF-8 and keys that need decoding', () => {
     const d = { 'd\\"at\u00e9': { '\u00e9\u20ac': 'x' }, data: { 'k\\"1': 'v\\"\u00e9\u20ac😀\\\\', k2: 'plain' }, tail: 'é€😀\\"' };
-    const program = new Program([{ path: "$.data['k\\\\\"1']", action: 'redact' }, { path: "$['d\\\\\"até']['é€']", action: 'hash' }], 'object');
+    const program = new Program(
+      [
+        { path: "$.data['k\\\\\"1']", action: 'redact' },
+        { path: "$['d\\\\\"até']['é€']", action: 'hash' },
+      ],
+      'object',
+    );
     const input = Buffer.from(JSON.stringify(d));
     const expected = JSON.parse(redactBuffer(program, options, input).toString());
     assert.equal(expected.data['k\\"1'], REDACTED);
@@ -271,7 +350,12 @@ describe('redact/stream: fails closed', () => {
   it('a filter holds its element only until the members it reads have arrived', () => {
     // The API server writes `name` before `value`: the decision comes before the large value does.
     const p = new Program([{ path: "$.items[?(@.name == 'a')].value", action: 'redact' }], 'object');
-    const doc = { items: [{ name: 'a', value: 'x'.repeat(5000), tail: 1 }, { name: 'b', value: 'y'.repeat(5000) }] };
+    const doc = {
+      items: [
+        { name: 'a', value: 'x'.repeat(5000), tail: 1 },
+        { name: 'b', value: 'y'.repeat(5000) },
+      ],
+    };
     const input = Buffer.from(JSON.stringify(doc));
     const small = { hashKey, maxHoldBytes: 1024 };
     const out = JSON.parse(chunked(p, input, [700], small).toString());
@@ -286,13 +370,19 @@ describe('redact/stream: fails closed', () => {
 
   it('a filter that reads the element whole (@) holds it whole, up to the cap', () => {
     const p = new Program([{ path: "$.items[?(@ == 'a')]", action: 'redact' }], 'object');
-    assert.throws(() => redactBuffer(p, { hashKey, maxHoldBytes: 1024 }, Buffer.from(JSON.stringify({ items: [{ name: 'a', v: 'x'.repeat(5000) }] }))), (e: RedactError) => e.code === 'GATEHOUSE_REDACT_TOO_LARGE');
+    assert.throws(
+      () => redactBuffer(p, { hashKey, maxHoldBytes: 1024 }, Buffer.from(JSON.stringify({ items: [{ name: 'a', v: 'x'.repeat(5000) }] }))),
+      (e: RedactError) => e.code === 'GATEHOUSE_REDACT_TOO_LARGE',
+    );
   });
 
   it('a filter over a value larger than the cap', () => {
     // The member the filter reads comes last, so the whole element must be held.
     const p = new Program([{ path: "$.items[?(@.name == 'a')].value", action: 'redact' }], 'object');
     const big = JSON.stringify({ items: [{ value: 'x'.repeat(5000), name: 'a' }] });
-    assert.throws(() => redactBuffer(p, { hashKey, maxHoldBytes: 1024 }, Buffer.from(big)), (e: RedactError) => e.code === 'GATEHOUSE_REDACT_TOO_LARGE');
+    assert.throws(
+      () => redactBuffer(p, { hashKey, maxHoldBytes: 1024 }, Buffer.from(big)),
+      (e: RedactError) => e.code === 'GATEHOUSE_REDACT_TOO_LARGE',
+    );
   });
 });

@@ -2,7 +2,20 @@ import assert from 'node:assert/strict';
 import { exactNameFromFieldSelector, parseTarget } from '../../../src/request/attributes.js';
 import { GatehouseError } from '../../../src/errors.js';
 
-type Row = [method: string, url: string, expected: Partial<{ verb: string; group: string; version: string; resource: string; subresource: string; namespace: string; name: string; trailingPath: string }>];
+type Row = [
+  method: string,
+  url: string,
+  expected: Partial<{
+    verb: string;
+    group: string;
+    version: string;
+    resource: string;
+    subresource: string;
+    namespace: string;
+    name: string;
+    trailingPath: string;
+  }>,
+];
 
 // Each row is one rule of kube-apiserver's RequestInfoFactory.
 const RESOURCE: Row[] = [
@@ -30,7 +43,11 @@ const RESOURCE: Row[] = [
   ['PATCH', '/api/v1/namespaces/dev/configmaps/app', { verb: 'patch', name: 'app' }],
   ['DELETE', '/api/v1/namespaces/dev/configmaps/app', { verb: 'delete', name: 'app' }],
   ['DELETE', '/api/v1/namespaces/dev/configmaps', { verb: 'deletecollection', name: '' }],
-  ['GET', '/apis/apps/v1/namespaces/prod/deployments/web', { verb: 'get', group: 'apps', version: 'v1', resource: 'deployments', namespace: 'prod', name: 'web' }],
+  [
+    'GET',
+    '/apis/apps/v1/namespaces/prod/deployments/web',
+    { verb: 'get', group: 'apps', version: 'v1', resource: 'deployments', namespace: 'prod', name: 'web' },
+  ],
   ['PUT', '/apis/apps/v1/namespaces/prod/deployments/web/scale', { verb: 'update', resource: 'deployments', subresource: 'scale' }],
   ['GET', '/apis/rbac.authorization.k8s.io/v1/clusterroles', { verb: 'list', group: 'rbac.authorization.k8s.io', resource: 'clusterroles' }],
   ['POST', '/api/v1/namespaces/dev/pods/web/exec?command=sh', { verb: 'create', resource: 'pods', name: 'web', subresource: 'exec' }],
@@ -45,7 +62,11 @@ const RESOURCE: Row[] = [
   ['GET', '/api/v1/proxy/nodes/n1/metrics', { verb: 'proxy', resource: 'nodes', name: 'n1', trailingPath: '/metrics' }],
   // Subresource proxies: everything after the subresource is passed, uninterpreted.
   ['GET', '/api/v1/nodes/n1/proxy/configz', { verb: 'get', resource: 'nodes', name: 'n1', subresource: 'proxy', trailingPath: '/configz' }],
-  ['POST', '/api/v1/namespaces/dev/services/web:80/proxy/admin/reset', { verb: 'create', resource: 'services', name: 'web:80', subresource: 'proxy', trailingPath: '/admin/reset' }],
+  [
+    'POST',
+    '/api/v1/namespaces/dev/services/web:80/proxy/admin/reset',
+    { verb: 'create', resource: 'services', name: 'web:80', subresource: 'proxy', trailingPath: '/admin/reset' },
+  ],
   // Percent-decoded before parsing, as Go's server does.
   ['GET', '/api/v1/namespaces/dev/%73ecrets', { verb: 'list', resource: 'secrets', namespace: 'dev' }],
   ['GET', '/api/v1/namespaces/dev/secrets/', { verb: 'list', resource: 'secrets' }],
@@ -87,7 +108,10 @@ describe('request/attributes: RequestInfo rules', () => {
   });
 
   it('legacy watch without a kind is refused like kube-apiserver does', () => {
-    assert.throws(() => parseTarget('GET', '/api/v1/watch', ''), (e: GatehouseError) => e.code === 'GATEHOUSE_BAD_REQUEST');
+    assert.throws(
+      () => parseTarget('GET', '/api/v1/watch', ''),
+      (e: GatehouseError) => e.code === 'GATEHOUSE_BAD_REQUEST',
+    );
   });
 });
 
@@ -108,12 +132,18 @@ describe('request/attributes: ambiguous requests are rejected', () => {
   ];
   for (const [method, path, search, message] of REJECT) {
     it(`${path}${search}`, () => {
-      assert.throws(() => parseTarget(method, path, search), (e: GatehouseError) => e.code === 'GATEHOUSE_BAD_REQUEST' && e.status === 400 && message.test(e.message));
+      assert.throws(
+        () => parseTarget(method, path, search),
+        (e: GatehouseError) => e.code === 'GATEHOUSE_BAD_REQUEST' && e.status === 400 && message.test(e.message),
+      );
     });
   }
   for (const method of ['OPTIONS', 'TRACE', 'CONNECT', 'PROPFIND']) {
     it(`method ${method}`, () => {
-      assert.throws(() => parseTarget(method, '/api/v1/pods', ''), (e: GatehouseError) => e.code === 'GATEHOUSE_METHOD_NOT_ALLOWED' && e.status === 405);
+      assert.throws(
+        () => parseTarget(method, '/api/v1/pods', ''),
+        (e: GatehouseError) => e.code === 'GATEHOUSE_METHOD_NOT_ALLOWED' && e.status === 405,
+      );
     });
   }
 });

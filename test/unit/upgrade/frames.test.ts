@@ -38,7 +38,11 @@ describe('upgrade/websocket: reading channel frames', () => {
   for (const oneByOne of [false, true]) {
     it(`binary channels, masked, fragmented and long${oneByOne ? ', one byte at a time' : ''}`, () => {
       const got: ChannelMessage[] = [];
-      const r = new WebSocketReader(false, (m) => got.push(m), (why) => assert.fail(why));
+      const r = new WebSocketReader(
+        false,
+        (m) => got.push(m),
+        (why) => assert.fail(why),
+      );
       const long = Buffer.alloc(300, 'x');
       const bytes = Buffer.concat([
         wsFrame(Buffer.from('\x00ls -l\r')),
@@ -48,13 +52,27 @@ describe('upgrade/websocket: reading channel frames', () => {
         wsFrame(Buffer.concat([Buffer.from([2]), long]), { mask: false }),
       ]);
       feed(r, bytes, oneByOne);
-      assert.deepEqual(got.map((m) => [m.channel, m.data.toString()]), [[0, 'ls -l\r'], [1, 'hello'], [2, long.toString()]]);
+      assert.deepEqual(
+        got.map((m) => [m.channel, m.data.toString()]),
+        [
+          [0, 'ls -l\r'],
+          [1, 'hello'],
+          [2, long.toString()],
+        ],
+      );
     });
   }
   it('base64.channel.k8s.io text frames', () => {
     const got: ChannelMessage[] = [];
-    new WebSocketReader(true, (m) => got.push(m), (why) => assert.fail(why)).push(wsFrame(Buffer.from('1' + Buffer.from('hi there').toString('base64')), { opcode: 1, mask: false }));
-    assert.deepEqual(got.map((m) => [m.channel, m.data.toString()]), [[1, 'hi there']]);
+    new WebSocketReader(
+      true,
+      (m) => got.push(m),
+      (why) => assert.fail(why),
+    ).push(wsFrame(Buffer.from('1' + Buffer.from('hi there').toString('base64')), { opcode: 1, mask: false }));
+    assert.deepEqual(
+      got.map((m) => [m.channel, m.data.toString()]),
+      [[1, 'hi there']],
+    );
   });
 });
 
@@ -104,14 +122,26 @@ function dataFrame(id: number, data: string): Buffer {
 
 describe('upgrade/spdy: reading SPDY/3.1 streams', () => {
   it('parses a header block', () => {
-    assert.deepEqual([...parseHeaderBlock(headerBlock({ streamType: 'stdout', port: '80' }))], [['streamtype', 'stdout'], ['port', '80']]);
+    assert.deepEqual(
+      [...parseHeaderBlock(headerBlock({ streamType: 'stdout', port: '80' }))],
+      [
+        ['streamtype', 'stdout'],
+        ['port', '80'],
+      ],
+    );
   });
 
   for (const oneByOne of [false, true]) {
     it(`learns stream types from the client's SYN_STREAMs and reads both directions in order${oneByOne ? ', one byte at a time' : ''}`, async () => {
       const compress = await compressor();
       const client: Buffer[] = [];
-      for (const [id, type] of [[1, 'error'], [3, 'stdin'], [5, 'stdout'], [7, 'resize']] as const) client.push(synStream(id, await compress(headerBlock({ streamType: type }))));
+      for (const [id, type] of [
+        [1, 'error'],
+        [3, 'stdin'],
+        [5, 'stdout'],
+        [7, 'resize'],
+      ] as const)
+        client.push(synStream(id, await compress(headerBlock({ streamType: type }))));
       client.push(dataFrame(3, 'whoami\r'), dataFrame(7, '{"Width":100,"Height":30}'));
       const got: [string, number, string][] = [];
       const connection = new SpdyConnection((why) => assert.fail(why));
@@ -124,7 +154,12 @@ describe('upgrade/spdy: reading SPDY/3.1 streams', () => {
       // The readers inflate SPDY headers asynchronously: wait for all four frames.
       await waitFor('four SPDY streams and four messages', () => ports.length === 4 && got.length === 4);
       assert.deepEqual(ports, ['error', 'stdin', 'stdout', 'resize']);
-      assert.deepEqual(got, [['client', 0, 'whoami\r'], ['client', 4, '{"Width":100,"Height":30}'], ['server', 1, 'root\r\n'], ['server', 3, '{"status":"Success"}']]);
+      assert.deepEqual(got, [
+        ['client', 0, 'whoami\r'],
+        ['client', 4, '{"Width":100,"Height":30}'],
+        ['server', 1, 'root\r\n'],
+        ['server', 3, '{"status":"Success"}'],
+      ]);
     });
   }
 });
@@ -140,7 +175,12 @@ describe('upgrade/session: what the streams mean', () => {
     const tap = new SessionTap(null, (l) => lines.push(l));
     tap.fromClient(0, Buffer.from('whoami\recho a'));
     tap.fromClient(0, Buffer.from('b\r\r'));
-    tap.fromServer(3, Buffer.from('{"status":"Failure","reason":"NonZeroExitCode","message":"command terminated with non-zero exit code","details":{"causes":[{"reason":"ExitCode","message":"42"}]}}'));
+    tap.fromServer(
+      3,
+      Buffer.from(
+        '{"status":"Failure","reason":"NonZeroExitCode","message":"command terminated with non-zero exit code","details":{"causes":[{"reason":"ExitCode","message":"42"}]}}',
+      ),
+    );
     assert.deepEqual(lines, ['whoami', 'echo ab']);
     assert.equal(tap.facts.exitCode, 42);
     const piped = new SessionTap(null, null);
@@ -163,11 +203,26 @@ describe('recording/replay', () => {
 
 describe('upgrade/open: a recording that fails mid-session ends the session (fail closed)', () => {
   const alice: Identity = { username: 'alice', uid: '', groups: [], extra: {}, claims: {}, agent: null };
-  const attributes = { verb: 'get' as const, group: '', version: 'v1', resource: 'pods', subresource: 'exec', namespace: 'dev', name: 'web-0', trailingPath: '' };
+  const attributes = {
+    verb: 'get' as const,
+    group: '',
+    version: 'v1',
+    resource: 'pods',
+    subresource: 'exec',
+    namespace: 'dev',
+    name: 'web-0',
+    trailingPath: '',
+  };
   function failingStore(failOpen: boolean): SessionStore {
     return {
       failOpen,
-      open: (_h: unknown, onError: (e: Error) => void) => ({ file: '/dev/full', output: () => onError(Object.assign(new Error('ENOSPC: no space left on device'), { code: 'ENOSPC' })), input() {}, resize() {}, close() {} }),
+      open: (_h: unknown, onError: (e: Error) => void) => ({
+        file: '/dev/full',
+        output: () => onError(Object.assign(new Error('ENOSPC: no space left on device'), { code: 'ENOSPC' })),
+        input() {},
+        resize() {},
+        close() {},
+      }),
       remove() {},
     } as unknown as SessionStore;
   }
@@ -175,7 +230,16 @@ describe('upgrade/open: a recording that fails mid-session ends the session (fai
     it(failOpen ? 'goes on when the operator chose recording.failOpen' : 'closes the connection', () => {
       let killed = false;
       const audit: AuditRecord[] = [];
-      const s = openSession({ store: failingStore(failOpen), audit: createMemoryAuditWriter((e) => audit.push(e)), auditId: 'a', identity: alice, attributes, exec: { command: ['sh'], container: 'web', stdin: true, tty: true }, kill: () => (killed = true), now: Date.now });
+      const s = openSession({
+        store: failingStore(failOpen),
+        audit: createMemoryAuditWriter((e) => audit.push(e)),
+        auditId: 'a',
+        identity: alice,
+        attributes,
+        exec: { command: ['sh'], container: 'web', stdin: true, tty: true },
+        kill: () => (killed = true),
+        now: Date.now,
+      });
       const taps = s.taps('websocket', 'v5.channel.k8s.io');
       taps.fromServer(wsFrame(Buffer.from('\x01output'), { mask: false }));
       assert.equal(killed, !failOpen);
@@ -200,18 +264,41 @@ describe('upgrade/open: a recording that fails mid-session ends the session (fai
     for (const failOpen of [false, true]) {
       it(`attack: an oversized ${transport} frame ends the session unless recording.failOpen (${failOpen ? 'failOpen: goes on' : 'closed'}), and the record says why`, () => {
         let killed = false;
-        const s = openSession({ store: { ...working, failOpen }, audit: createMemoryAuditWriter(() => {}), auditId: 'a', identity: alice, attributes, exec: { command: ['sh'], container: 'web', stdin: true, tty: true }, kill: () => (killed = true), now: Date.now });
+        const s = openSession({
+          store: { ...working, failOpen },
+          audit: createMemoryAuditWriter(() => {}),
+          auditId: 'a',
+          identity: alice,
+          attributes,
+          exec: { command: ['sh'], container: 'web', stdin: true, tty: true },
+          kill: () => (killed = true),
+          now: Date.now,
+        });
         const taps = s.taps(transport === 'websocket' ? 'websocket' : 'SPDY/3.1', transport === 'websocket' ? 'v5.channel.k8s.io' : 'v4.channel.k8s.io');
         taps.fromClient(oversized[transport]);
         assert.equal(killed, !failOpen);
-        assert.match(s.facts.failure ?? '', transport === 'websocket' ? /^recording failed: a WebSocket frame of 1099511627776 bytes is over the reader's limit/ : /^recording failed: a SPDY frame of 16777215 bytes is over the reader's limit/);
+        assert.match(
+          s.facts.failure ?? '',
+          transport === 'websocket'
+            ? /^recording failed: a WebSocket frame of 1099511627776 bytes is over the reader's limit/
+            : /^recording failed: a SPDY frame of 16777215 bytes is over the reader's limit/,
+        );
       });
     }
   }
 
   it('attack: a SPDY SYN_STREAM whose header block cannot be inflated ends the session', async () => {
     let killed = false;
-    const s = openSession({ store: working, audit: createMemoryAuditWriter(() => {}), auditId: 'a', identity: alice, attributes, exec: { command: ['sh'], container: 'web', stdin: true, tty: true }, kill: () => (killed = true), now: Date.now });
+    const s = openSession({
+      store: working,
+      audit: createMemoryAuditWriter(() => {}),
+      auditId: 'a',
+      identity: alice,
+      attributes,
+      exec: { command: ['sh'], container: 'web', stdin: true, tty: true },
+      kill: () => (killed = true),
+      now: Date.now,
+    });
     const taps = s.taps('SPDY/3.1', 'v4.channel.k8s.io');
     const junk = Buffer.from('not zlib at all, not at all');
     const syn = Buffer.alloc(18);
@@ -226,7 +313,11 @@ describe('upgrade/open: a recording that fails mid-session ends the session (fai
 
   it('attack: a fragmented WebSocket message that adds up past the limit ends the session', () => {
     let reason = '';
-    const r = new WebSocketReader(false, () => {}, (why) => (reason = why));
+    const r = new WebSocketReader(
+      false,
+      () => {},
+      (why) => (reason = why),
+    );
     const part = Buffer.alloc(60_000);
     // 300 fragments of 60 kB: each frame is small, the message is 18 MB.
     for (let i = 0; i < 300 && !reason; i++) r.push(wsFrame(part.subarray(0, 60_000), { fin: false, opcode: i === 0 ? 2 : 0, mask: false }));
