@@ -27,7 +27,7 @@ import { openPostgresStore } from './approval/postgres-store.js';
 import { createApprovalService, type ApprovalService } from './approval/service.js';
 import { openSqliteStore } from './approval/sqlite-store.js';
 import type { ApprovalStore } from './approval/store.js';
-import { createApprovalsWeb, WEB_PREFIX } from './approval/web.js';
+import { createWeb, WEB_PREFIX } from './web/app.js';
 import { createWebhookNotifier } from './approval/webhook.js';
 import { extractBearerToken } from './identity/token.js';
 import type { IncomingMessage, ServerResponse } from 'node:http';
@@ -89,34 +89,46 @@ export async function startGateway(config: Config, options: GatewayOptions = {})
   let draining = false;
   let readyCache = { at: 0, ok: false };
 
+  // Koa composes the front door: each middleware answers what is its own and passes the rest on.
+  // Every path but /healthz, /readyz and /gatehouse/ belongs to the Kubernetes API.
   const app = new Koa();
-  app.use(async (ctx) => {
-    // The gateway's own health; every other path belongs to the Kubernetes API.
-    if (ctx.method === 'GET' && ctx.path === '/healthz') {
-      ctx.body = 'ok';
+  app.use(async (ctx, next) => {
+    if (ctx.method === 'GET' && ctx.path === '/healthz') ctx.body = 'ok';
+    else await next();
+  });
+  app.use(async (ctx, next) => {
+    if (ctx.method !== 'GET' || ctx.path !== '/readyz') {
+      await next();
       return;
     }
-    if (ctx.method === 'GET' && ctx.path === '/readyz') {
-      if (Date.now() - readyCache.at > 2000) readyCache = { at: Date.now(), ok: !draining && (await forwarder.ready()) };
-      ctx.status = readyCache.ok ? 200 : 503;
-      ctx.body = readyCache.ok ? 'ok' : draining ? 'shutting down' : 'the Kubernetes API server is not reachable';
-      return;
-    }
+    if (Date.now() - readyCache.at > 2000) readyCache = { at: Date.now(), ok: !draining && (await forwarder.ready()) };
+    ctx.status = readyCache.ok ? 200 : 503;
+    ctx.body = readyCache.ok ? 'ok' : draining ? 'shutting down' : 'the Kubernetes API server is not reachable';
+  });
+  app.use(async (ctx, next) => {
+    // Assigned once the server listens (the approval links need its URL): until then, 503.
     if (!routes) {
       ctx.status = 503;
       ctx.body = 'starting';
       return;
     }
-    // The proxy writes its own response: it streams, and it decides when a connection is cut.
+    // From here on the handlers write their own responses: they stream, and they decide when a
+    // connection is cut. Counted, so that shutdown waits for them.
     ctx.respond = false;
     inFlight++;
     try {
-      // The gateway's own pages and API; no Kubernetes path starts with /gatehouse/.
-      if (ctx.path.startsWith(WEB_PREFIX)) await routes.gatehouse(ctx.req, ctx.res);
-      else await routes.kubernetes(ctx.req, ctx.res);
+      await next();
     } finally {
       inFlight--;
     }
+  });
+  app.use(async (ctx, next) => {
+    // The gateway's own pages and API; no Kubernetes path starts with /gatehouse/.
+    if (ctx.path.startsWith(WEB_PREFIX)) await routes?.gatehouse(ctx.req, ctx.res);
+    else await next();
+  });
+  app.use(async (ctx) => {
+    await routes?.kubernetes(ctx.req, ctx.res);
   });
   app.on('error', (err: Error) => log.error({ err: { message: err.message, code: (err as { code?: string }).code } }, 'request error'));
 
@@ -142,7 +154,7 @@ export async function startGateway(config: Config, options: GatewayOptions = {})
   const bearer = (req: IncomingMessage) => authenticator.authenticate(extractBearerToken(req.headers));
   const sessionsApi = createSessionsApi({ store: sessions, engine, cluster: config.cluster, authenticate: bearer, audit });
   let approvalsApi: ReturnType<typeof createApprovalsApi> | undefined;
-  let web: ReturnType<typeof createApprovalsWeb> | undefined;
+  let web: ReturnType<typeof createWeb> | undefined;
   let approvals: ApprovalService | undefined;
   let webhook: ReturnType<typeof createWebhookNotifier> | undefined;
   if (ac && store) {
@@ -167,7 +179,7 @@ export async function startGateway(config: Config, options: GatewayOptions = {})
     approvals = service;
     approvalsApi = createApprovalsApi({ store, service, authenticate: bearer });
     web = ac.web
-      ? createApprovalsWeb({
+      ? createWeb({
           store,
           service,
           verify: (t) => authenticator.authenticate(t),

@@ -9,7 +9,7 @@
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { GatehouseError } from '../errors.js';
-import { sendJson as send, sendStatus } from '../web/respond.js';
+import { sendJson as send, sendStatus } from '../respond.js';
 import type { Identity } from '../identity/identity.js';
 import { mayView, type Approval, type ApprovalState } from './approval.js';
 import type { ApprovalService } from './service.js';

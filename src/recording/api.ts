@@ -15,7 +15,7 @@ import { requestEvent } from '../audit/record.js';
 import type { AuditWriter } from '../audit/writer.js';
 import { asGatehouseError, GatehouseError } from '../errors.js';
 import type { Decision } from '../policy/decision.js';
-import { sendJson as send, sendStatus } from '../web/respond.js';
+import { sendJson as send, sendStatus } from '../respond.js';
 import type { Identity } from '../identity/identity.js';
 import type { PolicyEngine } from '../policy/engine.js';
 import { buildInput } from '../policy/input.js';

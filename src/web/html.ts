@@ -1,9 +1,6 @@
-/** The gateway's pages: one layout, one stylesheet, one escaping function. */
+/** The gateway's pages: one layout, one stylesheet, the content security policies. */
 import type { Identity } from '../identity/identity.js';
-
-export function escapeHtml(s: string): string {
-  return s.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
-}
+import { html, type Html } from './template.js';
 
 export const STYLE = `body{font:16px/1.5 system-ui,sans-serif;margin:0;color:#1b1b1b;background:#fafafa}
 header{background:#1f3a5f;color:#fff;padding:.6rem 1.2rem;display:flex;justify-content:space-between;align-items:center}
@@ -15,12 +12,13 @@ form.decide{display:flex;gap:.6rem;align-items:end;flex-wrap:wrap;margin:1rem 0}
 button{font:inherit;padding:.4rem 1rem;border-radius:4px;border:1px solid #555;cursor:pointer}button.approve{background:#116b2e;color:#fff}button.deny{background:#a11;color:#fff}
 dl{display:grid;grid-template-columns:max-content 1fr;gap:.2rem 1rem}dt{font-weight:600}`;
 
-export function page(title: string, who: Identity | undefined, csrf: string | undefined, body: string, head = ''): string {
-  const account = who
-    ? `<form method="post" action="/gatehouse/logout"><span>${escapeHtml(who.username)}</span> <input type="hidden" name="csrf" value="${escapeHtml(csrf ?? '')}"><button type="submit">Log out</button></form>`
-    : '';
-  return `<!doctype html><html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width,initial-scale=1"><title>${escapeHtml(title)} · Gatehouse</title><link rel="stylesheet" href="/gatehouse/style.css">${head}</head>
-<body><header><nav><a href="/gatehouse/approvals"><strong>Gatehouse</strong> approvals</a> · <a href="/gatehouse/sessions">sessions</a></nav>${account}</header><main>${body}</main></body></html>`;
+export function page(title: string, who: Identity | undefined, csrf: string | undefined, body: Html, head?: Html): string {
+  const account =
+    who &&
+    html`<form method="post" action="/gatehouse/logout"><span>${who.username}</span> <input type="hidden" name="csrf" value="${csrf ?? ''}"><button type="submit">Log out</button></form>`;
+  return html`<!doctype html><html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width,initial-scale=1"><title>${title} · Gatehouse</title><link rel="stylesheet" href="/gatehouse/style.css">${head}</head>
+<body><header><nav><a href="/gatehouse/approvals"><strong>Gatehouse</strong> approvals</a> · <a href="/gatehouse/sessions">sessions</a></nav>${account}</header><main>${body}</main></body></html>`
+    .text;
 }
 
 export const CSP = "default-src 'none'; style-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";

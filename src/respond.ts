@@ -1,6 +1,6 @@
 /** JSON answers of the gateway's own APIs: a body, or the Kubernetes Status of an error. */
 import type { ServerResponse } from 'node:http';
-import { asGatehouseError, toStatus } from '../errors.js';
+import { asGatehouseError, toStatus } from './errors.js';
 
 export function sendJson(res: ServerResponse, status: number, body: unknown): void {
   res.writeHead(status, { 'content-type': 'application/json', 'cache-control': 'no-store' });

@@ -1,0 +1,79 @@
+/** The approver's pages: the list of approvals and one approval with its preview and the decision form. */
+import { whyNotApprover, type Approval } from '../approval/approval.js';
+import type { Identity } from '../identity/identity.js';
+import { html, type Html } from './template.js';
+
+export function when(ms: number): string {
+  return new Date(ms)
+    .toISOString()
+    .replace('T', ' ')
+    .replace(/\.\d+Z$/, 'Z');
+}
+
+function who(a: Approval): string {
+  const r = a.subject.requester;
+  return r.agent ? `agent ${r.agent.name} for ${r.agent.onBehalfOf ?? '(nobody)'}` : r.username;
+}
+
+function what(a: Approval): string {
+  const s = a.subject;
+  const res = s.subresource ? `${s.resource}/${s.subresource}` : s.resource;
+  return `${s.verb} ${res || s.uri}${s.name ? ` ${s.name}` : ''}${s.namespace ? ` in ${s.namespace}` : ''}`;
+}
+
+const HEAD = html`<tr><th scope="col">ID</th><th scope="col">Who</th><th scope="col">What</th><th scope="col">Why</th><th scope="col">State</th><th scope="col">Asked</th></tr>`;
+
+function rows(list: readonly Approval[]): Html {
+  if (list.length === 0) return html`<tr><td colspan="6">None.</td></tr>`;
+  return html`${list.map(
+    (a) =>
+      html`<tr><td><a href="/gatehouse/approvals/${a.id}">${a.id}</a></td><td>${who(a)}</td><td>${what(a)}</td><td>${a.subject.reasons.join('; ')}</td><td class="state ${a.state}">${a.state}</td><td>${when(a.createdAt)}</td></tr>`,
+  )}`;
+}
+
+export function listPage(items: readonly Approval[]): Html {
+  const pending = items.filter((a) => a.state === 'pending');
+  const recent = items.filter((a) => a.state !== 'pending').slice(0, 50);
+  return html`<h1>Approvals</h1><table id="pending"><caption>Pending (${pending.length})</caption><thead>${HEAD}</thead><tbody>${rows(pending)}</tbody></table>
+<table id="recent"><caption>Recent</caption><thead>${HEAD}</thead><tbody>${rows(recent)}</tbody></table>`;
+}
+
+/** The diff's lines in <pre>: each marked as added or removed, joined by the newlines <pre> shows. */
+function diffHtml(diff: string): Html {
+  const lines = diff.split('\n').map((l) => {
+    if (l.startsWith('+') && !l.startsWith('+++')) return html`<span class="add">${l}</span>`;
+    if (l.startsWith('-') && !l.startsWith('---')) return html`<span class="del">${l}</span>`;
+    return html`${l}`;
+  });
+  return html`${lines.flatMap((l, i) => (i === 0 ? [l] : ['\n', l]))}`;
+}
+
+export function detailPage(a: Approval, viewer: Identity, csrf: string): Html {
+  const s = a.subject;
+  const preview = !a.preview
+    ? html`<p id="preview">The preview is being prepared; reload in a moment.</p>`
+    : a.preview.status === 'ok'
+      ? html`<pre class="diff" id="preview" aria-label="What the request would change">${diffHtml(a.preview.diff)}</pre>`
+      : html`<p id="preview">${a.preview.message}</p>`;
+  const why = whyNotApprover(a, viewer);
+  const decide =
+    a.state === 'pending' &&
+    (why
+      ? html`<p>${why}.</p>`
+      : html`<form class="decide" method="post" action="/gatehouse/approvals/${a.id}/decision">
+<input type="hidden" name="csrf" value="${csrf}"><label for="reason">Reason (optional)<input id="reason" name="reason" maxlength="1024" size="40"></label>
+<button class="approve" type="submit" name="action" value="approve">Approve</button><button class="deny" type="submit" name="action" value="deny">Deny</button></form>`);
+  const decided =
+    'decidedBy' in a &&
+    html`<dt>Decided</dt><dd>${a.state === 'denied' ? 'denied' : 'approved'} by ${a.decidedBy} at ${when(a.decidedAt)}${a.reason ? `: ${a.reason}` : ''}</dd>`;
+  const command =
+    s.exec &&
+    html`<dt>Command</dt><dd><code>${s.exec.command.join(' ')}</code>${s.exec.container ? ` in container ${s.exec.container}` : ''}${s.exec.tty ? ' (interactive)' : ''}</dd>`;
+  return html`<h1>Approval ${a.id} <span class="state ${a.state}">${a.state}</span></h1>
+<dl><dt>Who</dt><dd>${who(a)}${s.requester.groups.length ? ` (groups: ${s.requester.groups.join(', ')})` : ''}</dd>
+<dt>What</dt><dd>${what(a)}</dd><dt>Request</dt><dd><code>${`${s.method} ${s.uri}`}</code></dd>
+${command}
+<dt>Why</dt><dd>${s.reasons.join('; ') || '(no reason given by the policy)'}</dd>
+<dt>Approvers</dt><dd>${a.approverGroups.join(', ')}</dd><dt>Asked</dt><dd>${when(a.createdAt)}</dd><dt>${a.state === 'approved' ? 'Valid until' : 'Expires'}</dt><dd>${when(a.expiresAt)}</dd>${decided}</dl>
+<h2>Preview</h2>${preview}${decide}`;
+}

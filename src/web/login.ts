@@ -1,0 +1,176 @@
+/**
+ * Logging in to the gateway's pages: OpenID Connect authorization code + PKCE
+ * (openid-client) against a configured issuer; the ID token is then verified by
+ * the gateway's own authenticator, exactly like a bearer token, so a web
+ * approver is the same identity as on the CLI. A login is a random key in a
+ * `__Host-` cookie (Secure, HttpOnly, SameSite=Lax) naming a session held in
+ * this process, with a CSRF token for its forms.
+ *
+ * Sessions live in this process: replicas behind a load balancer need sticky
+ * sessions for the pages, not for the API or the approvals, which are in the store.
+ */
+import { randomBytes, timingSafeEqual } from 'node:crypto';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import * as oidc from 'openid-client';
+import { GatehouseError } from '../errors.js';
+import type { Identity } from '../identity/identity.js';
+
+const SESSION_COOKIE = '__Host-gatehouse-session';
+const LOGIN_COOKIE = '__Host-gatehouse-login';
+const LOGIN_TTL_MS = 10 * 60 * 1000;
+const MAX_SESSIONS = 10_000;
+
+export interface WebOptions {
+  readonly issuer: string;
+  readonly clientId: string;
+  readonly clientSecret?: string;
+  readonly sessionMinutes: number;
+  /** The gateway's URL as browsers reach it; the redirect URI is under it. */
+  readonly publicUrl: string;
+}
+
+export interface Session {
+  readonly identity: Identity;
+  readonly csrf: string;
+  readonly expiresAt: number;
+}
+
+interface PendingLogin {
+  readonly verifier: string;
+  readonly state: string;
+  readonly nonce: string;
+  readonly returnTo: string;
+  readonly expiresAt: number;
+}
+
+function cookies(req: IncomingMessage): Map<string, string> {
+  const out = new Map<string, string>();
+  for (const part of (req.headers.cookie ?? '').split(';')) {
+    const i = part.indexOf('=');
+    if (i > 0) out.set(part.slice(0, i).trim(), part.slice(i + 1).trim());
+  }
+  return out;
+}
+
+function cookie(name: string, value: string, maxAgeSeconds: number): string {
+  return `${name}=${value}; Path=/; Secure; HttpOnly; SameSite=Lax; Max-Age=${maxAgeSeconds}`;
+}
+
+export function redirect(res: ServerResponse, location: string, headers: Record<string, string | string[]> = {}): void {
+  res.writeHead(303, { location, 'cache-control': 'no-store', ...headers });
+  res.end();
+}
+
+export function createLogin(deps: { readonly verify: (idToken: string) => Promise<Identity>; readonly options: WebOptions; readonly now: () => number }) {
+  const { options, now } = deps;
+  const sessions = new Map<string, Session>();
+  const logins = new Map<string, PendingLogin>();
+  const redirectUri = `${options.publicUrl}/gatehouse/callback`;
+  const origin = new URL(options.publicUrl).origin;
+  let config: Promise<oidc.Configuration> | undefined;
+
+  function discover(): Promise<oidc.Configuration> {
+    // Discovered on first use, and again after a failure: the issuer may start after the gateway.
+    config ??= oidc
+      .discovery(
+        new URL(options.issuer),
+        options.clientId,
+        options.clientSecret,
+        options.clientSecret ? oidc.ClientSecretPost(options.clientSecret) : oidc.None(),
+        // eslint-disable-next-line @typescript-eslint/no-deprecated -- the demo issuer serves plain HTTP on loopback; openid-client marks this escape hatch deprecated so that it stands out, and it is used only for http: issuers
+        new URL(options.issuer).protocol === 'http:' ? { execute: [oidc.allowInsecureRequests] } : undefined,
+      )
+      .catch((err: unknown) => {
+        config = undefined;
+        throw err;
+      });
+    return config;
+  }
+
+  function sweep(): void {
+    const t = now();
+    for (const [k, s] of sessions) if (s.expiresAt <= t) sessions.delete(k);
+    for (const [k, l] of logins) if (l.expiresAt <= t) logins.delete(k);
+  }
+
+  function sessionOf(req: IncomingMessage): Session | undefined {
+    const s = sessions.get(cookies(req).get(SESSION_COOKIE) ?? '');
+    return s && s.expiresAt > now() ? s : undefined;
+  }
+
+  function sameString(a: string, b: string): boolean {
+    const x = Buffer.from(a);
+    const y = Buffer.from(b);
+    return x.length === y.length && timingSafeEqual(x, y);
+  }
+
+  /** A form post must come from our own page: same origin (when the browser says) and the session's CSRF token. */
+  function checkForm(req: IncomingMessage, session: Session, form: URLSearchParams): void {
+    const o = req.headers.origin;
+    if (o !== undefined && o !== origin) throw new GatehouseError('GATEHOUSE_DENIED', 'this form was posted from another site');
+    if (!sameString(form.get('csrf') ?? '', session.csrf)) throw new GatehouseError('GATEHOUSE_DENIED', 'the form has expired; reload the page and try again');
+  }
+
+  async function login(res: ServerResponse, returnTo: string): Promise<void> {
+    sweep();
+    const cfg = await discover();
+    const pending: PendingLogin = {
+      verifier: oidc.randomPKCECodeVerifier(),
+      state: oidc.randomState(),
+      nonce: oidc.randomNonce(),
+      returnTo,
+      expiresAt: now() + LOGIN_TTL_MS,
+    };
+    const key = randomBytes(24).toString('base64url');
+    logins.set(key, pending);
+    const url = oidc.buildAuthorizationUrl(cfg, {
+      redirect_uri: redirectUri,
+      scope: 'openid email groups',
+      code_challenge: await oidc.calculatePKCECodeChallenge(pending.verifier),
+      code_challenge_method: 'S256',
+      state: pending.state,
+      nonce: pending.nonce,
+    });
+    redirect(res, url.href, { 'set-cookie': cookie(LOGIN_COOKIE, key, LOGIN_TTL_MS / 1000) });
+  }
+
+  async function callback(req: IncomingMessage, res: ServerResponse, url: URL): Promise<void> {
+    const key = cookies(req).get(LOGIN_COOKIE) ?? '';
+    const pending = logins.get(key);
+    logins.delete(key);
+    if (!pending || pending.expiresAt <= now())
+      throw new GatehouseError('GATEHOUSE_UNAUTHENTICATED', 'this login is unknown or took too long; start again at /gatehouse/approvals');
+    const cfg = await discover();
+    const current = new URL(redirectUri);
+    current.search = url.search;
+    let idToken: string | undefined;
+    try {
+      const tokens = await oidc.authorizationCodeGrant(cfg, current, {
+        pkceCodeVerifier: pending.verifier,
+        expectedState: pending.state,
+        expectedNonce: pending.nonce,
+        idTokenExpected: true,
+      });
+      idToken = tokens.id_token;
+    } catch (err) {
+      throw new GatehouseError('GATEHOUSE_UNAUTHENTICATED', `the login failed: ${(err as Error).message}`);
+    }
+    if (!idToken) throw new GatehouseError('GATEHOUSE_UNAUTHENTICATED', 'the issuer returned no ID token');
+    const identity = await deps.verify(idToken);
+    if (sessions.size >= MAX_SESSIONS) sweep();
+    const sid = randomBytes(32).toString('base64url');
+    sessions.set(sid, { identity, csrf: randomBytes(24).toString('base64url'), expiresAt: now() + options.sessionMinutes * 60_000 });
+    redirect(res, pending.returnTo, { 'set-cookie': [cookie(SESSION_COOKIE, sid, options.sessionMinutes * 60), cookie(LOGIN_COOKIE, '', 0)] });
+  }
+
+  /** Ends the session of a logged-in form post; answers with the cookie that clears it. */
+  function logout(req: IncomingMessage, session: Session, form: URLSearchParams): string {
+    checkForm(req, session, form);
+    sessions.delete(cookies(req).get(SESSION_COOKIE) ?? '');
+    return cookie(SESSION_COOKIE, '', 0);
+  }
+
+  return { sessionOf, checkForm, login, callback, logout };
+}
+
+export type Login = ReturnType<typeof createLogin>;
