@@ -411,26 +411,11 @@ async function main(): Promise<void> {
   }
 
   // 3. Redaction, in a process of its own (its memory measurement must not see ours).
-  out();
-  out('## Redaction');
-  out();
-  const redact = execFileSync(process.execPath, ['--expose-gc', join(projectRoot, 'dist/bench/redact.js'), ...(quick ? ['--quick'] : [])], {
-    encoding: 'utf8',
-  });
-  for (const line of redact.trimEnd().split('\n')) {
-    if (line.startsWith('@@json ')) results['redaction'] = JSON.parse(line.slice(7));
-    else out(line);
-  }
-
+  section('Redaction', 'redaction', ['--expose-gc', join(projectRoot, 'dist/bench/redact.js')]);
+  // 4. What audit before action costs per request, in a process of its own.
+  section('Audit before action', 'audit', [join(projectRoot, 'dist/bench/audit.js')]);
   // 6. Sessions and approvals, in a process (and test bed) of its own.
-  out();
-  out('## Sessions and approvals');
-  out();
-  const sessions = execFileSync(process.execPath, [join(projectRoot, 'dist/bench/sessions.js'), ...(quick ? ['--quick'] : [])], { encoding: 'utf8' });
-  for (const line of sessions.trimEnd().split('\n')) {
-    if (line.startsWith('@@json ')) results['sessions'] = JSON.parse(line.slice(7));
-    else out(line);
-  }
+  section('Sessions and approvals', 'sessions', [join(projectRoot, 'dist/bench/sessions.js')]);
 
   validate(results);
   const stamp = new Date().toISOString().replace(/[:.]/g, '-');
@@ -444,8 +429,21 @@ async function main(): Promise<void> {
 }
 
 /** A result is malformed if a number in it is not finite or an expected part is missing. */
+/** A benchmark run as a process of its own: its table goes into the report, its `@@json` line into the results. */
+function section(title: string, key: string, args: string[]): void {
+  out();
+  out(`## ${title}`);
+  out();
+  const printed = execFileSync(process.execPath, [...args, ...(quick ? ['--quick'] : [])], { encoding: 'utf8' });
+  for (const line of printed.trimEnd().split('\n')) {
+    if (line.startsWith('@@json ')) results[key] = JSON.parse(line.slice(7));
+    else out(line);
+  }
+}
+
 function validate(r: Record<string, unknown>): void {
-  for (const part of ['latency', 'policy', 'watches', 'memory', 'redaction', 'sessions']) if (!r[part]) throw new Error(`benchmark result has no ${part}`);
+  for (const part of ['latency', 'policy', 'watches', 'memory', 'redaction', 'audit', 'sessions'])
+    if (!r[part]) throw new Error(`benchmark result has no ${part}`);
   const walk = (v: unknown, path: string): void => {
     if (typeof v === 'number' && !Number.isFinite(v)) throw new Error(`benchmark result ${path} is ${v}`);
     if (v && typeof v === 'object') for (const [k, x] of Object.entries(v)) walk(x, `${path}.${k}`);

@@ -260,23 +260,28 @@ describe('upgrade/open: a recording that fails mid-session ends the session (fai
     open: () => ({ file: '/tmp/never-written.cast', output() {}, input() {}, resize() {}, close() {} }),
     remove() {},
   } as unknown as SessionStore;
+  /** A terminal exec session over `store`; `killed()` says whether the session was closed. */
+  function terminalSession(store: SessionStore) {
+    let killed = false;
+    const session = openSession({
+      store,
+      audit: createMemoryAuditWriter(() => {}),
+      auditId: 'a',
+      identity: alice,
+      attributes,
+      exec: { command: ['sh'], container: 'web', stdin: true, tty: true },
+      kill: () => (killed = true),
+      now: Date.now,
+    });
+    return { session, killed: () => killed };
+  }
   for (const transport of ['websocket', 'spdy'] as const) {
     for (const failOpen of [false, true]) {
       it(`attack: an oversized ${transport} frame ends the session unless recording.failOpen (${failOpen ? 'failOpen: goes on' : 'closed'}), and the record says why`, () => {
-        let killed = false;
-        const s = openSession({
-          store: { ...working, failOpen },
-          audit: createMemoryAuditWriter(() => {}),
-          auditId: 'a',
-          identity: alice,
-          attributes,
-          exec: { command: ['sh'], container: 'web', stdin: true, tty: true },
-          kill: () => (killed = true),
-          now: Date.now,
-        });
+        const { session: s, killed } = terminalSession({ ...working, failOpen });
         const taps = s.taps(transport === 'websocket' ? 'websocket' : 'SPDY/3.1', transport === 'websocket' ? 'v5.channel.k8s.io' : 'v4.channel.k8s.io');
         taps.fromClient(oversized[transport]);
-        assert.equal(killed, !failOpen);
+        assert.equal(killed(), !failOpen);
         assert.match(
           s.facts.failure ?? '',
           transport === 'websocket'
@@ -288,17 +293,7 @@ describe('upgrade/open: a recording that fails mid-session ends the session (fai
   }
 
   it('attack: a SPDY SYN_STREAM whose header block cannot be inflated ends the session', async () => {
-    let killed = false;
-    const s = openSession({
-      store: working,
-      audit: createMemoryAuditWriter(() => {}),
-      auditId: 'a',
-      identity: alice,
-      attributes,
-      exec: { command: ['sh'], container: 'web', stdin: true, tty: true },
-      kill: () => (killed = true),
-      now: Date.now,
-    });
+    const { session: s, killed } = terminalSession(working);
     const taps = s.taps('SPDY/3.1', 'v4.channel.k8s.io');
     const junk = Buffer.from('not zlib at all, not at all');
     const syn = Buffer.alloc(18);
@@ -307,7 +302,7 @@ describe('upgrade/open: a recording that fails mid-session ends the session (fai
     syn.writeUIntBE(10 + junk.length, 5, 3);
     syn.writeUInt32BE(1, 8);
     taps.fromClient(Buffer.concat([syn, junk]));
-    await waitFor('the reader to give up', () => killed);
+    await waitFor('the reader to give up', killed);
     assert.match(s.facts.failure ?? '', /^recording failed: a SPDY frame could not be read/);
   });
 
