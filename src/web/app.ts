@@ -80,9 +80,9 @@ export function createWeb(deps: {
       if (req.method === 'GET' && path === '/gatehouse/callback') return await login.callback(req, res, url);
       const session = login.sessionOf(req);
       if (req.method === 'POST' && path === '/gatehouse/logout') {
-        const cleared = session ? login.logout(req, session, new URLSearchParams(await readSmallBody(req, 4096))) : undefined;
+        const cleared = login.logout(req, session, new URLSearchParams(await readSmallBody(req, 4096)));
         return send(res, 200, page('Logged out', undefined, undefined, html`<p>You are logged out. <a href="/gatehouse/approvals">Log in again</a></p>`), {
-          ...(cleared ? { 'set-cookie': cleared } : {}),
+          'set-cookie': cleared,
         });
       }
       const m = /^\/gatehouse\/approvals(?:\/(ap-[a-z0-9]+)(\/decision)?)?\/?$/.exec(path);

@@ -163,10 +163,15 @@ export function createLogin(deps: { readonly verify: (idToken: string) => Promis
     redirect(res, pending.returnTo, { 'set-cookie': [cookie(SESSION_COOKIE, sid, options.sessionMinutes * 60), cookie(LOGIN_COOKIE, '', 0)] });
   }
 
-  /** Ends the session of a logged-in form post; answers with the cookie that clears it. */
-  function logout(req: IncomingMessage, session: Session, form: URLSearchParams): string {
-    checkForm(req, session, form);
-    sessions.delete(cookies(req).get(SESSION_COOKIE) ?? '');
+  /**
+   * Ends the session of a logged-in form post (checked like any form), and answers with the
+   * cookie that clears it in the browser, logged in or not.
+   */
+  function logout(req: IncomingMessage, session: Session | undefined, form: URLSearchParams): string {
+    if (session) {
+      checkForm(req, session, form);
+      sessions.delete(cookies(req).get(SESSION_COOKIE) ?? '');
+    }
     return cookie(SESSION_COOKIE, '', 0);
   }
 

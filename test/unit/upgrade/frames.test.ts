@@ -6,7 +6,6 @@
  */
 import assert from 'node:assert/strict';
 import { constants, createDeflate } from 'node:zlib';
-import type { AuditRecord } from '../../../src/audit/event.js';
 import { createMemoryAuditWriter } from '../../../src/audit/writer.js';
 import { framesOf } from '../../../src/recording/replay.js';
 import { openSession } from '../../../src/upgrade/open.js';
@@ -226,23 +225,27 @@ describe('upgrade/open: a recording that fails mid-session ends the session (fai
       remove() {},
     } as unknown as SessionStore;
   }
+  /** A terminal exec session over `store`; `killed()` says whether the session was closed. */
+  function terminalSession(store: SessionStore) {
+    let killed = false;
+    const session = openSession({
+      store,
+      audit: createMemoryAuditWriter(() => {}),
+      auditId: 'a',
+      identity: alice,
+      attributes,
+      exec: { command: ['sh'], container: 'web', stdin: true, tty: true },
+      kill: () => (killed = true),
+      now: Date.now,
+    });
+    return { session, killed: () => killed };
+  }
   for (const failOpen of [false, true]) {
     it(failOpen ? 'goes on when the operator chose recording.failOpen' : 'closes the connection', () => {
-      let killed = false;
-      const audit: AuditRecord[] = [];
-      const s = openSession({
-        store: failingStore(failOpen),
-        audit: createMemoryAuditWriter((e) => audit.push(e)),
-        auditId: 'a',
-        identity: alice,
-        attributes,
-        exec: { command: ['sh'], container: 'web', stdin: true, tty: true },
-        kill: () => (killed = true),
-        now: Date.now,
-      });
+      const { session: s, killed } = terminalSession(failingStore(failOpen));
       const taps = s.taps('websocket', 'v5.channel.k8s.io');
       taps.fromServer(wsFrame(Buffer.from('\x01output'), { mask: false }));
-      assert.equal(killed, !failOpen);
+      assert.equal(killed(), !failOpen);
       assert.match(s.facts.failure ?? '', /recording failed: ENOSPC/);
     });
   }
@@ -260,21 +263,6 @@ describe('upgrade/open: a recording that fails mid-session ends the session (fai
     open: () => ({ file: '/tmp/never-written.cast', output() {}, input() {}, resize() {}, close() {} }),
     remove() {},
   } as unknown as SessionStore;
-  /** A terminal exec session over `store`; `killed()` says whether the session was closed. */
-  function terminalSession(store: SessionStore) {
-    let killed = false;
-    const session = openSession({
-      store,
-      audit: createMemoryAuditWriter(() => {}),
-      auditId: 'a',
-      identity: alice,
-      attributes,
-      exec: { command: ['sh'], container: 'web', stdin: true, tty: true },
-      kill: () => (killed = true),
-      now: Date.now,
-    });
-    return { session, killed: () => killed };
-  }
   for (const transport of ['websocket', 'spdy'] as const) {
     for (const failOpen of [false, true]) {
       it(`attack: an oversized ${transport} frame ends the session unless recording.failOpen (${failOpen ? 'failOpen: goes on' : 'closed'}), and the record says why`, () => {
