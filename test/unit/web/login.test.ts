@@ -1,0 +1,28 @@
+/** web/login: the parts that need no issuer — logging out, and the form check that guards it. */
+import assert from 'node:assert/strict';
+import type { IncomingMessage } from 'node:http';
+import type { Identity } from '../../../src/identity/identity.js';
+import { createLogin } from '../../../src/web/login.js';
+
+const CAROL: Identity = { username: 'carol@example.com', uid: '', groups: ['security'], extra: {}, claims: {}, agent: null };
+const CLEARED = '__Host-gatehouse-session=; Path=/; Secure; HttpOnly; SameSite=Lax; Max-Age=0';
+
+describe('web/login', () => {
+  const login = createLogin({
+    verify: async () => CAROL,
+    options: { issuer: 'http://127.0.0.1:1/issuer', clientId: 'gatehouse', sessionMinutes: 5, publicUrl: 'https://gateway.example' },
+    now: () => 0,
+  });
+  const req = (headers: Record<string, string>) => ({ headers }) as unknown as IncomingMessage;
+
+  it('clears the cookie even when the session is no longer known', () => {
+    assert.equal(login.logout(req({}), undefined, new URLSearchParams()), CLEARED);
+  });
+
+  it('attack: a logout posted from another site, or without the session CSRF token, is refused', () => {
+    const session = { identity: CAROL, csrf: 'token-1', expiresAt: 10 };
+    assert.throws(() => login.logout(req({ origin: 'https://evil.example' }), session, new URLSearchParams({ csrf: 'token-1' })), /posted from another site/);
+    assert.throws(() => login.logout(req({ origin: 'https://gateway.example' }), session, new URLSearchParams({ csrf: 'nope' })), /the form has expired/);
+    assert.equal(login.logout(req({ origin: 'https://gateway.example' }), session, new URLSearchParams({ csrf: 'token-1' })), CLEARED);
+  });
+});
