@@ -121,13 +121,14 @@ export function storableInput<I extends { readonly request: StorableRequest }>(
 ): I {
   const r = input.request;
   const keepBody = level !== 'Metadata' && !SECRET_BODIES.has(resourceKey) && !SECRET_BODIES.has(resourceKey.split('/')[0]!);
-  const digest = rawBody ? { sha256: createHash('sha256').update(rawBody).digest('hex'), bytes: rawBody.length } : null;
+  // Hashed only when the body is dropped for its digest: this runs for every record of every request.
+  const dropBody = !keepBody && r.body !== null;
   const request = {
     ...r,
     path: scrubText(r.path),
     query: scrubQuery(r.query),
     ...(r.exec ? { exec: { ...r.exec, command: r.exec.command.map(scrubText) } } : {}),
-    ...(keepBody || r.body === null ? {} : { body: null, bodyDigest: digest }),
+    ...(dropBody ? { body: null, bodyDigest: rawBody ? { sha256: createHash('sha256').update(rawBody).digest('hex'), bytes: rawBody.length } : null } : {}),
   };
   return { ...input, request };
 }
