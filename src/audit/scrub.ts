@@ -49,7 +49,7 @@ export function credentialParamIn(uri: string): string | undefined {
   const q = uri.indexOf('?');
   if (q < 0) return undefined;
   for (const pair of uri.slice(q + 1).split('&')) {
-    const name = decodeLenient(pair.split('=', 1)[0] ?? '');
+    const name = decodeLenient(rawName(pair));
     if (isCredentialParam(name)) return name;
   }
   return undefined;
@@ -73,9 +73,9 @@ export function scrubUri(uri: string): string {
     .slice(q + 1)
     .split('&')
     .map((pair) => {
-      const eq = pair.indexOf('=');
-      const name = eq < 0 ? pair : pair.slice(0, eq);
-      return eq >= 0 && isCredentialParam(decodeLenient(name)) ? `${name}=${CREDENTIAL_MARKER}` : pair;
+      const name = rawName(pair);
+      // A name with no value carries nothing to scrub.
+      return name !== pair && isCredentialParam(decodeLenient(name)) ? `${name}=${CREDENTIAL_MARKER}` : pair;
     });
   return scrubText(`${uri.slice(0, q)}?${pairs.join('&')}`);
 }
@@ -85,6 +85,12 @@ export function scrubQuery(query: Readonly<Record<string, readonly string[]>>): 
   const out: Record<string, string[]> = {};
   for (const [name, values] of Object.entries(query)) out[name] = isCredentialParam(name) ? values.map(() => CREDENTIAL_MARKER) : values.map(scrubText);
   return out;
+}
+
+/** A query pair's name as sent (`name=value`, or a bare `name`). */
+function rawName(pair: string): string {
+  const eq = pair.indexOf('=');
+  return eq < 0 ? pair : pair.slice(0, eq);
 }
 
 function decodeLenient(s: string): string {
