@@ -22,16 +22,12 @@ export function selfSignedTls(dir: string, hosts: readonly string[]): TlsMateria
   const wanted = [...hosts].sort().join(',');
   if (!existsSync(f('server.crt')) || !existsSync(hostsFile) || readFileSync(hostsFile, 'utf8') !== wanted) {
     const ssl = (args: string[]) => execFileSync('openssl', args, { stdio: ['ignore', 'ignore', 'pipe'] });
+    // A new P-256 key, unencrypted, written to `keyout`: the CA's and the server's alike.
+    const newKey = (keyout: string) => ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', keyout];
     ssl([
       'req',
       '-x509',
-      '-newkey',
-      'ec',
-      '-pkeyopt',
-      'ec_paramgen_curve:P-256',
-      '-nodes',
-      '-keyout',
-      f('ca.key'),
+      ...newKey(f('ca.key')),
       '-out',
       f('ca.crt'),
       '-days',
@@ -44,20 +40,7 @@ export function selfSignedTls(dir: string, hosts: readonly string[]): TlsMateria
       'keyUsage=critical,keyCertSign,cRLSign',
     ]);
     const san = hosts.map((h) => (isIP(h) ? `IP:${h}` : `DNS:${h}`)).join(',');
-    ssl([
-      'req',
-      '-newkey',
-      'ec',
-      '-pkeyopt',
-      'ec_paramgen_curve:P-256',
-      '-nodes',
-      '-keyout',
-      f('server.key'),
-      '-out',
-      f('server.csr'),
-      '-subj',
-      '/CN=gatehouse',
-    ]);
+    ssl(['req', ...newKey(f('server.key')), '-out', f('server.csr'), '-subj', '/CN=gatehouse']);
     writeFileSync(f('server.ext'), `subjectAltName=${san}\nextendedKeyUsage=serverAuth\nkeyUsage=critical,digitalSignature\nbasicConstraints=CA:FALSE\n`);
     ssl([
       'x509',
