@@ -4,9 +4,10 @@
  * writes down. Every door (HTTP, upgrade) records through here.
  */
 import type { AuditEvent, AuditUser } from '../audit/event.js';
+import type { AuditWriter } from '../audit/writer.js';
 import { storableInput } from '../audit/event.js';
 import { requestEvent, type AuditStage, type ObjectRef } from '../audit/record.js';
-import type { GatehouseError } from '../errors.js';
+import { GatehouseError } from '../errors.js';
 import { EXTRA_AGENT, EXTRA_ON_BEHALF_OF, EXTRA_SESSION, type Identity } from '../identity/identity.js';
 import type { RequestTarget } from '../request/attributes.js';
 import type { Admission, Refusal } from './admit.js';
@@ -74,4 +75,19 @@ export function auditEventOf(a: Admission | Refusal, o: Outcome): AuditEvent {
     session: o.session,
     bytesOut: o.bytesOut,
   });
+}
+
+/**
+ * Audit before action: the decision of an admitted request is handed to the
+ * kernel before either door forwards it, so a crash cannot lose the record of a
+ * request the API server acted on. Returns the error to refuse with when the
+ * record cannot be written (fail closed), or null.
+ */
+export function recordDecision(audit: AuditWriter, a: Admission, at: Date): GatehouseError | null {
+  try {
+    audit.commit(auditEventOf(a, { stage: 'RequestReceived', at, code: 0, error: null, session: null, bytesOut: null }));
+    return null;
+  } catch (err) {
+    return new GatehouseError('GATEHOUSE_AUDIT_FAILED', 'the request cannot be audited, so it was not forwarded', { cause: err });
+  }
 }

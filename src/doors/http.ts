@@ -10,7 +10,7 @@ import { pipeline as streamPipeline } from 'node:stream/promises';
 import type { AuditWriter } from '../audit/writer.js';
 import { asGatehouseError, GatehouseError, toStatus } from '../errors.js';
 import { header, receive, type Admission, type Admit, type Refusal } from '../admission/admit.js';
-import { auditEventOf, type Outcome } from '../admission/record.js';
+import { auditEventOf, recordDecision, type Outcome } from '../admission/record.js';
 import type { RequestTarget } from '../request/attributes.js';
 import { createProgramCache, maskedBody, shapeOf } from '../redact/response.js';
 import { RedactError, type RedactOptions } from '../redact/stream.js';
@@ -138,12 +138,8 @@ export function createHttpDoor(deps: HttpDoorDeps) {
     const received = receive(req, deps.now);
     const admission = await deps.admit(received, req, abort.signal, 'http');
     if (!admission.admitted) return refuse(res, admission, admission.error);
-    try {
-      // Audit before action: the decision is on disk before the API server can act on it.
-      deps.audit.commit(auditEventOf(admission, { stage: 'RequestReceived', at: at(), code: 0, error: null, session: null, bytesOut: null }));
-    } catch (err) {
-      return refuse(res, admission, new GatehouseError('GATEHOUSE_AUDIT_FAILED', 'the request cannot be audited, so it was not forwarded', { cause: err }));
-    }
+    const unrecorded = recordDecision(deps.audit, admission, at());
+    if (unrecorded) return refuse(res, admission, unrecorded);
     deps.audit.write(auditEventOf(admission, await act(admission, res, abort.signal)));
   };
 }

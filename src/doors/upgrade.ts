@@ -8,7 +8,7 @@
 import type { IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { receive, type Admission, type Admit, type Refusal } from '../admission/admit.js';
-import { auditEventOf, type Outcome } from '../admission/record.js';
+import { auditEventOf, recordDecision, type Outcome } from '../admission/record.js';
 import type { AuditWriter } from '../audit/writer.js';
 import { GatehouseError, toStatus } from '../errors.js';
 import type { SessionStore } from '../recording/sessions.js';
@@ -102,12 +102,8 @@ export function createUpgradeDoor(deps: UpgradeDoorDeps) {
     const received = receive(req, deps.now);
     const admission = await deps.admit(received, req, abort.signal, 'upgrade');
     if (!admission.admitted) return refuse(socket, admission, admission.error);
-    try {
-      // Audit before action: the decision is on disk before the API server can act on it.
-      deps.audit.commit(auditEventOf(admission, outcome('RequestReceived', 0, null)));
-    } catch (err) {
-      return refuse(socket, admission, new GatehouseError('GATEHOUSE_AUDIT_FAILED', 'the request cannot be audited, so it was not forwarded', { cause: err }));
-    }
+    const unrecorded = recordDecision(deps.audit, admission, at());
+    if (unrecorded) return refuse(socket, admission, unrecorded);
     try {
       await relay(admission, req, socket, clientHead, abort.signal);
     } catch (err) {
