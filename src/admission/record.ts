@@ -6,9 +6,10 @@
 import type { AuditEvent, AuditUser } from '../audit/event.js';
 import type { AuditWriter } from '../audit/writer.js';
 import { storableInput } from '../audit/event.js';
-import { requestEvent, type AuditStage, type ObjectRef } from '../audit/record.js';
+import { requestEvent, type AuditStage, type ObjectRef, type RequestFacts } from '../audit/record.js';
 import { GatehouseError } from '../errors.js';
 import { EXTRA_AGENT, EXTRA_ON_BEHALF_OF, EXTRA_SESSION, type Identity } from '../identity/identity.js';
+import type { Decision } from '../policy/decision.js';
 import type { RequestTarget } from '../request/attributes.js';
 import type { Admission, Refusal } from './admit.js';
 
@@ -33,6 +34,11 @@ export function auditUser(identity: Identity): AuditUser {
     ...(a.session ? { [EXTRA_SESSION]: [a.session] } : {}),
   };
   return { username: identity.username, groups: identity.groups, extra };
+}
+
+/** A decision as audit records write it: the mask as `action path` lines, none for a deny. */
+export function decisionFacts(d: Decision): NonNullable<RequestFacts['decision']> {
+  return { effect: d.effect, reasons: d.reasons, mask: d.effect === 'deny' ? [] : d.mask.map((m) => `${m.action} ${m.path}`), level: d.audit.level };
 }
 
 export function objectRefOf(target: RequestTarget): ObjectRef | null {
@@ -66,7 +72,7 @@ export function auditEventOf(a: Admission | Refusal, o: Outcome): AuditEvent {
     // Only an admitted request is forwarded, and it is forwarded as the verified caller.
     impersonated: a.admitted ? auditUser(a.identity) : null,
     objectRef: t ? objectRefOf(t) : null,
-    decision: d ? { effect: d.effect, reasons: d.reasons, mask: d.effect === 'deny' ? [] : d.mask.map((m) => `${m.action} ${m.path}`), level } : null,
+    decision: d ? decisionFacts(d) : null,
     policyRevision: a.policyRevision,
     approval: a.admitted && a.approval ? a.approval : null,
     code: o.code,

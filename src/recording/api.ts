@@ -10,7 +10,7 @@ import { randomUUID } from 'node:crypto';
 import { open } from 'node:fs/promises';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { pipeline } from 'node:stream/promises';
-import { auditUser } from '../admission/record.js';
+import { auditUser, decisionFacts } from '../admission/record.js';
 import { requestEvent } from '../audit/record.js';
 import type { AuditWriter } from '../audit/writer.js';
 import { asGatehouseError, GatehouseError } from '../errors.js';
@@ -66,7 +66,7 @@ export function auditRead(audit: AuditWriter, req: IncomingMessage, res: ServerR
         user: who ? auditUser(who) : null,
         impersonated: null,
         objectRef: { resource: 'sessions', apiGroup: 'gatehouse.dev', apiVersion: 'v1', ...(name ? { name } : {}) },
-        decision: d ? { effect: d.effect, reasons: d.reasons, mask: [], level: d.audit.level } : null,
+        decision: d ? decisionFacts(d) : null,
         policyRevision: decision?.revision ?? null,
         approval: null,
         // A stream cut short (the recording removed while read) is not a complete answer.
