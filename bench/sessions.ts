@@ -157,7 +157,7 @@ async function releaseBench(kind: 'sqlite' | 'postgres', holder: ApprovalStore, 
         identity: agent,
         fingerprint: fingerprint(agent, 'delete', target.path, body),
         subject: subjectOf(agent, target, 'DELETE', null, [], body),
-        policy: { approverGroups: ['security'], ttlSeconds: 600, singleUse: true },
+        policy: { approverGroups: ['security'], ttlSeconds: 600, singleUse: true, fields: [] },
         auditId: `b${i}`,
         signal: new AbortController().signal,
       });

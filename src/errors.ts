@@ -35,6 +35,7 @@ const KINDS = {
   GATEHOUSE_UPSTREAM_UNAVAILABLE: { status: 502, reason: 'ServiceUnavailable', expose: true, fallback: 'Upstream unavailable' },
   GATEHOUSE_MASKED_VALUE: { status: 400, reason: 'BadRequest', expose: true, fallback: 'Bad request' },
   GATEHOUSE_MASKING_FAILED: { status: 502, reason: 'InternalError', expose: true, fallback: 'The response could not be masked' },
+  GATEHOUSE_UPSTREAM_REFUSED: { status: 502, reason: 'InternalError', expose: true, fallback: 'The API server refused the request' },
   GATEHOUSE_UPSTREAM_TIMEOUT: { status: 504, reason: 'Timeout', expose: true, fallback: 'Upstream timed out' },
   GATEHOUSE_APPROVAL_REQUIRED: { status: 403, reason: 'Forbidden', expose: true, fallback: 'Approval required' },
   GATEHOUSE_NOT_FOUND: { status: 404, reason: 'NotFound', expose: true, fallback: 'Not found' },
@@ -47,20 +48,31 @@ const KINDS = {
 
 export type ErrorCode = keyof typeof KINDS;
 
+/** The API server's own refusal of a request the gateway made for the caller, passed on as it came. */
+export interface RelayedStatus {
+  readonly code: number;
+  readonly reason: string;
+  readonly message: string;
+  readonly details?: Readonly<Record<string, unknown>>;
+}
+
 export class GatehouseError extends Error {
   readonly status: number;
-  readonly reason: StatusReason;
+  /** A StatusReason, or the reason of a relayed Status. */
+  readonly reason: string;
   readonly expose: boolean;
+  readonly relayed: RelayedStatus | undefined;
 
   constructor(
     readonly code: ErrorCode,
     message: string,
-    options?: { cause?: unknown },
+    options?: { cause?: unknown; relayed?: RelayedStatus },
   ) {
     super(message, options);
     const kind: Kind = KINDS[code];
-    this.status = kind.status;
-    this.reason = kind.reason;
+    this.relayed = options?.relayed;
+    this.status = this.relayed?.code ?? kind.status;
+    this.reason = this.relayed?.reason ?? kind.reason;
     this.expose = kind.expose;
   }
 
@@ -98,12 +110,46 @@ export interface KubeStatus {
   readonly metadata: Record<string, never>;
   readonly status: 'Failure';
   readonly message: string;
-  readonly reason: StatusReason;
+  readonly reason: string;
   readonly code: number;
-  readonly details?: { readonly causes?: readonly { readonly reason: string; readonly message: string }[] };
+  readonly details?: Readonly<Record<string, unknown>>;
 }
 
 /** The Kubernetes `Status` object kubectl prints as "Error from server (Reason): message". */
 export function toStatus(err: GatehouseError): KubeStatus {
-  return { kind: 'Status', apiVersion: 'v1', metadata: {}, status: 'Failure', message: err.publicMessage, reason: err.reason, code: err.status };
+  return {
+    kind: 'Status',
+    apiVersion: 'v1',
+    metadata: {},
+    status: 'Failure',
+    message: err.publicMessage,
+    reason: err.reason,
+    code: err.status,
+    ...(err.relayed?.details ? { details: err.relayed.details } : {}),
+  };
+}
+
+/**
+ * A failure answer of the API server as a relayable Status: only a `Status`
+ * with a failure code (4xx but 401, 5xx) is; anything else is not passed on as
+ * the API server's word.
+ */
+export function relayedStatusOf(code: number, body: Buffer): RelayedStatus | undefined {
+  // A 401 is about the gateway's own credentials, not the caller's: relayed, it would send kubectl
+  // to renew a token that is fine.
+  if (code < 400 || code > 599 || code === 401) return undefined;
+  let s: unknown;
+  try {
+    s = JSON.parse(body.toString('utf8'));
+  } catch {
+    return undefined;
+  }
+  if (typeof s !== 'object' || s === null || (s as { kind?: unknown }).kind !== 'Status') return undefined;
+  const { message, reason, details } = s as Record<string, unknown>;
+  return {
+    code,
+    reason: typeof reason === 'string' && reason ? reason.slice(0, 64) : 'Unknown',
+    message: typeof message === 'string' ? message.slice(0, 4096) : `the API server answered ${code}`,
+    ...(typeof details === 'object' && details !== null && !Array.isArray(details) ? { details: details as Record<string, unknown> } : {}),
+  };
 }

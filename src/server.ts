@@ -210,7 +210,7 @@ export async function startGateway(config: Config, options: GatewayOptions = {})
     cluster: config.cluster,
     limits: config.limits,
     ...(approvals ? { approvals } : {}),
-    preview: createRequesterView({ forwarder, upstream, maxBodyBytes: config.limits.maxBodyBytes, masking }),
+    requesterView: createRequesterView({ forwarder, upstream, maxBodyBytes: config.limits.maxBodyBytes, masking }),
     now,
   });
   const handle = createHttpDoor({ admit, forwarder, upstream, audit, masking, now });

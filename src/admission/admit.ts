@@ -9,7 +9,7 @@ import { randomUUID } from 'node:crypto';
 import type { IncomingHttpHeaders, IncomingMessage } from 'node:http';
 import { fingerprint, subjectOf } from '../approval/approval.js';
 import { credentialParamIn } from '../audit/scrub.js';
-import { previewWrite, type AsRequester } from '../approval/preview.js';
+import { previewOf, previewWrite, type AsRequester, type PreviewRequest } from '../approval/preview.js';
 import type { ApprovalService, Granted } from '../approval/service.js';
 import { asGatehouseError, GatehouseError } from '../errors.js';
 import type { Identity } from '../identity/identity.js';
@@ -21,6 +21,7 @@ import { buildInput, requestedImpersonation, type PolicyInput } from '../policy/
 import { carriesMaskMarker } from '../redact/guard.js';
 import { parseTarget, type RequestTarget } from '../request/attributes.js';
 import { bodyForPolicy, readBody } from '../request/body.js';
+import { inspectWrite, type Inspection } from './inspect.js';
 
 /** The request as it arrived, snapshotted once: later stages never read the live request's headers. */
 export interface Received {
@@ -70,8 +71,11 @@ export interface AdmitDeps {
   readonly limits: { readonly maxBodyBytes: number; readonly policyBodyBytes: number };
   /** Without it, requests the policy sends to `approve` are refused (fail closed). */
   readonly approvals?: ApprovalService;
-  /** The requester's own view of the API, for approval previews; masks with the requester's directives. */
-  readonly preview: (
+  /**
+   * The API as the requester sees it: for writes the policy inspects (unmasked, to the policy only)
+   * and for approval previews (masked with the requester's directives).
+   */
+  readonly requesterView: (
     identity: Identity,
     auditId: string,
     decision: Allowing,
@@ -150,7 +154,7 @@ export function createAdmitter(deps: AdmitDeps) {
         );
       }
       const contentType = header(received.headers['content-type']);
-      const input = buildInput({
+      let input = buildInput({
         identity,
         target,
         id: received.auditId,
@@ -163,10 +167,31 @@ export function createAdmitter(deps: AdmitDeps) {
       });
       known = { ...known, input };
       const policyRevision = deps.engine.revision;
-      const decision = await deps.engine.evaluate(input);
+      let decision = await deps.engine.evaluate(input);
       known = { ...known, decision, policyRevision };
+      let inspection: Inspection | null = null;
+      if (decision.effect !== 'deny' && decision.inspect.length > 0) {
+        // Asked of anything but a write, the wish cannot be met: the first answer was given on
+        // the promise of a second look, so it does not stand alone (fail closed).
+        if (!isWrite) {
+          throw new GatehouseError(
+            'GATEHOUSE_DENIED',
+            `Gatehouse denied this request: policy error: the policy asked to inspect the object of a ${target.attributes.verb}; only create, update and patch can be inspected`,
+          );
+        }
+        inspection = await inspectWrite(
+          writeOf(received, target, body),
+          deps.requesterView(identity, `${received.auditId}-inspect`, decision).asRequester,
+          deps.limits,
+        );
+        input = { ...input, request: { ...input.request, object: inspection.object, oldObject: inspection.oldObject } };
+        known = { ...known, input };
+        // The second answer decides; a wish to inspect again is already met.
+        decision = await deps.engine.evaluate(input);
+        known = { ...known, decision };
+      }
       if (decision.effect === 'deny') throw new GatehouseError('GATEHOUSE_DENIED', `Gatehouse denied this request: ${decision.reasons.join('; ')}`);
-      const approval = decision.effect === 'approve' ? await gate(received, identity, target, input, body, decision, signal) : null;
+      const approval = decision.effect === 'approve' ? await gate(received, identity, target, input, body, decision, inspection, signal) : null;
       return { admitted: true, received, identity, target, input, body, decision, approval, policyRevision };
     } catch (err) {
       return { admitted: false, received, error: asGatehouseError(err), ...known };
@@ -180,6 +205,7 @@ export function createAdmitter(deps: AdmitDeps) {
     input: PolicyInput,
     body: Buffer | undefined,
     decision: Extract<Decision, { effect: 'approve' }>,
+    inspection: Inspection | null,
     signal: AbortSignal,
   ): Promise<Granted> {
     if (!deps.approvals) {
@@ -189,25 +215,33 @@ export function createAdmitter(deps: AdmitDeps) {
         `Gatehouse requires approval by a member of ${decision.approval.approverGroups.join(' or ')} (${decision.reasons.join('; ')}), and this gateway has no approval store configured`,
       );
     }
-    const verb = target.attributes.verb;
-    const view = deps.preview(identity, `${received.auditId}-preview`, decision);
+    const view = deps.requesterView(identity, `${received.auditId}-preview`, decision);
+    const write = writeOf(received, target, body);
+    const fields = decision.approval.fields;
     return deps.approvals.gate({
       identity,
       // kubectl tries a session over WebSocket (GET) and then SPDY (POST): one logical request, one approval.
-      fingerprint: fingerprint(identity, isSession(target) ? 'connect' : verb, target.path + target.search, body),
-      subject: subjectOf(identity, target, received.method, input.request.exec ?? null, decision.reasons, body),
+      fingerprint: fingerprint(identity, isSession(target) ? 'connect' : target.attributes.verb, target.path + target.search, body),
+      subject: subjectOf(identity, target, received.method, input.request.exec ?? null, decision.reasons, body, { fields, parsedBody: input.request.body }),
       policy: decision.approval,
       auditId: received.auditId,
       signal,
-      // previewWrite answers "nothing to preview" itself, without I/O, for what writes no object (exec).
-      preview: () =>
-        previewWrite(
-          { verb, method: received.method, path: target.path, search: target.search, body, contentType: header(received.headers['content-type']) },
-          view.asRequester,
-          view.mask,
-        ),
+      // An inspected write was already dry-run: its answers are the preview's, with no second round
+      // trip. previewWrite answers "nothing to preview" itself, without I/O, for what writes no object (exec).
+      preview: () => (inspection ? previewOf(write, inspection.answers, view.mask, fields) : previewWrite(write, view.asRequester, view.mask, fields)),
     });
   }
+}
+
+function writeOf(received: Received, target: RequestTarget, body: Buffer | undefined): PreviewRequest {
+  return {
+    verb: target.attributes.verb,
+    method: received.method,
+    path: target.path,
+    search: target.search,
+    body,
+    contentType: header(received.headers['content-type']),
+  };
 }
 
 export type Admit = ReturnType<typeof createAdmitter>;

@@ -38,7 +38,13 @@ export function auditUser(identity: Identity): AuditUser {
 
 /** A decision as audit records write it: the mask as `action path` lines, none for a deny. */
 export function decisionFacts(d: Decision): NonNullable<RequestFacts['decision']> {
-  return { effect: d.effect, reasons: d.reasons, mask: d.effect === 'deny' ? [] : d.mask.map((m) => `${m.action} ${m.path}`), level: d.audit.level };
+  return {
+    effect: d.effect,
+    reasons: d.reasons,
+    mask: d.effect === 'deny' ? [] : d.mask.map((m) => `${m.action} ${m.path}`),
+    level: d.audit.level,
+    ...(d.effect === 'approve' && d.approval.fields.length ? { fields: d.approval.fields } : {}),
+  };
 }
 
 export function objectRefOf(target: RequestTarget): ObjectRef | null {

@@ -25,15 +25,32 @@ export interface ApprovalSubject {
   readonly resource: string;
   readonly subresource: string;
   readonly namespace: string;
+  /** The object's name; for a create, the name in the body (the path names none). */
   readonly name: string;
+  /** A create that lets the API server pick the name: its prefix (`metadata.generateName`). */
+  readonly generateName: string;
   readonly exec: ExecFacts | null;
   readonly reasons: readonly string[];
+  /** The object's fields that made it need approval (the policy's `approval.fields`). */
+  readonly fields: readonly string[];
   readonly bodySha256: string | null;
+}
+
+/** Subjects stored before a field existed read as if it were empty. */
+export function storedSubject(stored: unknown): ApprovalSubject {
+  return { generateName: '', fields: [], ...(stored as Partial<ApprovalSubject>) } as ApprovalSubject;
 }
 
 /** What a write would do, shown to the approver: masked as the requester's policy masks it. */
 export type Preview =
-  | { readonly status: 'ok'; readonly diff: string; readonly dryRunCode: number; readonly note?: string }
+  | {
+      readonly status: 'ok';
+      readonly diff: string;
+      readonly dryRunCode: number;
+      /** Indexes of the diff's lines that show the approval's fields. */
+      readonly highlight?: readonly number[];
+      readonly note?: string;
+    }
   | { readonly status: 'unavailable'; readonly message: string }
   | { readonly status: 'none'; readonly message: string };
 
@@ -91,6 +108,16 @@ export function newApprovalId(): string {
   return s;
 }
 
+/** The name a create gives its object: from the body, which the policy saw parsed. */
+function createdName(parsedBody: unknown): { readonly name: string; readonly generateName: string } {
+  const meta = typeof parsedBody === 'object' && parsedBody !== null ? (parsedBody as { metadata?: unknown }).metadata : undefined;
+  const field = (k: string) => {
+    const v = typeof meta === 'object' && meta !== null ? (meta as Record<string, unknown>)[k] : undefined;
+    return typeof v === 'string' ? v.slice(0, 253) : '';
+  };
+  return { name: field('name'), generateName: field('generateName') };
+}
+
 export function subjectOf(
   identity: Identity,
   target: RequestTarget,
@@ -98,8 +125,10 @@ export function subjectOf(
   exec: ExecFacts | null,
   reasons: readonly string[],
   body: Buffer | undefined,
+  more: { readonly fields?: readonly string[]; readonly parsedBody?: unknown } = {},
 ): ApprovalSubject {
   const a = target.kind === 'resource' ? target.attributes : undefined;
+  const created = a?.verb === 'create' && !a.name ? createdName(more.parsedBody) : { name: a?.name ?? '', generateName: '' };
   return {
     requester: {
       username: identity.username,
@@ -113,9 +142,11 @@ export function subjectOf(
     resource: a?.resource ?? '',
     subresource: a?.subresource ?? '',
     namespace: a?.namespace ?? '',
-    name: a?.name ?? '',
+    name: created.name,
+    generateName: created.name ? '' : created.generateName,
     exec: exec && { ...exec, command: exec.command.map(scrubText) },
     reasons,
+    fields: more.fields ?? [],
     bodySha256: body && body.length ? createHash('sha256').update(body).digest('hex') : null,
   };
 }
@@ -142,13 +173,19 @@ export function mayView(approval: Approval, viewer: Identity): boolean {
   );
 }
 
+/** The object's name, or what a create lets the API server complete: "" when the request names none. */
+export function objectName(s: ApprovalSubject): string {
+  return s.name || (s.generateName ? `${s.generateName}… (generateName)` : '');
+}
+
 /** One line naming the request, for messages, notifications and the CLI. */
 export function describe(s: ApprovalSubject): string {
   const who = s.requester.agent
     ? `agent ${s.requester.agent.name}${s.requester.agent.onBehalfOf ? ` (for ${s.requester.agent.onBehalfOf})` : ''}`
     : s.requester.username;
+  const name = objectName(s) ? ` ${objectName(s)}` : '';
   const what = s.resource
-    ? `${s.verb} ${s.subresource ? `${s.resource}/${s.subresource}` : s.resource}${s.group ? `.${s.group}` : ''}${s.name ? ` ${s.name}` : ''}${s.namespace ? ` in ${s.namespace}` : ''}`
+    ? `${s.verb} ${s.subresource ? `${s.resource}/${s.subresource}` : s.resource}${s.group ? `.${s.group}` : ''}${name}${s.namespace ? ` in ${s.namespace}` : ''}`
     : `${s.verb} ${s.uri}`;
   const cmd = s.exec ? ` (command: ${s.exec.command.join(' ')})` : '';
   return `${who}: ${what}${cmd}`;

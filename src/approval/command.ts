@@ -30,6 +30,15 @@ function table(unsafe: string[][]): string {
   return rows.map((r) => r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i]! + 3))).join('')).join('\n') + '\n';
 }
 
+/** The diff, indented; a line that shows a field the approval is about is marked `!` in the margin. */
+function previewLines(diff: string, highlight: readonly number[]): string[] {
+  const marked = new Set(highlight);
+  return diff
+    .replace(/\n$/, '')
+    .split('\n')
+    .map((l, i) => `${marked.has(i) ? '! ' : '  '}${visible(l)}`);
+}
+
 function show(a: Approval & { url?: string }): string {
   // Each field from the request, the token or the object is one visible line; the diff's own
   // newlines are its structure, so each of its lines is made visible on its own.
@@ -39,6 +48,7 @@ function show(a: Approval & { url?: string }): string {
     `Request:    ${visible(describe(a.subject))}`,
     `            ${visible(a.subject.method)} ${visible(a.subject.uri)}`,
     `Why:        ${visible(a.subject.reasons.join('; ')) || '-'}`,
+    ...(a.subject.fields.length ? [`Fields:     ${visible(a.subject.fields.join(', '))}   (marked ! in the preview)`] : []),
     `Approvers:  ${visible(a.approverGroups.join(', '))}`,
     `Asked:      ${new Date(a.createdAt).toISOString()}`,
     `${a.state === 'approved' ? 'Valid until' : 'Expires:   '} ${new Date(a.expiresAt).toISOString()}`,
@@ -48,10 +58,7 @@ function show(a: Approval & { url?: string }): string {
     ...(!a.preview
       ? ['  (being prepared)']
       : a.preview.status === 'ok'
-        ? a.preview.diff
-            .replace(/\n$/, '')
-            .split('\n')
-            .map((l) => `  ${visible(l)}`)
+        ? previewLines(a.preview.diff, a.preview.highlight ?? [])
         : [`  ${visible(a.preview.message)}`]),
   ];
   return lines.join('\n').replace(/\s*$/, '\n');

@@ -5,16 +5,24 @@
  * approver sees no more than the requester could.
  */
 import { stringify } from 'yaml';
+import { parseFieldPath, type FieldPath } from '../policy/field-path.js';
 import type { Preview } from './approval.js';
 import { unifiedDiff } from './diff.js';
+import { diffLinesShowing, linesShowing } from './highlight.js';
+
+export interface Answer {
+  readonly status: number;
+  readonly body: Buffer;
+}
 
 export interface AsRequester {
-  (req: {
-    readonly method: string;
-    readonly pathAndQuery: string;
-    readonly body?: Buffer;
-    readonly contentType?: string;
-  }): Promise<{ readonly status: number; readonly body: Buffer }>;
+  (req: { readonly method: string; readonly pathAndQuery: string; readonly body?: Buffer; readonly contentType?: string }): Promise<Answer>;
+}
+
+/** The API server's answers about a write, unmasked: the dry run, and the object as it was (none for a create without a name). */
+export interface WriteAnswers {
+  readonly current: Answer | null;
+  readonly dryRun: Answer;
 }
 
 export interface PreviewRequest {
@@ -74,18 +82,47 @@ export function dryRunBody(req: PreviewRequest): Buffer | undefined | Error {
   return Buffer.from(JSON.stringify({ ...options, dryRun: ['All'] }));
 }
 
-export async function previewWrite(req: PreviewRequest, asRequester: AsRequester, mask: (body: Buffer) => Promise<Buffer>): Promise<Preview> {
-  if (!WRITES.has(req.verb)) return { status: 'none', message: `${req.verb} changes no object; nothing to preview` };
+/**
+ * The same write as a server-side dry run, as the requester, and the object as
+ * it is now, read at the same time. Used by the preview, and by the policy
+ * stage when a policy asks to inspect the object a write would produce.
+ */
+export async function dryRunWrite(req: PreviewRequest, asRequester: AsRequester): Promise<WriteAnswers | Error> {
   const body = dryRunBody(req);
-  if (body instanceof Error) return { status: 'unavailable', message: body.message };
+  if (body instanceof Error) return body;
   const path = objectPath(req);
-  const current = path ? await asRequester({ method: 'GET', pathAndQuery: path }) : { status: 404, body: Buffer.alloc(0) };
-  const dryRun = await asRequester({
-    method: req.method,
-    pathAndQuery: req.path + withDryRun(req.search),
-    ...(body ? { body } : {}),
-    ...(req.contentType ? { contentType: req.contentType } : {}),
-  });
+  const [current, dryRun] = await Promise.all([
+    path ? asRequester({ method: 'GET', pathAndQuery: path }) : null,
+    asRequester({
+      method: req.method,
+      pathAndQuery: req.path + withDryRun(req.search),
+      ...(body ? { body } : {}),
+      ...(req.contentType ? { contentType: req.contentType } : {}),
+    }),
+  ]);
+  return { current, dryRun };
+}
+
+export async function previewWrite(
+  req: PreviewRequest,
+  asRequester: AsRequester,
+  mask: (body: Buffer) => Promise<Buffer>,
+  fields: readonly string[] = [],
+): Promise<Preview> {
+  if (!WRITES.has(req.verb)) return { status: 'none', message: `${req.verb} changes no object; nothing to preview` };
+  const answers = await dryRunWrite(req, asRequester);
+  if (answers instanceof Error) return { status: 'unavailable', message: answers.message };
+  return previewOf(req, answers, mask, fields);
+}
+
+/** The approver's diff of a write's answers, masked as the requester's policy masks them, the approval's fields highlighted. */
+export async function previewOf(
+  req: PreviewRequest,
+  answers: WriteAnswers,
+  mask: (body: Buffer) => Promise<Buffer>,
+  fields: readonly string[],
+): Promise<Preview> {
+  const { current, dryRun } = answers;
   if (dryRun.status >= 300) {
     const status = parseObject(dryRun.body);
     return {
@@ -93,7 +130,7 @@ export async function previewWrite(req: PreviewRequest, asRequester: AsRequester
       message: `the dry run was refused (${dryRun.status}): ${typeof status?.['message'] === 'string' ? status['message'] : 'no message'}`,
     };
   }
-  const before = current.status === 200 ? parseObject(await mask(current.body)) : undefined;
+  const before = current?.status === 200 ? parseObject(await mask(current.body)) : undefined;
   // A delete's dry run answers with the object as it is or a Status; either way it is gone afterwards,
   // unless finalizers keep it (then the answer carries a deletionTimestamp).
   const answered = parseObject(await mask(dryRun.body));
@@ -101,6 +138,10 @@ export async function previewWrite(req: PreviewRequest, asRequester: AsRequester
     req.verb === 'delete' && (answered?.['kind'] === 'Status' || !(answered?.['metadata'] as Record<string, unknown> | undefined)?.['deletionTimestamp'])
       ? undefined
       : answered;
-  const diff = unifiedDiff(render(before), render(after), { before: before ? 'current' : '(does not exist)', after: after ? 'after (dry run)' : '(deleted)' });
-  return { status: 'ok', diff: diff || '(no change)\n', dryRunCode: dryRun.status };
+  const afterText = render(after);
+  const diff = unifiedDiff(render(before), afterText, { before: before ? 'current' : '(does not exist)', after: after ? 'after (dry run)' : '(deleted)' });
+  if (!diff) return { status: 'ok', diff: '(no change)\n', dryRunCode: dryRun.status };
+  const paths = fields.map(parseFieldPath).filter((p): p is FieldPath => p !== undefined);
+  const highlight = diffLinesShowing(diff, linesShowing(afterText, paths));
+  return { status: 'ok', diff, dryRunCode: dryRun.status, ...(highlight.length ? { highlight } : {}) };
 }

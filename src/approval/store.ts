@@ -5,7 +5,7 @@
  * change is one conditional UPDATE, so two replicas racing to approve, use or
  * expire the same approval cannot both win.
  */
-import type { Approval, ApprovalState, NewApproval, Preview } from './approval.js';
+import { storedSubject, type Approval, type ApprovalState, type NewApproval, type Preview } from './approval.js';
 
 export type Row = Record<string, unknown>;
 
@@ -98,7 +98,7 @@ export function fromRow(r: Row): Approval {
   const common = {
     id: r['id'] as string,
     fingerprint: r['fingerprint'] as string,
-    subject: json(r['subject']) as Approval['subject'],
+    subject: storedSubject(json(r['subject'])),
     approverGroups: json(r['approver_groups']) as string[],
     singleUse: num(r['single_use']) === 1,
     ttlSeconds: num(r['ttl_seconds']),

@@ -44,7 +44,13 @@ export interface AuditEvent {
   readonly stageTimestamp: string;
   readonly annotations: Readonly<Record<string, string>>;
   readonly gatehouse: {
-    readonly decision?: { readonly effect: string; readonly reasons: readonly string[]; readonly mask: readonly string[] };
+    readonly decision?: {
+      readonly effect: string;
+      readonly reasons: readonly string[];
+      readonly mask: readonly string[];
+      /** The object's fields that made the request need approval. */
+      readonly fields?: readonly string[];
+    };
     readonly policyRevision?: string;
     readonly approvalId?: string;
     readonly error?: { readonly code: string; readonly message: string };
@@ -104,6 +110,8 @@ interface StorableRequest {
   readonly path: string;
   readonly query: Readonly<Record<string, readonly string[]>>;
   readonly body: unknown;
+  readonly object?: unknown;
+  readonly oldObject?: unknown;
   readonly exec?: { readonly command: readonly string[] };
 }
 
@@ -111,7 +119,8 @@ interface StorableRequest {
  * The policy input as it may be stored: credentials that arrived in the path,
  * the query or an exec command are replaced by a marker (audit/scrub.ts), and
  * the body is dropped for a digest unless the policy asked for Request-level
- * audit of a non-secret resource.
+ * audit of a non-secret resource; so are the object and old object of an
+ * inspected write (null: not kept at this level).
  */
 export function storableInput<I extends { readonly request: StorableRequest }>(
   input: I,
@@ -129,6 +138,7 @@ export function storableInput<I extends { readonly request: StorableRequest }>(
     query: scrubQuery(r.query),
     ...(r.exec ? { exec: { ...r.exec, command: r.exec.command.map(scrubText) } } : {}),
     ...(dropBody ? { body: null, bodyDigest: rawBody ? { sha256: createHash('sha256').update(rawBody).digest('hex'), bytes: rawBody.length } : null } : {}),
+    ...(!keepBody && r.object !== undefined ? { object: null, oldObject: null } : {}),
   };
   return { ...input, request };
 }

@@ -31,6 +31,8 @@ export interface RequestFacts {
     readonly reasons: readonly string[];
     readonly mask: readonly string[];
     readonly level: AuditEvent['level'];
+    /** The fields that made the request need approval. */
+    readonly fields?: readonly string[];
   } | null;
   readonly policyRevision: string | null;
   readonly approval: { readonly id: string; readonly approvedBy: string } | null;
@@ -72,7 +74,7 @@ export function requestEvent(f: RequestFacts): AuditEvent {
       ...(f.approval ? { 'gatehouse.dev/approval': f.approval.id, 'gatehouse.dev/approved-by': f.approval.approvedBy } : {}),
     },
     gatehouse: {
-      ...(d ? { decision: { effect: d.effect, reasons: d.reasons, mask: d.effect === 'deny' ? [] : d.mask } } : {}),
+      ...(d ? { decision: { effect: d.effect, reasons: d.reasons, mask: d.effect === 'deny' ? [] : d.mask, ...(d.fields ? { fields: d.fields } : {}) } } : {}),
       ...(d && f.policyRevision ? { policyRevision: f.policyRevision } : {}),
       ...(f.approval ? { approvalId: f.approval.id } : {}),
       ...(f.session ? { session: { ...f.session } } : {}),

@@ -5,6 +5,7 @@
  */
 
 import type { MaskAction, MaskDirective } from '../redact/directive.js';
+import { parseFieldPath } from './field-path.js';
 
 export type { MaskAction, MaskDirective };
 
@@ -12,18 +13,35 @@ export interface Approval {
   readonly approverGroups: readonly string[];
   readonly ttlSeconds: number;
   readonly singleUse: boolean;
+  /** The object's fields that made this request need approval (field paths); the preview highlights them. */
+  readonly fields: readonly string[];
 }
+
+/**
+ * What the policy wants to see before its answer counts: `object`, the result
+ * of a write as the API server would store it (a server-side dry run as the
+ * requester). The gateway then asks again with `request.object` and
+ * `request.oldObject`, and the second answer decides.
+ */
+export type Inspect = 'object';
 
 export interface AuditHint {
   readonly level: 'Metadata' | 'Request' | 'RequestResponse';
 }
 
 export type Decision =
-  | { readonly effect: 'allow'; readonly reasons: readonly string[]; readonly mask: readonly MaskDirective[]; readonly audit: AuditHint }
+  | {
+      readonly effect: 'allow';
+      readonly reasons: readonly string[];
+      readonly mask: readonly MaskDirective[];
+      readonly inspect: readonly Inspect[];
+      readonly audit: AuditHint;
+    }
   | {
       readonly effect: 'approve';
       readonly reasons: readonly string[];
       readonly mask: readonly MaskDirective[];
+      readonly inspect: readonly Inspect[];
       readonly approval: Approval;
       readonly audit: AuditHint;
     }
@@ -87,7 +105,19 @@ function parseApproval(value: unknown): Approval {
     throw new Malformed('approval.ttlSeconds must be a whole number of seconds between 1 and 604800');
   const singleUse = value['singleUse'] ?? true;
   if (typeof singleUse !== 'boolean') throw new Malformed('approval.singleUse must be a boolean');
-  return { approverGroups: groups, ttlSeconds: ttl, singleUse };
+  const fields = value['fields'] === undefined ? [] : strings(value['fields'], 'approval.fields', 64);
+  const bad = fields.find((f) => parseFieldPath(f) === undefined);
+  if (bad !== undefined) throw new Malformed(`approval.fields: ${JSON.stringify(bad)} is not a field path ($ then .name, ['name'] or [n] steps)`);
+  return { approverGroups: groups, ttlSeconds: ttl, singleUse, fields };
+}
+
+function parseInspect(value: unknown): Inspect[] {
+  if (value === undefined) return [];
+  const wanted = strings(value, 'inspect', 4);
+  const unknown = wanted.find((w) => w !== 'object');
+  // Unknown wishes are refused, not ignored: the policy expects to see something it would not get.
+  if (unknown !== undefined) throw new Malformed(`inspect: unknown ${JSON.stringify(unknown)} (the gateway can inspect "object")`);
+  return wanted.length ? ['object'] : [];
 }
 
 /**
@@ -108,9 +138,16 @@ export function toDecision(resultSet: unknown, check: MaskPathCheck = basicPathC
       case 'deny':
         return { effect: 'deny', reasons: reasons.length ? reasons : ['denied by policy'], audit };
       case 'allow':
-        return { effect: 'allow', reasons, mask: parseMask(d['mask'], check), audit };
+        return { effect: 'allow', reasons, mask: parseMask(d['mask'], check), inspect: parseInspect(d['inspect']), audit };
       case 'approve':
-        return { effect: 'approve', reasons, mask: parseMask(d['mask'], check), approval: parseApproval(d['approval']), audit };
+        return {
+          effect: 'approve',
+          reasons,
+          mask: parseMask(d['mask'], check),
+          inspect: parseInspect(d['inspect']),
+          approval: parseApproval(d['approval']),
+          audit,
+        };
       default:
         throw new Malformed(`unknown effect ${JSON.stringify(d['effect'])}`);
     }

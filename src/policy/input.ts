@@ -36,6 +36,10 @@ export interface PolicyInput {
     readonly contentType: string;
     readonly body: unknown;
     readonly bodyTooLarge: boolean;
+    /** Only in the second evaluation of an inspected write (admission/inspect.ts): the dry run's object. */
+    readonly object?: Readonly<Record<string, unknown>>;
+    /** With `object`: the object before the write, or null. */
+    readonly oldObject?: Readonly<Record<string, unknown>> | null;
     readonly exec?: ExecFacts;
     /** Ports named in the query (WebSocket clients); kubectl names them later, inside the tunnel: then empty. */
     readonly portForward?: { readonly ports: readonly string[] };

@@ -1,5 +1,5 @@
 /** The approver's pages: the list of approvals and one approval with its preview and the decision form. */
-import { whyNotApprover, type Approval } from '../approval/approval.js';
+import { objectName, whyNotApprover, type Approval } from '../approval/approval.js';
 import type { Identity } from '../identity/identity.js';
 import { html, type Html } from './template.js';
 
@@ -18,7 +18,8 @@ function who(a: Approval): string {
 function what(a: Approval): string {
   const s = a.subject;
   const res = s.subresource ? `${s.resource}/${s.subresource}` : s.resource;
-  return `${s.verb} ${res || s.uri}${s.name ? ` ${s.name}` : ''}${s.namespace ? ` in ${s.namespace}` : ''}`;
+  const name = objectName(s);
+  return `${s.verb} ${res || s.uri}${name ? ` ${name}` : ''}${s.namespace ? ` in ${s.namespace}` : ''}`;
 }
 
 const HEAD = html`<tr><th scope="col">ID</th><th scope="col">Who</th><th scope="col">What</th><th scope="col">Why</th><th scope="col">State</th><th scope="col">Asked</th></tr>`;
@@ -38,12 +39,17 @@ export function listPage(items: readonly Approval[]): Html {
 <table id="recent"><caption>Recent</caption><thead>${HEAD}</thead><tbody>${rows(recent)}</tbody></table>`;
 }
 
-/** The diff's lines in <pre>: each marked as added or removed, joined by the newlines <pre> shows. */
-function diffHtml(diff: string): Html {
-  const lines = diff.split('\n').map((l) => {
-    if (l.startsWith('+') && !l.startsWith('+++')) return html`<span class="add">${l}</span>`;
-    if (l.startsWith('-') && !l.startsWith('---')) return html`<span class="del">${l}</span>`;
-    return html`${l}`;
+/**
+ * The diff's lines in <pre>: each marked as added or removed, and those that
+ * show a field the approval is about highlighted; joined by the newlines <pre> shows.
+ */
+function diffHtml(diff: string, highlight: readonly number[]): Html {
+  const marked = new Set(highlight);
+  const lines = diff.split('\n').map((l, i) => {
+    const kind = l.startsWith('+') && !l.startsWith('+++') ? 'add' : l.startsWith('-') && !l.startsWith('---') ? 'del' : 'same';
+    if (marked.has(i)) return html`<mark class="risky ${kind}" title="a field this approval is about">${l}</mark>`;
+    if (kind === 'same') return html`${l}`;
+    return html`<span class="${kind}">${l}</span>`;
   });
   return html`${lines.flatMap((l, i) => (i === 0 ? [l] : ['\n', l]))}`;
 }
@@ -53,7 +59,7 @@ export function detailPage(a: Approval, viewer: Identity, csrf: string): Html {
   const preview = !a.preview
     ? html`<p id="preview">The preview is being prepared; reload in a moment.</p>`
     : a.preview.status === 'ok'
-      ? html`<pre class="diff" id="preview" aria-label="What the request would change">${diffHtml(a.preview.diff)}</pre>`
+      ? html`<pre class="diff" id="preview" aria-label="What the request would change">${diffHtml(a.preview.diff, a.preview.highlight ?? [])}</pre>`
       : html`<p id="preview">${a.preview.message}</p>`;
   const why = whyNotApprover(a, viewer);
   const decide =
@@ -73,7 +79,8 @@ export function detailPage(a: Approval, viewer: Identity, csrf: string): Html {
 <dl><dt>Who</dt><dd>${who(a)}${s.requester.groups.length ? ` (groups: ${s.requester.groups.join(', ')})` : ''}</dd>
 <dt>What</dt><dd>${what(a)}</dd><dt>Request</dt><dd><code>${`${s.method} ${s.uri}`}</code></dd>
 ${command}
-<dt>Why</dt><dd>${s.reasons.join('; ') || '(no reason given by the policy)'}</dd>
+<dt>Why</dt><dd>${s.reasons.length ? html`<ul id="reasons">${s.reasons.map((r) => html`<li>${r}</li>`)}</ul>` : '(no reason given by the policy)'}</dd>
+${s.fields.length > 0 && html`<dt>Fields</dt><dd id="fields">${s.fields.map((f) => html`<code>${f}</code> `)}(highlighted in the preview)</dd>`}
 <dt>Approvers</dt><dd>${a.approverGroups.join(', ')}</dd><dt>Asked</dt><dd>${when(a.createdAt)}</dd><dt>${a.state === 'approved' ? 'Valid until' : 'Expires'}</dt><dd>${when(a.expiresAt)}</dd>${decided}</dl>
 <h2>Preview</h2>${preview}${decide}`;
 }

@@ -7,7 +7,7 @@ header{background:#1f3a5f;color:#fff;padding:.6rem 1.2rem;display:flex;justify-c
 header a{color:#fff}main{max-width:70rem;margin:1rem auto;padding:0 1rem}
 table{border-collapse:collapse;width:100%;background:#fff}th,td{text-align:left;padding:.4rem .6rem;border-bottom:1px solid #ddd;vertical-align:top}
 caption{text-align:left;font-weight:600;padding:.4rem 0}.state{font-weight:600}.pending{color:#8a5300}.approved,.used{color:#116b2e}.denied,.expired{color:#a11}
-pre.diff{background:#fff;border:1px solid #ccc;padding:.6rem;overflow:auto}.add{color:#116b2e}.del{color:#a11}
+pre.diff{background:#fff;border:1px solid #ccc;padding:.6rem;overflow:auto}.add{color:#116b2e}.del{color:#a11}mark.risky{background:#ffe08a;font-weight:bold}
 form.decide{display:flex;gap:.6rem;align-items:end;flex-wrap:wrap;margin:1rem 0}label{display:flex;flex-direction:column}
 button{font:inherit;padding:.4rem 1rem;border-radius:4px;border:1px solid #555;cursor:pointer}button.approve{background:#116b2e;color:#fff}button.deny{background:#a11;color:#fff}
 dl{display:grid;grid-template-columns:max-content 1fr;gap:.2rem 1rem}dt{font-weight:600}`;

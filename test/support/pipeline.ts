@@ -12,6 +12,7 @@ import { createMemoryAuditWriter } from '../../src/audit/writer.js';
 import { createHttpDoor } from '../../src/doors/http.js';
 import type { Identity } from '../../src/identity/identity.js';
 import type { Decision } from '../../src/policy/decision.js';
+import type { PolicyInput } from '../../src/policy/input.js';
 import { createForwarder } from '../../src/upstream/forward.js';
 
 export const GATEWAY_TOKEN = 'gateway-secret-token';
@@ -19,9 +20,11 @@ export const GATEWAY_TOKEN = 'gateway-secret-token';
 export async function startTestPipeline(opts: {
   upstreamUrl: string;
   identity: () => Identity;
-  decision: Decision | (() => Decision);
+  /** The policy: a fixed decision, or a function of the input (inspected writes are asked twice). */
+  decision: Decision | ((input: PolicyInput) => Decision);
   audit: AuditEvent[];
   maxBodyBytes?: number;
+  policyBodyBytes?: number;
   maxConnections?: number;
 }): Promise<{ server: Server; port: number }> {
   const forwarder = createForwarder(
@@ -33,10 +36,10 @@ export async function startTestPipeline(opts: {
   const maxBodyBytes = opts.maxBodyBytes ?? 1024;
   const admit = createAdmitter({
     authenticator: { authenticate: async () => opts.identity(), stats: { verified: 0, cached: 0 } },
-    engine: { revision: 'test', evaluate: () => (typeof opts.decision === 'function' ? opts.decision() : opts.decision) },
+    engine: { revision: 'test', evaluate: (input) => (typeof opts.decision === 'function' ? opts.decision(input as PolicyInput) : opts.decision) },
     cluster: 'test',
-    limits: { maxBodyBytes, policyBodyBytes: 512 },
-    preview: createRequesterView({ forwarder, upstream, maxBodyBytes, masking }),
+    limits: { maxBodyBytes, policyBodyBytes: opts.policyBodyBytes ?? 512 },
+    requesterView: createRequesterView({ forwarder, upstream, maxBodyBytes, masking }),
     now: Date.now,
   });
   // Only the final record of each request: the tests read what a request ended as.

@@ -38,6 +38,7 @@ describe('pipeline: masked responses', () => {
         effect: 'allow',
         reasons: [],
         mask: [{ path: '$.data.*', action: 'redact' }, ...(filterPath ? [{ path: "$.items[?(@.name == 'a')].value", action: 'redact' as const }] : [])],
+        inspect: [],
         audit: { level: 'Metadata' },
       }),
       audit,

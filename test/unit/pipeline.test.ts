@@ -43,7 +43,7 @@ describe('pipeline: the upstream header set is built from an allow-list', () => 
     ({ server: gateway } = await startTestPipeline({
       upstreamUrl: `http://127.0.0.1:${(upstream.address() as AddressInfo).port}`,
       identity: () => identity,
-      decision: { effect: 'allow', reasons: ['test'], mask: [], audit: { level: 'Metadata' } },
+      decision: { effect: 'allow', reasons: ['test'], mask: [], inspect: [], audit: { level: 'Metadata' } },
       audit,
     }));
   });
@@ -248,7 +248,7 @@ describe('pipeline: a broken upstream', () => {
     const { server, port } = await startTestPipeline({
       upstreamUrl: 'http://127.0.0.1:1',
       identity: () => ALICE,
-      decision: { effect: 'allow', reasons: [], mask: [], audit: { level: 'Metadata' } },
+      decision: { effect: 'allow', reasons: [], mask: [], inspect: [], audit: { level: 'Metadata' } },
       audit,
     });
     const res = await fetch(`http://127.0.0.1:${port}/api/v1/namespaces/dev/pods`, { headers: { authorization: 'Bearer caller-token' } });
@@ -284,7 +284,7 @@ describe('pipeline: watches cannot starve the upstream pool', () => {
     const { server, port } = await startTestPipeline({
       upstreamUrl: `http://127.0.0.1:${(upstream.address() as AddressInfo).port}`,
       identity: () => ALICE,
-      decision: { effect: 'allow', reasons: [], mask: [], audit: { level: 'Metadata' } },
+      decision: { effect: 'allow', reasons: [], mask: [], inspect: [], audit: { level: 'Metadata' } },
       audit: [],
       maxConnections: 2,
     });

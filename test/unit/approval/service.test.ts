@@ -72,7 +72,7 @@ describe('approval service (SQLite in memory, manual clock)', () => {
       identity,
       fingerprint: fingerprint(identity, 'delete', target.path, body),
       subject: subjectOf(identity, target, 'DELETE', null, ['prod deletes need approval'], body),
-      policy: { approverGroups: ['security'], ttlSeconds, singleUse: true },
+      policy: { approverGroups: ['security'], ttlSeconds, singleUse: true, fields: [] },
       auditId: 'audit-1',
       signal,
     };

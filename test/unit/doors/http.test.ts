@@ -31,10 +31,10 @@ describe('doors/http: audit before action', () => {
     const forwarder = createForwarder(target, { connectTimeoutMs: 1000, headersTimeoutMs: 1000, bodyTimeoutMs: 1000 });
     const admit = createAdmitter({
       authenticator: { authenticate: () => Promise.resolve(ALICE), stats: { verified: 0, cached: 0 } },
-      engine: { revision: 'r', evaluate: () => ({ effect: 'allow', reasons: ['ok'], mask: [], audit: { level: 'Metadata' } }) },
+      engine: { revision: 'r', evaluate: () => ({ effect: 'allow', reasons: ['ok'], mask: [], inspect: [], audit: { level: 'Metadata' } }) },
       cluster: 'test',
       limits: { maxBodyBytes: 1024, policyBodyBytes: 512 },
-      preview: () => assert.fail('no approvals here'),
+      requesterView: () => assert.fail('no approvals here'),
       now: Date.now,
     });
     const audit = {

@@ -43,10 +43,10 @@ describe('doors/upgrade: an upstream that never answers', function () {
   async function gateway(upstreamPort: number, ca: Buffer, audit: AuditEvent[]): Promise<number> {
     const admit = createAdmitter({
       authenticator: { authenticate: async () => ALICE, stats: { verified: 0, cached: 0 } },
-      engine: { revision: 'test', evaluate: () => ({ effect: 'allow', reasons: ['test'], mask: [], audit: { level: 'Metadata' } }) },
+      engine: { revision: 'test', evaluate: () => ({ effect: 'allow', reasons: ['test'], mask: [], inspect: [], audit: { level: 'Metadata' } }) },
       cluster: 'test',
       limits: { maxBodyBytes: 1024, policyBodyBytes: 512 },
-      preview: () => assert.fail('no approvals here'),
+      requesterView: () => assert.fail('no approvals here'),
       now: Date.now,
     });
     const upgrade = createUpgradeDoor({

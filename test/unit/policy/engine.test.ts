@@ -35,7 +35,9 @@ describe('policy/engine: the bundled policy in WASM', function () {
     it(sample.name, () => {
       const expected = { ...sample.decision } as Record<string, unknown>;
       if (expected['effect'] === 'deny') delete expected['mask'];
-      if (expected['effect'] === 'approve') expected['approval'] = { ...(expected['approval'] as object), singleUse: true };
+      // The gateway's Decision spells out the defaults the policy may leave out.
+      if (expected['effect'] !== 'deny') expected['inspect'] ??= [];
+      if (expected['effect'] === 'approve') expected['approval'] = { fields: [], ...(expected['approval'] as object), singleUse: true };
       assert.deepEqual(engine.evaluate(sample.input), expected);
     });
   }
@@ -45,7 +47,7 @@ describe('policy/engine: the bundled policy in WASM', function () {
     const { readBundle } = await import('../../../src/policy/bundle.js');
     const dir = mkdtempSync(join(tmpdir(), 'gatehouse-bundle-'));
     const regoDir = join(projectRoot, 'policies/gatehouse');
-    const files = ['decision.rego', 'access/access.rego', 'masking/masking.rego'].map((f) => join(regoDir, f));
+    const files = ['decision.rego', 'access/access.rego', 'masking/masking.rego', 'workloads/workloads.rego'].map((f) => join(regoDir, f));
     execFileSync(toolPath('opa'), ['build', '-t', 'wasm', '-e', 'gatehouse/decision', '-o', join(dir, 'bundle.tar.gz'), ...files]);
     writeFileSync(join(dir, 'policy.wasm'), readBundle(readFileSync(join(dir, 'bundle.tar.gz'))).get('policy.wasm')!);
     for (const source of [

@@ -61,7 +61,7 @@ describe('recording/api: reading recordings', () => {
     const api = createSessionsApi({
       // Which store answers is switched per test: a store whose file is gone between lookup and read.
       store: new Proxy(store, { get: (_t, k: keyof SessionStore): unknown => Reflect.get(served, k) }),
-      engine: { revision: 'r1', evaluate: () => ({ effect: 'allow', reasons: ['security may replay'], mask: [], audit: { level: 'Metadata' } }) },
+      engine: { revision: 'r1', evaluate: () => ({ effect: 'allow', reasons: ['security may replay'], mask: [], inspect: [], audit: { level: 'Metadata' } }) },
       cluster: 'test',
       authenticate: async () => CAROL,
       audit: createMemoryAuditWriter((e) => e.kind === 'Event' && audit.push(e)),

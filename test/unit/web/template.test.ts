@@ -38,8 +38,10 @@ describe('web/template: request text is text in every page', () => {
         subresource: 'exec',
         namespace: EVIL,
         name: EVIL,
+        generateName: EVIL,
         exec: { command: ['sh', '-c', EVIL], container: EVIL, stdin: true, tty: true },
         reasons: [EVIL],
+        fields: [`$.spec['${EVIL}']`],
         bodySha256: null,
       },
       approverGroups: [EVIL],
@@ -47,7 +49,7 @@ describe('web/template: request text is text in every page', () => {
       ttlSeconds: 60,
       createdAt: 0,
       expiresAt: 1,
-      preview: { status: 'ok', diff: `--- a\n+++ b\n+${EVIL}\n-${EVIL}\n ${EVIL}\n`, dryRunCode: 200 },
+      preview: { status: 'ok', diff: `--- a\n+++ b\n+${EVIL}\n-${EVIL}\n ${EVIL}\n`, dryRunCode: 200, highlight: [2] },
     } satisfies Approval;
     for (const out of [page('t', who, 'csrf', listPage([a])), page(EVIL, who, EVIL, detailPage(a, { ...who, username: 'carol' }, 'csrf'))]) {
       assert.doesNotMatch(out, /<script>/);
