@@ -22,6 +22,21 @@ _approver_groups := sort([g | some g in intersection({{x | some x in a.approverG
 
 _approval_ttl := min({a.ttlSeconds | some a in access.approve})
 
+_approval_fields := sort({f | some a in access.approve; some f in object.get(a, "fields", [])})
+
+# Optional members, present only when there is something to say, so that
+# decisions of policies that use neither keep their shape.
+_approval := object.union(
+	{"approverGroups": _approver_groups, "ttlSeconds": _approval_ttl},
+	{"fields": _approval_fields},
+) if {
+	count(_approval_fields) > 0
+} else := {"approverGroups": _approver_groups, "ttlSeconds": _approval_ttl}
+
+_inspect := {"inspect": sort([i | some i in access.inspect])} if {
+	count(access.inspect) > 0
+} else := {}
+
 decision := {
 	"effect": "deny",
 	"reasons": sort([r | some r in access.deny]),
@@ -37,20 +52,26 @@ decision := {
 } if {
 	count(access.approve) > 0
 	count(_approver_groups) == 0
-} else := {
-	"effect": "approve",
-	"reasons": _approve_reasons,
-	"mask": _mask,
-	"approval": {"approverGroups": _approver_groups, "ttlSeconds": _approval_ttl},
-	"audit": _audit,
-} if {
+} else := object.union(
+	{
+		"effect": "approve",
+		"reasons": _approve_reasons,
+		"mask": _mask,
+		"approval": _approval,
+		"audit": _audit,
+	},
+	_inspect,
+) if {
 	count(access.approve) > 0
-} else := {
-	"effect": "allow",
-	"reasons": sort([r | some r in access.allow]),
-	"mask": _mask,
-	"audit": _audit,
-} if {
+} else := object.union(
+	{
+		"effect": "allow",
+		"reasons": sort([r | some r in access.allow]),
+		"mask": _mask,
+		"audit": _audit,
+	},
+	_inspect,
+) if {
 	count(access.allow) > 0
 } else := {
 	"effect": "deny",

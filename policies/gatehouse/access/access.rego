@@ -7,6 +7,8 @@
 #   and a request no rule allows is denied.
 package gatehouse.access
 
+import data.gatehouse.workloads
+
 read_verbs := {"get", "list", "watch"}
 
 write_verbs := {"create", "update", "patch", "delete", "deletecollection"}
@@ -145,6 +147,23 @@ approve contains {
 _may_write_prod if is_admin
 
 _may_write_prod if is_agent
+
+# People, agents and admins alike: a privileged pod owns its node.
+approve contains {
+	"reason": sprintf("pod specs with privileges or host access need approval from group security: %s", [f.text]),
+	"approverGroups": ["security"],
+	"ttlSeconds": 900,
+	"fields": [f.field],
+} if {
+	some f in workloads.risky
+}
+
+# --- inspect -----------------------------------------------------------------
+
+# Judge writes of pod specs on the object they would produce (package workloads).
+inspect contains what if {
+	some what in workloads.inspect
+}
 
 # --- deny --------------------------------------------------------------------
 
