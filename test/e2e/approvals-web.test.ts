@@ -97,4 +97,34 @@ describe('approvals web page (headless Chromium → Gatehouse, login via the dem
     assert.equal((await approvalsCli(demo.kubeconfigs.security, ['deny', pending.id])).code, 0);
     assert.equal((await held.done).code, 1);
   });
+
+  it('the preview of a privileged pod highlights the field that needs approval', async () => {
+    const pod = {
+      apiVersion: 'v1',
+      kind: 'Pod',
+      metadata: { name: 'web-risky-1', namespace: 'dev' },
+      spec: { containers: [{ name: 'app', image: 'registry.invalid/app:1', securityContext: { privileged: true } }] },
+    };
+    const refused = await kubectl(demo.kubeconfigs.alice, ['create', '-f', '-'], JSON.stringify(pod));
+    const id = /approval (ap-[a-z0-9]+)/.exec(refused.stderr)?.[1];
+    assert.ok(id, refused.stderr);
+    const context = await browser.newContext({ ignoreHTTPSErrors: true });
+    const page = await context.newPage();
+    await logIn(page, 'carol');
+    await page.goto(`${demo.gateway.url}/gatehouse/approvals/${id}`);
+    for (let i = 0; i < 20 && (await page.locator('pre.diff').count()) === 0; i++) {
+      await page.waitForTimeout(250);
+      await page.reload();
+    }
+    assert.match((await page.textContent('dl')) ?? '', /create pods web-risky-1 in dev/);
+    assert.match((await page.textContent('#reasons')) ?? '', /container "app" sets securityContext\.privileged: true/);
+    assert.match((await page.textContent('#fields')) ?? '', /\$\.spec\.containers\[0\]\.securityContext\.privileged/);
+    const marked = page.locator('pre.diff mark.risky');
+    assert.equal(await marked.count(), 1);
+    assert.match((await marked.textContent()) ?? '', /^\+ +privileged: true$/);
+    assert.equal(await marked.isVisible(), true);
+    await page.screenshot({ path: testOutput('approval-risky.png'), fullPage: true });
+    await context.close();
+    assert.equal((await approvalsCli(demo.kubeconfigs.security, ['deny', id])).code, 0);
+  });
 });

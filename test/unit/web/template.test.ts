@@ -56,5 +56,9 @@ describe('web/template: request text is text in every page', () => {
       assert.doesNotMatch(out, /"'&(?!#)/);
       assert.ok(out.includes(ESCAPED));
     }
+    // The highlighted line (a field the approval is about) is marked, its text still escaped.
+    const detail = detailPage(a, { ...who, username: 'carol' }, 'csrf').toString();
+    assert.ok(detail.includes(`<mark class="risky add" title="a field this approval is about">+${ESCAPED}</mark>`), detail);
+    assert.ok(detail.includes(`<span class="del">-${ESCAPED}</span>`));
   });
 });
