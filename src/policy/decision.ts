@@ -29,22 +29,17 @@ export interface AuditHint {
   readonly level: 'Metadata' | 'Request' | 'RequestResponse';
 }
 
+/** What an allow and an approve both carry: the request goes ahead, masked, once any approval is given. */
+interface Proceeding {
+  readonly reasons: readonly string[];
+  readonly mask: readonly MaskDirective[];
+  readonly inspect: readonly Inspect[];
+  readonly audit: AuditHint;
+}
+
 export type Decision =
-  | {
-      readonly effect: 'allow';
-      readonly reasons: readonly string[];
-      readonly mask: readonly MaskDirective[];
-      readonly inspect: readonly Inspect[];
-      readonly audit: AuditHint;
-    }
-  | {
-      readonly effect: 'approve';
-      readonly reasons: readonly string[];
-      readonly mask: readonly MaskDirective[];
-      readonly inspect: readonly Inspect[];
-      readonly approval: Approval;
-      readonly audit: AuditHint;
-    }
+  | (Proceeding & { readonly effect: 'allow' })
+  | (Proceeding & { readonly effect: 'approve'; readonly approval: Approval })
   | { readonly effect: 'deny'; readonly reasons: readonly string[]; readonly audit: AuditHint };
 
 const DEFAULT_AUDIT: AuditHint = { level: 'Metadata' };
