@@ -134,6 +134,70 @@ async function load(t: Target, path: string, n: number, concurrency: number): Pr
   return { p50: p['p50']!, p90: p['p90']!, p99: p['p99']!, rps: n / elapsed };
 }
 
+/** `n` merge patches of one object's labels, one at a time; ms per write. */
+async function patches(t: Target, path: string, n: number): Promise<number[]> {
+  const times: number[] = [];
+  for (let i = 0; i < n; i++) {
+    const s = process.hrtime.bigint();
+    const res = await request(t.base + path, {
+      method: 'PATCH',
+      headers: { accept: 'application/json', 'content-type': 'application/merge-patch+json', ...(t.auth ? { authorization: t.auth } : {}) },
+      body: JSON.stringify({ metadata: { labels: { 'bench-write': `${t.name.replace(/\W/g, '-')}-${i}` } } }),
+      dispatcher: t.dispatcher,
+    });
+    await res.body.dump({ limit: Infinity });
+    if (res.statusCode !== 200) throw new Error(`${t.name} PATCH ${path}: HTTP ${res.statusCode}`);
+    times.push(Number(process.hrtime.bigint() - s) / 1e6);
+  }
+  return times;
+}
+
+/**
+ * The bundled policy inspects writes of workloads (a dry run as the caller, a
+ * read of the object, a second evaluation) and not of ConfigMaps. The same
+ * label patch of each, direct and through the gateway, rounds alternating: the
+ * inspection's cost is what the gateway adds to the Deployment's patch beyond
+ * what it adds to the ConfigMap's.
+ */
+async function inspectedWrites(targets: Target[], adminKubeconfig: string): Promise<Record<string, number>> {
+  const deployment = {
+    apiVersion: 'apps/v1',
+    kind: 'Deployment',
+    metadata: { name: 'bench-web', namespace: 'dev' },
+    spec: {
+      replicas: 1,
+      selector: { matchLabels: { app: 'bench-web' } },
+      template: { metadata: { labels: { app: 'bench-web' } }, spec: { containers: [{ name: 'app', image: 'registry.invalid/app:1' }] } },
+    },
+  };
+  execFileSync('kubectl', ['--kubeconfig', adminKubeconfig, 'apply', '-f', '-'], { input: JSON.stringify(deployment), stdio: ['pipe', 'ignore', 'inherit'] });
+  const paths = { configmap: '/api/v1/namespaces/dev/configmaps/bench-0', deployment: '/apis/apps/v1/namespaces/dev/deployments/bench-web' };
+  const n = quick ? 40 : 200;
+  const per: Record<string, number[]> = {};
+  for (const t of targets) for (const k of Object.keys(paths)) await patches(t, paths[k as keyof typeof paths], 10); // warm-up
+  for (let r = 0; r < ROUNDS; r++) {
+    const order = r % 2 ? [...targets].reverse() : targets;
+    for (const t of order) for (const [k, path] of Object.entries(paths)) (per[`${t.name} ${k}`] ??= []).push(...(await patches(t, path, n)));
+  }
+  const p50 = Object.fromEntries(Object.entries(per).map(([k, xs]) => [k, percentiles(xs, [50])['p50']!]));
+  const addedCm = p50['gatehouse configmap']! - p50['direct configmap']!;
+  const addedDeploy = p50['gatehouse deployment']! - p50['direct deployment']!;
+  out();
+  out('## Inspected writes (label patch, concurrency 1)');
+  out();
+  out(`p50 over ${ROUNDS} × ${n} patches per target and object.`);
+  out();
+  out('| object | inspected by the bundled policy | direct p50 ms | gatehouse p50 ms | added p50 ms |');
+  out('|---|---|---|---|---|');
+  out(`| ConfigMap | no | ${p50['direct configmap']!.toFixed(2)} | ${p50['gatehouse configmap']!.toFixed(2)} | +${addedCm.toFixed(2)} |`);
+  out(
+    `| Deployment | yes (dry run + read + second evaluation) | ${p50['direct deployment']!.toFixed(2)} | ${p50['gatehouse deployment']!.toFixed(2)} | +${addedDeploy.toFixed(2)} |`,
+  );
+  out();
+  out(`The inspection adds ${(addedDeploy - addedCm).toFixed(2)} ms at p50 over an ordinary write through the gateway.`);
+  return { ...p50, addedOrdinary: addedCm, addedInspected: addedDeploy, inspectionCost: addedDeploy - addedCm };
+}
+
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 
 async function main(): Promise<void> {
@@ -285,6 +349,12 @@ async function main(): Promise<void> {
     out('|---|---|---|---|---|---|---|');
     for (const r of ratioRows) out(r);
 
+    // 1b. Inspected writes: what the policy's second look costs.
+    results['inspectedWrites'] = await inspectedWrites(
+      targets.filter((t) => t.name === 'direct' || t.name === 'gatehouse'),
+      tb.kubeconfigs.admin,
+    );
+
     // 2. Policy evaluation in process.
     const samples = (JSON.parse(readFileSync(join(projectRoot, 'policies/fixtures/samples.json'), 'utf8')) as { samples: { input: unknown }[] }).samples;
     const wasm = await createPolicyEngine(
@@ -321,8 +391,16 @@ async function main(): Promise<void> {
 
     // 4. Watches at scale through the gateway.
     const watchAgent = new Agent({ connect: { ca: gatewayCa() }, connections: WATCHES + 8, pipelining: 1 });
+    // The list's resourceVersion, not the object's: the object's may be older than the watch cache
+    // still holds after the writes above, and a watch from it would end in 410 Gone.
     const rv = JSON.parse(
-      execFileSync('kubectl', ['--kubeconfig', tb.kubeconfigs.admin, 'get', 'configmap', 'watched', '-n', 'dev', '-o', 'json'], { encoding: 'utf8' }),
+      execFileSync(
+        'kubectl',
+        ['--kubeconfig', tb.kubeconfigs.admin, 'get', '--raw', '/api/v1/namespaces/dev/configmaps?fieldSelector=metadata.name%3Dwatched'],
+        {
+          encoding: 'utf8',
+        },
+      ),
     ).metadata.resourceVersion as string;
     const arrivals: number[] = [];
     let marker = '';
@@ -442,7 +520,7 @@ function section(title: string, key: string, args: string[]): void {
 }
 
 function validate(r: Record<string, unknown>): void {
-  for (const part of ['latency', 'policy', 'watches', 'memory', 'redaction', 'audit', 'sessions'])
+  for (const part of ['latency', 'inspectedWrites', 'policy', 'watches', 'memory', 'redaction', 'audit', 'sessions'])
     if (!r[part]) throw new Error(`benchmark result has no ${part}`);
   const walk = (v: unknown, path: string): void => {
     if (typeof v === 'number' && !Number.isFinite(v)) throw new Error(`benchmark result ${path} is ${v}`);
