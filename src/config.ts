@@ -25,7 +25,10 @@ export interface Config {
   };
   readonly identity: { readonly issuers: readonly IssuerConfig[] };
   readonly policy: PolicySource;
-  readonly audit: { readonly file: string };
+  /** Where records go: a file (the record of truth when set), stdout (one JSON line each, for a log shipper), or both. */
+  readonly audit: { readonly file?: string; readonly stdout: boolean };
+  /** Prometheus metrics on a listener of their own (plain HTTP); absent: not served. */
+  readonly metrics?: { readonly host: string; readonly port: number };
   /** exec/attach recordings; a session that cannot be recorded is refused unless failOpen. */
   readonly recording: { readonly dir: string; readonly failOpen: boolean };
   /** Keyed hashing and hold-back bounds of the response redactor. */
@@ -71,6 +74,11 @@ class Reader {
 
   has(key: string): boolean {
     return this.obj[key] !== undefined && this.obj[key] !== null;
+  }
+
+  isMapping(key: string): boolean {
+    const v = this.obj[key];
+    return typeof v === 'object' && v !== null && !Array.isArray(v);
   }
 
   section(key: string, required = true): Reader {
@@ -130,11 +138,21 @@ class Reader {
   }
 }
 
+function hostPort(option: string, address: string, example: string): { host: string; port: number } {
+  const m = /^(\[[^\]]+\]|[^:]+):(\d+)$/.exec(address);
+  if (!m || Number(m[2]) > 65535) throw new ConfigError(option, `"${address}" is not host:port (for example ${example})`);
+  return { host: m[1]!.replace(/^\[|\]$/g, ''), port: Number(m[2]) };
+}
+
+function parseMetrics(r: Reader): NonNullable<Config['metrics']> {
+  r.keys(['address']);
+  // Loopback unless asked: the numbers say who is busy and what is refused.
+  return hostPort('metrics.address', r.str('address', '127.0.0.1:9464'), '127.0.0.1:9464 or 0.0.0.0:9464');
+}
+
 function parseListen(r: Reader): Config['listen'] {
   r.keys(['address', 'tls']);
-  const address = r.str('address', '127.0.0.1:8443');
-  const m = /^(\[[^\]]+\]|[^:]+):(\d+)$/.exec(address);
-  if (!m || Number(m[2]) > 65535) throw new ConfigError('listen.address', `"${address}" is not host:port (for example 127.0.0.1:8443 or 0.0.0.0:8443)`);
+  const { host, port } = hostPort('listen.address', r.str('address', '127.0.0.1:8443'), '127.0.0.1:8443 or 0.0.0.0:8443');
   const tls = r.section('tls');
   tls.keys(['cert', 'key', 'selfSigned']);
   let parsed: TlsConfig;
@@ -148,7 +166,7 @@ function parseListen(r: Reader): Config['listen'] {
       throw new ConfigError('listen.tls', 'set cert and key (PEM files), or selfSigned: {dir: ...} for a development certificate');
     parsed = { kind: 'files', cert: tls.path('cert'), key: tls.path('key') };
   }
-  return { host: m[1]!.replace(/^\[|\]$/g, ''), port: Number(m[2]), tls: parsed };
+  return { host, port, tls: parsed };
 }
 
 function parseIssuer(r: Reader): IssuerConfig {
@@ -215,7 +233,9 @@ function parseIssuer(r: Reader): IssuerConfig {
 }
 
 function parsePolicy(r: Reader): PolicySource {
-  r.keys(['dir', 'wasm', 'bundle', 'data', 'opa', 'opaServer']);
+  r.keys(['dir', 'wasm', 'bundle', 'data', 'opa', 'opaServer', 'verificationKeyFile']);
+  if (r.has('verificationKeyFile') && !r.has('bundle'))
+    throw new ConfigError('policy.verificationKeyFile', 'verifies a signed bundle: set policy.bundle (opa build -t wasm --signing-key …)');
   const set = ['dir', 'wasm', 'bundle', 'opaServer'].filter((k) => r.has(k));
   if (set.length !== 1)
     throw new ConfigError(
@@ -234,7 +254,16 @@ function parsePolicy(r: Reader): PolicySource {
   }
   if (r.has('wasm')) return { kind: 'wasm', file: r.path('wasm'), ...(data ? { data } : {}) };
   if (data) throw new ConfigError('policy.data', 'a bundle carries its own data.json; remove policy.data');
-  return { kind: 'bundle', file: r.path('bundle') };
+  const verificationKeyFile = r.optPath('verificationKeyFile');
+  const signed = verificationKeyFile ? { verificationKeyFile } : {};
+  if (!r.isMapping('bundle')) return { kind: 'bundle', file: r.path('bundle'), ...signed };
+  // bundle: {url: https://…, pollSeconds: 60} or {file: …, pollSeconds: 10}
+  const b = r.section('bundle');
+  b.keys(['url', 'file', 'pollSeconds']);
+  if (b.has('url') === b.has('file')) throw new ConfigError('policy.bundle', 'set exactly one of url (served over http(s), polled with If-None-Match) or file');
+  const url = b.optStr('url');
+  if (url !== undefined && !/^https?:\/\//.test(url)) throw new ConfigError('policy.bundle.url', `"${url}" must be an http(s) URL`);
+  return { kind: 'bundle', file: url ?? b.path('file'), pollSeconds: b.num('pollSeconds', 60, 1, 86_400), ...signed };
 }
 
 function parseUpstream(r: Reader): Config['upstream'] {
@@ -341,7 +370,7 @@ function parseApprovals(r: Reader, issuers: readonly IssuerConfig[]): ApprovalsC
 export function parseConfig(doc: unknown, base: string): Config {
   if (typeof doc !== 'object' || doc === null || Array.isArray(doc)) throw new ConfigError('(top level)', 'the config must be a YAML mapping');
   const r = new Reader(base, doc as Obj, '');
-  r.keys(['listen', 'upstream', 'identity', 'policy', 'audit', 'limits', 'cluster', 'masking', 'approvals', 'recording']);
+  r.keys(['listen', 'upstream', 'identity', 'policy', 'audit', 'limits', 'cluster', 'masking', 'approvals', 'recording', 'metrics']);
   const recording = r.section('recording', false);
   recording.keys(['dir', 'failOpen']);
   const masking = r.section('masking', false);
@@ -354,16 +383,22 @@ export function parseConfig(doc: unknown, base: string): Config {
   const maxBodyBytes = limits.num('maxBodyBytes', 3 * 1024 * 1024, 1024, 64 * 1024 * 1024);
   const policyBodyBytes = limits.num('policyBodyBytes', 1024 * 1024, 0, maxBodyBytes);
   const audit = r.section('audit');
-  audit.keys(['file']);
+  audit.keys(['file', 'stdout']);
+  const auditFile = audit.optPath('file');
+  const auditStdout = audit.bool('stdout', false);
+  if (!auditFile && !auditStdout) throw new ConfigError('audit', 'set file (a JSON-lines file), stdout: true (for a log shipper), or both');
+  if (!auditFile && !recording.has('dir'))
+    throw new ConfigError('recording.dir', 'is required when audit.file is not set (recordings are kept beside the audit file by default)');
   const issuers = identity.list('issuers').map(parseIssuer);
   return {
     listen: parseListen(r.section('listen', false)),
     upstream: parseUpstream(r.section('upstream')),
     identity: { issuers },
     policy: parsePolicy(r.section('policy')),
-    audit: { file: audit.path('file') },
+    audit: { ...(auditFile ? { file: auditFile } : {}), stdout: auditStdout },
+    ...(r.has('metrics') ? { metrics: parseMetrics(r.section('metrics')) } : {}),
     recording: {
-      dir: recording.has('dir') ? recording.path('dir') : join(dirname(audit.path('file')), 'recordings'),
+      dir: recording.has('dir') ? recording.path('dir') : join(dirname(auditFile!), 'recordings'),
       failOpen: recording.bool('failOpen', false),
     },
     masking: { ...(hashKeyFile ? { hashKeyFile } : {}), maxHoldBytes: masking.num('maxHoldBytes', 4 * 1024 * 1024, 1024, 256 * 1024 * 1024) },

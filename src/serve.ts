@@ -4,15 +4,21 @@ import { loadConfig } from './config.js';
 import { renderKubeconfig, type KubeconfigAuth } from './kubeconfig.js';
 import { startGateway } from './server.js';
 
-/** `gatehouse serve --config gatehouse.yaml`: runs until SIGTERM/SIGINT, then drains and flushes the audit log. */
+/**
+ * `gatehouse serve --config gatehouse.yaml`: runs until SIGTERM/SIGINT, then
+ * drains and flushes the audit log. SIGHUP loads the policy again.
+ */
 export async function runServeCommand(argv: string[]): Promise<number> {
   const { values } = parseArgs({ args: argv, options: { config: { type: 'string', default: 'gatehouse.yaml' }, 'write-ca': { type: 'string' } } });
   const gateway = await startGateway(loadConfig(values.config));
   if (values['write-ca'] && gateway.caPem) writeFileSync(values['write-ca'], gateway.caPem);
+  const reload = () => void gateway.reloadPolicy();
+  process.on('SIGHUP', reload);
   await new Promise<void>((resolve) => {
     process.once('SIGINT', resolve);
     process.once('SIGTERM', resolve);
   });
+  process.off('SIGHUP', reload);
   await gateway.close();
   return 0;
 }

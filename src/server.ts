@@ -9,12 +9,15 @@ import { createServer, type Server } from 'node:https';
 import type { AddressInfo, Socket } from 'node:net';
 import Koa from 'koa';
 import { pino } from 'pino';
-import { createAuditWriter, type AuditWriter } from './audit/writer.js';
+import { createAuditWriter, createStdoutAuditWriter, teeAuditWriters, type AuditWriter } from './audit/writer.js';
+import { createMetrics, serveMetrics } from './metrics.js';
+import { startPolicy, type LocalSource } from './policy/reload.js';
+import { verificationKey } from './policy/signature.js';
+import type { PolicyEngine } from './policy/engine.js';
 import type { Config } from './config.js';
 import { createOidcAuthenticator, discoverJwksUri } from './identity/oidc.js';
 import { createPolicyEngine } from './policy/engine.js';
 import { createOpaServerEngine } from './policy/opa-server.js';
-import { loadPolicySource } from './policy/load.js';
 import { createAdmitter } from './admission/admit.js';
 import { createRequesterView } from './approval/requester-view.js';
 import { createHttpDoor } from './doors/http.js';
@@ -39,7 +42,12 @@ export interface Gateway {
   readonly url: string;
   /** PEM of the CA that signed the gateway's certificate, for kubeconfigs. */
   readonly caPem: string | undefined;
+  /** The revision serving now. */
   readonly policyRevision: string;
+  /** Where Prometheus scrapes, when `metrics` is configured. */
+  readonly metricsUrl: string | undefined;
+  /** Loads the policy again (SIGHUP); the old one keeps serving if the new one fails. */
+  reloadPolicy(): Promise<'swapped' | 'unchanged' | 'failed'>;
   /** Stops accepting, lets in-flight requests finish (up to the grace period), flushes the audit log. */
   close(): Promise<void>;
 }
@@ -54,21 +62,47 @@ export async function startGateway(config: Config, options: GatewayOptions = {})
   const issuers = await Promise.all(config.identity.issuers.map(async (i) => (i.jwksUri ? i : { ...i, jwksUri: await discoverJwksUri(i.issuer) })));
   const authenticator = createOidcAuthenticator(issuers);
   // A mask path the redactor cannot compile makes the decision a deny.
+  const metrics = createMetrics();
+  const timed = (e: PolicyEngine): PolicyEngine => ({ revision: e.revision, evaluate: metrics.timeEvaluation((input: unknown) => e.evaluate(input)) });
   const remote = config.policy.kind === 'opaServer' ? createOpaServerEngine(config.policy.url, checkMaskPath) : undefined;
-  const engine = remote ?? (await createPolicyEngine(await loadPolicySource(config.policy as Exclude<Config['policy'], { kind: 'opaServer' }>), checkMaskPath));
+  const local: LocalSource | undefined = config.policy.kind === 'opaServer' ? undefined : config.policy;
+  const keyFile = local?.kind === 'bundle' ? local.verificationKeyFile : undefined;
+  const policy = local
+    ? await startPolicy(local, {
+        build: async (compiledPolicy) => timed(await createPolicyEngine(compiledPolicy, checkMaskPath)),
+        ...(keyFile ? { verification: verificationKey(readFileSync(keyFile), keyFile) } : {}),
+        onReload: (result, revision, trigger, error) => {
+          if (result === 'failed') log.error({ trigger, revision, err: { message: error?.message } }, 'the policy did not reload; the old one keeps serving');
+          else if (result === 'swapped') log.info({ trigger, revision }, 'policy reloaded');
+          // A poll that finds nothing new happens every pollSeconds: not worth a line.
+          else if (!trigger.startsWith('poll')) log.info({ trigger, revision }, 'policy reload: unchanged');
+          if (result !== 'unchanged') metrics.policyLoaded(revision, result === 'swapped' ? 'success' : 'failure');
+        },
+      })
+    : undefined;
+  const engine = policy?.engine ?? timed(remote!);
+  metrics.policyLoaded(engine.revision, 'initial');
   const hashKey = config.masking.hashKeyFile ? readFileSync(config.masking.hashKeyFile) : randomBytes(32);
   if (!config.masking.hashKeyFile) log.warn('masking.hashKeyFile is not set: hashed values are comparable only until the gateway restarts');
   const upstream = loadUpstream(config.upstream);
-  const forwarder = createForwarder(upstream, {
-    connectTimeoutMs: config.upstream.connectTimeoutSeconds * 1000,
-    headersTimeoutMs: config.upstream.headersTimeoutSeconds * 1000,
-    bodyTimeoutMs: config.upstream.requestTimeoutSeconds * 1000,
-  });
-  const audit =
+  const forwarder = metrics.timeUpstream(
+    createForwarder(upstream, {
+      connectTimeoutMs: config.upstream.connectTimeoutSeconds * 1000,
+      headersTimeoutMs: config.upstream.headersTimeoutSeconds * 1000,
+      bodyTimeoutMs: config.upstream.requestTimeoutSeconds * 1000,
+    }),
+  );
+  const auditFailed = (err: Error) => {
+    metrics.auditWriteFailed();
+    log.error({ err: { message: err.message, code: (err as NodeJS.ErrnoException).code } }, 'audit records could not be written');
+  };
+  const audit = metrics.tap(
     options.audit ??
-    createAuditWriter(config.audit.file, (err) =>
-      log.error({ err: { message: err.message, code: (err as NodeJS.ErrnoException).code } }, 'audit records could not be written'),
-    );
+      teeAuditWriters([
+        ...(config.audit.file ? [createAuditWriter(config.audit.file, auditFailed)] : []),
+        ...(config.audit.stdout ? [createStdoutAuditWriter(auditFailed)] : []),
+      ]),
+  );
   const tls =
     config.listen.tls.kind === 'files'
       ? { cert: readFileSync(config.listen.tls.cert), key: readFileSync(config.listen.tls.key), caPem: undefined }
@@ -229,14 +263,29 @@ export async function startGateway(config: Config, options: GatewayOptions = {})
     inFlight++;
     void upgrade(req, socket, head).finally(() => inFlight--);
   });
-  log.info({ url, policyRevision: engine.revision, issuers: issuers.map((i) => i.issuer), upstream: upstream.server }, 'gatehouse is serving');
+  metrics.setSources({
+    inflightRequests: () => inFlight,
+    ...(approvals ? { heldRequests: () => approvals.held() } : {}),
+    ...(store ? { pendingApprovals: async () => (await store.list({ state: 'pending', limit: 100_000 })).length } : {}),
+    tokenVerifications: () => authenticator.stats,
+  });
+  const metricsServer = config.metrics ? await serveMetrics(metrics, config.metrics.host, config.metrics.port) : undefined;
+  log.info(
+    { url, metrics: metricsServer?.url, policyRevision: engine.revision, issuers: issuers.map((i) => i.issuer), upstream: upstream.server },
+    'gatehouse is serving',
+  );
 
   return {
     url,
     caPem: tls.caPem,
-    policyRevision: engine.revision,
+    get policyRevision() {
+      return engine.revision;
+    },
+    metricsUrl: metricsServer?.url,
+    reloadPolicy: () => policy?.reload('reload requested (SIGHUP)') ?? Promise.resolve('unchanged'),
     async close() {
       draining = true;
+      policy?.close();
       // Held requests get their 503 now, not at the end of the grace period.
       await approvals?.close();
       webhook?.close();
@@ -251,6 +300,7 @@ export async function startGateway(config: Config, options: GatewayOptions = {})
       await forwarder.close();
       await remote?.close();
       await store?.close();
+      await metricsServer?.close();
       audit.flush();
     },
   };

@@ -166,8 +166,9 @@ export function createAdmitter(deps: AdmitDeps) {
         cluster: deps.cluster,
       });
       known = { ...known, input };
-      const policyRevision = deps.engine.revision;
-      let decision = await deps.engine.evaluate(input);
+      const engine = deps.engine.pin?.() ?? deps.engine;
+      const policyRevision = engine.revision;
+      let decision = await engine.evaluate(input);
       known = { ...known, decision, policyRevision };
       let inspection: Inspection | null = null;
       if (decision.effect !== 'deny' && decision.inspect.length > 0) {
@@ -187,7 +188,7 @@ export function createAdmitter(deps: AdmitDeps) {
         input = { ...input, request: { ...input.request, object: inspection.object, oldObject: inspection.oldObject } };
         known = { ...known, input };
         // The second answer decides; a wish to inspect again is already met.
-        decision = await deps.engine.evaluate(input);
+        decision = await engine.evaluate(input);
         known = { ...known, decision };
       }
       if (decision.effect === 'deny') throw new GatehouseError('GATEHOUSE_DENIED', `Gatehouse denied this request: ${decision.reasons.join('; ')}`);

@@ -183,6 +183,13 @@ export function createApprovalService(deps: ApprovalServiceDeps) {
   return {
     approvalUrl,
 
+    /** Requests held open now, waiting for a decision. */
+    held(): number {
+      let n = 0;
+      for (const set of waiters.values()) n += set.size;
+      return n;
+    },
+
     /** The approval stage: returns the approval used, or throws the 403 (or 503) the client gets. */
     async gate(req: GateRequest): Promise<Granted> {
       const granted = await use(req.fingerprint, req.auditId, req.identity.username);

@@ -35,7 +35,42 @@ export function auditLine(event: AuditRecord): string {
  */
 export function createAuditWriter(file: string, onError: (err: Error) => void = () => {}): AuditWriter {
   mkdirSync(dirname(file), { recursive: true, mode: 0o700 });
-  const fd = openSync(file, 'a', 0o600);
+  return createFdAuditWriter(openSync(file, 'a', 0o600), onError);
+}
+
+/**
+ * The same, on standard output: one JSON line per record for a log shipper
+ * (Fluent Bit, Vector) beside the pod. A pipe may be full for a moment: the
+ * write is retried, so a record is never dropped or cut in two.
+ */
+export function createStdoutAuditWriter(onError: (err: Error) => void = () => {}): AuditWriter {
+  return createFdAuditWriter(1, onError);
+}
+
+/** Every record to each writer, in order; a commit fails when any of them fails (fail closed). */
+export function teeAuditWriters(writers: readonly AuditWriter[]): AuditWriter {
+  if (writers.length === 1) return writers[0]!;
+  return {
+    write: (e) => writers.forEach((w) => w.write(e)),
+    commit: (e) => writers.forEach((w) => w.commit(e)),
+    flush: () => writers.forEach((w) => w.flush()),
+  };
+}
+
+function writeFully(fd: number, data: Buffer): void {
+  let off = 0;
+  while (off < data.length) {
+    try {
+      off += writeSync(fd, data, off);
+    } catch (err) {
+      // A non-blocking pipe (stdout) that is full right now: wait for the reader, never drop.
+      if ((err as NodeJS.ErrnoException).code !== 'EAGAIN') throw err;
+      Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 1);
+    }
+  }
+}
+
+function createFdAuditWriter(fd: number, onError: (err: Error) => void): AuditWriter {
   let queued: string[] = [];
   let scheduled = false;
 
@@ -44,8 +79,7 @@ export function createAuditWriter(file: string, onError: (err: Error) => void = 
     if (queued.length === 0) return;
     const data = Buffer.from(queued.join(''));
     queued = [];
-    let off = 0;
-    while (off < data.length) off += writeSync(fd, data, off);
+    writeFully(fd, data);
   }
 
   function later(): void {

@@ -22,7 +22,7 @@ then, in another terminal, as carol (group security):
   or open ${demo.gateway.url}/gatehouse/approvals and log in as carol (any password)
   kubectl --kubeconfig ${rel(demo.kubeconfigs.alice)} exec -it web-0 -n dev -- sh      # a recorded shell; then, as carol:
   npx gatehouse sessions list --kubeconfig ${rel(demo.kubeconfigs.security)}   (play ID, export ID, or ${demo.gateway.url}/gatehouse/sessions)
-Audit records: ${rel(join(demo.dir, 'audit.log'))}. Stop with Ctrl-C.
+Audit records: ${rel(join(demo.dir, 'audit.log'))}. Metrics: ${demo.gateway.metricsUrl ?? 'off'} (also in ${rel(join(demo.dir, 'metrics.url'))}). Stop with Ctrl-C.
 `);
   // The first SIGINT/SIGTERM drains (watches and shells get limits.shutdownGraceSeconds); a second
   // one stops at once. Either way the control plane goes down with the demo: the handlers stay
@@ -40,6 +40,8 @@ Audit records: ${rel(join(demo.dir, 'audit.log'))}. Stop with Ctrl-C.
     };
     process.on('SIGINT', onSignal);
     process.on('SIGTERM', onSignal);
+    // SIGHUP loads the policy again, as for `gatehouse serve` (the folder is also watched).
+    process.on('SIGHUP', () => void demo.gateway.reloadPolicy());
   });
   process.stderr.write('demo: stopping (again to stop at once)\n');
   await demo.stop();

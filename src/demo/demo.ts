@@ -70,6 +70,8 @@ export interface DemoOptions {
   readonly approvals?: Record<string, unknown>;
   /** Merged over the demo's recording settings (tests: a folder that cannot be written). */
   readonly recording?: Record<string, unknown>;
+  /** The Rego folder (tests: a copy they change, to see it reloaded); the bundled policy by default. */
+  readonly policyDir?: string;
 }
 
 export async function startDemo(options: DemoOptions = {}): Promise<RunningDemo> {
@@ -84,6 +86,7 @@ export async function startDemo(options: DemoOptions = {}): Promise<RunningDemo>
   let issuer: DemoIssuer | undefined;
   try {
     const gatewayPort = await freePort();
+    const metricsPort = await freePort();
     issuer = await startDemoIssuer(await freePort(), join(dir, 'issuer.json'), [`https://127.0.0.1:${gatewayPort}/gatehouse/callback`]);
     log(`demo OpenID provider at ${issuer.issuer}`);
     const configFile = join(dir, 'gatehouse.yaml');
@@ -107,8 +110,9 @@ export async function startDemo(options: DemoOptions = {}): Promise<RunningDemo>
             },
           ],
         },
-        policy: { dir: join(projectRoot, 'policies/gatehouse') },
+        policy: { dir: options.policyDir ?? join(projectRoot, 'policies/gatehouse') },
         audit: { file: 'audit.log' },
+        metrics: { address: `127.0.0.1:${metricsPort}` },
         masking: { hashKeyFile: 'hash.key' },
         recording: { dir: 'recordings', ...options.recording },
         approvals: {
@@ -139,6 +143,7 @@ export async function startDemo(options: DemoOptions = {}): Promise<RunningDemo>
     };
     const kubeconfigs = {} as Record<keyof typeof DEMO_USERS, string>;
     for (const [name, u] of Object.entries(DEMO_USERS) as [keyof typeof DEMO_USERS, DemoUser][]) kubeconfigs[name] = kubeconfigFor(name, u);
+    writeFileSync(join(dir, 'metrics.url'), `${gateway.metricsUrl!}\n`);
     writeFileSync(join(dir, 'ready'), gateway.url + '\n');
     const running = issuer;
     return {

@@ -35,8 +35,8 @@ export const ASYMMETRIC_ALGORITHMS = new Set(['RS256', 'RS384', 'RS512', 'PS256'
 
 export interface Authenticator {
   authenticate(token: string): Promise<Identity>;
-  /** Signature verifications and cache hits so far (for metrics and tests). */
-  readonly stats: { readonly verified: number; readonly cached: number };
+  /** Signature verifications, cache hits and refused tokens so far (for metrics and tests). */
+  readonly stats: { readonly verified: number; readonly cached: number; readonly failed: number };
 }
 
 function unauthenticated(message: string): GatehouseError {
@@ -92,7 +92,7 @@ const JWKS_MAX_AGE_MS = 60_000;
 
 export function createOidcAuthenticator(issuers: readonly IssuerConfig[], now: () => number = Date.now): Authenticator {
   const verified = new Map<string, { identity: Identity; until: number }>();
-  const stats = { verified: 0, cached: 0 };
+  const stats = { verified: 0, cached: 0, failed: 0 };
   const byIssuer = new Map(
     issuers.map((cfg) => {
       if (!cfg.jwksUri) throw new TypeError(`issuer ${cfg.issuer}: resolve jwksUri with discoverJwksUri() before creating the authenticator`);
@@ -110,49 +110,58 @@ export function createOidcAuthenticator(issuers: readonly IssuerConfig[], now: (
   return {
     stats,
     async authenticate(token) {
-      const max = Math.max(...issuers.map((i) => i.maxTokenBytes));
-      if (Buffer.byteLength(token) > max) throw unauthenticated(`the token is larger than ${max} bytes`);
-      const key = hash('sha256', token);
-      const hit = verified.get(key);
-      if (hit) {
-        if (hit.until > now()) {
-          stats.cached++;
-          return hit.identity;
-        }
-        verified.delete(key);
-      }
-      let unverified: JWTPayload;
       try {
-        unverified = decodeJwt(token);
-      } catch {
-        throw unauthenticated('the bearer token is not a JWT');
-      }
-      // Only to pick the verifier: the iss claim is verified again, exactly, by jwtVerify.
-      const entry = typeof unverified.iss === 'string' ? byIssuer.get(unverified.iss) : undefined;
-      if (!entry) throw unauthenticated('the token was issued by an issuer this gateway does not trust');
-      const { cfg, jwks } = entry;
-      if (Buffer.byteLength(token) > cfg.maxTokenBytes) throw unauthenticated(`the token is larger than ${cfg.maxTokenBytes} bytes`);
-
-      let payload: JWTPayload;
-      try {
-        ({ payload } = await jwtVerify(token, jwks, {
-          issuer: cfg.issuer,
-          audience: [...cfg.audiences],
-          algorithms: [...cfg.algorithms],
-          clockTolerance: cfg.clockSkewSeconds,
-          requiredClaims: ['exp'],
-        }));
+        return await verify(token);
       } catch (err) {
-        throw unauthenticated(explain(err));
+        stats.failed++;
+        throw err;
       }
-      stats.verified++;
-      const identity = toIdentity(payload, cfg);
-      const until = Math.min(now() + CACHE_TTL_MS, ((payload.exp ?? 0) + cfg.clockSkewSeconds) * 1000);
-      if (verified.size >= CACHE_MAX) verified.delete(verified.keys().next().value!);
-      verified.set(key, { identity, until });
-      return identity;
     },
   };
+
+  async function verify(token: string): Promise<Identity> {
+    const max = Math.max(...issuers.map((i) => i.maxTokenBytes));
+    if (Buffer.byteLength(token) > max) throw unauthenticated(`the token is larger than ${max} bytes`);
+    const key = hash('sha256', token);
+    const hit = verified.get(key);
+    if (hit) {
+      if (hit.until > now()) {
+        stats.cached++;
+        return hit.identity;
+      }
+      verified.delete(key);
+    }
+    let unverified: JWTPayload;
+    try {
+      unverified = decodeJwt(token);
+    } catch {
+      throw unauthenticated('the bearer token is not a JWT');
+    }
+    // Only to pick the verifier: the iss claim is verified again, exactly, by jwtVerify.
+    const entry = typeof unverified.iss === 'string' ? byIssuer.get(unverified.iss) : undefined;
+    if (!entry) throw unauthenticated('the token was issued by an issuer this gateway does not trust');
+    const { cfg, jwks } = entry;
+    if (Buffer.byteLength(token) > cfg.maxTokenBytes) throw unauthenticated(`the token is larger than ${cfg.maxTokenBytes} bytes`);
+
+    let payload: JWTPayload;
+    try {
+      ({ payload } = await jwtVerify(token, jwks, {
+        issuer: cfg.issuer,
+        audience: [...cfg.audiences],
+        algorithms: [...cfg.algorithms],
+        clockTolerance: cfg.clockSkewSeconds,
+        requiredClaims: ['exp'],
+      }));
+    } catch (err) {
+      throw unauthenticated(explain(err));
+    }
+    stats.verified++;
+    const identity = toIdentity(payload, cfg);
+    const until = Math.min(now() + CACHE_TTL_MS, ((payload.exp ?? 0) + cfg.clockSkewSeconds) * 1000);
+    if (verified.size >= CACHE_MAX) verified.delete(verified.keys().next().value!);
+    verified.set(key, { identity, until });
+    return identity;
+  }
 }
 
 /** Maps verified claims to the identity the policy sees and the API server is asked as. */

@@ -6,6 +6,12 @@ import { ENTRYPOINT, PolicyLoadError, type CompiledPolicy } from './load.js';
 export interface PolicyEngine {
   readonly revision: string;
   evaluate(input: unknown): Decision | Promise<Decision>;
+  /**
+   * The revision serving now, held: a request that evaluates twice (an inspected
+   * write) gets both answers, and its audit record's revision, from one policy
+   * while a reload swaps another in. Absent: the engine never changes.
+   */
+  pin?(): PolicyEngine;
 }
 
 export interface EmbeddedPolicyEngine extends PolicyEngine {

@@ -5,6 +5,8 @@ import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import { promisify } from 'node:util';
 import { readBundle } from './bundle.js';
+import { PolicyLoadError } from './errors.js';
+import { verifyBundle, type Verification } from './signature.js';
 
 const run = promisify(execFile);
 
@@ -16,7 +18,8 @@ export type PolicySource =
   /** Decisions over HTTP from `opa run --server` (see opa-server.ts); nothing is compiled here. */
   | { readonly kind: 'opaServer'; readonly url: string }
   | { readonly kind: 'wasm'; readonly file: string; readonly data?: string }
-  | { readonly kind: 'bundle'; readonly file: string };
+  /** `file` is a path or an http(s) URL; `pollSeconds` re-reads it (with If-None-Match for URLs); signed when a key is set. */
+  | { readonly kind: 'bundle'; readonly file: string; readonly pollSeconds?: number; readonly verificationKeyFile?: string };
 
 export interface CompiledPolicy {
   readonly wasm: Buffer;
@@ -25,9 +28,7 @@ export interface CompiledPolicy {
   readonly revision: string;
 }
 
-export class PolicyLoadError extends Error {
-  readonly code = 'GATEHOUSE_POLICY_LOAD';
-}
+export { PolicyLoadError };
 
 function regoFiles(dir: string): string[] {
   const out: string[] = [];
@@ -48,8 +49,15 @@ function readData(file: string | undefined): unknown {
   }
 }
 
-function fromBundle(tarGz: Buffer, origin: string): { wasm: Buffer; data: unknown } {
-  const files = readBundle(tarGz);
+/** The policy in an `opa build -t wasm` bundle, its signature verified first when a key is given. */
+export async function fromBundle(tarGz: Buffer, origin: string, verification?: Verification): Promise<{ wasm: Buffer; data: unknown }> {
+  let files: Map<string, Buffer>;
+  try {
+    files = readBundle(tarGz);
+  } catch (err) {
+    throw new PolicyLoadError(`the policy bundle ${origin} is not a .tar.gz: ${(err as Error).message}`);
+  }
+  if (verification) await verifyBundle(files, verification, origin);
   const wasm = files.get('policy.wasm');
   if (!wasm) throw new PolicyLoadError(`${origin} holds no policy.wasm: build it with \`opa build -t wasm -e ${ENTRYPOINT}\``);
   const data = files.get('data.json');
@@ -60,7 +68,7 @@ function fromBundle(tarGz: Buffer, origin: string): { wasm: Buffer; data: unknow
  * Compiles (or reads) the policy once, at start-up. A policy that does not
  * compile stops the gateway with OPA's own message.
  */
-export async function loadPolicySource(source: Exclude<PolicySource, { kind: 'opaServer' }>): Promise<CompiledPolicy> {
+export async function loadPolicySource(source: Exclude<PolicySource, { kind: 'opaServer' }>, verification?: Verification): Promise<CompiledPolicy> {
   let wasm: Buffer;
   let data: unknown;
   switch (source.kind) {
@@ -78,7 +86,7 @@ export async function loadPolicySource(source: Exclude<PolicySource, { kind: 'op
           const why = `${stdout}\n${stderr}`.trim() || (err as Error).message;
           throw new PolicyLoadError(`the policy in ${source.dir} does not compile:\n${why.replaceAll(source.dir + '/', '')}`);
         }
-        ({ wasm } = fromBundle(readFileSync(bundle), bundle));
+        ({ wasm } = await fromBundle(readFileSync(bundle), bundle));
       } finally {
         rmSync(out, { recursive: true, force: true });
       }
@@ -90,9 +98,13 @@ export async function loadPolicySource(source: Exclude<PolicySource, { kind: 'op
       data = readData(source.data);
       break;
     case 'bundle':
-      ({ wasm, data } = fromBundle(readFileSync(source.file), source.file));
+      ({ wasm, data } = await fromBundle(readFileSync(source.file), source.file, verification));
       break;
   }
+  return compiled(wasm, data);
+}
+
+export function compiled(wasm: Buffer, data: unknown): CompiledPolicy {
   const revision = createHash('sha256')
     .update(wasm)
     .update(JSON.stringify(data ?? null))

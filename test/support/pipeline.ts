@@ -35,7 +35,7 @@ export async function startTestPipeline(opts: {
   const masking = { hashKey: Buffer.from('k'), maxHoldBytes: 4096 };
   const maxBodyBytes = opts.maxBodyBytes ?? 1024;
   const admit = createAdmitter({
-    authenticator: { authenticate: async () => opts.identity(), stats: { verified: 0, cached: 0 } },
+    authenticator: { authenticate: async () => opts.identity(), stats: { verified: 0, cached: 0, failed: 0 } },
     engine: { revision: 'test', evaluate: (input) => (typeof opts.decision === 'function' ? opts.decision(input as PolicyInput) : opts.decision) },
     cluster: 'test',
     limits: { maxBodyBytes, policyBodyBytes: opts.policyBodyBytes ?? 512 },

@@ -31,7 +31,36 @@ describe('config', () => {
     assert.equal(c.limits.maxBodyBytes, 3 * 1024 * 1024);
   });
 
+  it('reads metrics, audit to stdout, and polled, signed bundles', () => {
+    const c = parseConfig(
+      {
+        ...VALID,
+        metrics: {},
+        audit: { stdout: true },
+        recording: { dir: 'rec' },
+        policy: { bundle: { url: 'https://bundles.example.com/gatehouse.tar.gz', pollSeconds: 30 }, verificationKeyFile: 'keys/policy.pub.pem' },
+      },
+      '/etc/gatehouse',
+    );
+    assert.deepEqual(c.metrics, { host: '127.0.0.1', port: 9464 });
+    assert.deepEqual(c.audit, { stdout: true });
+    assert.deepEqual(c.policy, {
+      kind: 'bundle',
+      file: 'https://bundles.example.com/gatehouse.tar.gz',
+      pollSeconds: 30,
+      verificationKeyFile: '/etc/gatehouse/keys/policy.pub.pem',
+    });
+    assert.deepEqual(parseConfig({ ...VALID, policy: { bundle: 'b.tar.gz' } }, '/etc/gatehouse').policy, { kind: 'bundle', file: '/etc/gatehouse/b.tar.gz' });
+    assert.deepEqual(parseConfig({ ...VALID, metrics: { address: '0.0.0.0:9100' } }, '/').metrics, { host: '0.0.0.0', port: 9100 });
+  });
+
   const BAD: [string, unknown, string, RegExp][] = [
+    ['no audit destination', withChange('audit', {}), 'audit', /set file \(a JSON-lines file\), stdout: true/],
+    ['audit to stdout only, with no recording folder', withChange('audit', { stdout: true }), 'recording.dir', /is required when audit.file is not set/],
+    ['a metrics address without a port', { ...VALID, metrics: { address: 'localhost' } }, 'metrics.address', /is not host:port/],
+    ['a verification key without a bundle', withChange('policy.verificationKeyFile', 'k.pem'), 'policy.verificationKeyFile', /verifies a signed bundle/],
+    ['a bundle with both url and file', withChange('policy', { bundle: { url: 'https://x', file: 'b' } }), 'policy.bundle', /exactly one of url/],
+    ['a bundle URL that is not http', withChange('policy', { bundle: { url: 'file:///b' } }), 'policy.bundle.url', /must be an http\(s\) URL/],
     ['an unknown top-level option', { ...VALID, lisen: {} }, 'lisen', /unknown option; expected one of listen, upstream/],
     ['a listen address without a port', withChange('listen.address', 'localhost'), 'listen.address', /is not host:port/],
     ['both TLS files and selfSigned', withChange('listen.tls.selfSigned', { dir: 'tls' }), 'listen.tls', /either cert and key, or selfSigned/],

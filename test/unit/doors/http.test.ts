@@ -30,7 +30,7 @@ describe('doors/http: audit before action', () => {
     const target = { server, tls: { rejectUnauthorized: true } };
     const forwarder = createForwarder(target, { connectTimeoutMs: 1000, headersTimeoutMs: 1000, bodyTimeoutMs: 1000 });
     const admit = createAdmitter({
-      authenticator: { authenticate: () => Promise.resolve(ALICE), stats: { verified: 0, cached: 0 } },
+      authenticator: { authenticate: () => Promise.resolve(ALICE), stats: { verified: 0, cached: 0, failed: 0 } },
       engine: { revision: 'r', evaluate: () => ({ effect: 'allow', reasons: ['ok'], mask: [], inspect: [], audit: { level: 'Metadata' } }) },
       cluster: 'test',
       limits: { maxBodyBytes: 1024, policyBodyBytes: 512 },

@@ -42,7 +42,7 @@ describe('doors/upgrade: an upstream that never answers', function () {
   /** A gateway whose only door is the upgrade door, in front of `upstreamPort`. */
   async function gateway(upstreamPort: number, ca: Buffer, audit: AuditEvent[]): Promise<number> {
     const admit = createAdmitter({
-      authenticator: { authenticate: async () => ALICE, stats: { verified: 0, cached: 0 } },
+      authenticator: { authenticate: async () => ALICE, stats: { verified: 0, cached: 0, failed: 0 } },
       engine: { revision: 'test', evaluate: () => ({ effect: 'allow', reasons: ['test'], mask: [], inspect: [], audit: { level: 'Metadata' } }) },
       cluster: 'test',
       limits: { maxBodyBytes: 1024, policyBodyBytes: 512 },

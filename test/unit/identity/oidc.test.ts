@@ -143,18 +143,18 @@ describe('identity/oidc', () => {
     const token = await sign({});
     await auth.authenticate(token);
     await auth.authenticate(token);
-    assert.deepEqual({ ...auth.stats }, { verified: 1, cached: 1 });
+    assert.deepEqual({ ...auth.stats }, { verified: 1, cached: 1, failed: 0 });
     clock += 61_000;
     await auth.authenticate(token);
-    assert.deepEqual({ ...auth.stats }, { verified: 2, cached: 1 });
+    assert.deepEqual({ ...auth.stats }, { verified: 2, cached: 1, failed: 0 });
   });
 
-  it('never remembers a failure', async () => {
+  it('never remembers a failure, and counts each', async () => {
     const auth = createOidcAuthenticator([cfg]);
     const forged = (await sign({})).slice(0, -4) + 'AAAA';
     await assert.rejects(auth.authenticate(forged));
     await assert.rejects(auth.authenticate(forged));
-    assert.deepEqual({ ...auth.stats }, { verified: 0, cached: 0 });
+    assert.deepEqual({ ...auth.stats }, { verified: 0, cached: 0, failed: 2 });
   });
 
   it('refetches the JWKS on an unknown kid after key rotation and accepts the new key', async () => {
