@@ -23,7 +23,9 @@ describe('gatehouse demo (the embedded default, as a process)', function () {
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     let out = '';
+    let log = '';
     child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (log += d.toString()));
     try {
       const deadline = Date.now() + 90_000;
       while (!existsSync(join(dir, 'ready')) && Date.now() < deadline && child.exitCode === null) await sleep(200);
@@ -68,6 +70,13 @@ describe('gatehouse demo (the embedded default, as a process)', function () {
       writeFileSync(file, kc.stdout, { mode: 0o600 });
       const whoami = await kubectl(file, ['auth', 'whoami', '-o', 'jsonpath={.status.userInfo.username}']);
       assert.equal(whoami.stdout, 'alice@example.com', whoami.stderr);
+
+      // Its metrics, where metrics.url says; SIGHUP loads the policy again (unchanged here).
+      const metrics = await (await fetch(readFileSync(join(dir, 'metrics.url'), 'utf8').trim())).text();
+      assert.match(metrics, /gatehouse_policy_info\{revision="[0-9a-f]{12}"\} 1/);
+      child.kill('SIGHUP');
+      await waitFor('the SIGHUP reload is logged', async () => /"trigger":"reload requested \(SIGHUP\)".*"msg":"policy reload: unchanged"/.test(log), 30_000);
+      assert.equal(child.exitCode, null, 'SIGHUP stopped the demo');
     } finally {
       const state = readState(join(dir, 'testbed'));
       child.kill('SIGINT');

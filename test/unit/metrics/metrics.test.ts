@@ -1,7 +1,10 @@
 import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import type { AuditEvent } from '../../../src/audit/event.js';
 import { createMemoryAuditWriter, type AuditWriter } from '../../../src/audit/writer.js';
 import { createMetrics, serveMetrics } from '../../../src/metrics.js';
+import { projectRoot } from '../../../src/paths.js';
 
 function event(over: Partial<AuditEvent> & { resource?: string; subresource?: string; effect?: string; code?: number; mask?: string[] }): AuditEvent {
   const { resource = 'configmaps', subresource, effect = 'allow', code = 200, mask = [], ...rest } = over;
@@ -118,5 +121,19 @@ describe('metrics: counted from the audit records, labels bounded', () => {
     } finally {
       await s.close();
     }
+  });
+});
+
+describe('deploy/grafana/gatehouse.json', () => {
+  it('queries only metrics the gateway exports', async () => {
+    const dashboard = JSON.parse(readFileSync(join(projectRoot, 'deploy/grafana/gatehouse.json'), 'utf8')) as { panels: { targets: { expr: string }[] }[] };
+    const exported = new Set((await createMetrics().registry.getMetricsAsJSON()).map((m) => m.name));
+    const used = new Set(
+      dashboard.panels.flatMap((p) =>
+        p.targets.flatMap((t) => [...t.expr.matchAll(/\b((?:gatehouse|process)_[a-z_]+?)(?:_bucket|_count|_sum)?\{/g)].map((m) => m[1]!)),
+      ),
+    );
+    assert.ok(used.size >= 10, [...used].join(' '));
+    for (const name of used) assert.ok(exported.has(name), `the dashboard queries ${name}, which the gateway does not export`);
   });
 });
