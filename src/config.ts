@@ -26,7 +26,7 @@ export interface Config {
   readonly identity: { readonly issuers: readonly IssuerConfig[] };
   readonly policy: PolicySource;
   /** Where records go: a file (the record of truth when set), stdout (one JSON line each, for a log shipper), or both. */
-  readonly audit: { readonly file?: string; readonly stdout: boolean };
+  readonly audit: { readonly file?: string; readonly stdout: boolean; readonly webhook?: AuditWebhookConfig };
   /** Prometheus metrics on a listener of their own (plain HTTP); absent: not served. */
   readonly metrics?: { readonly host: string; readonly port: number };
   /** exec/attach recordings; a session that cannot be recorded is refused unless failOpen. */
@@ -37,6 +37,16 @@ export interface Config {
   readonly cluster: string;
   /** Absent: requests the policy sends to `approve` are refused. */
   readonly approvals?: ApprovalsConfig;
+}
+
+/** kube-apiserver's audit webhook shape: EventList batches to the server of a kubeconfig, spooled on disk. */
+export interface AuditWebhookConfig {
+  readonly kubeconfig: string;
+  readonly bufferDir: string;
+  readonly bufferMaxBytes: number;
+  readonly batchMaxSize: number;
+  readonly timeoutSeconds: number;
+  readonly backoffSeconds: number;
 }
 
 export interface ApprovalsConfig {
@@ -383,10 +393,25 @@ export function parseConfig(doc: unknown, base: string): Config {
   const maxBodyBytes = limits.num('maxBodyBytes', 3 * 1024 * 1024, 1024, 64 * 1024 * 1024);
   const policyBodyBytes = limits.num('policyBodyBytes', 1024 * 1024, 0, maxBodyBytes);
   const audit = r.section('audit');
-  audit.keys(['file', 'stdout']);
+  audit.keys(['file', 'stdout', 'webhook']);
   const auditFile = audit.optPath('file');
+  let webhook: AuditWebhookConfig | undefined;
+  if (audit.has('webhook')) {
+    const w = audit.section('webhook');
+    w.keys(['kubeconfig', 'bufferDir', 'bufferMaxBytes', 'batchMaxSize', 'timeoutSeconds', 'backoffSeconds']);
+    if (!w.has('bufferDir') && !auditFile) throw new ConfigError('audit.webhook.bufferDir', 'is required when audit.file is not set');
+    webhook = {
+      kubeconfig: w.path('kubeconfig'),
+      bufferDir: w.has('bufferDir') ? w.path('bufferDir') : join(dirname(auditFile!), 'audit-webhook'),
+      bufferMaxBytes: w.num('bufferMaxBytes', 256 * 1024 * 1024, 64 * 1024, 64 * 1024 * 1024 * 1024),
+      batchMaxSize: w.num('batchMaxSize', 400, 1, 10_000),
+      timeoutSeconds: w.num('timeoutSeconds', 30, 1, 600),
+      backoffSeconds: w.num('backoffSeconds', 1, 0.01, 60),
+    };
+  }
   const auditStdout = audit.bool('stdout', false);
-  if (!auditFile && !auditStdout) throw new ConfigError('audit', 'set file (a JSON-lines file), stdout: true (for a log shipper), or both');
+  if (!auditFile && !auditStdout && !audit.has('webhook'))
+    throw new ConfigError('audit', 'set file (a JSON-lines file), stdout: true (for a log shipper), webhook (an audit webhook receiver), or several');
   if (!auditFile && !recording.has('dir'))
     throw new ConfigError('recording.dir', 'is required when audit.file is not set (recordings are kept beside the audit file by default)');
   const issuers = identity.list('issuers').map(parseIssuer);
@@ -395,7 +420,7 @@ export function parseConfig(doc: unknown, base: string): Config {
     upstream: parseUpstream(r.section('upstream')),
     identity: { issuers },
     policy: parsePolicy(r.section('policy')),
-    audit: { ...(auditFile ? { file: auditFile } : {}), stdout: auditStdout },
+    audit: { ...(auditFile ? { file: auditFile } : {}), stdout: auditStdout, ...(webhook ? { webhook } : {}) },
     ...(r.has('metrics') ? { metrics: parseMetrics(r.section('metrics')) } : {}),
     recording: {
       dir: recording.has('dir') ? recording.path('dir') : join(dirname(auditFile!), 'recordings'),

@@ -40,6 +40,7 @@ export interface MetricSources {
   readonly heldRequests?: () => number;
   readonly pendingApprovals?: () => Promise<number>;
   readonly tokenVerifications?: () => { readonly verified: number; readonly cached: number; readonly failed: number };
+  readonly auditShipping?: () => { readonly pendingBytes: number; readonly dropped: number };
 }
 
 export function createMetrics() {
@@ -125,6 +126,24 @@ export function createMetrics() {
       this.inc({ result: 'verified' }, s.verified);
       this.inc({ result: 'cached' }, s.cached);
       this.inc({ result: 'failed' }, s.failed);
+    },
+  });
+
+  new Gauge({
+    name: 'gatehouse_audit_webhook_pending_bytes',
+    help: 'Audit records spooled for the audit webhook and not yet delivered.',
+    registers,
+    collect() {
+      this.set(sources?.auditShipping?.().pendingBytes ?? 0);
+    },
+  });
+  new Counter({
+    name: 'gatehouse_audit_webhook_dropped_total',
+    help: 'Audit records the full webhook buffer could not take (the audit file still has them).',
+    registers,
+    collect() {
+      this.reset();
+      this.inc(sources?.auditShipping?.().dropped ?? 0);
     },
   });
 

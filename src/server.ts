@@ -11,6 +11,7 @@ import Koa from 'koa';
 import { pino } from 'pino';
 import { createAuditWriter, createStdoutAuditWriter, teeAuditWriters, type AuditWriter } from './audit/writer.js';
 import { createMetrics, serveMetrics } from './metrics.js';
+import { createAuditShipper } from './audit/webhook.js';
 import { startPolicy, type LocalSource } from './policy/reload.js';
 import { verificationKey } from './policy/signature.js';
 import type { PolicyEngine } from './policy/engine.js';
@@ -96,11 +97,24 @@ export async function startGateway(config: Config, options: GatewayOptions = {})
     metrics.auditWriteFailed();
     log.error({ err: { message: err.message, code: (err as NodeJS.ErrnoException).code } }, 'audit records could not be written');
   };
+  const w = config.audit.webhook;
+  const shipper = w
+    ? createAuditShipper({
+        target: loadUpstream({ kind: 'kubeconfig', file: w.kubeconfig }, { as: 'audit.webhook.kubeconfig', anonymous: true }),
+        bufferDir: w.bufferDir,
+        bufferMaxBytes: w.bufferMaxBytes,
+        batchMaxSize: w.batchMaxSize,
+        timeoutMs: w.timeoutSeconds * 1000,
+        backoffMs: w.backoffSeconds * 1000,
+        log: (m) => log.warn(m),
+      })
+    : undefined;
   const audit = metrics.tap(
     options.audit ??
       teeAuditWriters([
         ...(config.audit.file ? [createAuditWriter(config.audit.file, auditFailed)] : []),
         ...(config.audit.stdout ? [createStdoutAuditWriter(auditFailed)] : []),
+        ...(shipper ? [shipper] : []),
       ]),
   );
   const tls =
@@ -268,6 +282,7 @@ export async function startGateway(config: Config, options: GatewayOptions = {})
     ...(approvals ? { heldRequests: () => approvals.held() } : {}),
     ...(store ? { pendingApprovals: async () => (await store.list({ state: 'pending', limit: 100_000 })).length } : {}),
     tokenVerifications: () => authenticator.stats,
+    ...(shipper ? { auditShipping: () => ({ pendingBytes: shipper.pendingBytes(), dropped: shipper.dropped() }) } : {}),
   });
   const metricsServer = config.metrics ? await serveMetrics(metrics, config.metrics.host, config.metrics.port) : undefined;
   log.info(
@@ -302,6 +317,7 @@ export async function startGateway(config: Config, options: GatewayOptions = {})
       await store?.close();
       await metricsServer?.close();
       audit.flush();
+      await shipper?.close();
     },
   };
 }

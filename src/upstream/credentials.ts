@@ -27,9 +27,13 @@ function data(inline: string | undefined, file: string | undefined): Buffer | un
   return undefined;
 }
 
-export function loadUpstream(source: UpstreamSource): UpstreamTarget {
+/**
+ * `as` names the option in messages; `anonymous` allows a user with no
+ * credentials (an audit webhook receiver may not ask for any).
+ */
+export function loadUpstream(source: UpstreamSource, opts: { readonly as?: string; readonly anonymous?: boolean } = {}): UpstreamTarget {
   const kc = new KubeConfig();
-  const option = source.kind === 'kubeconfig' ? 'upstream.kubeconfig' : 'upstream.inCluster';
+  const option = opts.as ?? (source.kind === 'kubeconfig' ? 'upstream.kubeconfig' : 'upstream.inCluster');
   try {
     if (source.kind === 'kubeconfig') {
       kc.loadFromFile(source.file);
@@ -64,7 +68,7 @@ export function loadUpstream(source: UpstreamSource): UpstreamTarget {
   }
   const cert = data(user.certData, user.certFile);
   const key = data(user.keyData, user.keyFile);
-  if (!authorization && !(cert && key)) throw new ConfigError(option, `user ${user.name} has neither a token nor a client certificate`);
+  if (!authorization && !(cert && key) && !opts.anonymous) throw new ConfigError(option, `user ${user.name} has neither a token nor a client certificate`);
   const ca = data(cluster.caData, cluster.caFile);
   return {
     server: cluster.server.replace(/\/$/, ''),
