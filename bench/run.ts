@@ -29,6 +29,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { KubeConfig } from '@kubernetes/client-node';
 import { Agent, request } from 'undici';
 import { stringify } from 'yaml';
+import { startDemo } from '../src/demo/demo.js';
 import { DEMO_AUDIENCE, mintToken, startDemoIssuer, type IssuerFile } from '../src/demo/issuer.js';
 import { createPolicyEngine } from '../src/policy/engine.js';
 import { loadPolicySource } from '../src/policy/load.js';
@@ -198,6 +199,53 @@ async function inspectedWrites(targets: Target[], adminKubeconfig: string): Prom
   return { ...p50, addedOrdinary: addedCm, addedInspected: addedDeploy, inspectionCost: addedDeploy - addedCm };
 }
 
+/** Wall time of whole kubectl processes, the same read through the demo and straight at the API server. */
+async function kubectlRuns(tb: Awaited<ReturnType<typeof up>>): Promise<Record<string, number>> {
+  const demo = await startDemo({ dir: join(dir, 'demo'), testbed: tb });
+  try {
+    const runs = quick ? 5 : 15;
+    // Spawned, never execFileSync: the demo's gateway runs in this process and must keep answering.
+    const timed = (command: string, args: string[], env?: NodeJS.ProcessEnv) =>
+      new Promise<number>((resolve, reject) => {
+        const s = process.hrtime.bigint();
+        spawn(command, args, { stdio: 'ignore', ...(env ? { env } : {}) })
+          .on('error', reject)
+          .on('exit', (code) => (code === 0 ? resolve(Number(process.hrtime.bigint() - s) / 1e6) : reject(new Error(`${command} exited ${code}`))));
+      });
+    const once = (kubeconfig: string) => timed('kubectl', ['--kubeconfig', kubeconfig, 'get', 'configmap', 'app-config', '-n', 'dev', '-o', 'name']);
+    const plugin = () =>
+      timed(process.execPath, [join(projectRoot, 'bin/gatehouse.js'), 'token', '--demo', '--user', 'alice@example.com', '--groups', 'dev'], {
+        ...process.env,
+        GATEHOUSE_DEMO_DIR: join(dir, 'demo'),
+        GATEHOUSE_CACHE_DIR: join(dir, 'demo', 'cache'),
+      });
+    await once(demo.kubeconfigs.alice); // the first run mints the token and fills the cache
+    const direct: number[] = [];
+    const through: number[] = [];
+    const plugins: number[] = [];
+    for (let i = 0; i < runs; i++) {
+      direct.push(await once(tb.kubeconfigs.admin));
+      through.push(await once(demo.kubeconfigs.alice));
+      plugins.push(await plugin());
+    }
+    const r = { direct: median(direct), demo: median(through), plugin: median(plugins) };
+    out();
+    out('## kubectl through the demo (credential plugin from the cache) vs direct');
+    out();
+    out(`Median of ${runs} whole \`kubectl get configmap app-config -o name\` runs each, alternating.`);
+    out();
+    out('| path | ms |');
+    out('|---|---|');
+    out(`| direct (admin token in the kubeconfig) | ${r.direct.toFixed(0)} |`);
+    out(`| through the demo (alice, exec plugin \`gatehouse token --demo\`) | ${r.demo.toFixed(0)} |`);
+    out(`| the plugin alone, answering from the cache | ${r.plugin.toFixed(0)} |`);
+    out(`| demo ÷ direct | ${(r.demo / r.direct).toFixed(2)}× |`);
+    return { ...r, ratio: r.demo / r.direct };
+  } finally {
+    await demo.stop();
+  }
+}
+
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 
 async function main(): Promise<void> {
@@ -354,6 +402,9 @@ async function main(): Promise<void> {
       targets.filter((t) => t.name === 'direct' || t.name === 'gatehouse'),
       tb.kubeconfigs.admin,
     );
+
+    // 1c. A whole kubectl run through the demo (its credential plugin answering from the cache) vs direct.
+    results['kubectl'] = await kubectlRuns(tb);
 
     // 2. Policy evaluation in process.
     const samples = (JSON.parse(readFileSync(join(projectRoot, 'policies/fixtures/samples.json'), 'utf8')) as { samples: { input: unknown }[] }).samples;
@@ -520,7 +571,7 @@ function section(title: string, key: string, args: string[]): void {
 }
 
 function validate(r: Record<string, unknown>): void {
-  for (const part of ['latency', 'inspectedWrites', 'policy', 'watches', 'memory', 'redaction', 'audit', 'sessions'])
+  for (const part of ['latency', 'inspectedWrites', 'kubectl', 'policy', 'watches', 'memory', 'redaction', 'audit', 'sessions'])
     if (!r[part]) throw new Error(`benchmark result has no ${part}`);
   const walk = (v: unknown, path: string): void => {
     if (typeof v === 'number' && !Number.isFinite(v)) throw new Error(`benchmark result ${path} is ${v}`);

@@ -9,7 +9,9 @@ const USAGE = `usage: gatehouse <command>
 
 commands:
   serve --config gatehouse.yaml        run the gateway
-  kubeconfig --server URL --ca FILE …  print a kubeconfig for a user of the gateway
+  login --issuer URL --client-id ID    log in (browser, or --device); kubectl then uses \`gatehouse token\`
+  token --issuer URL --client-id ID    kubectl's exec credential plugin: the cached token, refreshed when due
+  kubeconfig --server URL --ca FILE …  print a kubeconfig for a user of the gateway (--login: with \`gatehouse token\`)
   demo                                 the embedded default: control plane, OIDC issuer, gateway, kubeconfigs
   demo token --user U --groups G       mint a token from the running demo's issuer
   testbed up|down|status [--dir DIR]   a local etcd + kube-apiserver for the demo and the tests

@@ -3,6 +3,9 @@ import { parseArgs } from 'node:util';
 import { loadConfig } from './config.js';
 import { renderKubeconfig, type KubeconfigAuth } from './kubeconfig.js';
 import { startGateway } from './server.js';
+import { join } from 'node:path';
+import { projectRoot } from './paths.js';
+import { loginKey } from './token/cache.js';
 
 /**
  * `gatehouse serve --config gatehouse.yaml`: runs until SIGTERM/SIGINT, then
@@ -24,8 +27,9 @@ export async function runServeCommand(argv: string[]): Promise<number> {
 }
 
 /**
- * `gatehouse kubeconfig --server URL --ca FILE --user NAME (--token T | --exec CMD [ARG...])`:
- * a kubeconfig stock kubectl can use against the gateway.
+ * `gatehouse kubeconfig --server URL --ca FILE --user NAME (--token T | --exec CMD [ARG...] | --login --issuer URL --client-id ID)`:
+ * a kubeconfig stock kubectl can use against the gateway; with --login its
+ * credential plugin is `gatehouse token`, answering from `gatehouse login`'s cache.
  */
 export async function runKubeconfigCommand(argv: string[]): Promise<number> {
   const { values, positionals } = parseArgs({
@@ -37,17 +41,30 @@ export async function runKubeconfigCommand(argv: string[]): Promise<number> {
       user: { type: 'string', default: 'gatehouse-user' },
       token: { type: 'string' },
       exec: { type: 'string' },
+      login: { type: 'boolean', default: false },
+      issuer: { type: 'string' },
+      'client-id': { type: 'string' },
       namespace: { type: 'string' },
       name: { type: 'string', default: 'gatehouse' },
     },
   });
-  if (!values.server || !values.ca || (!values.token && !values.exec)) {
+  const login = values.login && values.issuer && values['client-id'] ? { issuer: values.issuer, clientId: values['client-id'] } : undefined;
+  if (!values.server || !values.ca || (!values.token && !values.exec && !login)) {
     process.stderr.write(
-      'usage: gatehouse kubeconfig --server https://GATEWAY --ca CA.crt [--user NAME] [--namespace NS] (--token TOKEN | --exec COMMAND -- [ARGS...])\n',
+      'usage: gatehouse kubeconfig --server https://GATEWAY --ca CA.crt [--user NAME] [--namespace NS] (--token TOKEN | --exec COMMAND -- [ARGS...] | --login --issuer URL --client-id ID)\n',
     );
     return 2;
   }
-  const auth: KubeconfigAuth = values.exec ? { kind: 'exec', command: values.exec, args: positionals } : { kind: 'token', token: values.token! };
+  const auth: KubeconfigAuth = login
+    ? {
+        kind: 'exec',
+        // The shell plugin answers from the cache without starting Node; `gatehouse token` refreshes it.
+        command: join(projectRoot, 'bin/gatehouse-token'),
+        args: [loginKey(login.issuer, login.clientId), process.execPath, 'token', '--issuer', login.issuer, '--client-id', login.clientId],
+      }
+    : values.exec
+      ? { kind: 'exec', command: values.exec, args: positionals }
+      : { kind: 'token', token: values.token! };
   process.stdout.write(
     renderKubeconfig({
       name: values.name,

@@ -15,7 +15,8 @@ import { down, up, type Testbed } from '../testbed/controlplane.js';
 import type { AuditWriter } from '../audit/writer.js';
 import { freePort } from '../testbed/ports.js';
 import { PEOPLE } from '../testbed/world.js';
-import { DEMO_AUDIENCE, startDemoIssuer, type DemoIssuer } from './issuer.js';
+import { DEMO_AUDIENCE, DEMO_CLI_CLIENT, startDemoIssuer, type DemoIssuer } from './issuer.js';
+import { demoKey } from '../token/cache.js';
 
 export const demoDir = join(runRoot, 'demo');
 
@@ -46,17 +47,9 @@ export interface DemoUser {
   readonly onBehalfOf?: string;
 }
 
+/** The demo kubeconfigs' credential plugin: `gatehouse token --demo`, answered from a cache in the demo's folder. */
 export function tokenArgs(u: DemoUser): string[] {
-  return [
-    'demo',
-    'token',
-    '--user',
-    u.user,
-    '--groups',
-    u.groups.join(','),
-    ...(u.agent ? ['--agent', u.agent, '--on-behalf-of', u.onBehalfOf ?? ''] : []),
-    '--exec-credential',
-  ];
+  return ['token', '--demo', '--user', u.user, '--groups', u.groups.join(','), ...(u.agent ? ['--agent', u.agent, '--on-behalf-of', u.onBehalfOf ?? ''] : [])];
 }
 
 export interface DemoOptions {
@@ -78,6 +71,8 @@ export async function startDemo(options: DemoOptions = {}): Promise<RunningDemo>
   const dir = options.dir ?? demoDir;
   const log = options.log ?? (() => {});
   rmSync(join(dir, 'ready'), { force: true });
+  // Tokens cached by a previous demo are signed by its issuer's key, which is gone.
+  rmSync(join(dir, 'cache'), { recursive: true, force: true });
   mkdirSync(dir, { recursive: true, mode: 0o700 });
   const ownTestbed = options.testbed === undefined;
   if (ownTestbed) log('starting the control plane (kube-apiserver + etcd)');
@@ -101,7 +96,7 @@ export async function startDemo(options: DemoOptions = {}): Promise<RunningDemo>
           issuers: [
             {
               issuer: issuer.issuer,
-              audiences: [DEMO_AUDIENCE],
+              audiences: [DEMO_AUDIENCE, DEMO_CLI_CLIENT],
               usernameClaim: 'email',
               groupsClaim: 'groups',
               algorithms: ['RS256'],
@@ -125,6 +120,7 @@ export async function startDemo(options: DemoOptions = {}): Promise<RunningDemo>
       }),
     );
     const gateway = await startGateway(loadConfig(configFile), options.audit ? { audit: options.audit } : {});
+    const issuerUrl = issuer.issuer;
     const kubeconfigFor = (name: string, u: DemoUser) => {
       const file = join(dir, `${name}.kubeconfig`);
       writeFileSync(
@@ -135,7 +131,13 @@ export async function startDemo(options: DemoOptions = {}): Promise<RunningDemo>
           caPem: gateway.caPem!,
           user: name,
           namespace: 'dev',
-          auth: { kind: 'exec', command: process.execPath, args: [join(projectRoot, 'bin/gatehouse.js'), ...tokenArgs(u)], env: { GATEHOUSE_DEMO_DIR: dir } },
+          // The shell plugin answers from the cache without starting Node; `gatehouse token --demo` fills it.
+          auth: {
+            kind: 'exec',
+            command: join(projectRoot, 'bin/gatehouse-token'),
+            args: [demoKey(issuerUrl, u.user, u.groups.join(','), u.agent, u.onBehalfOf), process.execPath, ...tokenArgs(u)],
+            env: { GATEHOUSE_DEMO_DIR: dir, GATEHOUSE_CACHE_DIR: join(dir, 'cache') },
+          },
         }),
         { mode: 0o600 },
       );

@@ -14,11 +14,15 @@ import { exportJWK, generateKeyPair } from 'jose';
 import { PEOPLE } from '../testbed/world.js';
 
 export const DEMO_AUDIENCE = 'gatehouse';
+/** `gatehouse login`'s client: public, PKCE, a loopback redirect on any port, refresh tokens, the device flow. */
+export const DEMO_CLI_CLIENT = 'gatehouse-cli';
 const RESOURCE = 'urn:gatehouse';
 const CLIENT_ID = 'gatehouse-demo-minter';
 
 export interface DemoIssuer {
   readonly issuer: string;
+  /** Requests to the token endpoint so far (tests: a cached credential asks nothing). */
+  tokenRequests(): number;
   close(): Promise<void>;
 }
 
@@ -73,6 +77,15 @@ export async function startDemoIssuer(port: number, secretFile: string, webRedir
         redirect_uris: [...webRedirectUris],
         token_endpoint_auth_method: 'none',
       },
+      {
+        client_id: DEMO_CLI_CLIENT,
+        application_type: 'native',
+        grant_types: ['authorization_code', 'refresh_token', 'urn:ietf:params:oauth:grant-type:device_code'],
+        response_types: ['code'],
+        // RFC 8252 §7.3: a native client's loopback redirect matches on any port.
+        redirect_uris: ['http://127.0.0.1/callback'],
+        token_endpoint_auth_method: 'none',
+      },
     ],
     jwks: { keys: [jwk] },
     claims: { openid: ['sub'], email: ['email'], groups: ['groups'] },
@@ -86,6 +99,7 @@ export async function startDemoIssuer(port: number, secretFile: string, webRedir
     features: {
       devInteractions: { enabled: true },
       clientCredentials: { enabled: true },
+      deviceFlow: { enabled: true },
       resourceIndicators: {
         enabled: true,
         defaultResource: () => RESOURCE,
@@ -113,6 +127,11 @@ export async function startDemoIssuer(port: number, secretFile: string, webRedir
       return claims;
     },
   });
+  let tokenRequests = 0;
+  provider.use(async (ctx, next) => {
+    if (ctx.method === 'POST' && ctx.path === '/token') tokenRequests++;
+    await next();
+  });
   const server: Server = await new Promise((resolve) => {
     const s = provider.listen(port, '127.0.0.1', () => resolve(s));
   });
@@ -120,6 +139,7 @@ export async function startDemoIssuer(port: number, secretFile: string, webRedir
   writeFileSync(secretFile, JSON.stringify(file) + '\n', { mode: 0o600 });
   return {
     issuer,
+    tokenRequests: () => tokenRequests,
     close: () =>
       new Promise((r) => {
         server.close(() => r());
