@@ -23,12 +23,12 @@
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { setMaxListeners } from 'node:events';
 import { cpus, totalmem } from 'node:os';
-import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { cpSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { KubeConfig } from '@kubernetes/client-node';
 import { Agent, request } from 'undici';
-import { stringify } from 'yaml';
+import { parse, stringify } from 'yaml';
 import { startDemo } from '../src/demo/demo.js';
 import { DEMO_AUDIENCE, mintToken, startDemoIssuer, type IssuerFile } from '../src/demo/issuer.js';
 import { createPolicyEngine } from '../src/policy/engine.js';
@@ -199,6 +199,58 @@ async function inspectedWrites(targets: Target[], adminKubeconfig: string): Prom
   return { ...p50, addedOrdinary: addedCm, addedInspected: addedDeploy, inspectionCost: addedDeploy - addedCm };
 }
 
+/**
+ * Small GETs at concurrency 1 through the gateway, alternating between quiet
+ * rounds and rounds during which the watched policy folder changes every
+ * 700 ms, past the watcher's 300 ms debounce (each change compiled by opa, loaded beside the old policy, swapped in).
+ */
+async function duringReloads(t: Target, policyDir: string): Promise<Record<string, number>> {
+  const path = '/api/v1/namespaces/dev/configmaps/app-config';
+  // Rounds of a few seconds each, so that several reloads land in each.
+  const n = quick ? 800 : 2000;
+  const quiet: RunStats[] = [];
+  const busy: RunStats[] = [];
+  const log = () =>
+    readFileSync(join(dir, 'gatehouse.log'), 'utf8')
+      .split('\n')
+      .filter((l) => l.includes('"policy reloaded"')).length;
+  const before = log();
+  let marker = 0;
+  for (let r = 0; r < ROUNDS; r++) {
+    quiet.push(await load(t, path, n, 1));
+    // A rule the decision reaches (an unreferenced package would be pruned, and the revision not change).
+    const changer = setInterval(
+      () =>
+        writeFileSync(
+          join(policyDir, 'access', 'bench_reload.rego'),
+          `package gatehouse.access\n\ndeny contains "bench" if input.context.cluster == "never-${++marker}"\n`,
+        ),
+      700,
+    );
+    try {
+      busy.push(await load(t, path, n, 1));
+    } finally {
+      clearInterval(changer);
+    }
+  }
+  await sleep(1500);
+  const reloads = log() - before;
+  const m = (xs: RunStats[], f: (x: RunStats) => number) => median(xs.map(f));
+  const r = { quietP50: m(quiet, (x) => x.p50), quietP99: m(quiet, (x) => x.p99), reloadP50: m(busy, (x) => x.p50), reloadP99: m(busy, (x) => x.p99), reloads };
+  out();
+  out('## Requests during policy reloads');
+  out();
+  out(
+    `Small GETs through the gateway at concurrency 1, ${ROUNDS} rounds of ${n} each way; during a round the policy folder changes every 700 ms (${reloads} reloads swapped in).`,
+  );
+  out();
+  out('| rounds | p50 ms | p99 ms |');
+  out('|---|---|---|');
+  out(`| no reload | ${r.quietP50.toFixed(3)} | ${r.quietP99.toFixed(3)} |`);
+  out(`| during reloads | ${r.reloadP50.toFixed(3)} | ${r.reloadP99.toFixed(3)} |`);
+  return r;
+}
+
 /** Wall time of whole kubectl processes, the same read through the demo and straight at the API server. */
 async function kubectlRuns(tb: Awaited<ReturnType<typeof up>>): Promise<Record<string, number>> {
   const demo = await startDemo({ dir: join(dir, 'demo'), testbed: tb });
@@ -213,22 +265,27 @@ async function kubectlRuns(tb: Awaited<ReturnType<typeof up>>): Promise<Record<s
           .on('exit', (code) => (code === 0 ? resolve(Number(process.hrtime.bigint() - s) / 1e6) : reject(new Error(`${command} exited ${code}`))));
       });
     const once = (kubeconfig: string) => timed('kubectl', ['--kubeconfig', kubeconfig, 'get', 'configmap', 'app-config', '-n', 'dev', '-o', 'name']);
-    const plugin = () =>
-      timed(process.execPath, [join(projectRoot, 'bin/gatehouse.js'), 'token', '--demo', '--user', 'alice@example.com', '--groups', 'dev'], {
-        ...process.env,
-        GATEHOUSE_DEMO_DIR: join(dir, 'demo'),
-        GATEHOUSE_CACHE_DIR: join(dir, 'demo', 'cache'),
-      });
+    // The plugin as kubectl runs it (the shell fast path), and the Node command it hands over to.
+    const exec = (
+      parse(readFileSync(demo.kubeconfigs.alice, 'utf8')) as {
+        users: { user: { exec: { command: string; args: string[]; env: { name: string; value: string }[] } } }[];
+      }
+    ).users[0]!.user.exec;
+    const pluginEnv = { ...process.env, ...Object.fromEntries(exec.env.map((e) => [e.name, e.value])) };
+    const plugin = () => timed(exec.command, exec.args, pluginEnv);
+    const nodePlugin = () => timed(exec.args[1]!, [join(projectRoot, 'bin/gatehouse.js'), ...exec.args.slice(2)], pluginEnv);
     await once(demo.kubeconfigs.alice); // the first run mints the token and fills the cache
     const direct: number[] = [];
     const through: number[] = [];
     const plugins: number[] = [];
+    const nodePlugins: number[] = [];
     for (let i = 0; i < runs; i++) {
       direct.push(await once(tb.kubeconfigs.admin));
       through.push(await once(demo.kubeconfigs.alice));
       plugins.push(await plugin());
+      nodePlugins.push(await nodePlugin());
     }
-    const r = { direct: median(direct), demo: median(through), plugin: median(plugins) };
+    const r = { direct: median(direct), demo: median(through), plugin: median(plugins), nodePlugin: median(nodePlugins) };
     out();
     out('## kubectl through the demo (credential plugin from the cache) vs direct');
     out();
@@ -237,8 +294,9 @@ async function kubectlRuns(tb: Awaited<ReturnType<typeof up>>): Promise<Record<s
     out('| path | ms |');
     out('|---|---|');
     out(`| direct (admin token in the kubeconfig) | ${r.direct.toFixed(0)} |`);
-    out(`| through the demo (alice, exec plugin \`gatehouse token --demo\`) | ${r.demo.toFixed(0)} |`);
-    out(`| the plugin alone, answering from the cache | ${r.plugin.toFixed(0)} |`);
+    out(`| through the demo (alice, exec plugin \`bin/gatehouse-token\`) | ${r.demo.toFixed(0)} |`);
+    out(`| the plugin alone from the cache (\`bin/gatehouse-token\`, POSIX sh) | ${r.plugin.toFixed(0)} |`);
+    out(`| the same answer from Node (\`gatehouse token --demo\`) | ${r.nodePlugin.toFixed(0)} |`);
     out(`| demo ÷ direct | ${(r.demo / r.direct).toFixed(2)}× |`);
     return { ...r, ratio: r.demo / r.direct };
   } finally {
@@ -299,7 +357,10 @@ async function main(): Promise<void> {
       });
     const gwPort = await freePort();
     const gwOpaPort = await freePort();
-    writeFileSync(join(dir, 'gatehouse.yaml'), gatewayConfig(gwPort, { dir: join(projectRoot, 'policies/gatehouse') }, 'audit.log'));
+    // A copy of the bundled policy: the reload benchmark changes it while requests run.
+    const policyCopy = join(dir, 'policy');
+    cpSync(join(projectRoot, 'policies/gatehouse'), policyCopy, { recursive: true });
+    writeFileSync(join(dir, 'gatehouse.yaml'), gatewayConfig(gwPort, { dir: policyCopy }, 'audit.log'));
     writeFileSync(join(dir, 'gatehouse-opa.yaml'), gatewayConfig(gwOpaPort, { opaServer: `http://127.0.0.1:${opaPort}` }, 'audit-opa.log'));
     // One dev certificate for both gateways and the plain proxy, made before any starts (they reuse it).
     selfSignedTls(join(dir, 'tls'), ['127.0.0.1', 'localhost']);
@@ -401,6 +462,12 @@ async function main(): Promise<void> {
     results['inspectedWrites'] = await inspectedWrites(
       targets.filter((t) => t.name === 'direct' || t.name === 'gatehouse'),
       tb.kubeconfigs.admin,
+    );
+
+    // 1b'. Requests while the policy is reloaded, against requests without.
+    results['reload'] = await duringReloads(
+      targets.find((t) => t.name === 'gatehouse')!,
+      policyCopy,
     );
 
     // 1c. A whole kubectl run through the demo (its credential plugin answering from the cache) vs direct.
@@ -571,7 +638,7 @@ function section(title: string, key: string, args: string[]): void {
 }
 
 function validate(r: Record<string, unknown>): void {
-  for (const part of ['latency', 'inspectedWrites', 'kubectl', 'policy', 'watches', 'memory', 'redaction', 'audit', 'sessions'])
+  for (const part of ['latency', 'inspectedWrites', 'reload', 'kubectl', 'policy', 'watches', 'memory', 'redaction', 'audit', 'sessions'])
     if (!r[part]) throw new Error(`benchmark result has no ${part}`);
   const walk = (v: unknown, path: string): void => {
     if (typeof v === 'number' && !Number.isFinite(v)) throw new Error(`benchmark result ${path} is ${v}`);

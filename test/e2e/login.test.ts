@@ -105,6 +105,33 @@ describe('gatehouse login (demo OpenID provider, headless Chromium) and the cach
     assert.notEqual(refreshed.token, cached.token);
   });
 
+  it('--device: the code is entered in a browser elsewhere; the terminal gets the token', async () => {
+    const issuer = demo.issuer.issuer;
+    const deviceCache = join(dir, 'device-cache');
+    const login = spawn(process.execPath, [CLI, 'login', '--issuer', issuer, '--client-id', DEMO_CLI_CLIENT, '--device'], {
+      env: { ...env, GATEHOUSE_CACHE_DIR: deviceCache },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let err = '';
+    login.stderr.setEncoding('utf8').on('data', (d: string) => (err += d));
+    const exited = new Promise<number | null>((r) => login.once('exit', r));
+    const [, uri, code] = await waitFor('the device code', async () => /Open (\S+) and enter the code (\S+)/.exec(err) ?? undefined, 20_000);
+    const page = await (await browser.newContext()).newPage();
+    await page.goto(uri!);
+    // The complete URI carries the code (a confirmation page); the plain one asks for it.
+    if (await page.locator('input[name=user_code]:visible').count()) await page.fill('input[name=user_code]', code!);
+    await page.click('button:has-text("Continue")');
+    await page.fill('input[name=login]', 'carol');
+    await page.fill('input[name=password]', 'any');
+    await page.click('button[type=submit]');
+    await page.click('button:has-text("Continue")');
+    await page.screenshot({ path: testOutput('login-device.png') });
+    assert.equal(await exited, 0, err);
+    assert.match(err, /as carol@example\.com/);
+    const cached = readdirSync(join(deviceCache, 'tokens')).filter((f) => f.endsWith('.json'));
+    assert.equal(cached.length, 1);
+  });
+
   it('without a login, the plugin says how to log in, and kubectl prints it', async () => {
     const r = await run(process.execPath, [CLI, 'token', '--issuer', 'http://127.0.0.1:1', '--client-id', 'nobody'], { env });
     assert.equal(r.code, 1);
