@@ -87,17 +87,26 @@ describe('operate: Prometheus metrics and policy hot reload (kubectl → Gatehou
     );
   });
 
-  it('a policy changed on disk is reloaded without cutting an open watch; a broken one keeps the old one serving', async () => {
+  it('a policy changed on disk is reloaded without cutting an open watch or exec session; a broken one keeps the old one serving', async () => {
     const before = demo.gateway.policyRevision;
     const watch = spawn('kubectl', ['--kubeconfig', demo.kubeconfigs.alice, 'get', 'configmaps', '-n', 'dev', '-w', '-o', 'name'], {
       stdio: ['ignore', 'pipe', 'pipe'],
     });
+    // An exec session open across the reload, too: `cat` echoes what is typed into it.
+    const shell = spawn('kubectl', ['--kubeconfig', demo.kubeconfigs.alice, 'exec', '-i', 'web-0', '-n', 'dev', '--', 'cat'], {
+      stdio: ['pipe', 'pipe', 'pipe'],
+    });
+    let echoed = '';
+    shell.stdout.setEncoding('utf8').on('data', (d: string) => (echoed += d));
+    const shellExit = new Promise<number | null>((r) => shell.once('exit', r));
     let seen = '';
     let exited = false;
     watch.stdout.setEncoding('utf8').on('data', (d: string) => (seen += d));
     watch.on('exit', () => (exited = true));
     try {
       await waitFor('the watch is open', async () => seen.includes('configmap/app-config'), 20_000);
+      shell.stdin.write('before the reload\n');
+      await waitFor('the session echoes', async () => echoed.includes('before the reload'), 20_000);
       // A new rule: the canary ConfigMap is denied to everyone.
       writeFileSync(
         join(policyDir, 'access', 'reload.rego'),
@@ -114,6 +123,10 @@ describe('operate: Prometheus metrics and policy hot reload (kubectl → Gatehou
       assert.equal(exited, false, 'the reload cut the watch');
       assert.equal((await admin(['create', 'configmap', 'reload-canary', '-n', 'dev', '--from-literal=a=b'])).code, 0);
       await waitFor('the open watch sees a change made after the reload', async () => seen.includes('configmap/reload-canary'), 20_000);
+      shell.stdin.write('after the reload\n');
+      await waitFor('the session opened before the reload still echoes', async () => echoed.includes('after the reload'), 20_000);
+      shell.stdin.end();
+      assert.equal(await shellExit, 0);
 
       // A policy that does not compile: logged, counted, and the last good one keeps serving.
       writeFileSync(join(policyDir, 'access', 'reload.rego'), 'package gatehouse.access\n\ndeny contains "x" if {\n');
@@ -126,6 +139,7 @@ describe('operate: Prometheus metrics and policy hot reload (kubectl → Gatehou
       assert.equal(exited, false);
     } finally {
       watch.kill();
+      shell.kill();
       rmSync(join(policyDir, 'access', 'reload.rego'), { force: true });
     }
   });

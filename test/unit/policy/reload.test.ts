@@ -130,6 +130,22 @@ describe('policy/reload: swapped, never mutated', function () {
       }
     });
 
+    it('a bundle file with pollSeconds is re-read on its own, and swapped in when its content changes', async () => {
+      const file = join(dir, 'local.tar.gz');
+      writeFileSync(file, bundle('f1'));
+      const policy = await startPolicy(
+        { kind: 'bundle', file, pollSeconds: 1 },
+        { build: (c) => createPolicyEngine(c), verification: verificationKey(readFileSync(keys.pub), 'k.pub.pem') },
+      );
+      try {
+        assert.equal(await reasonOf(policy.engine.evaluate({})), 'f1');
+        writeFileSync(file, bundle('f2'));
+        await waitFor('the polled file reloads', async () => (await reasonOf(policy.engine.evaluate({}))) === 'f2', 10_000);
+      } finally {
+        policy.close();
+      }
+    });
+
     it('refuses to start on a bundle signed with another key, naming the bundle', async () => {
       const other = join(dir, 'other.pub.pem');
       execFileSync('sh', ['-c', `openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 | openssl pkey -pubout -out ${other}`], { stdio: 'ignore' });
