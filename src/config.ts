@@ -283,9 +283,13 @@ function parseUpstream(r: Reader): Config['upstream'] {
     headersTimeoutSeconds: r.num('headersTimeoutSeconds', 60, 1, 3600),
     requestTimeoutSeconds: r.num('requestTimeoutSeconds', 300, 1, 86400),
   };
-  if (r.bool('inCluster', false)) {
+  // inCluster: true, or {serviceAccountDir: …} where the service account is mounted elsewhere.
+  if (r.isMapping('inCluster') || r.bool('inCluster', false)) {
     if (r.has('kubeconfig')) throw new ConfigError('upstream', 'set either kubeconfig or inCluster: true, not both');
-    return { kind: 'inCluster', ...timeouts };
+    if (!r.isMapping('inCluster')) return { kind: 'inCluster', ...timeouts };
+    const ic = r.section('inCluster');
+    ic.keys(['serviceAccountDir']);
+    return { kind: 'inCluster', serviceAccountDir: ic.path('serviceAccountDir'), ...timeouts };
   }
   if (!r.has('kubeconfig')) throw new ConfigError('upstream.kubeconfig', "is required: the gateway's own kubeconfig (or set inCluster: true)");
   const context = r.optStr('context');

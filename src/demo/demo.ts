@@ -65,6 +65,8 @@ export interface DemoOptions {
   readonly recording?: Record<string, unknown>;
   /** The Rego folder (tests: a copy they change, to see it reloaded); the bundled policy by default. */
   readonly policyDir?: string;
+  /** Replaces the demo's upstream settings (tests: `{inCluster: {serviceAccountDir}}`). */
+  readonly upstream?: Record<string, unknown>;
 }
 
 export async function startDemo(options: DemoOptions = {}): Promise<RunningDemo> {
@@ -91,7 +93,7 @@ export async function startDemo(options: DemoOptions = {}): Promise<RunningDemo>
       stringify({
         cluster: 'demo',
         listen: { address: `127.0.0.1:${gatewayPort}`, tls: { selfSigned: { dir: 'tls' } } },
-        upstream: { kubeconfig: testbed.kubeconfigs.gateway },
+        upstream: options.upstream ?? { kubeconfig: testbed.kubeconfigs.gateway },
         identity: {
           issuers: [
             {

@@ -3,7 +3,8 @@
  * in-cluster service account) with @kubernetes/client-node. They go into the
  * upstream connection and its Authorization header, and nowhere else.
  */
-import { readFileSync } from 'node:fs';
+import { readFileSync, statSync } from 'node:fs';
+import { join } from 'node:path';
 import { KubeConfig } from '@kubernetes/client-node';
 import { ConfigError } from '../errors.js';
 
@@ -19,7 +20,59 @@ export interface UpstreamTarget {
   readonly authorization?: () => string;
 }
 
-export type UpstreamSource = { readonly kind: 'kubeconfig'; readonly file: string; readonly context?: string } | { readonly kind: 'inCluster' };
+/** Where a pod finds its service account (tests point it elsewhere). */
+export const SERVICE_ACCOUNT_DIR = '/var/run/secrets/kubernetes.io/serviceaccount';
+
+export type UpstreamSource =
+  { readonly kind: 'kubeconfig'; readonly file: string; readonly context?: string } | { readonly kind: 'inCluster'; readonly serviceAccountDir?: string };
+
+/**
+ * The projected service-account token, re-read when the kubelet rotates it:
+ * the file is checked at most once a second (the kubelet swaps a symlink, so
+ * its inode and mtime change), never read per request.
+ */
+export function rotatingToken(file: string, now: () => number = Date.now): () => string {
+  let header = '';
+  let stamp = '';
+  let checkedAt = -Infinity;
+  return () => {
+    if (now() - checkedAt >= 1000) {
+      checkedAt = now();
+      const st = statSync(file);
+      const next = `${st.ino}:${st.mtimeMs}:${st.size}`;
+      if (next !== stamp) {
+        header = `Bearer ${readFileSync(file, 'utf8').trim()}`;
+        stamp = next;
+      }
+    }
+    return header;
+  };
+}
+
+/**
+ * In-cluster: exactly what a pod has — KUBERNETES_SERVICE_HOST/PORT, and the
+ * service account's token and CA in `dir`. No kubeconfig, no client library.
+ */
+export function inClusterTarget(dir: string = SERVICE_ACCOUNT_DIR, env: NodeJS.ProcessEnv = process.env): UpstreamTarget {
+  const host = env['KUBERNETES_SERVICE_HOST'];
+  const port = env['KUBERNETES_SERVICE_PORT'];
+  if (!host || !port)
+    throw new ConfigError('upstream.inCluster', 'KUBERNETES_SERVICE_HOST and KUBERNETES_SERVICE_PORT are not set: this is not a pod (use upstream.kubeconfig)');
+  let ca: Buffer;
+  try {
+    ca = readFileSync(join(dir, 'ca.crt'));
+    // Read once now, so a missing token stops start-up instead of the first request.
+    statSync(join(dir, 'token'));
+  } catch (err) {
+    throw new ConfigError(
+      'upstream.inCluster',
+      `the service account is not mounted at ${dir} (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`,
+    );
+  }
+  const authorization = rotatingToken(join(dir, 'token'));
+  authorization();
+  return { server: `https://${host.includes(':') ? `[${host}]` : host}:${port}`, tls: { ca, rejectUnauthorized: true }, authorization };
+}
 
 function data(inline: string | undefined, file: string | undefined): Buffer | undefined {
   if (inline) return Buffer.from(inline, 'base64');
@@ -32,13 +85,12 @@ function data(inline: string | undefined, file: string | undefined): Buffer | un
  * credentials (an audit webhook receiver may not ask for any).
  */
 export function loadUpstream(source: UpstreamSource, opts: { readonly as?: string; readonly anonymous?: boolean } = {}): UpstreamTarget {
+  if (source.kind === 'inCluster') return inClusterTarget(source.serviceAccountDir);
   const kc = new KubeConfig();
-  const option = opts.as ?? (source.kind === 'kubeconfig' ? 'upstream.kubeconfig' : 'upstream.inCluster');
+  const option = opts.as ?? 'upstream.kubeconfig';
   try {
-    if (source.kind === 'kubeconfig') {
-      kc.loadFromFile(source.file);
-      if (source.context) kc.setCurrentContext(source.context);
-    } else kc.loadFromCluster();
+    kc.loadFromFile(source.file);
+    if (source.context) kc.setCurrentContext(source.context);
   } catch (err) {
     throw new ConfigError(option, `cannot load it: ${(err as Error).message}`);
   }
