@@ -60,7 +60,14 @@ export interface ApprovalsConfig {
   readonly sweepSeconds: number;
   readonly webhook?: { readonly url: string; readonly timeoutSeconds: number; readonly retries: number; readonly backoffSeconds: number };
   /** The approver web page's OIDC client (authorization code + PKCE). Absent: no web page, the CLI still works. */
-  readonly web?: { readonly issuer: string; readonly clientId: string; readonly clientSecret?: string; readonly sessionMinutes: number };
+  readonly web?: {
+    readonly issuer: string;
+    readonly clientId: string;
+    readonly clientSecret?: string;
+    readonly sessionMinutes: number;
+    /** Key material of the sealed login cookies, shared by the replicas; absent: random per start. */
+    readonly cookieKeyFile?: string;
+  };
 }
 
 type Obj = Record<string, unknown>;
@@ -355,7 +362,7 @@ function parseApprovals(r: Reader, issuers: readonly IssuerConfig[]): ApprovalsC
   let web: ApprovalsConfig['web'];
   if (r.has('web')) {
     const w = r.section('web');
-    w.keys(['issuer', 'clientId', 'clientSecret', 'clientSecretFile', 'sessionMinutes']);
+    w.keys(['issuer', 'clientId', 'clientSecret', 'clientSecretFile', 'sessionMinutes', 'cookieKeyFile']);
     const issuer = w.str('issuer', issuers[0]?.issuer);
     const configured = issuers.find((i) => i.issuer === issuer);
     if (!configured)
@@ -367,7 +374,14 @@ function parseApprovals(r: Reader, issuers: readonly IssuerConfig[]): ApprovalsC
         `"${clientId}" must be one of the issuer's audiences (${configured.audiences.join(', ')}): the ID token's audience is the client ID`,
       );
     const clientSecret = secret(w, 'clientSecret', 'approvals.web.clientSecret');
-    web = { issuer, clientId, ...(clientSecret ? { clientSecret } : {}), sessionMinutes: w.num('sessionMinutes', 60, 1, 24 * 60) };
+    const cookieKeyFile = w.optPath('cookieKeyFile');
+    web = {
+      issuer,
+      clientId,
+      ...(clientSecret ? { clientSecret } : {}),
+      sessionMinutes: w.num('sessionMinutes', 60, 1, 24 * 60),
+      ...(cookieKeyFile ? { cookieKeyFile } : {}),
+    };
   }
   return {
     store: parsedStore,

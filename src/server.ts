@@ -32,6 +32,8 @@ import { createApprovalService, type ApprovalService } from './approval/service.
 import { openSqliteStore } from './approval/sqlite-store.js';
 import type { ApprovalStore } from './approval/store.js';
 import { createWeb, WEB_PREFIX } from './web/app.js';
+import { sealKey } from './web/seal.js';
+import { ConfigError } from './errors.js';
 import { createWebhookNotifier } from './approval/webhook.js';
 import { extractBearerToken } from './identity/token.js';
 import type { IncomingMessage, ServerResponse } from 'node:http';
@@ -60,6 +62,16 @@ export interface GatewayOptions {
 
 export async function startGateway(config: Config, options: GatewayOptions = {}): Promise<Gateway> {
   const log = options.log ?? pino({ name: 'gatehouse' }, pino.destination(2));
+  const cookieKeyOf = (file: string | undefined): Buffer => {
+    if (file) {
+      const material = readFileSync(file);
+      if (material.length < 32)
+        throw new ConfigError('approvals.web.cookieKeyFile', `${file} holds ${material.length} bytes; give it at least 32 random bytes`);
+      return sealKey(material);
+    }
+    log.warn('approvals.web.cookieKeyFile is not set: web logins last until this gateway restarts and are not shared with other replicas');
+    return sealKey(randomBytes(32));
+  };
   const issuers = await Promise.all(config.identity.issuers.map(async (i) => (i.jwksUri ? i : { ...i, jwksUri: await discoverJwksUri(i.issuer) })));
   const authenticator = createOidcAuthenticator(issuers);
   // A mask path the redactor cannot compile makes the decision a deny.
@@ -231,7 +243,7 @@ export async function startGateway(config: Config, options: GatewayOptions = {})
           store,
           service,
           verify: (t) => authenticator.authenticate(t),
-          options: { ...ac.web, publicUrl },
+          options: { ...ac.web, publicUrl, cookieKey: cookieKeyOf(ac.web.cookieKeyFile) },
           sessions: {
             store: sessions,
             audit,

@@ -87,7 +87,7 @@ export async function startDemo(options: DemoOptions = {}): Promise<RunningDemo>
     issuer = await startDemoIssuer(await freePort(), join(dir, 'issuer.json'), [`https://127.0.0.1:${gatewayPort}/gatehouse/callback`]);
     log(`demo OpenID provider at ${issuer.issuer}`);
     const configFile = join(dir, 'gatehouse.yaml');
-    if (!existsSync(join(dir, 'hash.key'))) writeFileSync(join(dir, 'hash.key'), randomBytes(32), { mode: 0o600 });
+    for (const key of ['hash.key', 'web-cookie.key']) if (!existsSync(join(dir, key))) writeFileSync(join(dir, key), randomBytes(32), { mode: 0o600 });
     writeFileSync(
       configFile,
       stringify({
@@ -116,7 +116,7 @@ export async function startDemo(options: DemoOptions = {}): Promise<RunningDemo>
           store: { sqlite: 'approvals.db' },
           mode: { agents: 'hold', people: 'refuse' },
           holdSeconds: 600,
-          web: { clientId: DEMO_AUDIENCE },
+          web: { clientId: DEMO_AUDIENCE, cookieKeyFile: 'web-cookie.key' },
           ...options.approvals,
         },
       }),

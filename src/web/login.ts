@@ -2,14 +2,14 @@
  * Logging in to the gateway's pages: OpenID Connect authorization code + PKCE
  * (openid-client) against a configured issuer; the ID token is then verified by
  * the gateway's own authenticator, exactly like a bearer token, so a web
- * approver is the same identity as on the CLI. A login is a random key in a
- * `__Host-` cookie (Secure, HttpOnly, SameSite=Lax) naming a session held in
- * this process, with a CSRF token for its forms.
- *
- * Sessions live in this process: replicas behind a load balancer need sticky
- * sessions for the pages, not for the API or the approvals, which are in the store.
+ * approver is the same identity as on the CLI. A login is a sealed `__Host-`
+ * cookie (Secure, HttpOnly, SameSite=Lax; web/seal.ts) holding the identity, a
+ * CSRF token for its forms and an expiry; the login round trip's PKCE verifier,
+ * state and nonce ride in a sealed cookie too. Nothing is kept in the process:
+ * replicas sharing `approvals.web.cookieKeyFile` serve each other's logins.
  */
 import { randomBytes, timingSafeEqual } from 'node:crypto';
+import { seal, unseal } from './seal.js';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import * as oidc from 'openid-client';
 import { GatehouseError } from '../errors.js';
@@ -18,7 +18,8 @@ import type { Identity } from '../identity/identity.js';
 const SESSION_COOKIE = '__Host-gatehouse-session';
 const LOGIN_COOKIE = '__Host-gatehouse-login';
 const LOGIN_TTL_MS = 10 * 60 * 1000;
-const MAX_SESSIONS = 10_000;
+/** Browsers keep cookies up to 4096 bytes, name and attributes included. */
+const MAX_COOKIE_VALUE = 3800;
 
 export interface WebOptions {
   readonly issuer: string;
@@ -27,6 +28,8 @@ export interface WebOptions {
   readonly sessionMinutes: number;
   /** The gateway's URL as browsers reach it; the redirect URI is under it. */
   readonly publicUrl: string;
+  /** The sealed cookies' key (web/seal.ts sealKey): the same on every replica. */
+  readonly cookieKey: Buffer;
 }
 
 export interface Session {
@@ -63,8 +66,7 @@ export function redirect(res: ServerResponse, location: string, headers: Record<
 
 export function createLogin(deps: { readonly verify: (idToken: string) => Promise<Identity>; readonly options: WebOptions; readonly now: () => number }) {
   const { options, now } = deps;
-  const sessions = new Map<string, Session>();
-  const logins = new Map<string, PendingLogin>();
+  const { cookieKey } = options;
   const redirectUri = `${options.publicUrl}/gatehouse/callback`;
   const origin = new URL(options.publicUrl).origin;
   let config: Promise<oidc.Configuration> | undefined;
@@ -87,15 +89,8 @@ export function createLogin(deps: { readonly verify: (idToken: string) => Promis
     return config;
   }
 
-  function sweep(): void {
-    const t = now();
-    for (const [k, s] of sessions) if (s.expiresAt <= t) sessions.delete(k);
-    for (const [k, l] of logins) if (l.expiresAt <= t) logins.delete(k);
-  }
-
   function sessionOf(req: IncomingMessage): Session | undefined {
-    const s = sessions.get(cookies(req).get(SESSION_COOKIE) ?? '');
-    return s && s.expiresAt > now() ? s : undefined;
+    return unseal(cookieKey, 'session', cookies(req).get(SESSION_COOKIE) ?? '', now()) as Session | undefined;
   }
 
   function sameString(a: string, b: string): boolean {
@@ -112,7 +107,6 @@ export function createLogin(deps: { readonly verify: (idToken: string) => Promis
   }
 
   async function login(res: ServerResponse, returnTo: string): Promise<void> {
-    sweep();
     const cfg = await discover();
     const pending: PendingLogin = {
       verifier: oidc.randomPKCECodeVerifier(),
@@ -121,8 +115,6 @@ export function createLogin(deps: { readonly verify: (idToken: string) => Promis
       returnTo,
       expiresAt: now() + LOGIN_TTL_MS,
     };
-    const key = randomBytes(24).toString('base64url');
-    logins.set(key, pending);
     const url = oidc.buildAuthorizationUrl(cfg, {
       redirect_uri: redirectUri,
       scope: 'openid email groups',
@@ -131,15 +123,14 @@ export function createLogin(deps: { readonly verify: (idToken: string) => Promis
       state: pending.state,
       nonce: pending.nonce,
     });
-    redirect(res, url.href, { 'set-cookie': cookie(LOGIN_COOKIE, key, LOGIN_TTL_MS / 1000) });
+    redirect(res, url.href, { 'set-cookie': cookie(LOGIN_COOKIE, seal(cookieKey, 'login', pending), LOGIN_TTL_MS / 1000) });
   }
 
   async function callback(req: IncomingMessage, res: ServerResponse, url: URL): Promise<void> {
-    const key = cookies(req).get(LOGIN_COOKIE) ?? '';
-    const pending = logins.get(key);
-    logins.delete(key);
-    if (!pending || pending.expiresAt <= now())
-      throw new GatehouseError('GATEHOUSE_UNAUTHENTICATED', 'this login is unknown or took too long; start again at /gatehouse/approvals');
+    // The code is single-use at the issuer, and the state binds it to this cookie: a replayed
+    // callback fails at the token endpoint.
+    const pending = unseal(cookieKey, 'login', cookies(req).get(LOGIN_COOKIE) ?? '', now()) as PendingLogin | undefined;
+    if (!pending) throw new GatehouseError('GATEHOUSE_UNAUTHENTICATED', 'this login is unknown or took too long; start again at /gatehouse/approvals');
     const cfg = await discover();
     const current = new URL(redirectUri);
     current.search = url.search;
@@ -157,21 +148,23 @@ export function createLogin(deps: { readonly verify: (idToken: string) => Promis
     }
     if (!idToken) throw new GatehouseError('GATEHOUSE_UNAUTHENTICATED', 'the issuer returned no ID token');
     const identity = await deps.verify(idToken);
-    if (sessions.size >= MAX_SESSIONS) sweep();
-    const sid = randomBytes(32).toString('base64url');
-    sessions.set(sid, { identity, csrf: randomBytes(24).toString('base64url'), expiresAt: now() + options.sessionMinutes * 60_000 });
-    redirect(res, pending.returnTo, { 'set-cookie': [cookie(SESSION_COOKIE, sid, options.sessionMinutes * 60), cookie(LOGIN_COOKIE, '', 0)] });
+    const session: Session = { identity, csrf: randomBytes(24).toString('base64url'), expiresAt: now() + options.sessionMinutes * 60_000 };
+    let sealed = seal(cookieKey, 'session', session);
+    // A token with many claims may not fit a cookie: the pages need who and which groups, not every claim.
+    const slim: Session = { ...session, identity: { ...identity, claims: {} } };
+    if (sealed.length > MAX_COOKIE_VALUE) sealed = seal(cookieKey, 'session', slim);
+    if (sealed.length > MAX_COOKIE_VALUE)
+      throw new GatehouseError('GATEHOUSE_BAD_REQUEST', 'this identity (its groups) is too large for a browser cookie; use the CLI');
+    redirect(res, pending.returnTo, { 'set-cookie': [cookie(SESSION_COOKIE, sealed, options.sessionMinutes * 60), cookie(LOGIN_COOKIE, '', 0)] });
   }
 
   /**
-   * Ends the session of a logged-in form post (checked like any form), and answers with the
-   * cookie that clears it in the browser, logged in or not.
+   * Ends the session of a logged-in form post (checked like any form) by clearing its cookie in the
+   * browser. A sealed cookie copied before cannot be revoked: it lasts until its expiry
+   * (approvals.web.sessionMinutes), as the threat model says.
    */
   function logout(req: IncomingMessage, session: Session | undefined, form: URLSearchParams): string {
-    if (session) {
-      checkForm(req, session, form);
-      sessions.delete(cookies(req).get(SESSION_COOKIE) ?? '');
-    }
+    if (session) checkForm(req, session, form);
     return cookie(SESSION_COOKIE, '', 0);
   }
 
