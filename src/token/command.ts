@@ -18,6 +18,13 @@ import { discover, OidcError, pkce, tokenGrant, type Discovery } from './oidc-cl
 
 const DEFAULT_SCOPES = 'openid email groups offline_access';
 
+/** Who logs in where: the same three options for `login` and `token`, so one names the other's cache entry. */
+const CLIENT_OPTIONS = {
+  issuer: { type: 'string' },
+  'client-id': { type: 'string' },
+  'client-secret': { type: 'string' },
+} as const;
+
 function fail(message: string): number {
   process.stderr.write(`gatehouse: ${message}\n`);
   return 1;
@@ -27,9 +34,7 @@ export async function runTokenCommand(argv: string[]): Promise<number> {
   const { values } = parseArgs({
     args: argv,
     options: {
-      issuer: { type: 'string' },
-      'client-id': { type: 'string' },
-      'client-secret': { type: 'string' },
+      ...CLIENT_OPTIONS,
       demo: { type: 'boolean', default: false },
       user: { type: 'string' },
       groups: { type: 'string', default: '' },
@@ -94,9 +99,7 @@ export async function runLoginCommand(argv: string[]): Promise<number> {
   const { values } = parseArgs({
     args: argv,
     options: {
-      issuer: { type: 'string' },
-      'client-id': { type: 'string' },
-      'client-secret': { type: 'string' },
+      ...CLIENT_OPTIONS,
       scopes: { type: 'string', default: DEFAULT_SCOPES },
       device: { type: 'boolean', default: false },
       port: { type: 'string', default: '0' },
