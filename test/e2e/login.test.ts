@@ -125,6 +125,8 @@ describe('gatehouse login (demo OpenID provider, headless Chromium) and the cach
     await page.fill('input[name=password]', 'any');
     await page.click('button[type=submit]');
     await page.click('button:has-text("Continue")');
+    // The confirmation navigates to the issuer's success page: a screenshot taken mid-navigation fails.
+    await page.getByText('Sign-in Success').waitFor();
     await page.screenshot({ path: testOutput('login-device.png') });
     assert.equal(await exited, 0, err);
     assert.match(err, /as carol@example\.com/);
