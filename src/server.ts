@@ -292,7 +292,7 @@ export async function startGateway(config: Config, options: GatewayOptions = {})
   metrics.setSources({
     inflightRequests: () => inFlight,
     ...(approvals ? { heldRequests: () => approvals.held() } : {}),
-    ...(store ? { pendingApprovals: async () => (await store.list({ state: 'pending', limit: 100_000 })).length } : {}),
+    ...(store ? { pendingApprovals: () => store.countPending() } : {}),
     tokenVerifications: () => authenticator.stats,
     ...(shipper ? { auditShipping: () => ({ pendingBytes: shipper.pendingBytes(), dropped: shipper.dropped() }) } : {}),
   });

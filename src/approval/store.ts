@@ -32,6 +32,8 @@ export interface ApprovalStore {
   setPreview(id: string, preview: Preview): Promise<void>;
   get(id: string): Promise<Approval | undefined>;
   list(query: { state?: ApprovalState; limit: number }): Promise<Approval[]>;
+  /** How many approvals wait for a decision (metrics): counted by the database, no rows read. */
+  countPending(): Promise<number>;
   /** Called with an id when that approval changed on any replica, with null when changes may have been missed. */
   onChange(listener: (id: string | null) => void): void;
   close(): Promise<void>;
@@ -83,6 +85,7 @@ const SQL = {
   get: `SELECT * FROM ${TABLE} WHERE id = :id`,
   listAll: `SELECT * FROM ${TABLE} ORDER BY created_at DESC LIMIT :limit`,
   listState: `SELECT * FROM ${TABLE} WHERE state = :state ORDER BY created_at DESC LIMIT :limit`,
+  countPending: `SELECT COUNT(*) AS n FROM ${TABLE} WHERE state = 'pending'`,
 } as const;
 
 function num(v: unknown): number {
@@ -176,6 +179,10 @@ export function createSqlStore(db: SqlConnection): ApprovalStore {
     },
     list({ state, limit }) {
       return state ? rows(SQL.listState, { state, limit }) : rows(SQL.listAll, { limit });
+    },
+    async countPending() {
+      const [r] = await db.all(SQL.countPending, {});
+      return num(r?.['n'] ?? 0);
     },
     onChange: (listener) => db.onAnnounce(listener),
     close: () => db.close(),

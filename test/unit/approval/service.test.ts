@@ -112,6 +112,7 @@ describe('approval service (SQLite in memory, manual clock)', () => {
     assert.match(again.message, new RegExp(id));
     assert.deepEqual(actions(), ['create']);
     assert.equal(announced.length, 1, 'announced once');
+    assert.equal(await store.countPending(), 1, 'one pending approval, reused');
   });
 
   it('holds an agent until approved, then lets exactly that request through once', async () => {
@@ -123,6 +124,7 @@ describe('approval service (SQLite in memory, manual clock)', () => {
     assert.equal(approved.expiresAt, clock + 900_000, 'valid for ttl from the approval');
     assert.deepEqual(await held, { id, approvedBy: 'carol' });
     assert.deepEqual(actions(), ['create', 'approve', 'use']);
+    assert.equal(await store.countPending(), 0);
     assert.equal((await store.get(id))!.state, 'used');
   });
 
