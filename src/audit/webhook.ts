@@ -45,6 +45,8 @@ export function createAuditShipper(o: WebhookOptions): AuditShipper {
   const spoolPath = join(o.bufferDir, 'spool.jsonl');
   const cursorPath = join(o.bufferDir, 'cursor.json');
   const fd = openSync(spoolPath, 'a+', 0o600);
+  // The spool's size, kept here: a record appended costs no fstat(2); the file is only ours to grow.
+  let size = fstatSync(fd).size;
   let cursor = readCursor();
   let drops = 0;
   let warned = false;
@@ -57,7 +59,7 @@ export function createAuditShipper(o: WebhookOptions): AuditShipper {
   function readCursor(): number {
     try {
       const n = (JSON.parse(readFileSync(cursorPath, 'utf8')) as { offset?: unknown }).offset;
-      return typeof n === 'number' && n >= 0 ? Math.min(n, fstatSync(fd).size) : 0;
+      return typeof n === 'number' && n >= 0 ? Math.min(n, size) : 0;
     } catch {
       return 0;
     }
@@ -71,7 +73,7 @@ export function createAuditShipper(o: WebhookOptions): AuditShipper {
   function append(e: AuditRecord): void {
     if (e.kind !== 'Event' || closed) return;
     const line = Buffer.from(auditLine(e));
-    if (fstatSync(fd).size - cursor + line.length > o.bufferMaxBytes) {
+    if (size - cursor + line.length > o.bufferMaxBytes) {
       drops++;
       if (!warned)
         o.log?.(`audit webhook: the buffer is full (${o.bufferMaxBytes} bytes waiting for ${new URL(url).host}); records are not shipped until it drains`);
@@ -80,13 +82,17 @@ export function createAuditShipper(o: WebhookOptions): AuditShipper {
     }
     // One write(2) per line, appended: a record is in the spool whole or not at all.
     let off = 0;
-    while (off < line.length) off += writeSync(fd, line, off);
+    try {
+      while (off < line.length) off += writeSync(fd, line, off);
+    } finally {
+      // Whatever reached the file counts, even a write cut short (a full disk): read from the file then.
+      size = off === line.length ? size + off : fstatSync(fd).size;
+    }
     wake?.();
   }
 
   /** Complete lines from the cursor on, up to the batch limits. */
   function nextBatch(): { events: string[]; bytes: number } | undefined {
-    const size = fstatSync(fd).size;
     if (size <= cursor) return undefined;
     const buf = Buffer.alloc(Math.min(size - cursor, MAX_BATCH_BYTES));
     const n = readSync(fd, buf, 0, buf.length, cursor);
@@ -149,8 +155,9 @@ export function createAuditShipper(o: WebhookOptions): AuditShipper {
       backoff = o.backoffMs;
       cursor += batch.bytes;
       // All delivered: start the spool over, so it never grows past what is waiting.
-      if (cursor === fstatSync(fd).size) {
+      if (cursor === size) {
         ftruncateSync(fd, 0);
+        size = 0;
         cursor = 0;
         warned = false;
       }
@@ -162,7 +169,7 @@ export function createAuditShipper(o: WebhookOptions): AuditShipper {
     write: append,
     commit: append,
     flush: () => {},
-    pendingBytes: () => fstatSync(fd).size - cursor,
+    pendingBytes: () => size - cursor,
     dropped: () => drops,
     async close() {
       closed = true;
