@@ -1,8 +1,9 @@
-import { readFileSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { parseArgs } from 'node:util';
-import { demoDir, startDemo } from './demo.js';
-import { mintToken, type IssuerFile } from './issuer.js';
+import { execCredential } from '../token/cache.js';
+import { startDemo } from './demo.js';
+import { readIssuerFile } from './issuer-file.js';
+import { mintToken } from './issuer.js';
 
 /** `gatehouse demo` and `gatehouse demo token --user U --groups G [--agent A --on-behalf-of P] [--exec-credential]`. */
 export async function runDemoCommand(argv: string[]): Promise<number> {
@@ -64,12 +65,9 @@ async function token(argv: string[]): Promise<number> {
     process.stderr.write('usage: gatehouse demo token --user NAME [--groups a,b] [--agent NAME --on-behalf-of PERSON] [--ttl SECONDS] [--exec-credential]\n');
     return 2;
   }
-  const dir = process.env['GATEHOUSE_DEMO_DIR'] ?? demoDir;
-  let file: IssuerFile;
-  try {
-    file = JSON.parse(readFileSync(join(dir, 'issuer.json'), 'utf8')) as IssuerFile;
-  } catch {
-    process.stderr.write(`gatehouse: no demo issuer in ${dir}: start the demo first (npm start)\n`);
+  const file = readIssuerFile();
+  if ('missing' in file) {
+    process.stderr.write(`gatehouse: ${file.missing}\n`);
     return 1;
   }
   const { token, expiresAt } = await mintToken(file, {
@@ -79,15 +77,8 @@ async function token(argv: string[]): Promise<number> {
     ...(values.agent ? { agent: values.agent } : {}),
     ...(values['on-behalf-of'] ? { onBehalfOf: values['on-behalf-of'] } : {}),
   });
-  // An ExecCredential is what kubectl's exec plugin protocol expects on stdout.
   process.stdout.write(
-    values['exec-credential']
-      ? JSON.stringify({
-          apiVersion: 'client.authentication.k8s.io/v1',
-          kind: 'ExecCredential',
-          status: { token, expirationTimestamp: expiresAt.toISOString() },
-        }) + '\n'
-      : token + '\n',
+    values['exec-credential'] ? execCredential({ token, expiresAt: expiresAt.getTime(), issuer: file.issuer, clientId: file.clientId }) : token + '\n',
   );
   return 0;
 }

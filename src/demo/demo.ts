@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { stringify } from 'yaml';
 import { loadConfig } from '../config.js';
 import { renderKubeconfig } from '../kubeconfig.js';
-import { projectRoot, runRoot } from '../paths.js';
+import { projectRoot } from '../paths.js';
 import { startGateway, type Gateway } from '../server.js';
 import { down, up, type Testbed } from '../testbed/controlplane.js';
 import type { AuditWriter } from '../audit/writer.js';
@@ -18,7 +18,9 @@ import { PEOPLE } from '../testbed/world.js';
 import { DEMO_AUDIENCE, DEMO_CLI_CLIENT, startDemoIssuer, type DemoIssuer } from './issuer.js';
 import { demoKey } from '../token/cache.js';
 
-export const demoDir = join(runRoot, 'demo');
+import { demoDir } from './issuer-file.js';
+
+export { demoDir };
 
 /** The demo's kubeconfigs: who each one is, as the demo issuer will say. */
 export const DEMO_USERS = {

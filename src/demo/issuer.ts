@@ -12,6 +12,7 @@ import { writeFileSync } from 'node:fs';
 import type { Server } from 'node:http';
 import { exportJWK, generateKeyPair } from 'jose';
 import { PEOPLE } from '../testbed/world.js';
+import type { IssuerFile } from './issuer-file.js';
 
 export const DEMO_AUDIENCE = 'gatehouse';
 /** `gatehouse login`'s client: public, PKCE, a loopback redirect on any port, refresh tokens, the device flow. */
@@ -26,11 +27,7 @@ export interface DemoIssuer {
   close(): Promise<void>;
 }
 
-export interface IssuerFile {
-  readonly issuer: string;
-  readonly clientId: string;
-  readonly clientSecret: string;
-}
+export type { IssuerFile } from './issuer-file.js';
 
 export interface TokenRequest {
   readonly user: string;

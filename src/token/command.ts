@@ -8,13 +8,12 @@
  */
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { readFileSync } from 'node:fs';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { demoKey, execCredential, isFresh, loginKey, readCached, writeCached, type CachedToken } from './cache.js';
 import { discover, OidcError, pkce, tokenGrant, type Discovery } from './oidc-client.js';
+import { readIssuerFile } from '../demo/issuer-file.js';
 
 const DEFAULT_SCOPES = 'openid email groups offline_access';
 
@@ -69,13 +68,8 @@ export async function runTokenCommand(argv: string[]): Promise<number> {
 /** The demo's identities: minted by the demo issuer, then answered from the cache like a login. */
 async function demoToken(v: { user?: string | undefined; groups: string; agent?: string | undefined; 'on-behalf-of'?: string | undefined }): Promise<number> {
   if (!v.user) return fail('usage: gatehouse token --demo --user NAME [--groups a,b] [--agent NAME --on-behalf-of PERSON]');
-  const dir = process.env['GATEHOUSE_DEMO_DIR'] ?? join(process.cwd(), '.gatehouse', 'demo');
-  let file: { issuer: string; clientId: string; clientSecret: string };
-  try {
-    file = JSON.parse(readFileSync(join(dir, 'issuer.json'), 'utf8')) as typeof file;
-  } catch {
-    return fail(`no demo issuer in ${dir}: start the demo first (npm start)`);
-  }
+  const file = readIssuerFile();
+  if ('missing' in file) return fail(file.missing);
   const key = demoKey(file.issuer, v.user, v.groups, v.agent, v['on-behalf-of']);
   let t = readCached(key);
   if (!t || !isFresh(t)) {
