@@ -69,7 +69,7 @@ test_a_server_side_dry_run_is_not_inspected if {
 	count(workloads.inspect) == 0 with input as inp
 }
 
-test_a_dry_run_value_the_api_server_does_not_take_is_still_inspected if {
+test_attack_a_dry_run_value_the_api_server_does_not_take_still_needs_inspection if {
 	every v in [[""], ["all"], ["All", "All"], ["None"]] {
 		inp := object.union(_write(_alice, "create", "", "pods", ""), {"request": {"query": {"dryRun": v}}})
 		workloads.inspect == {"object"} with input as inp
@@ -144,7 +144,7 @@ test_host_namespaces_set_false_pass if {
 	d.effect == "allow"
 }
 
-test_capabilities_beyond_baseline if {
+test_attack_cap_prefix_or_lower_case_does_not_hide_a_capability if {
 	caps := ["NET_BIND_SERVICE", "CHOWN", "SYS_ADMIN", "net_admin", "CAP_SYS_PTRACE", "cap_sys_module", "ALL", "CAP_KILL"]
 	spec := {"containers": [{"name": "app", "securityContext": {"capabilities": {"add": caps}}}]}
 	inp := _inspected(_write(_bob, "update", "apps", "daemonsets", ""), _deployment(spec), null)
