@@ -29,10 +29,12 @@ import { mintToken, type IssuerFile } from '../src/demo/issuer.js';
 import type { Identity } from '../src/identity/identity.js';
 import { renderKubeconfig } from '../src/kubeconfig.js';
 import { runRoot } from '../src/paths.js';
-import { createSessionStore } from '../src/recording/sessions.js';
+import { createFileSessionStore } from '../src/recording/sessions.js';
+import { openPostgres } from '../src/store/postgres.js';
+import { SCHEMA } from '../src/approval/store.js';
 import { parseTarget } from '../src/request/attributes.js';
 import { openSession } from '../src/upgrade/open.js';
-import { startPostgres } from '../test/support/postgres.js';
+import { startPostgres } from '../src/demo/postgres.js';
 import { percentiles } from './stats.js';
 
 const quick = process.argv.includes('--quick');
@@ -99,10 +101,10 @@ async function execBench(): Promise<void> {
   }
 }
 
-function tapBench(): void {
-  const store = createSessionStore({ dir: join(dir, 'recordings'), failOpen: false });
+async function tapBench(): Promise<void> {
+  const store = createFileSessionStore({ dir: join(dir, 'recordings'), failOpen: false });
   const identity: Identity = { username: 'bench', uid: '', groups: [], extra: {}, claims: {}, agent: null };
-  const session = openSession({
+  const session = await openSession({
     store,
     audit: createMemoryAuditWriter(() => {}),
     auditId: 'bench',
@@ -195,11 +197,17 @@ async function approvalsBench(): Promise<void> {
   }
   if (pg) {
     try {
-      const holder = await openPostgresStore({ connectionString: pg.url });
-      const decider = await openPostgresStore({ connectionString: pg.url });
+      // Two databases (pools), as two replicas have.
+      const dbs = [
+        await openPostgres({ connectionString: pg.url, schema: SCHEMA, onError: () => {} }),
+        await openPostgres({ connectionString: pg.url, schema: SCHEMA, onError: () => {} }),
+      ];
+      const holder = await openPostgresStore({ db: dbs[0]! });
+      const decider = await openPostgresStore({ db: dbs[1]! });
       const p = percentiles(await releaseBench('postgres', holder, decider), [50, 99]);
       await holder.close();
       await decider.close();
+      for (const db of dbs) await db.close();
       rows.push({ store: 'postgres (two stores, NOTIFY)', ...p });
       out(`| postgres (decided on another connection, LISTEN/NOTIFY) | ${p['p50']!.toFixed(2)} | ${p['p99']!.toFixed(2)} |`);
     } finally {
@@ -220,7 +228,7 @@ async function main(): Promise<void> {
   out();
   out('### Recording');
   out();
-  tapBench();
+  await tapBench();
   out();
   out('### Approval release');
   out();

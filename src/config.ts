@@ -30,7 +30,9 @@ export interface Config {
   /** Prometheus metrics on a listener of their own (plain HTTP); absent: not served. */
   readonly metrics?: { readonly host: string; readonly port: number };
   /** exec/attach recordings; a session that cannot be recorded is refused unless failOpen. */
-  readonly recording: { readonly dir: string; readonly failOpen: boolean };
+  readonly recording: { readonly keep: { readonly kind: 'files'; readonly dir: string } | { readonly kind: 'postgres' }; readonly failOpen: boolean };
+  /** The replicas' shared database: approvals and recordings both live there when it is set. */
+  readonly store?: { readonly postgres: { readonly url: string } };
   /** Keyed hashing and hold-back bounds of the response redactor. */
   readonly masking: { readonly hashKeyFile?: string; readonly maxHoldBytes: number };
   readonly limits: { readonly maxBodyBytes: number; readonly policyBodyBytes: number; readonly shutdownGraceSeconds: number };
@@ -327,20 +329,30 @@ function parseMode(r: Reader, key: string, fallback: 'hold' | 'refuse'): 'hold' 
   return v;
 }
 
-function parseApprovals(r: Reader, issuers: readonly IssuerConfig[]): ApprovalsConfig {
+function parsePostgres(r: Reader, option: string): { url: string } {
+  r.keys(['url', 'urlFile']);
+  const url = secret(r, 'url', `${option}.url`);
+  if (!url || !/^postgres(ql)?:\/\//.test(url)) throw new ConfigError(option, 'set url or urlFile to a postgres:// connection URL');
+  return { url };
+}
+
+function parseApprovals(r: Reader, issuers: readonly IssuerConfig[], shared: Config['store']): ApprovalsConfig {
   r.keys(['store', 'mode', 'holdSeconds', 'maxTtlSeconds', 'publicUrl', 'sweepSeconds', 'webhook', 'web']);
-  const store = r.section('store');
-  store.keys(['sqlite', 'postgres']);
-  if (store.has('sqlite') === store.has('postgres'))
-    throw new ConfigError('approvals.store', 'set exactly one of sqlite: FILE (one gateway) or postgres: {url or urlFile} (several replicas)');
   let parsedStore: ApprovalsConfig['store'];
-  if (store.has('sqlite')) parsedStore = { kind: 'sqlite', file: store.path('sqlite') };
-  else {
-    const pgr = store.section('postgres');
-    pgr.keys(['url', 'urlFile']);
-    const url = secret(pgr, 'url', 'approvals.store.postgres.url');
-    if (!url || !/^postgres(ql)?:\/\//.test(url)) throw new ConfigError('approvals.store.postgres', 'set url or urlFile to a postgres:// connection URL');
-    parsedStore = { kind: 'postgres', url };
+  if (shared) {
+    if (r.has('store')) throw new ConfigError('approvals.store', 'store.postgres is set: approvals live there; remove approvals.store');
+    parsedStore = { kind: 'postgres', url: shared.postgres.url };
+  } else {
+    const store = r.section('store');
+    store.keys(['sqlite', 'postgres']);
+    if (store.has('sqlite') === store.has('postgres'))
+      throw new ConfigError(
+        'approvals.store',
+        'set exactly one of sqlite: FILE (one gateway) or postgres: {url or urlFile} (several replicas; or store.postgres for approvals and recordings)',
+      );
+    parsedStore = store.has('sqlite')
+      ? { kind: 'sqlite', file: store.path('sqlite') }
+      : { kind: 'postgres', ...parsePostgres(store.section('postgres'), 'approvals.store.postgres') };
   }
   const mode = r.section('mode', false);
   mode.keys(['agents', 'people']);
@@ -398,7 +410,13 @@ function parseApprovals(r: Reader, issuers: readonly IssuerConfig[]): ApprovalsC
 export function parseConfig(doc: unknown, base: string): Config {
   if (typeof doc !== 'object' || doc === null || Array.isArray(doc)) throw new ConfigError('(top level)', 'the config must be a YAML mapping');
   const r = new Reader(base, doc as Obj, '');
-  r.keys(['listen', 'upstream', 'identity', 'policy', 'audit', 'limits', 'cluster', 'masking', 'approvals', 'recording', 'metrics']);
+  r.keys(['listen', 'upstream', 'identity', 'policy', 'audit', 'limits', 'cluster', 'masking', 'approvals', 'recording', 'metrics', 'store']);
+  let store: Config['store'];
+  if (r.has('store')) {
+    const sr = r.section('store');
+    sr.keys(['postgres']);
+    store = { postgres: parsePostgres(sr.section('postgres'), 'store.postgres') };
+  }
   const recording = r.section('recording', false);
   recording.keys(['dir', 'failOpen']);
   const masking = r.section('masking', false);
@@ -430,7 +448,9 @@ export function parseConfig(doc: unknown, base: string): Config {
   const auditStdout = audit.bool('stdout', false);
   if (!auditFile && !auditStdout && !audit.has('webhook'))
     throw new ConfigError('audit', 'set file (a JSON-lines file), stdout: true (for a log shipper), webhook (an audit webhook receiver), or several');
-  if (!auditFile && !recording.has('dir'))
+  if (store && recording.has('dir'))
+    throw new ConfigError('recording.dir', 'store.postgres is set: recordings live there, where every replica can play them; remove recording.dir');
+  if (!store && !auditFile && !recording.has('dir'))
     throw new ConfigError('recording.dir', 'is required when audit.file is not set (recordings are kept beside the audit file by default)');
   const issuers = identity.list('issuers').map(parseIssuer);
   return {
@@ -441,13 +461,14 @@ export function parseConfig(doc: unknown, base: string): Config {
     audit: { ...(auditFile ? { file: auditFile } : {}), stdout: auditStdout, ...(webhook ? { webhook } : {}) },
     ...(r.has('metrics') ? { metrics: parseMetrics(r.section('metrics')) } : {}),
     recording: {
-      dir: recording.has('dir') ? recording.path('dir') : join(dirname(auditFile!), 'recordings'),
+      keep: store ? { kind: 'postgres' } : { kind: 'files', dir: recording.has('dir') ? recording.path('dir') : join(dirname(auditFile!), 'recordings') },
       failOpen: recording.bool('failOpen', false),
     },
+    ...(store ? { store } : {}),
     masking: { ...(hashKeyFile ? { hashKeyFile } : {}), maxHoldBytes: masking.num('maxHoldBytes', 4 * 1024 * 1024, 1024, 256 * 1024 * 1024) },
     limits: { maxBodyBytes, policyBodyBytes, shutdownGraceSeconds: limits.num('shutdownGraceSeconds', 20, 0, 600) },
     cluster: r.str('cluster', 'default'),
-    ...(r.has('approvals') ? { approvals: parseApprovals(r.section('approvals'), issuers) } : {}),
+    ...(r.has('approvals') ? { approvals: parseApprovals(r.section('approvals'), issuers, store) } : {}),
   };
 }
 

@@ -30,7 +30,9 @@ import { API_PREFIX, createApprovalsApi } from './approval/api.js';
 import { openPostgresStore } from './approval/postgres-store.js';
 import { createApprovalService, type ApprovalService } from './approval/service.js';
 import { openSqliteStore } from './approval/sqlite-store.js';
-import type { ApprovalStore } from './approval/store.js';
+import { SCHEMA, type ApprovalStore } from './approval/store.js';
+import { openPostgres } from './store/postgres.js';
+import { createPostgresSessionStore, SESSION_SCHEMA } from './recording/postgres-sessions.js';
 import { createWeb, WEB_PREFIX } from './web/app.js';
 import { sealKey } from './web/seal.js';
 import { ConfigError } from './errors.js';
@@ -38,7 +40,7 @@ import { createWebhookNotifier } from './approval/webhook.js';
 import { extractBearerToken } from './identity/token.js';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
-import { createSessionStore } from './recording/sessions.js';
+import { createFileSessionStore, type SessionStore } from './recording/sessions.js';
 import { authorizeSessions, createSessionsApi, SESSIONS_PREFIX } from './recording/api.js';
 
 export interface Gateway {
@@ -134,13 +136,20 @@ export async function startGateway(config: Config, options: GatewayOptions = {})
       ? { cert: readFileSync(config.listen.tls.cert), key: readFileSync(config.listen.tls.key), caPem: undefined }
       : selfSignedTls(config.listen.tls.dir, config.listen.tls.hosts);
 
-  // The approval store is opened before serving: a database that cannot be reached stops start-up.
+  // The stores are opened before serving: a database that cannot be reached stops start-up.
   const ac = config.approvals;
+  const pgUrl = config.store?.postgres.url ?? (ac?.store.kind === 'postgres' ? ac.store.url : undefined);
+  const db = pgUrl ? await openPostgres({ connectionString: pgUrl, schema: [...SCHEMA, ...SESSION_SCHEMA], onError: (m) => log.warn(m) }) : undefined;
   const store: ApprovalStore | undefined = !ac
     ? undefined
     : ac.store.kind === 'sqlite'
       ? openSqliteStore(ac.store.file)
-      : await openPostgresStore({ connectionString: ac.store.url, onError: (m) => log.warn(m) });
+      : await openPostgresStore({ db: db!, onError: (m) => log.warn(m) });
+  const keep = config.recording.keep;
+  const sessions: SessionStore =
+    keep.kind === 'files'
+      ? createFileSessionStore({ dir: keep.dir, failOpen: config.recording.failOpen })
+      : createPostgresSessionStore({ db: db!, failOpen: config.recording.failOpen });
 
   type Handler = (req: IncomingMessage, res: ServerResponse) => Promise<void>;
   // Assigned once the server listens: the approval links need its URL. Until then, 503.
@@ -204,13 +213,13 @@ export async function startGateway(config: Config, options: GatewayOptions = {})
     server.listen(config.listen.port, config.listen.host, () => resolve());
   }).catch(async (err: unknown) => {
     await store?.close();
+    await db?.close();
     throw err;
   });
   const { port } = server.address() as AddressInfo;
   const host = config.listen.host.includes(':') ? `[${config.listen.host}]` : config.listen.host;
   const url = `https://${host === '0.0.0.0' ? '127.0.0.1' : host}:${port}`;
 
-  const sessions = createSessionStore(config.recording);
   const bearer = (req: IncomingMessage) => authenticator.authenticate(extractBearerToken(req.headers));
   const sessionsApi = createSessionsApi({ store: sessions, engine, cluster: config.cluster, authenticate: bearer, audit });
   let approvalsApi: ReturnType<typeof createApprovalsApi> | undefined;
@@ -327,6 +336,8 @@ export async function startGateway(config: Config, options: GatewayOptions = {})
       await forwarder.close();
       await remote?.close();
       await store?.close();
+      await sessions.close();
+      await db?.close();
       await metricsServer?.close();
       audit.flush();
       await shipper?.close();

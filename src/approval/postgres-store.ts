@@ -7,7 +7,8 @@
  */
 import { messageOf } from '../errors.js';
 import pg from 'pg';
-import { createSqlStore, NAMED_PARAMETER, SCHEMA, TABLE, type ApprovalStore, type Row, type SqlConnection } from './store.js';
+import type { Postgres } from '../store/postgres.js';
+import { createSqlStore, NAMED_PARAMETER, type ApprovalStore, type Row, type SqlConnection } from './store.js';
 
 const CHANNEL = 'gatehouse_approvals';
 
@@ -23,34 +24,19 @@ function positional(sql: string): { text: string; names: string[] } {
 }
 
 export interface PostgresStoreOptions {
-  readonly connectionString: string;
+  /** The replicas' shared database, its schema (SCHEMA of store.ts) already in place. */
+  readonly db: Postgres;
   readonly onError?: (message: string) => void;
 }
 
 export async function openPostgresStore(options: PostgresStoreOptions): Promise<ApprovalStore> {
-  const pool = new pg.Pool({ connectionString: options.connectionString, max: 8, connectionTimeoutMillis: 5000 });
-  // An idle client's error (the server restarted) must not crash the gateway; the next query reconnects.
-  pool.on('error', (err) => options.onError?.(`postgres pool: ${err.message}`));
-  // Several replicas may start at once: one creates the schema, the others wait on the lock.
-  const setup = await pool.connect();
-  try {
-    await setup.query('BEGIN');
-    await setup.query(`SELECT pg_advisory_xact_lock(hashtext('${TABLE}'))`);
-    for (const ddl of SCHEMA) await setup.query(ddl);
-    await setup.query('COMMIT');
-  } catch (err) {
-    await setup.query('ROLLBACK').catch(() => {});
-    throw err;
-  } finally {
-    setup.release();
-  }
-
+  const { pool, connectionString } = options.db;
   const listeners: ((id: string | null) => void)[] = [];
   const emit = (id: string | null) => listeners.forEach((l) => l(id));
   let closed = false;
   let listener: pg.Client | undefined;
   const listen = async (): Promise<void> => {
-    const client = new pg.Client({ connectionString: options.connectionString });
+    const client = new pg.Client({ connectionString });
     client.on('notification', (n) => n.payload && emit(n.payload));
     client.on('error', (err) => {
       options.onError?.(`postgres listener: ${err.message}`);
@@ -89,8 +75,8 @@ export async function openPostgresStore(options: PostgresStoreOptions): Promise<
     },
     async close() {
       closed = true;
+      // The pool is the database's, closed by whoever opened it.
       await listener?.end().catch(() => {});
-      await pool.end();
     },
   };
   return createSqlStore(connection);

@@ -54,6 +54,38 @@ export function tokenArgs(u: DemoUser): string[] {
   return ['token', '--demo', '--user', u.user, '--groups', u.groups.join(','), ...(u.agent ? ['--agent', u.agent, '--on-behalf-of', u.onBehalfOf ?? ''] : [])];
 }
 
+/**
+ * A kubeconfig for a demo identity: the shell plugin answers from the cache
+ * without starting Node; `gatehouse token --demo` fills it from the issuer's key.
+ */
+export function writeDemoKubeconfig(at: { dir: string; server: string; caPem: string; issuer: string }, name: string, u: DemoUser): string {
+  const file = join(at.dir, `${name}.kubeconfig`);
+  writeFileSync(
+    file,
+    renderKubeconfig({
+      name: 'gatehouse-demo',
+      server: at.server,
+      caPem: at.caPem,
+      user: name,
+      namespace: 'dev',
+      auth: {
+        kind: 'exec',
+        command: join(projectRoot, 'bin/gatehouse-token'),
+        args: [demoKey(at.issuer, u.user, u.groups.join(','), u.agent, u.onBehalfOf), process.execPath, ...tokenArgs(u)],
+        env: { GATEHOUSE_DEMO_DIR: at.dir, GATEHOUSE_CACHE_DIR: join(at.dir, 'cache') },
+      },
+    }),
+    { mode: 0o600 },
+  );
+  return file;
+}
+
+export function demoKubeconfigs(write: (name: string, u: DemoUser) => string): Record<keyof typeof DEMO_USERS, string> {
+  const out = {} as Record<keyof typeof DEMO_USERS, string>;
+  for (const [name, u] of Object.entries(DEMO_USERS) as [keyof typeof DEMO_USERS, DemoUser][]) out[name] = write(name, u);
+  return out;
+}
+
 export interface DemoOptions {
   readonly dir?: string;
   readonly log?: (l: string) => void;
@@ -125,30 +157,8 @@ export async function startDemo(options: DemoOptions = {}): Promise<RunningDemo>
     );
     const gateway = await startGateway(loadConfig(configFile), options.audit ? { audit: options.audit } : {});
     const issuerUrl = issuer.issuer;
-    const kubeconfigFor = (name: string, u: DemoUser) => {
-      const file = join(dir, `${name}.kubeconfig`);
-      writeFileSync(
-        file,
-        renderKubeconfig({
-          name: 'gatehouse-demo',
-          server: gateway.url,
-          caPem: gateway.caPem!,
-          user: name,
-          namespace: 'dev',
-          // The shell plugin answers from the cache without starting Node; `gatehouse token --demo` fills it.
-          auth: {
-            kind: 'exec',
-            command: join(projectRoot, 'bin/gatehouse-token'),
-            args: [demoKey(issuerUrl, u.user, u.groups.join(','), u.agent, u.onBehalfOf), process.execPath, ...tokenArgs(u)],
-            env: { GATEHOUSE_DEMO_DIR: dir, GATEHOUSE_CACHE_DIR: join(dir, 'cache') },
-          },
-        }),
-        { mode: 0o600 },
-      );
-      return file;
-    };
-    const kubeconfigs = {} as Record<keyof typeof DEMO_USERS, string>;
-    for (const [name, u] of Object.entries(DEMO_USERS) as [keyof typeof DEMO_USERS, DemoUser][]) kubeconfigs[name] = kubeconfigFor(name, u);
+    const kubeconfigFor = (name: string, u: DemoUser) => writeDemoKubeconfig({ dir, server: gateway.url, caPem: gateway.caPem!, issuer: issuerUrl }, name, u);
+    const kubeconfigs = demoKubeconfigs(kubeconfigFor);
     writeFileSync(join(dir, 'metrics.url'), `${gateway.metricsUrl!}\n`);
     writeFileSync(join(dir, 'ready'), gateway.url + '\n');
     const running = issuer;

@@ -58,7 +58,7 @@ export function createUpgradeDoor(deps: UpgradeDoorDeps) {
       ...buildUpstreamHeaders(a.received.headers, a.identity, deps.upstream, { auditId: a.received.auditId, forMasking: false }),
       ...upgradeHeaders(req),
     };
-    const session = openSession({
+    const session = await openSession({
       store: deps.sessions,
       audit: deps.audit,
       auditId: a.received.auditId,

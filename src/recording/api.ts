@@ -7,7 +7,6 @@
  * `list` / `get` of `sessions` in API group `gatehouse.dev` (no namespace).
  */
 import { randomUUID } from 'node:crypto';
-import { open } from 'node:fs/promises';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { pipeline } from 'node:stream/promises';
 import { auditUser, decisionFacts } from '../admission/record.js';
@@ -139,15 +138,14 @@ export function filterSessions(list: readonly SessionSummary[], f: SessionFilter
 }
 
 /**
- * The asciicast file of a session the caller may replay (checked before),
- * streamed. The file is opened before the answer starts, so one that is gone is
- * a 404 Status; one removed while it is read goes on from the open descriptor,
+ * The asciicast of a session the caller may replay (checked before), streamed.
+ * The store opens it before the answer starts, so one that is gone is a 404
+ * Status; a file removed while it is read goes on from the open descriptor,
  * and any read error ends this answer, never the gateway.
  */
 export async function sendCast(res: ServerResponse, store: SessionStore, id: string, download: boolean): Promise<void> {
-  const file = await open(store.file(id), 'r').catch((err: unknown) => {
-    throw (err as NodeJS.ErrnoException).code === 'ENOENT' ? new GatehouseError('GATEHOUSE_NOT_FOUND', `session ${id} does not exist`) : err;
-  });
+  const cast = await store.read(id);
+  if (!cast) throw new GatehouseError('GATEHOUSE_NOT_FOUND', `session ${id} does not exist`);
   res.writeHead(200, {
     'content-type': 'application/x-asciicast',
     'cache-control': 'no-store',
@@ -155,7 +153,7 @@ export async function sendCast(res: ServerResponse, store: SessionStore, id: str
     ...(download ? { 'content-disposition': `attachment; filename="${id}.cast"` } : {}),
   });
   try {
-    await pipeline(file.createReadStream(), res);
+    await pipeline(cast, res);
   } catch {
     // The headers are gone: cutting the connection is the only signal left (the audit record says so).
     res.destroy();
@@ -178,7 +176,7 @@ export function createSessionsApi(deps: {
       if (rest.length === 0) {
         await authorizeSessions(deps.engine, deps.cluster, who, 'list', '', req, read);
         const since = search.get('since');
-        const items = filterSessions(deps.store.list(), {
+        const items = filterSessions(await deps.store.list(), {
           ...(search.get('user') ? { user: search.get('user')! } : {}),
           ...(search.get('pod') ? { pod: search.get('pod')! } : {}),
           ...(since ? { since: Number(since) } : {}),
@@ -187,7 +185,7 @@ export function createSessionsApi(deps: {
       }
       const id = rest[0]!;
       await authorizeSessions(deps.engine, deps.cluster, who, 'get', id, req, read);
-      const s = deps.store.get(id);
+      const s = await deps.store.get(id);
       if (!s) throw new GatehouseError('GATEHOUSE_NOT_FOUND', `session ${id} does not exist`);
       if (rest.length === 1) return send(res, 200, s);
       if (rest.length === 2 && rest[1] === 'cast') return await sendCast(res, deps.store, id, true);

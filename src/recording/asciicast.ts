@@ -2,8 +2,8 @@
  * A session recording in asciicast v2 (https://docs.asciinema.org/manual/asciicast/v2/):
  * a JSON header line, then one JSON array per event — [seconds, "o", text] for
  * output, "i" for input, "r" for a resize ("COLSxROWS"). The header waits for
- * the first event, so a terminal size sent first (kubectl does) is in it. The
- * file is opened before the session starts: if it cannot be, no session starts.
+ * the first event, so a terminal size sent first (kubectl does) is in it. A
+ * recording is opened before the session starts: if it cannot be, none starts.
  */
 import { closeSync, fsyncSync, mkdirSync, openSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
@@ -36,48 +36,66 @@ export interface Recorder {
   output(data: Buffer): void;
   input(data: Buffer): void;
   resize(cols: number, rows: number): void;
-  /** Writes a last line saying how it ended, and closes the file. */
-  close(end: { exitCode: number | null; reason: string }): void;
-  readonly file: string;
+  /** Writes a last line saying how it ended, and closes the recording. */
+  close(end: SessionEnd): void;
+  /** Where it is kept, for the audit record: a file, or `postgres:ID`. */
+  readonly location: string;
+}
+
+export interface SessionEnd {
+  readonly exitCode: number | null;
+  readonly reason: string;
+}
+
+/** Where an encoder's lines go; `end` is called once, after the last line. */
+export interface LineSink {
+  line(text: string): void;
+  end(header: CastHeader, end: SessionEnd): void;
 }
 
 export function castFile(dir: string, session: string): string {
   return join(dir, `${session}.cast`);
 }
 
-/** Throws if the recording cannot be opened; later write failures call onError (the session must then end). */
-export function openRecorder(dir: string, header: CastHeader, onError: (err: Error) => void, now: () => number = Date.now): Recorder {
-  mkdirSync(dir, { recursive: true, mode: 0o700 });
-  const file = castFile(dir, header.gatehouse.session);
-  const fd = openSync(file, 'wx', 0o600);
+/** The last line of a recording: a marker event (asciicast v2 "m") players skip and tools read. */
+export function endMarker(seconds: number, end: SessionEnd): string {
+  return JSON.stringify([seconds, 'm', `exit ${JSON.stringify(end)}`]);
+}
+
+/** The end a recording's last line states, or null when it has none (yet). */
+export function parseEndMarker(line: string): SessionEnd | null {
+  try {
+    const ev = JSON.parse(line) as [number, string, string];
+    return ev[1] === 'm' && ev[2].startsWith('exit ') ? (JSON.parse(ev[2].slice(5)) as SessionEnd) : null;
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * Session events → asciicast lines, whatever keeps them. Output and input are
+ * decoded as UTF-8 across chunk boundaries (a character split between two
+ * frames is written once, whole).
+ */
+export function castEncoder(header: CastHeader, sink: LineSink, location: string, now: () => number = Date.now): Recorder {
   const start = now();
   let headerWritten = false;
-  let failed = false;
   let closed = false;
   const out = new StringDecoder('utf8');
   const inp = new StringDecoder('utf8');
-
-  const line = (s: string) => {
-    if (failed || closed) return;
-    try {
-      writeSync(fd, s + '\n');
-    } catch (err) {
-      failed = true;
-      onError(err as Error);
-    }
-  };
+  const seconds = () => Math.round(now() - start) / 1000;
   const writeHeader = () => {
     if (headerWritten) return;
     headerWritten = true;
-    line(JSON.stringify(header));
+    sink.line(JSON.stringify(header));
   };
   const event = (code: 'o' | 'i' | 'r', text: string) => {
-    if (text === '') return;
+    if (text === '' || closed) return;
     writeHeader();
-    line(JSON.stringify([Math.round(now() - start) / 1000, code, text]));
+    sink.line(JSON.stringify([seconds(), code, text]));
   };
   return {
-    file,
+    location,
     output: (data) => event('o', out.write(data)),
     input: (data) => event('i', inp.write(data)),
     resize(cols, rows) {
@@ -93,15 +111,41 @@ export function openRecorder(dir: string, header: CastHeader, onError: (err: Err
       if (closed) return;
       writeHeader();
       event('o', out.end());
-      // A marker event (asciicast v2 "m"): players skip it, tools read how the session ended.
-      line(JSON.stringify([Math.round(now() - start) / 1000, 'm', `exit ${JSON.stringify(end)}`]));
+      sink.line(endMarker(seconds(), end));
       closed = true;
-      try {
-        fsyncSync(fd);
-      } catch {
-        // The data is written; only its durability is unconfirmed.
-      }
-      closeSync(fd);
+      sink.end(header, end);
     },
   };
+}
+
+/** Throws if the file cannot be created; later write failures call onError (the session must then end). */
+export function openRecorder(dir: string, header: CastHeader, onError: (err: Error) => void, now: () => number = Date.now): Recorder {
+  mkdirSync(dir, { recursive: true, mode: 0o700 });
+  const file = castFile(dir, header.gatehouse.session);
+  const fd = openSync(file, 'wx', 0o600);
+  let failed = false;
+  return castEncoder(
+    header,
+    {
+      line(s) {
+        if (failed) return;
+        try {
+          writeSync(fd, s + '\n');
+        } catch (err) {
+          failed = true;
+          onError(err as Error);
+        }
+      },
+      end() {
+        try {
+          fsyncSync(fd);
+        } catch {
+          // The data is written; only its durability is unconfirmed.
+        }
+        closeSync(fd);
+      },
+    },
+    file,
+    now,
+  );
 }

@@ -1,12 +1,16 @@
 /**
- * Session recordings on disk: one asciicast file per exec/attach session in a
- * folder, its header saying who, where and what. Opening one is the check that
- * recording works: if it fails, the session is refused (fail closed) unless
- * the operator chose `recording.failOpen`.
+ * Where session recordings are kept: one asciicast per exec/attach session,
+ * its header saying who, where and what. Files in a folder are the single-node
+ * default; PostgreSQL (postgres-sessions.ts) lets every replica list and play
+ * every session. Opening a recording is the check that recording works: if it
+ * fails, the session is refused (fail closed) unless the operator chose
+ * `recording.failOpen`.
  */
 import { randomBytes } from 'node:crypto';
 import { closeSync, existsSync, fstatSync, openSync, readdirSync, readSync, rmSync } from 'node:fs';
-import { castFile, openRecorder, type CastHeader, type Recorder } from './asciicast.js';
+import { open as openFile } from 'node:fs/promises';
+import type { Readable } from 'node:stream';
+import { castFile, openRecorder, parseEndMarker, type CastHeader, type Recorder, type SessionEnd } from './asciicast.js';
 
 /** Far above any header a request can produce (its URL is bounded by the HTTP server's header limit). */
 const MAX_HEADER = 1024 * 1024;
@@ -14,9 +18,30 @@ const MAX_HEADER = 1024 * 1024;
 export interface SessionSummary {
   readonly id: string;
   readonly header: CastHeader;
-  readonly end: { readonly exitCode: number | null; readonly reason: string } | null;
+  readonly end: SessionEnd | null;
   readonly durationSeconds: number;
 }
+
+export interface SessionStore {
+  readonly failOpen: boolean;
+  /** Throws if the recording cannot be started; later write failures call onError (the session must then end). */
+  open(header: CastHeader, onError: (err: Error) => void): Promise<Recorder>;
+  /** Newest first. */
+  list(): Promise<SessionSummary[]>;
+  get(id: string): Promise<SessionSummary | undefined>;
+  /**
+   * The asciicast, streamed (never read whole); undefined when there is no such
+   * session. Whatever the stream needs is opened before this returns, so a
+   * recording removed afterwards is still read as it was.
+   */
+  read(id: string): Promise<Readable | undefined>;
+  /** A recording of a session that never started. */
+  remove(id: string): Promise<void>;
+  /** Waits for recordings still being written. */
+  close(): Promise<void>;
+}
+
+export const SESSION_ID = /^se-[a-z0-9]+$/;
 
 export function newSessionId(): string {
   return (
@@ -28,35 +53,38 @@ export function newSessionId(): string {
   );
 }
 
-export function createSessionStore(options: { readonly dir: string; readonly failOpen: boolean }) {
+export function createFileSessionStore(options: { readonly dir: string; readonly failOpen: boolean }): SessionStore {
+  const list = (): SessionSummary[] => {
+    if (!existsSync(options.dir)) return [];
+    const out: SessionSummary[] = [];
+    for (const f of readdirSync(options.dir)) {
+      if (!f.endsWith('.cast')) continue;
+      const s = summary(castFile(options.dir, f.slice(0, -5)), f.slice(0, -5));
+      if (s) out.push(s);
+    }
+    return out.sort((a, b) => b.header.timestamp - a.header.timestamp);
+  };
   return {
-    dir: options.dir,
     failOpen: options.failOpen,
-    open(header: CastHeader, onError: (err: Error) => void): Recorder {
-      return openRecorder(options.dir, header, onError);
-    },
-    /** Newest first; reads each file's header line and its last line. */
-    list(): SessionSummary[] {
-      if (!existsSync(options.dir)) return [];
-      const out: SessionSummary[] = [];
-      for (const f of readdirSync(options.dir)) {
-        if (!f.endsWith('.cast')) continue;
-        const s = summary(castFile(options.dir, f.slice(0, -5)), f.slice(0, -5));
-        if (s) out.push(s);
-      }
-      return out.sort((a, b) => b.header.timestamp - a.header.timestamp);
-    },
-    get(id: string): SessionSummary | undefined {
-      if (!/^se-[a-z0-9]+$/.test(id)) return undefined;
+    open: async (header, onError) => openRecorder(options.dir, header, onError),
+    list: async () => list(),
+    async get(id) {
+      if (!SESSION_ID.test(id)) return undefined;
       const file = castFile(options.dir, id);
       return existsSync(file) ? summary(file, id) : undefined;
     },
-    file: (id: string) => castFile(options.dir, id),
-    remove: (id: string) => rmSync(castFile(options.dir, id), { force: true }),
+    async read(id) {
+      if (!SESSION_ID.test(id)) return undefined;
+      const handle = await openFile(castFile(options.dir, id), 'r').catch((err: unknown) => {
+        if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+        throw err;
+      });
+      return handle?.createReadStream();
+    },
+    remove: async (id) => rmSync(castFile(options.dir, id), { force: true }),
+    close: async () => {},
   };
 }
-
-export type SessionStore = ReturnType<typeof createSessionStore>;
 
 /**
  * The header line, read in chunks: it holds the command, which may be a long
@@ -87,19 +115,20 @@ function summary(file: string, id: string): SessionSummary | undefined {
     readSync(fd, tail, 0, tail.length, size - tail.length);
     const lines = tail.toString('utf8').trimEnd().split('\n');
     const last = lines[lines.length - 1] ?? '';
-    let end: SessionSummary['end'] = null;
-    let durationSeconds = 0;
-    try {
-      const ev = JSON.parse(last) as [number, string, string];
-      durationSeconds = typeof ev[0] === 'number' ? ev[0] : 0;
-      if (ev[1] === 'm' && ev[2].startsWith('exit ')) end = JSON.parse(ev[2].slice(5)) as SessionSummary['end'];
-    } catch {
-      // The header is the last line, or the tail starts mid-line: no end yet.
-    }
-    return { id, header, end, durationSeconds };
+    return { id, header, end: parseEndMarker(last), durationSeconds: secondsOf(last) };
   } catch {
     return undefined;
   } finally {
     if (fd !== undefined) closeSync(fd);
+  }
+}
+
+/** The time of an event line; 0 for the header, or a tail that starts mid-line. */
+function secondsOf(line: string): number {
+  try {
+    const ev = JSON.parse(line) as unknown;
+    return Array.isArray(ev) && typeof ev[0] === 'number' ? ev[0] : 0;
+  } catch {
+    return 0;
   }
 }

@@ -30,7 +30,7 @@ export interface SessionAudit {
   durationMs: number;
 }
 
-export function openSession(args: {
+export async function openSession(args: {
   store: SessionStore | undefined;
   audit: AuditWriter;
   auditId: string;
@@ -73,7 +73,7 @@ export function openSession(args: {
         'this gateway records every exec and attach session and has no recording folder configured (recording.dir)',
       );
     try {
-      recorder = args.store.open(
+      recorder = await args.store.open(
         {
           version: 2,
           width: 80,
@@ -97,7 +97,7 @@ export function openSession(args: {
         },
         (err) => unseen(err.message),
       );
-      facts.recording = recorder.file;
+      facts.recording = recorder.location;
     } catch (err) {
       if (!args.store.failOpen)
         throw new GatehouseError(
@@ -173,7 +173,7 @@ export function openSession(args: {
     /** The upgrade did not happen: no session, no recording left behind. */
     discard(): void {
       recorder?.close({ exitCode: null, reason: 'not upgraded' });
-      if (recorder) args.store?.remove(id);
+      if (recorder) void args.store?.remove(id).catch(() => {});
     },
   };
 }

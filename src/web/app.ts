@@ -98,8 +98,8 @@ export function createWeb(deps: {
         const read = auditRead(deps.sessions.audit, req, res);
         try {
           await deps.sessions.authorize(session.identity, sid ? 'get' : 'list', sid ?? '', req, read);
-          if (!sid) return send(res, 200, page('Sessions', session.identity, session.csrf, sessionListPage(deps.sessions.store.list())));
-          const rec = deps.sessions.store.get(sid);
+          if (!sid) return send(res, 200, page('Sessions', session.identity, session.csrf, sessionListPage(await deps.sessions.store.list())));
+          const rec = await deps.sessions.store.get(sid);
           if (!rec) throw new GatehouseError('GATEHOUSE_NOT_FOUND', `session ${sid} does not exist`);
           if (cast) return await sendCast(res, deps.sessions.store, sid, false);
           return send(res, 200, page(`Session ${sid}`, session.identity, session.csrf, sessionPage(rec), PLAYER_HEAD), {

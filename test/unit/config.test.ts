@@ -84,6 +84,19 @@ describe('config', () => {
     ],
     ['approvals without a store', { ...VALID, approvals: {} }, 'approvals.store', /is required/],
     [
+      'store.postgres and an approvals store',
+      { ...VALID, store: { postgres: { url: 'postgres://db/gh' } }, approvals: { store: { sqlite: 'a.db' } } },
+      'approvals.store',
+      /store.postgres is set: approvals live there/,
+    ],
+    [
+      'store.postgres and a recording folder',
+      { ...VALID, store: { postgres: { url: 'postgres://db/gh' } }, recording: { dir: 'rec' } },
+      'recording.dir',
+      /store.postgres is set: recordings live there/,
+    ],
+    ['a store URL that is not PostgreSQL', { ...VALID, store: { postgres: { url: 'mysql://db' } } }, 'store.postgres', /postgres:\/\/ connection URL/],
+    [
       'approvals with two stores',
       { ...VALID, approvals: { store: { sqlite: 'a.db', postgres: { url: 'postgres://x' } } } },
       'approvals.store',
@@ -114,6 +127,17 @@ describe('config', () => {
       /is not one of identity.issuers/,
     ],
   ];
+  it('store.postgres keeps approvals and recordings, and needs no recording folder', () => {
+    const c = parseConfig(
+      { ...VALID, audit: { stdout: true }, store: { postgres: { url: 'postgres://gatehouse@db:5432/gatehouse' } }, approvals: {} },
+      '/etc/gatehouse',
+    );
+    assert.deepEqual(c.store, { postgres: { url: 'postgres://gatehouse@db:5432/gatehouse' } });
+    assert.deepEqual(c.recording, { keep: { kind: 'postgres' }, failOpen: false });
+    assert.deepEqual(c.approvals?.store, { kind: 'postgres', url: 'postgres://gatehouse@db:5432/gatehouse' });
+    assert.deepEqual(parseConfig(VALID, '/etc/gatehouse').recording, { keep: { kind: 'files', dir: '/etc/gatehouse/recordings' }, failOpen: false });
+  });
+
   it('fills approval defaults: agents hold, people are refused at once', () => {
     const c = parseConfig({ ...VALID, approvals: { store: { sqlite: 'approvals.db' }, web: { clientId: 'gatehouse' } } }, '/etc/gatehouse');
     assert.deepEqual(c.approvals, {

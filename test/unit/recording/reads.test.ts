@@ -14,7 +14,7 @@ import type { AuditEvent } from '../../../src/audit/event.js';
 import { createMemoryAuditWriter } from '../../../src/audit/writer.js';
 import type { Identity } from '../../../src/identity/identity.js';
 import { createSessionsApi, SESSIONS_PREFIX } from '../../../src/recording/api.js';
-import { createSessionStore, type SessionStore } from '../../../src/recording/sessions.js';
+import { createFileSessionStore, type SessionStore } from '../../../src/recording/sessions.js';
 import { waitFor } from '../../support/wait.js';
 
 const CAROL: Identity = { username: 'carol@example.com', uid: '', groups: ['security'], extra: {}, claims: {}, agent: null };
@@ -26,10 +26,11 @@ describe('recording/api: reading recordings', () => {
   let served: SessionStore;
   const audit: AuditEvent[] = [];
   let id = '';
+  const file = (session: string) => join(dir, `${session}.cast`);
 
   before(async () => {
     dir = mkdtempSync(join(tmpdir(), 'gatehouse-reads-'));
-    store = createSessionStore({ dir, failOpen: false });
+    store = createFileSessionStore({ dir, failOpen: false });
     served = store;
     const header = {
       version: 2 as const,
@@ -52,12 +53,12 @@ describe('recording/api: reading recordings', () => {
         auditID: 'a',
       },
     };
-    const rec = store.open(header, (err) => assert.fail(err));
+    const rec = await store.open(header, (err) => assert.fail(err));
     // Large enough that the answer takes many chunks: the file is removed after the first.
     for (let i = 0; i < 4000; i++) rec.output(Buffer.from(`line ${i} ${'x'.repeat(200)}\n`));
     rec.close({ exitCode: 0, reason: 'exited' });
-    id = store.list()[0]!.id;
-    await waitFor('the recording on disk', () => statSync(store.file(id)).size > 800_000);
+    id = (await store.list())[0]!.id;
+    await waitFor('the recording on disk', () => statSync(file(id)).size > 800_000);
     const api = createSessionsApi({
       // Which store answers is switched per test: a store whose file is gone between lookup and read.
       store: new Proxy(store, { get: (_t, k: keyof SessionStore): unknown => Reflect.get(served, k) }),
@@ -94,7 +95,7 @@ describe('recording/api: reading recordings', () => {
   }
 
   it('attack: a recording removed between the lookup and the read is a 404 Status, and the gateway lives on', async () => {
-    served = { ...store, file: () => join(dir, 'se-gone.cast') };
+    served = { ...store, read: () => store.read('se-gone') };
     try {
       const r = await get(`${SESSIONS_PREFIX}/${id}/cast`);
       assert.equal(r.status, 404);
@@ -106,9 +107,9 @@ describe('recording/api: reading recordings', () => {
   });
 
   it('attack: a recording removed while it is streamed is still answered whole from the open file; the read is audited', async () => {
-    const size = statSync(store.file(id)).size;
+    const size = statSync(file(id)).size;
     const before = audit.length;
-    const r = await get(`${SESSIONS_PREFIX}/${id}/cast`, () => rmSync(store.file(id)));
+    const r = await get(`${SESSIONS_PREFIX}/${id}/cast`, () => rmSync(file(id)));
     assert.equal(r.status, 200);
     assert.equal(r.bytes, size);
     const e = await waitFor('the record of the read', () => audit.slice(before)[0]);

@@ -215,20 +215,20 @@ describe('upgrade/open: a recording that fails mid-session ends the session (fai
   function failingStore(failOpen: boolean): SessionStore {
     return {
       failOpen,
-      open: (_h: unknown, onError: (e: Error) => void) => ({
-        file: '/dev/full',
+      open: async (_h: unknown, onError: (e: Error) => void) => ({
+        location: '/dev/full',
         output: () => onError(Object.assign(new Error('ENOSPC: no space left on device'), { code: 'ENOSPC' })),
         input() {},
         resize() {},
         close() {},
       }),
-      remove() {},
+      remove: async () => {},
     } as unknown as SessionStore;
   }
   /** A terminal exec session over `store`; `killed()` says whether the session was closed. */
-  function terminalSession(store: SessionStore) {
+  async function terminalSession(store: SessionStore) {
     let killed = false;
-    const session = openSession({
+    const session = await openSession({
       store,
       audit: createMemoryAuditWriter(() => {}),
       auditId: 'a',
@@ -241,8 +241,8 @@ describe('upgrade/open: a recording that fails mid-session ends the session (fai
     return { session, killed: () => killed };
   }
   for (const failOpen of [false, true]) {
-    it(failOpen ? 'goes on when the operator chose recording.failOpen' : 'closes the connection', () => {
-      const { session: s, killed } = terminalSession(failingStore(failOpen));
+    it(failOpen ? 'goes on when the operator chose recording.failOpen' : 'closes the connection', async () => {
+      const { session: s, killed } = await terminalSession(failingStore(failOpen));
       const taps = s.taps('websocket', 'v5.channel.k8s.io');
       taps.fromServer(wsFrame(Buffer.from('\x01output'), { mask: false }));
       assert.equal(killed(), !failOpen);
@@ -260,13 +260,13 @@ describe('upgrade/open: a recording that fails mid-session ends the session (fai
   } as const;
   const working: SessionStore = {
     failOpen: false,
-    open: () => ({ file: '/tmp/never-written.cast', output() {}, input() {}, resize() {}, close() {} }),
-    remove() {},
+    open: async () => ({ location: '/tmp/never-written.cast', output() {}, input() {}, resize() {}, close() {} }),
+    remove: async () => {},
   } as unknown as SessionStore;
   for (const transport of ['websocket', 'spdy'] as const) {
     for (const failOpen of [false, true]) {
-      it(`attack: an oversized ${transport} frame ends the session unless recording.failOpen (${failOpen ? 'failOpen: goes on' : 'closed'}), and the record says why`, () => {
-        const { session: s, killed } = terminalSession({ ...working, failOpen });
+      it(`attack: an oversized ${transport} frame ends the session unless recording.failOpen (${failOpen ? 'failOpen: goes on' : 'closed'}), and the record says why`, async () => {
+        const { session: s, killed } = await terminalSession({ ...working, failOpen });
         const taps = s.taps(transport === 'websocket' ? 'websocket' : 'SPDY/3.1', transport === 'websocket' ? 'v5.channel.k8s.io' : 'v4.channel.k8s.io');
         taps.fromClient(oversized[transport]);
         assert.equal(killed(), !failOpen);
@@ -281,7 +281,7 @@ describe('upgrade/open: a recording that fails mid-session ends the session (fai
   }
 
   it('attack: a SPDY SYN_STREAM whose header block cannot be inflated ends the session', async () => {
-    const { session: s, killed } = terminalSession(working);
+    const { session: s, killed } = await terminalSession(working);
     const taps = s.taps('SPDY/3.1', 'v4.channel.k8s.io');
     const junk = Buffer.from('not zlib at all, not at all');
     const syn = Buffer.alloc(18);
