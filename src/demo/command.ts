@@ -2,12 +2,15 @@ import { join, relative } from 'node:path';
 import { parseArgs } from 'node:util';
 import { execCredential } from '../token/cache.js';
 import { startDemo } from './demo.js';
+import { startHaDemo } from './ha.js';
 import { readIssuerFile } from './issuer-file.js';
 import { mintToken } from './issuer.js';
 
 /** `gatehouse demo` and `gatehouse demo token --user U --groups G [--agent A --on-behalf-of P] [--exec-credential]`. */
 export async function runDemoCommand(argv: string[]): Promise<number> {
   if (argv[0] === 'token') return token(argv.slice(1));
+  const { values } = parseArgs({ args: argv, options: { replicas: { type: 'string' } } });
+  if (values.replicas !== undefined) return haDemo(Number(values.replicas));
   const dir = process.env['GATEHOUSE_DEMO_DIR'];
   const demo = await startDemo({ ...(dir ? { dir } : {}), log: (l) => process.stderr.write(`demo: ${l}\n`) });
   const rel = (f: string) => relative(process.cwd(), f) || f;
@@ -44,6 +47,46 @@ Audit records: ${rel(join(demo.dir, 'audit.log'))}. Metrics: ${demo.gateway.metr
     // SIGHUP loads the policy again, as for `gatehouse serve` (the folder is also watched).
     process.on('SIGHUP', () => void demo.gateway.reloadPolicy());
   });
+  process.stderr.write('demo: stopping (again to stop at once)\n');
+  await demo.stop();
+  return 0;
+}
+
+/** Until SIGINT/SIGTERM; a second one stops at once (the watchdog then cleans up what is left). */
+function untilSignalled(): Promise<void> {
+  return new Promise<void>((resolve) => {
+    let stopping = false;
+    const onSignal = () => {
+      if (!stopping) {
+        stopping = true;
+        resolve();
+        return;
+      }
+      process.stderr.write('demo: stopping at once\n');
+      process.exit(130);
+    };
+    process.on('SIGINT', onSignal);
+    process.on('SIGTERM', onSignal);
+  });
+}
+
+async function haDemo(replicas: number): Promise<number> {
+  const dir = process.env['GATEHOUSE_DEMO_DIR'];
+  const demo = await startHaDemo({ replicas, ...(dir ? { dir } : {}), log: (l) => process.stderr.write(`demo: ${l}\n`) });
+  const rel = (f: string) => relative(process.cwd(), f) || f;
+  const list = demo.replicas();
+  process.stdout.write(`
+Gatehouse runs as ${list.length} replicas behind HAProxy at ${demo.url}, sharing PostgreSQL (${demo.postgres.url.replace(/:[^:@/]+@/, ':***@')}).
+Kubeconfigs (pointing at the balancer) are in ${rel(demo.dir)}/; replicas are listed in ${rel(join(demo.dir, 'replicas.json'))}:
+${list.map((r) => `  ${r.name}  pid ${r.pid}  ${r.url}  metrics ${r.metricsUrl}  log ${rel(join(demo.dir, r.name, 'gatehouse.log'))}`).join('\n')}
+Try:
+  kubectl --kubeconfig ${rel(demo.kubeconfigs.alice)} get configmaps -n dev                 # answered by whichever replica HAProxy picks
+  kubectl --kubeconfig ${rel(demo.kubeconfigs.agent)} delete deployment web -n prod          # held on one replica...
+  npx gatehouse approvals approve ap-… --kubeconfig ${rel(demo.kubeconfigs.security)}       # ...approved through another
+  kill -9 ${list[0]?.pid ?? 'PID'}     # kill ${list[0]?.name ?? 'a replica'}: HAProxy skips it, requests keep working, the demo starts it again after 5 s
+Stop with Ctrl-C.
+`);
+  await untilSignalled();
   process.stderr.write('demo: stopping (again to stop at once)\n');
   await demo.stop();
   return 0;
