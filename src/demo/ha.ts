@@ -53,7 +53,8 @@ export interface RunningHaDemo {
   readonly issuer: DemoIssuer;
   readonly postgres: RunningPostgres;
   readonly kubeconfigs: Record<keyof typeof DEMO_USERS, string>;
-  kubeconfigFor(name: string, u: DemoUser): string;
+  /** A kubeconfig for any identity the issuer mints; through the balancer unless `server` names a replica. */
+  kubeconfigFor(name: string, u: DemoUser, server?: string): string;
   replicas(): readonly ReplicaInfo[];
   /** Starts replica i again if it is not running, and waits until it is ready. */
   restart(i: number): Promise<void>;
@@ -306,7 +307,7 @@ export async function startHaDemo(options: HaDemoOptions): Promise<RunningHaDemo
     log(`HAProxy at ${url}`);
 
     const issuerUrl = issuer.issuer;
-    const kubeconfigFor = (name: string, u: DemoUser) => writeDemoKubeconfig({ dir, server: url, caPem: tls.caPem, issuer: issuerUrl }, name, u);
+    const kubeconfigFor = (name: string, u: DemoUser, server = url) => writeDemoKubeconfig({ dir, server, caPem: tls.caPem, issuer: issuerUrl }, name, u);
     const kubeconfigs = demoKubeconfigs(kubeconfigFor);
     writeFileSync(join(dir, 'ready'), url + '\n');
     const running = { issuer, postgres };

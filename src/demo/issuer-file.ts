@@ -16,8 +16,7 @@ export interface IssuerFile {
 }
 
 /** The running demo's issuer file (GATEHOUSE_DEMO_DIR, else the project's demo folder), or the message to print. */
-export function readIssuerFile(): IssuerFile | { readonly missing: string } {
-  const dir = process.env['GATEHOUSE_DEMO_DIR'] ?? demoDir;
+export function readIssuerFile(dir: string = process.env['GATEHOUSE_DEMO_DIR'] ?? demoDir): IssuerFile | { readonly missing: string } {
   try {
     return JSON.parse(readFileSync(join(dir, 'issuer.json'), 'utf8')) as IssuerFile;
   } catch {
