@@ -124,6 +124,8 @@ async function waitReady(url: string, caPem: string, proc: ChildProcess, logFile
   }
 }
 
+const running = (p: ChildProcess | undefined): p is ChildProcess => p !== undefined && p.exitCode === null && p.signalCode === null;
+
 /** One line of HAProxy's admin socket protocol. */
 async function haproxyCommand(socket: string, command: string): Promise<string> {
   const { createConnection } = await import('node:net');
@@ -169,7 +171,7 @@ export async function startHaDemo(options: HaDemoOptions): Promise<RunningHaDemo
     for (const t of restartTimers) clearTimeout(t);
     rmSync(join(dir, 'ready'), { force: true });
     const stop = async (p: ChildProcess | undefined, signal: NodeJS.Signals) => {
-      if (!p || p.exitCode !== null || p.signalCode !== null) return;
+      if (!running(p)) return;
       const exited = new Promise((r) => p.once('exit', r));
       p.kill(signal);
       await exited;
@@ -254,15 +256,14 @@ export async function startHaDemo(options: HaDemoOptions): Promise<RunningHaDemo
     const replicas = (): ReplicaInfo[] =>
       slots.map((s, i) => ({
         name: s.name,
-        pid: procs[i]?.exitCode === null && procs[i]?.signalCode === null ? procs[i].pid! : 0,
+        pid: running(procs[i]) ? procs[i]!.pid! : 0,
         url: `https://127.0.0.1:${s.port}`,
         metricsUrl: `http://127.0.0.1:${s.metricsPort}/metrics`,
       }));
 
     const startReplica = async (i: number): Promise<void> => {
       const s = slots[i]!;
-      const current = procs[i];
-      if (current && current.exitCode === null && current.signalCode === null) return;
+      if (running(procs[i])) return;
       const logFile = join(dir, s.name, 'gatehouse.log');
       const config = configOf(s);
       const fd = openSync(logFile, 'a');
@@ -310,12 +311,12 @@ export async function startHaDemo(options: HaDemoOptions): Promise<RunningHaDemo
     const kubeconfigFor = (name: string, u: DemoUser, server = url) => writeDemoKubeconfig({ dir, server, caPem: tls.caPem, issuer: issuerUrl }, name, u);
     const kubeconfigs = demoKubeconfigs(kubeconfigFor);
     writeFileSync(join(dir, 'ready'), url + '\n');
-    const running = { issuer, postgres };
+    const parts = { issuer, postgres };
     return {
       dir,
       url,
       caPem: tls.caPem,
-      ...running,
+      ...parts,
       kubeconfigs,
       kubeconfigFor,
       replicas,
