@@ -256,7 +256,7 @@ export async function startHaDemo(options: HaDemoOptions): Promise<RunningHaDemo
     const replicas = (): ReplicaInfo[] =>
       slots.map((s, i) => ({
         name: s.name,
-        pid: running(procs[i]) ? procs[i]!.pid! : 0,
+        pid: running(procs[i]) ? procs[i].pid! : 0,
         url: `https://127.0.0.1:${s.port}`,
         metricsUrl: `http://127.0.0.1:${s.metricsPort}/metrics`,
       }));
