@@ -5,6 +5,7 @@
 #   scripts/tools.sh            opa + test bed (kube-apiserver, etcd)
 #   scripts/tools.sh opa        only the OPA CLI
 #   scripts/tools.sh testbed    only kube-apiserver, etcd and the stand-in kubelet
+#   scripts/tools.sh helm       Helm 3 (the chart's tests; not needed to run the gateway)
 #   scripts/tools.sh regal      the Rego linter (opt-in: the module proxy here refuses it)
 #
 # A warm cache makes every step a few stat calls. Builds go to a temporary
@@ -16,6 +17,7 @@ OPA_VERSION=v1.22.2
 REGAL_VERSION=v0.36.1
 K8S_VERSION=v1.35.4
 ETCD_VERSION=v3.6.5
+HELM_VERSION=v3.22.0
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cache=${GATEHOUSE_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/gatehouse}
@@ -86,9 +88,10 @@ case "$what" in
   opa) go_install opa github.com/open-policy-agent/opa "$OPA_VERSION" ;;
   regal) go_install regal github.com/open-policy-agent/regal "$REGAL_VERSION" ;;
   testbed) testbed ;;
+  helm) go_install helm helm.sh/helm/v3/cmd/helm "$HELM_VERSION" ;;
   all)
     go_install opa github.com/open-policy-agent/opa "$OPA_VERSION"
     testbed
     ;;
-  *) say "unknown tool '$what': expected one of opa, regal, testbed, all"; exit 2 ;;
+  *) say "unknown tool '$what': expected one of opa, regal, testbed, helm, all"; exit 2 ;;
 esac
