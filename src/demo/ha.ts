@@ -60,6 +60,8 @@ export interface RunningHaDemo {
   restart(i: number): Promise<void>;
   /** HAProxy's view of each replica ("UP", "DOWN", …), from its admin socket. */
   balancerStatus(): Promise<Record<string, string>>;
+  /** Takes a replica out of the balancer (maintenance) or puts it back, its process untouched (benchmarks). */
+  setInBalancer(name: string, on: boolean): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -330,6 +332,9 @@ export async function startHaDemo(options: HaDemoOptions): Promise<RunningHaDemo
           if (f.length > 6 && /^\d+$/.test(f[0]!) && f[1] === 'replicas') out[f[3]!] = f[5] === '2' ? 'UP' : f[5] === '0' ? 'DOWN' : `state ${f[5]}`;
         }
         return out;
+      },
+      async setInBalancer(name, on) {
+        await haproxyCommand(join(dir, 'haproxy.sock'), `set server replicas/${name} state ${on ? 'ready' : 'maint'}`);
       },
       stop: cleanUp,
     };
