@@ -28,32 +28,21 @@ then, in another terminal, as carol (group security):
   npx gatehouse sessions list --kubeconfig ${rel(demo.kubeconfigs.security)}   (play ID, export ID, or ${demo.gateway.url}/gatehouse/sessions)
 Audit records: ${rel(join(demo.dir, 'audit.log'))}. Metrics: ${demo.gateway.metricsUrl ?? 'off'} (also in ${rel(join(demo.dir, 'metrics.url'))}). Stop with Ctrl-C.
 `);
-  // The first SIGINT/SIGTERM drains (watches and shells get limits.shutdownGraceSeconds); a second
-  // one stops at once. Either way the control plane goes down with the demo: the handlers stay
-  // installed, so no later signal can kill this process half-way through its clean-up.
-  let stopping = false;
-  await new Promise<void>((resolve) => {
-    const onSignal = () => {
-      if (!stopping) {
-        stopping = true;
-        resolve();
-        return;
-      }
-      process.stderr.write('demo: stopping at once\n');
-      void demo.kill().finally(() => process.exit(130));
-    };
-    process.on('SIGINT', onSignal);
-    process.on('SIGTERM', onSignal);
-    // SIGHUP loads the policy again, as for `gatehouse serve` (the folder is also watched).
-    process.on('SIGHUP', () => void demo.gateway.reloadPolicy());
-  });
+  // SIGHUP loads the policy again, as for `gatehouse serve` (the folder is also watched).
+  process.on('SIGHUP', () => void demo.gateway.reloadPolicy());
+  await untilSignalled(() => demo.kill());
   process.stderr.write('demo: stopping (again to stop at once)\n');
   await demo.stop();
   return 0;
 }
 
-/** Until SIGINT/SIGTERM; a second one stops at once (the watchdog then cleans up what is left). */
-function untilSignalled(): Promise<void> {
+/**
+ * Until the first SIGINT/SIGTERM, which drains (watches and shells get
+ * limits.shutdownGraceSeconds); a second one runs `atOnce` and exits. Either
+ * way the control plane goes down with the demo: the handlers stay installed,
+ * so no later signal can kill this process half-way through its clean-up.
+ */
+function untilSignalled(atOnce: () => Promise<unknown>): Promise<void> {
   return new Promise<void>((resolve) => {
     let stopping = false;
     const onSignal = () => {
@@ -63,7 +52,7 @@ function untilSignalled(): Promise<void> {
         return;
       }
       process.stderr.write('demo: stopping at once\n');
-      process.exit(130);
+      void atOnce().finally(() => process.exit(130));
     };
     process.on('SIGINT', onSignal);
     process.on('SIGTERM', onSignal);
@@ -86,7 +75,8 @@ Try:
   kill -9 ${list[0]?.pid ?? 'PID'}     # kill ${list[0]?.name ?? 'a replica'}: HAProxy skips it, requests keep working, the demo starts it again after 5 s
 Stop with Ctrl-C.
 `);
-  await untilSignalled();
+  // At once: what is left is the watchdog's to stop (its owner is gone).
+  await untilSignalled(async () => {});
   process.stderr.write('demo: stopping (again to stop at once)\n');
   await demo.stop();
   return 0;

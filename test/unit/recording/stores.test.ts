@@ -9,7 +9,7 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pg from 'pg';
-import type { CastHeader } from '../../../src/recording/asciicast.js';
+import type { CastHeader, Recorder } from '../../../src/recording/asciicast.js';
 import { createPostgresSessionStore, SESSION_SCHEMA } from '../../../src/recording/postgres-sessions.js';
 import { createFileSessionStore, newSessionId, type SessionStore } from '../../../src/recording/sessions.js';
 import { DatabaseError, openPostgres, type Postgres } from '../../../src/store/postgres.js';
@@ -151,49 +151,63 @@ describe('recording stores: files and PostgreSQL keep the same recordings', () =
     await writer.close();
   });
 
-  it('attack: a chunk the database refuses mid-session fails the recording (the session must end)', async () => {
+  /**
+   * A recording whose database another connection (`admin`) interferes with
+   * after it opened; `write` feeds it; what the recording failed with.
+   */
+  async function sabotaged(
+    sabotage: (admin: pg.Client) => Promise<unknown>,
+    write: (rec: Recorder, failure: () => Error | undefined) => Promise<unknown>,
+    undo: (admin: pg.Client) => Promise<unknown>,
+  ): Promise<Error | undefined> {
     const admin = new pg.Client({ connectionString: postgres.url });
     await admin.connect();
+    const { writer } = kinds.postgres();
+    let failure: Error | undefined;
+    const rec = await writer.open(headerOf(newSessionId()), (err) => (failure = err));
     try {
-      const { writer } = kinds.postgres();
-      const id = newSessionId();
-      let failure: Error | undefined;
-      const rec = await writer.open(headerOf(id), (err) => (failure = err));
-      await admin.query(
-        `CREATE OR REPLACE FUNCTION gatehouse_test_refuse() RETURNS trigger AS $$ BEGIN RAISE EXCEPTION 'disk full (test)'; END $$ LANGUAGE plpgsql`,
-      );
-      await admin.query(`CREATE TRIGGER refuse BEFORE INSERT ON gatehouse_session_chunks FOR EACH ROW EXECUTE FUNCTION gatehouse_test_refuse()`);
-      rec.output(Buffer.from('rm -rf /data\n'));
-      const err = await waitFor('the recording to fail', () => failure);
-      assert.match(err.message, /disk full \(test\)/);
+      await sabotage(admin);
+      await write(rec, () => failure);
+    } finally {
+      await undo(admin);
+      await admin.end();
       rec.close({ exitCode: null, reason: 'recording failed' });
       await writer.close();
-    } finally {
-      await admin.query('DROP TRIGGER IF EXISTS refuse ON gatehouse_session_chunks');
-      await admin.end();
     }
+    return failure;
+  }
+
+  it('attack: a chunk the database refuses mid-session fails the recording (the session must end)', async () => {
+    const failure = await sabotaged(
+      async (admin) => {
+        await admin.query(
+          `CREATE OR REPLACE FUNCTION gatehouse_test_refuse() RETURNS trigger AS $$ BEGIN RAISE EXCEPTION 'disk full (test)'; END $$ LANGUAGE plpgsql`,
+        );
+        await admin.query(`CREATE TRIGGER refuse BEFORE INSERT ON gatehouse_session_chunks FOR EACH ROW EXECUTE FUNCTION gatehouse_test_refuse()`);
+      },
+      async (rec, failed) => {
+        rec.output(Buffer.from('rm -rf /data\n'));
+        await waitFor('the recording to fail', failed);
+      },
+      (admin) => admin.query('DROP TRIGGER IF EXISTS refuse ON gatehouse_session_chunks'),
+    );
+    assert.match(failure?.message ?? '', /disk full \(test\)/);
   });
 
   it('attack: a database that falls behind a flood of output fails the recording instead of buffering without bound', async () => {
-    const admin = new pg.Client({ connectionString: postgres.url });
-    await admin.connect();
-    try {
-      const { writer } = kinds.postgres();
-      const id = newSessionId();
-      let failure: Error | undefined;
-      const rec = await writer.open(headerOf(id), (err) => (failure = err));
+    const failure = await sabotaged(
       // Holds the chunk table: every INSERT waits, as on a database that cannot keep up.
-      await admin.query('BEGIN');
-      await admin.query('LOCK TABLE gatehouse_session_chunks IN EXCLUSIVE MODE');
-      const frame = Buffer.alloc(32 * 1024, 'y');
-      for (let i = 0; i < 64 && !failure; i++) rec.output(frame);
-      assert.match(failure?.message ?? '', /fell more than 262144 bytes behind/);
-      await admin.query('ROLLBACK');
-      rec.close({ exitCode: null, reason: 'recording failed' });
-      await writer.close();
-    } finally {
-      await admin.end();
-    }
+      async (admin) => {
+        await admin.query('BEGIN');
+        await admin.query('LOCK TABLE gatehouse_session_chunks IN EXCLUSIVE MODE');
+      },
+      async (rec, failed) => {
+        const frame = Buffer.alloc(32 * 1024, 'y');
+        for (let i = 0; i < 64 && !failed(); i++) rec.output(frame);
+      },
+      (admin) => admin.query('ROLLBACK'),
+    );
+    assert.match(failure?.message ?? '', /fell more than 262144 bytes behind/);
   });
 
   it('a PostgreSQL that is not there, or refuses the login, stops start-up with a message that names it and no password', async () => {
