@@ -19,6 +19,12 @@ import { projectRoot, runRoot } from '../src/paths.js';
 import { down, up } from '../src/testbed/controlplane.js';
 import { isAlive } from '../src/testbed/controlplane.js';
 import { percentiles } from './stats.js';
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
+import pg from 'pg';
+import { renderKubeconfig } from '../src/kubeconfig.js';
+
+const run = promisify(execFile);
 
 function cpuSeconds(pid: number): number {
   const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
@@ -33,6 +39,7 @@ const CONCURRENCY = 24;
 const PATH = '/api/v1/namespaces/dev/configmaps/app-config';
 const dir = join(runRoot, `bench-ha-${process.pid}`);
 const report: string[] = [];
+const json: Record<string, unknown> = {};
 const out = (l = '') => {
   report.push(l);
   process.stdout.write(l + '\n');
@@ -77,6 +84,45 @@ async function drive(base: string, token: string, ca: string, seconds: number, d
   return { ok: times.length, failed, rps: times.length / elapsed, p50: p['p50'] ?? NaN, p99: p['p99'] ?? NaN };
 }
 
+/** kubectl exec throughput: straight to kube-apiserver, and through a replica that records into PostgreSQL. */
+async function execBench(d: RunningHaDemo, token: string, adminKubeconfig: string): Promise<void> {
+  const mb = quick ? 8 : 64;
+  const viaReplica = join(dir, 'bob.kubeconfig');
+  writeFileSync(viaReplica, renderKubeconfig({ name: 'bench', server: d.replicas()[0]!.url, caPem: d.caPem, user: 'bob', auth: { kind: 'token', token } }));
+  out(`| kubectl exec (WebSocket), ${mb} MB of output | MB/s | recorded |`);
+  out('|---|---|---|');
+  const rows: Record<string, unknown> = {};
+  for (const [name, kubeconfig] of [
+    ['direct to kube-apiserver', adminKubeconfig],
+    ['through a replica, recorded into PostgreSQL', viaReplica],
+  ] as const) {
+    const times: number[] = [];
+    for (let i = 0; i < (quick ? 1 : 3); i++) {
+      const t = process.hrtime.bigint();
+      await run('kubectl', ['--kubeconfig', kubeconfig, 'exec', 'web-0', '-n', 'dev', '--', 'sh', '-c', `yes 0123456789abcdef | head -c ${mb * 1024 * 1024}`], {
+        maxBuffer: 1 << 30,
+        encoding: 'buffer',
+      });
+      times.push(Number(process.hrtime.bigint() - t) / 1e9);
+    }
+    const mbps = mb / [...times].sort((a, b) => a - b)[Math.floor(times.length / 2)]!;
+    rows[name] = mbps;
+    // The recording's size as PostgreSQL holds it: every byte of output, as asciicast JSON.
+    const stored =
+      kubeconfig === viaReplica
+        ? await (async () => {
+            const c = new pg.Client({ connectionString: d.postgres.url });
+            await c.connect();
+            const r = await c.query<{ bytes: string | null }>('SELECT sum(octet_length(data))::text AS bytes FROM gatehouse_session_chunks');
+            await c.end();
+            return r.rows[0]?.bytes ?? undefined;
+          })()
+        : undefined;
+    out(`| ${name} | ${mbps.toFixed(1)} | ${stored ? `${(Number(stored) / 2 ** 20).toFixed(0)} MiB of asciicast in PostgreSQL (all runs)` : '–'} |`);
+  }
+  json['exec'] = rows;
+}
+
 async function main(): Promise<void> {
   rmSync(dir, { recursive: true, force: true });
   mkdirSync(dir, { recursive: true });
@@ -87,7 +133,6 @@ async function main(): Promise<void> {
   out('| target | requests/s | p50 ms | p99 ms | failed | gateway CPU ms per request |');
   out('|---|---|---|---|---|---|');
   const testbed = await up({ dir: join(dir, 'testbed'), ownerPid: process.pid });
-  const json: Record<string, unknown> = {};
   let demo: RunningHaDemo | undefined;
   try {
     demo = await startHaDemo({ replicas: 3, dir: join(dir, 'demo'), testbed, restartAfterMs: null });
@@ -143,6 +188,8 @@ async function main(): Promise<void> {
     out();
     out(`${ROUNDS} rounds of ${SECONDS} s, alternating; medians (failed: summed). A kill fails the requests in flight on the connections to that replica;`);
     out('the clients reconnect, and HAProxy sends new connections to the replicas left.');
+    out();
+    await execBench(d, token, testbed.kubeconfigs.admin);
   } finally {
     await demo?.stop();
     await down(testbed.dir);

@@ -75,10 +75,13 @@ function haproxyConfig(a: { port: number; dir: string; replicas: readonly { name
   return `# Written by gatehouse demo --replicas; TLS passes through to the replicas, which share one certificate.
 global
   maxconn 4096
+  log stdout format raw local0 info
   stats socket ${join(a.dir, 'haproxy.sock')} mode 600 level admin
 
 defaults
   mode tcp
+  log global
+  option tcplog
   timeout connect 2s
   timeout client 1h
   timeout server 1h
@@ -95,7 +98,9 @@ backend replicas
   balance roundrobin
   option httpchk GET /readyz
   http-check expect status 200
-  default-server check check-ssl ca-file ${join(a.dir, 'tls', 'ca.crt')} verify required inter 1s fall 2 rise 2
+  # Passive checks too: the first connection a replica refuses marks it down, so no retry is
+  # redispatched to it again while the active checks (every second) have not noticed yet.
+  default-server check check-ssl ca-file ${join(a.dir, 'tls', 'ca.crt')} verify required inter 1s fall 2 rise 2 observe layer4 error-limit 1 on-error mark-down
 ${a.replicas.map((r) => `  server ${r.name} 127.0.0.1:${r.port}`).join('\n')}
 `;
 }

@@ -142,3 +142,44 @@ describe('gatehouse demo (the embedded default, as a process)', function () {
     });
   }
 });
+
+describe('gatehouse demo --replicas 2 (as a process)', function () {
+  this.timeout(180_000);
+
+  for (const signal of ['SIGTERM', 'SIGKILL'] as const) {
+    it(`prints the replicas and how to kill one, serves through HAProxy, and ${signal} leaves no process behind${signal === 'SIGKILL' ? ' (its watchdog cleans up)' : ''}`, async () => {
+      const dir = join(runRoot, `test-${process.pid}`, `demo-ha-${signal}`);
+      const child = spawn(process.execPath, [join(projectRoot, 'bin/gatehouse.js'), 'demo', '--replicas', '2'], {
+        env: { ...process.env, GATEHOUSE_DEMO_DIR: dir },
+        stdio: ['ignore', 'pipe', 'pipe'],
+      });
+      let out = '';
+      let log = '';
+      child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+      child.stderr.on('data', (d: Buffer) => (log += d.toString()));
+      const exited = new Promise((r) => child.once('exit', r));
+      let pids: number[] = [];
+      let testbedPids: number[] = [];
+      try {
+        await waitFor('the HA demo to be ready', () => existsSync(join(dir, 'ready')) || child.exitCode !== null, 150_000);
+        assert.ok(existsSync(join(dir, 'ready')), `not ready: ${out}${log}`);
+        const replicas = JSON.parse(readFileSync(join(dir, 'replicas.json'), 'utf8')) as { name: string; pid: number; url: string }[];
+        assert.equal(replicas.length, 2);
+        for (const r of replicas) assert.match(out, new RegExp(`${r.name}\\s+pid ${r.pid}\\s+${r.url.replaceAll('.', '\\.')}`));
+        assert.match(out, new RegExp(`kill -9 ${replicas[0]!.pid}`));
+        const r = await kubectl(join(dir, 'alice.kubeconfig'), ['get', 'configmap', 'app-config', '-n', 'dev', '-o', 'name']);
+        assert.equal(r.code, 0, r.stderr);
+        pids = (JSON.parse(readFileSync(join(dir, 'owned.json'), 'utf8')) as { pids: number[] }).pids;
+        assert.equal(pids.length, 4, 'two replicas, HAProxy and PostgreSQL');
+        const state = readState(join(dir, 'testbed'))!;
+        testbedPids = [state.pids.apiserver, state.pids.etcd, state.pids.kubelet];
+      } finally {
+        child.kill(signal);
+        await exited;
+      }
+      await waitFor('every process of the demo to be gone', () => ![...pids, ...testbedPids].some(isAlive), 60_000);
+      assert.equal(existsSync(join(dir, 'ready')), false);
+      assert.equal(existsSync(join(dir, 'replicas.json')), false);
+    });
+  }
+});

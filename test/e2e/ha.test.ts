@@ -8,6 +8,7 @@
 import assert from 'node:assert/strict';
 import { existsSync, readFileSync } from 'node:fs';
 import { Agent, request } from 'node:https';
+import { connect } from 'node:net';
 import { join } from 'node:path';
 import type { ApprovalEvent, AuditRecord } from '../../src/audit/event.js';
 import { DEMO_USERS } from '../../src/demo/demo.js';
@@ -22,6 +23,17 @@ import { waitFor } from '../support/wait.js';
 import { testbed } from './hooks.js';
 
 const CLI = join(projectRoot, 'bin/gatehouse.js');
+
+function refuses(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const c = connect(port, '127.0.0.1');
+    c.once('connect', () => {
+      c.destroy();
+      resolve(false);
+    });
+    c.once('error', () => resolve(true));
+  });
+}
 
 describe('HA: three replicas behind HAProxy sharing PostgreSQL (kube-apiserver v1.35.4, kubectl 1.32)', function () {
   this.timeout(180_000);
@@ -124,14 +136,14 @@ describe('HA: three replicas behind HAProxy sharing PostgreSQL (kube-apiserver v
     const { token } = await mintToken(file, { user: DEMO_USERS.alice.user, groups: DEMO_USERS.alice.groups });
     const agent = new Agent({ ca: demo.caPem, keepAlive: false });
     const get = () =>
-      new Promise<{ status: number; auditId: string; at: number }>((resolve) => {
+      new Promise<{ status: number; auditId: string; at: number; error?: string }>((resolve) => {
         const at = Date.now();
         request(`${demo.url}/api/v1/namespaces/dev/configmaps`, { agent, headers: { authorization: `Bearer ${token}` }, timeout: 20_000 }, (res) => {
           res.resume();
           res.on('end', () => resolve({ status: res.statusCode ?? 0, auditId: String(res.headers['audit-id'] ?? ''), at }));
           res.on('error', () => resolve({ status: 0, auditId: '', at }));
         })
-          .on('error', () => resolve({ status: 0, auditId: '', at }))
+          .on('error', (err: NodeJS.ErrnoException) => resolve({ status: 0, auditId: '', at, error: `${err.code ?? ''} ${err.message}` }))
           .on('timeout', function (this: { destroy(): void }) {
             this.destroy();
           })
@@ -139,7 +151,7 @@ describe('HA: three replicas behind HAProxy sharing PostgreSQL (kube-apiserver v
       });
     const victim = demo.replicas()[1]!;
     let killedAt = Infinity;
-    const results: { status: number; auditId: string; at: number }[] = [];
+    const results: { status: number; auditId: string; at: number; error?: string }[] = [];
     let stop = false;
     const workers = Array.from({ length: 4 }, async () => {
       while (!stop) results.push(await get());
@@ -147,6 +159,9 @@ describe('HA: three replicas behind HAProxy sharing PostgreSQL (kube-apiserver v
     await waitFor('some answers before the kill', () => results.length >= 40);
     process.kill(victim.pid, 'SIGKILL');
     await waitFor('the replica to be gone', () => !isAlive(victim.pid));
+    // A killed process's listening socket is torn down a moment after the process is reaped; a
+    // connection accepted in that moment is reset, and a TCP balancer cannot retry it.
+    await waitFor('its port to refuse connections', () => refuses(Number(new URL(victim.url).port)));
     killedAt = Date.now();
     await waitFor('the balancer to mark it down', async () => (await demo.balancerStatus())[victim.name] === 'DOWN');
     const countAfterDown = results.length;
@@ -160,7 +175,7 @@ describe('HA: three replicas behind HAProxy sharing PostgreSQL (kube-apiserver v
     assert.deepEqual(
       startedAfter.filter((r) => r.status !== 200),
       [],
-      'every request started after the replica died succeeded (a refused connection is tried on another replica)',
+      'every request started after the replica was gone succeeded (a refused connection is tried on another replica)',
     );
     // Only requests in flight on the victim at the kill may fail.
     assert.ok(failed.length <= 4, `${failed.length} failed`);
