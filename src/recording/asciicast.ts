@@ -40,6 +40,14 @@ export interface Recorder {
   close(end: SessionEnd): void;
   /** Where it is kept, for the audit record: a file, or `postgres:ID`. */
   readonly location: string;
+  /** A store that writes behind the session (PostgreSQL) says when to stop reading; files are written at once. */
+  readonly pressure?: Pressure;
+}
+
+/** A writer that can fall behind: full() says stop reading, whenDrained() when to start again. */
+export interface Pressure {
+  full(): boolean;
+  whenDrained(resume: () => void): void;
 }
 
 export interface SessionEnd {
@@ -77,7 +85,7 @@ export function parseEndMarker(line: string): SessionEnd | null {
  * decoded as UTF-8 across chunk boundaries (a character split between two
  * frames is written once, whole).
  */
-export function castEncoder(header: CastHeader, sink: LineSink, location: string, now: () => number = Date.now): Recorder {
+export function castEncoder(header: CastHeader, sink: LineSink, location: string, now: () => number = Date.now, pressure?: Pressure): Recorder {
   const start = now();
   let headerWritten = false;
   let closed = false;
@@ -96,6 +104,7 @@ export function castEncoder(header: CastHeader, sink: LineSink, location: string
   };
   return {
     location,
+    ...(pressure ? { pressure } : {}),
     output: (data) => event('o', out.write(data)),
     input: (data) => event('i', inp.write(data)),
     resize(cols, rows) {

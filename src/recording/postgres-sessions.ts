@@ -3,10 +3,12 @@
  * session recorded through any other. A recording is a row (header, how long,
  * how it ended) and its asciicast lines in numbered chunks, written as the
  * session runs: a chunk leaves when it reaches CHUNK_BYTES or has waited
- * FLUSH_MS, one write at a time, in order. Memory is bounded: a database that
- * falls more than MAX_BACKLOG_BYTES behind is a recording that failed, and the
- * session ends (fail closed) unless `recording.failOpen`. Reading streams the
- * chunks back a few at a time.
+ * FLUSH_MS, one write at a time, in order. Memory is bounded: past the high
+ * water mark the session is paused until the database catches up (the relay
+ * reads no more from either side), and a writer that does not pause and falls
+ * more than MAX_BACKLOG_BYTES behind is a recording that failed: the session
+ * ends (fail closed) unless `recording.failOpen`. Reading streams the chunks
+ * back a few at a time.
  */
 import { Readable } from 'node:stream';
 import type { Postgres } from '../store/postgres.js';
@@ -36,13 +38,21 @@ export const SESSION_SCHEMA = [
 
 export interface PostgresSessionLimits {
   readonly chunkBytes: number;
+  /** Not yet written beyond this, the session is asked to pause (Recorder.pressure); it resumes under half. */
+  readonly highWaterBytes: number;
   readonly flushMs: number;
   readonly maxBacklogBytes: number;
   /** Chunks fetched per query when a recording is read. */
   readonly readBatch: number;
 }
 
-export const DEFAULT_LIMITS: PostgresSessionLimits = { chunkBytes: 64 * 1024, flushMs: 250, maxBacklogBytes: 8 * 1024 * 1024, readBatch: 16 };
+export const DEFAULT_LIMITS: PostgresSessionLimits = {
+  chunkBytes: 256 * 1024,
+  highWaterBytes: 1024 * 1024,
+  flushMs: 250,
+  maxBacklogBytes: 8 * 1024 * 1024,
+  readBatch: 16,
+};
 
 interface Row {
   id: string;
@@ -86,11 +96,21 @@ export function createPostgresSessionStore(options: {
       let timer: NodeJS.Timeout | undefined;
       let tail: Promise<void> = Promise.resolve();
       let inFlight = 0;
+      let waiting: (() => void)[] = [];
+      const behind = () => pendingBytes + inFlight;
+      /** Lets a paused session read again: once under half the high water mark, or when there is no point waiting. */
+      const drained = (force = false) => {
+        if (!waiting.length || (!force && behind() > limits.highWaterBytes / 2)) return;
+        const resume = waiting;
+        waiting = [];
+        for (const r of resume) r();
+      };
       const fail = (err: Error) => {
         if (failed) return;
         failed = true;
         pending = [];
         onError(err);
+        drained(true);
       };
       /** Queues what is pending as the next chunk; `final` also says how the session ended. */
       const flush = (final?: { header: CastHeader; end: SessionEnd }) => {
@@ -125,6 +145,7 @@ export function createPostgresSessionStore(options: {
             fail(err as Error);
           } finally {
             inFlight -= bytes;
+            drained(final !== undefined);
           }
         });
       };
@@ -135,7 +156,7 @@ export function createPostgresSessionStore(options: {
             if (failed) return;
             pending.push(text + '\n');
             pendingBytes += Buffer.byteLength(text) + 1;
-            if (pendingBytes + inFlight > limits.maxBacklogBytes) {
+            if (behind() > limits.maxBacklogBytes) {
               fail(new Error(`the database fell more than ${limits.maxBacklogBytes} bytes behind the session`));
               return;
             }
@@ -152,6 +173,15 @@ export function createPostgresSessionStore(options: {
         },
         `postgres:${id}`,
         now,
+        {
+          full: () => !failed && behind() >= limits.highWaterBytes,
+          whenDrained(resume) {
+            waiting.push(resume);
+            // A chunk still waiting for its timer would keep a paused session paused until it fires.
+            if (pendingBytes > 0) flush();
+            drained();
+          },
+        },
       );
       return recorder;
     },

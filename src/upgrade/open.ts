@@ -148,16 +148,18 @@ export async function openSession(args: {
           fromServer: (c) => void (facts.bytesOut += c.length),
         };
       }
+      // The session waits for a recording that writes behind it (PostgreSQL) rather than outrun it.
+      const pressure = recorder?.pressure ? { pressure: recorder.pressure } : {};
       if (/^websocket$/i.test(upgrade)) {
         const base64 = protocol.includes('base64');
         const client = new WebSocketReader(base64, (m) => tap.fromClient(m.channel, m.data), unseen);
         const server = new WebSocketReader(base64, (m) => tap.fromServer(m.channel, m.data), unseen);
-        return { fromClient: (c) => client.push(c), fromServer: (c) => server.push(c) };
+        return { fromClient: (c) => client.push(c), fromServer: (c) => server.push(c), ...pressure };
       }
       const connection = new SpdyConnection(unseen);
       const client = new SpdyReader(connection, (m) => tap.fromClient(m.channel, m.data));
       const server = new SpdyReader(connection, (m) => tap.fromServer(m.channel, m.data));
-      return { fromClient: (c) => client.push(c), fromServer: (c) => server.push(c) };
+      return { fromClient: (c) => client.push(c), fromServer: (c) => server.push(c), ...pressure };
     },
     ended(): void {
       facts.durationMs = args.now() - started;

@@ -9,6 +9,7 @@ import type { IncomingMessage } from 'node:http';
 import { request } from 'node:https';
 import type { Duplex } from 'node:stream';
 import { errors } from 'undici';
+import type { Pressure } from '../recording/asciicast.js';
 import type { UpstreamTarget } from '../upstream/credentials.js';
 import type { UpstreamHeaders } from '../upstream/headers.js';
 
@@ -22,6 +23,32 @@ export type RelayOutcome = { readonly upgraded: true; readonly protocol: string;
 export interface Taps {
   fromClient(chunk: Buffer): void;
   fromServer(chunk: Buffer): void;
+  /** Where taps keep what they read (a recording) and it is slower than the session: read no more until it catches up. */
+  readonly pressure?: Pressure;
+}
+
+/**
+ * src → dst with a tap, like pipe(), but also paused while the tap's store is
+ * full: a session runs at the pace its recording can be kept, and the memory
+ * between the two stays bounded.
+ */
+function forward(src: Duplex, dst: Duplex, tap: (c: Buffer) => void, pressure: Pressure | undefined): void {
+  const holds = new Set<'destination' | 'recording'>();
+  const hold = (why: 'destination' | 'recording', until: (release: () => void) => void) => {
+    if (holds.has(why)) return;
+    holds.add(why);
+    src.pause();
+    until(() => {
+      holds.delete(why);
+      if (holds.size === 0) src.resume();
+    });
+  };
+  src.on('data', (c: Buffer) => {
+    tap(c);
+    if (!dst.write(c)) hold('destination', (release) => dst.once('drain', release));
+    if (pressure?.full()) hold('recording', (release) => pressure.whenDrained(release));
+  });
+  src.once('end', () => dst.end());
 }
 
 function head(status: number, message: string, headers: Record<string, string | string[] | undefined>): string {
@@ -137,10 +164,8 @@ export function relayUpgrade(args: {
             finish();
           }
         };
-        upstream.on('data', (c: Buffer) => taps.fromServer(c));
-        args.client.on('data', (c: Buffer) => taps.fromClient(c));
-        upstream.pipe(args.client);
-        args.client.pipe(upstream);
+        forward(upstream, args.client, (c) => taps.fromServer(c), taps.pressure);
+        forward(args.client, upstream, (c) => taps.fromClient(c), taps.pressure);
         upstream.once('close', end);
         args.client.once('close', end);
         upstream.on('error', end);

@@ -55,7 +55,7 @@ describe('recording stores: files and PostgreSQL keep the same recordings', () =
   let postgres: RunningPostgres;
   let dbs: Postgres[] = [];
   const dir = mkdtempSync(join(tmpdir(), 'gatehouse-stores-'));
-  const limits = { chunkBytes: 16 * 1024, flushMs: 20, maxBacklogBytes: 256 * 1024, readBatch: 4 };
+  const limits = { chunkBytes: 16 * 1024, highWaterBytes: 64 * 1024, flushMs: 20, maxBacklogBytes: 256 * 1024, readBatch: 4 };
 
   before(async function () {
     this.timeout(60_000);
@@ -157,7 +157,7 @@ describe('recording stores: files and PostgreSQL keep the same recordings', () =
    */
   async function sabotaged(
     sabotage: (admin: pg.Client) => Promise<unknown>,
-    write: (rec: Recorder, failure: () => Error | undefined) => Promise<unknown>,
+    write: (rec: Recorder, failure: () => Error | undefined, admin: pg.Client) => Promise<unknown>,
     undo: (admin: pg.Client) => Promise<unknown>,
   ): Promise<Error | undefined> {
     const admin = new pg.Client({ connectionString: postgres.url });
@@ -167,7 +167,7 @@ describe('recording stores: files and PostgreSQL keep the same recordings', () =
     const rec = await writer.open(headerOf(newSessionId()), (err) => (failure = err));
     try {
       await sabotage(admin);
-      await write(rec, () => failure);
+      await write(rec, () => failure, admin);
     } finally {
       await undo(admin);
       await admin.end();
@@ -208,6 +208,41 @@ describe('recording stores: files and PostgreSQL keep the same recordings', () =
       (admin) => admin.query('ROLLBACK'),
     );
     assert.match(failure?.message ?? '', /fell more than 262144 bytes behind/);
+  });
+
+  it('a session that pauses when asked gets 4 MiB through a database stalled for a while: nothing lost, never over the backlog limit', async () => {
+    let writer: SessionStore;
+    let id = '';
+    const frame = Buffer.alloc(32 * 1024, 'z');
+    const failure = await sabotaged(
+      async (admin) => {
+        await admin.query('BEGIN');
+        await admin.query('LOCK TABLE gatehouse_session_chunks IN EXCLUSIVE MODE');
+      },
+      async (_rec, failed, admin) => {
+        ({ writer } = kinds.postgres());
+        id = newSessionId();
+        const paced = await writer.open(headerOf(id), (err) => assert.fail(err));
+        let pauses = 0;
+        for (let i = 0; i < 128 && !failed(); i++) {
+          paced.output(frame);
+          // What the relay does: stop reading while the recording is full.
+          if (paced.pressure?.full()) {
+            pauses++;
+            // The database comes back a while later.
+            if (pauses === 1) setTimeout(() => void admin.query('ROLLBACK'), 300);
+            await new Promise<void>((resume) => paced.pressure!.whenDrained(resume));
+          }
+        }
+        assert.ok(pauses > 0, 'the stalled database paused the session');
+        paced.close({ exitCode: 0, reason: 'exited' });
+        await writer.close();
+      },
+      (admin) => admin.query('ROLLBACK'),
+    );
+    assert.equal(failure, undefined);
+    const { text } = await readAll(kinds.postgres().reader, id);
+    assert.equal(text.split('\n').filter((l) => l.includes('"o","zzz')).length, 128);
   });
 
   it('a PostgreSQL that is not there, or refuses the login, stops start-up with a message that names it and no password', async () => {
