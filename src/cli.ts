@@ -52,13 +52,22 @@ async function main(argv: string[]): Promise<number> {
   }
 }
 
+/**
+ * Exits once stdout and stderr have taken everything written: into a pipe they
+ * write asynchronously, and process.exit() dropped the rest (a piped
+ * `gatehouse sessions export` of a long session stopped at 128 KiB).
+ */
+function exitFlushed(code: number): void {
+  process.stdout.write('', () => process.stderr.write('', () => process.exit(code)));
+}
+
 main(process.argv.slice(2)).then(
-  (code) => process.exit(code),
+  (code) => exitFlushed(code),
   (err: unknown) => {
     // An error may quote the gateway's answer, which may quote the request: made visible too.
     process.stderr.write(
       forTerminal(`gatehouse: ${isReadable(err) ? visible(err.message) : err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`),
     );
-    process.exit(1);
+    exitFlushed(1);
   },
 );

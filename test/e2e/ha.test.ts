@@ -18,6 +18,7 @@ import { mintToken } from '../../src/demo/issuer.js';
 import { isAlive } from '../../src/testbed/controlplane.js';
 import { projectRoot, runRoot } from '../../src/paths.js';
 import { approvalsCli, kubectlInBackground, pendingFor } from '../support/approvals.js';
+import { launchChromium, logInThroughDemoIssuer } from '../support/browser.js';
 import { kubectl, run } from '../support/run.js';
 import { waitFor } from '../support/wait.js';
 import { testbed } from './hooks.js';
@@ -128,6 +129,52 @@ describe('HA: three replicas behind HAProxy sharing PostgreSQL (kube-apiserver v
     assert.equal(casts[0], casts[1]);
     assert.match(casts[0]!, /recorded-through-replica-1/);
     assert.match(casts[0]!.trimEnd().split('\n').at(-1)!, /"m","exit \{\\"exitCode\\":0/);
+  });
+
+  it('a session whose output outruns PostgreSQL is paced, not cut: 16 MiB arrive whole and are recorded whole', async () => {
+    const size = 16 * 1024 * 1024;
+    const ex = await run(
+      'kubectl',
+      ['--kubeconfig', direct('alice', 0), 'exec', 'web-0', '-n', 'dev', '--', 'sh', '-c', `yes paced-output | head -c ${size}`],
+      {
+        timeoutMs: 120_000,
+      },
+    );
+    assert.equal(ex.code, 0, ex.stderr);
+    assert.equal(ex.stdout.length, size);
+    const id = await waitFor('the session, ended', async () => {
+      const l = await run(process.execPath, [CLI, 'sessions', 'list', '-o', 'json', '--kubeconfig', direct('security', 2)]);
+      const items = (JSON.parse(l.stdout || '{"items":[]}') as { items: { id: string; header: { title: string }; end: unknown }[] }).items;
+      return items.find((s) => s.header.title.includes('paced-output') && s.end)?.id;
+    });
+    const cast = await run(process.execPath, [CLI, 'sessions', 'export', id, '--kubeconfig', direct('security', 1)], { timeoutMs: 120_000 });
+    assert.equal(cast.code, 0, cast.stderr);
+    const output = cast.stdout
+      .trimEnd()
+      .split('\n')
+      .slice(1)
+      .map((l) => JSON.parse(l) as [number, string, string])
+      .filter((e) => e[1] === 'o')
+      .reduce((n, e) => n + e[2].length, 0);
+    assert.equal(output, size);
+  });
+
+  it('a web login made through the balancer is good on every replica: no sticky sessions (Chromium)', async () => {
+    const browser = await launchChromium();
+    try {
+      const context = await browser.newContext({ ignoreHTTPSErrors: true });
+      const page = await context.newPage();
+      await logInThroughDemoIssuer(page, `${demo.url}/gatehouse/approvals`, 'carol');
+      for (const r of demo.replicas()) {
+        // Each replica directly, with the cookie the login left: same host, so the browser sends it.
+        await page.goto(`${r.url}/gatehouse/sessions`);
+        assert.equal(page.url(), `${r.url}/gatehouse/sessions`, `${r.name} did not send the browser to log in again`);
+        assert.match((await page.textContent('header')) ?? '', /carol@example\.com/, r.name);
+      }
+      await context.close();
+    } finally {
+      await browser.close();
+    }
   });
 
   it('SIGKILL of a replica under load: new requests keep succeeding, the balancer takes it out, no completed request loses its audit record, and it rejoins', async () => {
