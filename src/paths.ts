@@ -1,4 +1,4 @@
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -24,3 +24,6 @@ export class ToolMissingError extends Error {
     super(`${tool} is not installed in ${join(projectRoot, '.tools')}: run \`npm run tools\` (scripts/tools.sh) first`);
   }
 }
+
+/** The version in package.json: what the MCP endpoint and the image report. */
+export const GATEHOUSE_VERSION = (JSON.parse(readFileSync(join(projectRoot, 'package.json'), 'utf8')) as { version: string }).version;

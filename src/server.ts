@@ -3,7 +3,14 @@
  * wrong with the configuration or the policy is found here, at start-up.
  */
 import { randomBytes } from 'node:crypto';
-import { readFileSync } from 'node:fs';
+import { chmodSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { createServer as createHttpServer } from 'node:http';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createMcpMarker } from './mcp/marker.js';
+import { createInternalClient } from './mcp/kube.js';
+import { createMcpEndpoint, MCP_PATH, RESOURCE_METADATA_PATH } from './mcp/endpoint.js';
+import { GATEHOUSE_VERSION } from './paths.js';
 import { checkMaskPath } from './redact/path.js';
 import { createServer, type Server } from 'node:https';
 import type { AddressInfo, Socket } from 'node:net';
@@ -193,7 +200,8 @@ export async function startGateway(config: Config, options: GatewayOptions = {})
   });
   app.use(async (ctx, next) => {
     // The gateway's own pages and API; no Kubernetes path starts with /gatehouse/.
-    if (ctx.path.startsWith(WEB_PREFIX)) await routes?.gatehouse(ctx.req, ctx.res);
+    // The gateway's own pages and APIs, and the MCP endpoint's OAuth metadata (RFC 9728's well-known path).
+    if (ctx.path.startsWith(WEB_PREFIX) || ctx.path.startsWith(RESOURCE_METADATA_PATH)) await routes?.gatehouse(ctx.req, ctx.res);
     else await next();
   });
   app.use(async (ctx) => {
@@ -261,8 +269,29 @@ export async function startGateway(config: Config, options: GatewayOptions = {})
         })
       : undefined;
   }
+  // MCP tool calls reach this same pipeline over an internal socket only this process can open.
+  const marker = createMcpMarker();
+  const internalDir = mkdtempSync(join(tmpdir(), 'gatehouse-internal-'));
+  chmodSync(internalDir, 0o700);
+  const internalSocket = join(internalDir, 'api.sock');
+  const internalServer = createHttpServer((req, res) => void koa(req, res));
+  await new Promise<void>((resolve, reject) => {
+    internalServer.once('error', reject);
+    internalServer.listen(internalSocket, () => resolve());
+  });
+  const internal = createInternalClient(internalSocket, marker);
+  const mcp = createMcpEndpoint({
+    authenticate: (t) => authenticator.authenticate(t),
+    issuers: issuers.map((i) => i.issuer),
+    publicUrl: ac?.publicUrl ?? url,
+    internal,
+    audit,
+    version: GATEHOUSE_VERSION,
+  });
   const gatehouse: Handler = async (req, res) => {
     const u = new URL(req.url ?? '/', 'https://gatehouse.invalid');
+    if (u.pathname === MCP_PATH) return mcp.handle(req, res);
+    if (u.pathname === RESOURCE_METADATA_PATH || u.pathname === RESOURCE_METADATA_PATH + MCP_PATH) return mcp.metadata(res);
     const under = (prefix: string) => u.pathname === prefix || u.pathname.startsWith(prefix + '/');
     if (under(SESSIONS_PREFIX)) return sessionsApi(req, res, u.pathname, u.searchParams);
     if (approvalsApi && under(API_PREFIX)) return approvalsApi(req, res, u.pathname, u.searchParams);
@@ -281,6 +310,7 @@ export async function startGateway(config: Config, options: GatewayOptions = {})
     ...(approvals ? { approvals } : {}),
     requesterView: createRequesterView({ forwarder, upstream, maxBodyBytes: config.limits.maxBodyBytes, masking }),
     now,
+    mcpMarker: marker,
   });
   const handle = createHttpDoor({ admit, forwarder, upstream, audit, masking, now });
   const upgrade = createUpgradeDoor({
@@ -333,6 +363,9 @@ export async function startGateway(config: Config, options: GatewayOptions = {})
       for (const s of sockets) s.destroy();
       await closed;
       await new Promise((r) => setImmediate(r));
+      await internal.close();
+      await new Promise((r) => internalServer.close(r));
+      rmSync(internalDir, { recursive: true, force: true });
       await forwarder.close();
       await remote?.close();
       await store?.close();

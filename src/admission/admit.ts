@@ -6,6 +6,7 @@
  * before it, so that the audit record can say how far the request came.
  */
 import { randomUUID } from 'node:crypto';
+import { MCP_HEADER, type McpFacts, type McpMarker } from '../mcp/marker.js';
 import type { IncomingHttpHeaders, IncomingMessage } from 'node:http';
 import { fingerprint, subjectOf } from '../approval/approval.js';
 import { credentialParamIn } from '../audit/scrub.js';
@@ -81,6 +82,8 @@ export interface AdmitDeps {
     decision: Allowing,
   ) => { readonly asRequester: AsRequester; readonly mask: (body: Buffer) => Promise<Buffer> };
   readonly now: () => number;
+  /** Reads the signed header of requests made for MCP tool calls (mcp/marker.ts). */
+  readonly mcpMarker?: McpMarker;
 }
 
 export function receive(req: IncomingMessage, now: () => number): Received {
@@ -100,6 +103,19 @@ export function isSession(target: RequestTarget): target is Extract<RequestTarge
 }
 
 const WRITES = new Set(['create', 'update', 'patch']);
+
+/** The facts of a request the MCP endpoint made for a tool call; a marker this process did not sign is refused. */
+function mcpFactsOf(headers: IncomingHttpHeaders, marker: McpMarker | undefined): McpFacts | null {
+  const header = headers[MCP_HEADER];
+  if (header === undefined) return null;
+  try {
+    const facts = marker?.verify(header);
+    if (facts) return facts;
+  } catch {
+    // Refused below, like a missing marker key.
+  }
+  throw new GatehouseError('GATEHOUSE_BAD_REQUEST', `the ${MCP_HEADER} header is the gateway's own: a request may not carry it`);
+}
 
 export function createAdmitter(deps: AdmitDeps) {
   /**
@@ -126,6 +142,7 @@ export function createAdmitter(deps: AdmitDeps) {
           `Gatehouse does not accept credentials in the URL (query parameter ${JSON.stringify(credential.slice(0, 64))}): send the token in the Authorization header`,
         );
       }
+      const mcp = mcpFactsOf(received.headers, deps.mcpMarker);
       const identity = await deps.authenticator.authenticate(extractBearerToken(received.headers));
       known = { ...known, identity };
       const q = received.url.indexOf('?');
@@ -160,10 +177,12 @@ export function createAdmitter(deps: AdmitDeps) {
         id: received.auditId,
         method: received.method,
         headers: received.headers,
-        sourceIP: received.sourceIP,
+        // A tool call's requests reach the gateway over its internal socket: the agent's address is in the marker.
+        sourceIP: mcp?.sourceIP ?? received.sourceIP,
         body: isWrite ? bodyForPolicy(body, contentType, deps.limits.policyBodyBytes) : { body: null, bodyTooLarge: false },
         nowNs: deps.now() * 1e6,
         cluster: deps.cluster,
+        mcp,
       });
       known = { ...known, input };
       const engine = deps.engine.pin?.() ?? deps.engine;

@@ -100,7 +100,28 @@ export interface SessionCommandEvent {
   readonly line: string;
 }
 
-export type AuditRecord = AuditEvent | ApprovalEvent | SessionCommandEvent;
+/**
+ * One MCP tool call (/gatehouse/mcp): which tool, a digest of its arguments
+ * (never the arguments: a manifest may hold a Secret), the audit IDs of the
+ * Kubernetes requests it made — each with its own Event — and how it ended.
+ */
+export interface McpToolCallEvent {
+  readonly kind: 'McpToolCall';
+  readonly apiVersion: 'gatehouse.dev/v1';
+  readonly call: string;
+  readonly session: string;
+  readonly timestamp: string;
+  readonly user: { readonly username: string; readonly agent: string | null; readonly onBehalfOf: string | null };
+  readonly sourceIP: string;
+  readonly tool: string;
+  readonly argumentsDigest: string;
+  readonly requests: readonly string[];
+  readonly outcome: 'ok' | 'error' | 'cancelled';
+  readonly error?: string;
+  readonly durationMs: number;
+}
+
+export type AuditRecord = AuditEvent | ApprovalEvent | SessionCommandEvent | McpToolCallEvent;
 
 /** Request bodies of these resources are credentials: the record keeps a digest, never the body. */
 const SECRET_BODIES = new Set(['secrets', 'serviceaccounts/token', 'tokenreviews', 'certificatesigningrequests']);

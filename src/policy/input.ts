@@ -43,6 +43,8 @@ export interface PolicyInput {
     readonly exec?: ExecFacts;
     /** Ports named in the query (WebSocket clients); kubectl names them later, inside the tunnel: then empty. */
     readonly portForward?: { readonly ports: readonly string[] };
+    /** Present when the request was made for an MCP tool call (/gatehouse/mcp): which tool, in which session. */
+    readonly mcp?: { readonly tool: string; readonly session: string };
     readonly impersonate: RequestedImpersonation | null;
   };
   readonly context: { readonly now_ns: number; readonly cluster: string };
@@ -92,6 +94,7 @@ export function buildInput(args: {
   body: PolicyBody;
   nowNs: number;
   cluster: string;
+  mcp?: { tool: string; session: string } | null;
 }): PolicyInput {
   const { target, headers } = args;
   const exec = execFacts(target);
@@ -116,6 +119,7 @@ export function buildInput(args: {
       bodyTooLarge: args.body.bodyTooLarge,
       ...(exec ? { exec } : {}),
       ...(portForward ? { portForward } : {}),
+      ...(args.mcp ? { mcp: { tool: args.mcp.tool, session: args.mcp.session } } : {}),
       impersonate: requestedImpersonation(headers),
     },
     context: { now_ns: args.nowNs, cluster: args.cluster },

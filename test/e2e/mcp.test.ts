@@ -1,0 +1,221 @@
+/**
+ * MCP end to end: the TypeScript SDK's own client over Streamable HTTP, with a
+ * real token from the demo's OpenID provider, against the gateway in front of
+ * kube-apiserver v1.35.4. Every tool call is ordinary Kubernetes requests
+ * through the gateway's pipeline: the same policy, masking, approvals, audit.
+ */
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { Client } from '@modelcontextprotocol/sdk/client/index.js';
+import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
+import type { CallToolResult } from '@modelcontextprotocol/sdk/types.js';
+import { Agent, fetch as undiciFetch } from 'undici';
+import type { AuditRecord, McpToolCallEvent } from '../../src/audit/event.js';
+import { DEMO_USERS, startDemo, type DemoUser, type RunningDemo } from '../../src/demo/demo.js';
+import { readIssuerFile } from '../../src/demo/issuer-file.js';
+import { mintToken } from '../../src/demo/issuer.js';
+import { runRoot } from '../../src/paths.js';
+import { canary } from '../../src/testbed/world.js';
+import { approvalsCli, pendingFor } from '../support/approvals.js';
+import { kubectl } from '../support/run.js';
+import { waitFor } from '../support/wait.js';
+import { testbed } from './hooks.js';
+
+describe('MCP endpoint /gatehouse/mcp (SDK client → Gatehouse → kube-apiserver v1.35.4)', function () {
+  this.timeout(90_000);
+  let demo: RunningDemo;
+  let dispatcher: Agent;
+  const admin = (args: string[]) => kubectl(testbed().kubeconfigs.admin, args);
+  const records = () =>
+    readFileSync(join(demo.dir, 'audit.log'), 'utf8')
+      .split('\n')
+      .filter(Boolean)
+      .map((l) => JSON.parse(l) as AuditRecord);
+
+  async function tokenFor(u: DemoUser): Promise<string> {
+    const file = readIssuerFile(demo.dir);
+    if ('missing' in file) throw new Error(file.missing);
+    return (await mintToken(file, { user: u.user, groups: u.groups, ...(u.agent ? { agent: u.agent, onBehalfOf: u.onBehalfOf ?? '' } : {}) })).token;
+  }
+
+  async function connect(token: string): Promise<Client> {
+    const client = new Client({ name: 'gatehouse-e2e', version: '1.0.0' });
+    const transport = new StreamableHTTPClientTransport(new URL(`${demo.gateway.url}/gatehouse/mcp`), {
+      requestInit: { headers: { authorization: `Bearer ${token}` } },
+      // The demo's CA: undici's fetch with an agent that trusts it, its answer handed over as a standard Response.
+      fetch: async (url, init) => {
+        const r = await undiciFetch(url, { ...(init as object), dispatcher });
+        return new Response(r.body as ReadableStream | null, { status: r.status, headers: Object.fromEntries(r.headers) });
+      },
+    });
+    await client.connect(transport);
+    return client;
+  }
+
+  const textOf = (r: CallToolResult) => r.content.map((c) => (c.type === 'text' ? c.text : '')).join('');
+
+  before(async function () {
+    this.timeout(120_000);
+    demo = await startDemo({ dir: join(runRoot, `test-${process.pid}`, 'mcp'), testbed: testbed(), approvals: { holdSeconds: 60, sweepSeconds: 1 } });
+    dispatcher = new Agent({ connect: { ca: demo.gateway.caPem! } });
+  });
+  after(async () => {
+    await dispatcher?.close();
+    await demo?.stop();
+    await admin(['delete', 'deployment', 'mcp-held', 'mcp-cancelled', '-n', 'prod', '--ignore-not-found']);
+  });
+
+  it('lists the tools of containers/kubernetes-mcp-server (same names) and whoami, which names the agent and its person', async () => {
+    const client = await connect(await tokenFor(DEMO_USERS.agent));
+    const names = (await client.listTools()).tools.map((t) => t.name).sort();
+    for (const t of [
+      'namespaces_list',
+      'events_list',
+      'pods_list',
+      'pods_list_in_namespace',
+      'pods_get',
+      'pods_delete',
+      'pods_log',
+      'resources_list',
+      'resources_get',
+      'resources_create_or_update',
+      'resources_delete',
+      'resources_scale',
+      'whoami',
+    ])
+      assert.ok(names.includes(t), t);
+    const who = textOf((await client.callTool({ name: 'whoami', arguments: {} })) as CallToolResult);
+    assert.match(who, /username: agent:deploy-bot/);
+    assert.match(who, /onBehalfOf: alice@example\.com/);
+    await client.close();
+  });
+
+  it('reads pods and events through the gateway: the API server renders the table, each request is audited as the agent, with request.mcp', async () => {
+    const client = await connect(await tokenFor(DEMO_USERS.alice));
+    const pods = (await client.callTool({ name: 'pods_list_in_namespace', arguments: { namespace: 'dev' } })) as CallToolResult;
+    assert.equal(pods.isError, undefined, textOf(pods));
+    assert.match(textOf(pods), /^NAME\s+READY\s+STATUS/);
+    assert.match(textOf(pods), /web-0/);
+    const events = (await client.callTool({ name: 'events_list', arguments: { namespace: 'dev' } })) as CallToolResult;
+    assert.equal(events.isError, undefined, textOf(events));
+    await client.close();
+    const call = await waitFor('the tool call record', () =>
+      records().find(
+        (e): e is McpToolCallEvent => e.kind === 'McpToolCall' && e.tool === 'pods_list_in_namespace' && e.user.username === DEMO_USERS.alice.user,
+      ),
+    );
+    assert.equal(call.outcome, 'ok');
+    assert.equal(call.requests.length, 1);
+    const request = records().find((e) => e.kind === 'Event' && e.auditID === call.requests[0] && e.stage === 'ResponseComplete');
+    assert.ok(request && request.kind === 'Event');
+    assert.equal(request.requestURI, '/api/v1/namespaces/dev/pods');
+    assert.equal(request.user.username, DEMO_USERS.alice.user);
+    const input = request.gatehouse.input as { request: { mcp?: { tool: string; session: string }; sourceIP: string } };
+    assert.deepEqual(input.request.mcp, { tool: 'pods_list_in_namespace', session: '' });
+    assert.equal(input.request.sourceIP, call.sourceIP);
+  });
+
+  it('a Secret through resources_get shows no value', async () => {
+    const client = await connect(await tokenFor(DEMO_USERS.alice));
+    const r = (await client.callTool({
+      name: 'resources_get',
+      arguments: { apiVersion: 'v1', kind: 'Secret', namespace: 'dev', name: 'api-token' },
+    })) as CallToolResult;
+    await client.close();
+    assert.equal(r.isError, undefined, textOf(r));
+    assert.match(textOf(r), /kind: Secret/);
+    assert.doesNotMatch(textOf(r), new RegExp(Buffer.from(canary('dev', 'api-token')).toString('base64')));
+    assert.doesNotMatch(textOf(r), /GATEHOUSE-CANARY/);
+  });
+
+  it('a denied call is a tool error carrying the policy reason', async () => {
+    const client = await connect(await tokenFor(DEMO_USERS.alice));
+    const r = (await client.callTool({
+      name: 'resources_delete',
+      arguments: { apiVersion: 'v1', kind: 'ConfigMap', namespace: 'prod', name: 'app-config' },
+    })) as CallToolResult;
+    await client.close();
+    assert.equal(r.isError, true);
+    assert.match(textOf(r), /Gatehouse denied this request/);
+    assert.equal((await admin(['get', 'configmap', 'app-config', '-n', 'prod', '-o', 'name'])).code, 0, 'still there');
+  });
+
+  it("an agent's resources_delete of a Deployment in prod is held, approved with gatehouse approvals approve, and completes", async () => {
+    assert.equal((await admin(['create', 'deployment', 'mcp-held', '--image=registry.invalid/app:1', '-n', 'prod'])).code, 0);
+    const client = await connect(await tokenFor(DEMO_USERS.agent));
+    const progress: string[] = [];
+    const call = client.callTool(
+      { name: 'resources_delete', arguments: { apiVersion: 'apps/v1', kind: 'Deployment', namespace: 'prod', name: 'mcp-held' } },
+      undefined,
+      {
+        onprogress: (p) => progress.push(p.message ?? ''),
+        timeout: 80_000,
+        resetTimeoutOnProgress: true,
+      },
+    );
+    const pending = await pendingFor(demo.kubeconfigs.security, 'mcp-held');
+    const ok = await approvalsCli(demo.kubeconfigs.security, ['approve', pending.id, '--reason', 'MCP test']);
+    assert.equal(ok.code, 0, ok.stderr);
+    const r = (await call) as CallToolResult;
+    await client.close();
+    assert.equal(r.isError, undefined, textOf(r));
+    assert.equal(textOf(r), 'Deployment "mcp-held" deleted');
+    assert.notEqual((await admin(['get', 'deployment', 'mcp-held', '-n', 'prod'])).code, 0, 'deleted');
+  });
+
+  it('a cancelled held call leaves nothing running: the approval stays pending and nothing is deleted', async () => {
+    assert.equal((await admin(['create', 'deployment', 'mcp-cancelled', '--image=registry.invalid/app:1', '-n', 'prod'])).code, 0);
+    const client = await connect(await tokenFor(DEMO_USERS.agent));
+    const abort = new AbortController();
+    const call = client
+      .callTool({ name: 'resources_delete', arguments: { apiVersion: 'apps/v1', kind: 'Deployment', namespace: 'prod', name: 'mcp-cancelled' } }, undefined, {
+        signal: abort.signal,
+      })
+      .catch((err: unknown) => err);
+    const pending = await pendingFor(demo.kubeconfigs.security, 'mcp-cancelled');
+    abort.abort();
+    assert.ok((await call) instanceof Error);
+    const record = await waitFor('the cancelled call record', () =>
+      records().find((e): e is McpToolCallEvent => e.kind === 'McpToolCall' && e.tool === 'resources_delete' && e.outcome === 'cancelled'),
+    );
+    assert.equal(record.user.username, 'agent:deploy-bot');
+    // Approving now releases nothing: the request that waited is gone.
+    assert.equal((await approvalsCli(demo.kubeconfigs.security, ['approve', pending.id])).code, 0);
+    assert.equal((await admin(['get', 'deployment', 'mcp-cancelled', '-n', 'prod', '-o', 'name'])).code, 0, 'still there');
+    await client.close();
+  });
+
+  it('a forged or missing token is a 401 whose WWW-Authenticate points at the protected resource metadata, which names the issuer', async () => {
+    for (const authorization of [undefined, 'Bearer not.a.jwt']) {
+      const res = await undiciFetch(`${demo.gateway.url}/gatehouse/mcp`, {
+        dispatcher,
+        method: 'POST',
+        headers: { 'content-type': 'application/json', accept: 'application/json, text/event-stream', ...(authorization ? { authorization } : {}) },
+        body: JSON.stringify({
+          jsonrpc: '2.0',
+          id: 1,
+          method: 'initialize',
+          params: { protocolVersion: '2025-06-18', capabilities: {}, clientInfo: { name: 'x', version: '1' } },
+        }),
+      });
+      assert.equal(res.status, 401);
+      const challenge = res.headers.get('www-authenticate') ?? '';
+      assert.match(challenge, new RegExp(`^Bearer .*resource_metadata="${demo.gateway.url}/.well-known/oauth-protected-resource/gatehouse/mcp"`));
+      if (authorization) assert.match(challenge, /error="invalid_token"/);
+      const meta = (await (await undiciFetch(/resource_metadata="([^"]+)"/.exec(challenge)![1]!, { dispatcher })).json()) as Record<string, unknown>;
+      assert.deepEqual(meta['authorization_servers'], [demo.issuer.issuer]);
+      assert.equal(meta['resource'], `${demo.gateway.url}/gatehouse/mcp`);
+    }
+  });
+
+  it('attack: a kubectl caller cannot pass its request off as a tool call (the marker header is the gateway’s own)', async () => {
+    const token = await tokenFor(DEMO_USERS.alice);
+    const res = await undiciFetch(`${demo.gateway.url}/api/v1/namespaces/dev/configmaps`, {
+      dispatcher,
+      headers: { authorization: `Bearer ${token}`, 'x-gatehouse-mcp': 'eyJ0b29sIjoicG9kc19saXN0In0.AAAA' },
+    });
+    assert.equal(res.status, 400);
+    assert.match(((await res.json()) as { message: string }).message, /x-gatehouse-mcp header is the gateway's own/);
+  });
+});
