@@ -37,7 +37,9 @@ function statusOf(a: KubeAnswer): string {
 
 /** A Table cell: a string, number or boolean in practice; anything else as JSON. */
 function cell(v: unknown): string {
-  return typeof v === 'string' ? v : v === undefined || v === null ? '' : typeof v === 'object' ? JSON.stringify(v) : String(v);
+  if (typeof v === 'string') return v;
+  if (typeof v === 'number' || typeof v === 'boolean') return String(v);
+  return v === undefined || v === null ? '' : JSON.stringify(v);
 }
 
 /** The cells of a meta.k8s.io Table, aligned as kubectl prints them. */
