@@ -34,5 +34,6 @@ step 'end-to-end tests' npx mocha --config test/.mocharc.e2e.json
 # Short benchmarks: they fail only on a crash or a malformed result, never on a timing.
 step 'benchmarks (quick)' node dist/bench/run.js --quick
 step 'scale-out benchmark (quick)' node dist/bench/ha.js --quick
+step 'MCP benchmark (quick)' node dist/bench/mcp.js --quick
 
 exit $failed

@@ -160,6 +160,16 @@ export async function startDemo(options: DemoOptions = {}): Promise<RunningDemo>
     const kubeconfigFor = (name: string, u: DemoUser) => writeDemoKubeconfig({ dir, server: gateway.url, caPem: gateway.caPem!, issuer: issuerUrl }, name, u);
     const kubeconfigs = demoKubeconfigs(kubeconfigFor);
     writeFileSync(join(dir, 'metrics.url'), `${gateway.metricsUrl!}\n`);
+    // An MCP client's configuration for the demo agent (mcp.json style): the URL, and the bearer
+    // token `gatehouse demo token` mints for it, in GATEHOUSE_TOKEN.
+    writeFileSync(
+      join(dir, 'mcp.json'),
+      JSON.stringify(
+        { mcpServers: { gatehouse: { type: 'http', url: `${gateway.url}/gatehouse/mcp`, headers: { Authorization: 'Bearer ${GATEHOUSE_TOKEN}' } } } },
+        null,
+        2,
+      ) + '\n',
+    );
     writeFileSync(join(dir, 'ready'), gateway.url + '\n');
     const running = issuer;
     return {
