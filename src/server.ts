@@ -275,6 +275,10 @@ export async function startGateway(config: Config, options: GatewayOptions = {})
   chmodSync(internalDir, 0o700);
   const internalSocket = join(internalDir, 'api.sock');
   const internalServer = createHttpServer((req, res) => void koa(req, res));
+  internalServer.on('connection', (s: Socket) => {
+    sockets.add(s);
+    s.once('close', () => sockets.delete(s));
+  });
   await new Promise<void>((resolve, reject) => {
     internalServer.once('error', reject);
     internalServer.listen(internalSocket, () => resolve());
@@ -323,11 +327,14 @@ export async function startGateway(config: Config, options: GatewayOptions = {})
   });
   routes = { kubernetes: handle, gatehouse };
   // exec, attach and port-forward arrive as upgrades (WebSocket GET or SPDY POST), outside Koa.
-  server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
+  const onUpgrade = (req: IncomingMessage, socket: Duplex, head: Buffer) => {
     if (draining) return void socket.destroy();
     inFlight++;
     void upgrade(req, socket, head).finally(() => inFlight--);
-  });
+  };
+  server.on('upgrade', onUpgrade);
+  // pods_exec over MCP: the same door, reached over the internal socket.
+  internalServer.on('upgrade', onUpgrade);
   metrics.setSources({
     inflightRequests: () => inFlight,
     ...(approvals ? { heldRequests: () => approvals.held() } : {}),
@@ -363,7 +370,8 @@ export async function startGateway(config: Config, options: GatewayOptions = {})
       for (const s of sockets) s.destroy();
       await closed;
       await new Promise((r) => setImmediate(r));
-      await internal.close();
+      // Tool calls' connections are in `sockets` too (cut above); nothing of them may keep the close waiting.
+      await internal.destroy();
       await new Promise((r) => internalServer.close(r));
       rmSync(internalDir, { recursive: true, force: true });
       await forwarder.close();

@@ -6,7 +6,10 @@
  * upstream, masking, audit — exactly as kubectl's would. The signed MCP marker
  * tells the policy which tool made it.
  */
-import { Agent, request } from 'undici';
+import { randomBytes } from 'node:crypto';
+import type { Duplex } from 'node:stream';
+import { Agent, request, upgrade, type Dispatcher } from 'undici';
+import { WebSocketReader } from '../upgrade/websocket.js';
 import { MCP_HEADER, type McpFacts, type McpMarker } from './marker.js';
 
 export interface KubeAnswer {
@@ -24,9 +27,23 @@ export interface KubeRequest {
   readonly signal: AbortSignal;
 }
 
+/** What a non-interactive exec printed, and how it ended. */
+export interface ExecResult {
+  readonly stdout: string;
+  readonly stderr: string;
+  /** 0 on success; null when the session ended without saying (timeout, cut). */
+  readonly exitCode: number | null;
+  readonly truncated: boolean;
+  readonly timedOut: boolean;
+  /** The Status of a refusal before the upgrade (policy, RBAC), when there was one. */
+  readonly refused: KubeAnswer | null;
+}
+
 /** What one tool call may send: its token and marker are fixed; every answer's audit ID is kept for the call's record. */
 export interface KubeCaller {
   call(r: KubeRequest): Promise<KubeAnswer>;
+  /** pods/exec over WebSocket (v5.channel.k8s.io), no stdin, no terminal; the session is recorded by the gateway like kubectl's. */
+  exec(path: string, limits: { readonly maxBytes: number; readonly timeoutMs: number }, signal: AbortSignal): Promise<ExecResult>;
   readonly auditIds: readonly string[];
 }
 
@@ -70,10 +87,101 @@ export function createInternalClient(socketPath: string, marker: McpMarker) {
           }
           return { status: res.statusCode, body: Buffer.concat(chunks).toString('utf8'), auditId };
         },
+        async exec(path, limits, signal) {
+          const headers = {
+            authorization: `Bearer ${token}`,
+            [MCP_HEADER]: marker.sign(facts),
+            'user-agent': `gatehouse-mcp/${facts.tool}`,
+            'sec-websocket-version': '13',
+            'sec-websocket-key': randomBytes(16).toString('base64'),
+            'sec-websocket-protocol': 'v5.channel.k8s.io,v4.channel.k8s.io',
+          };
+          let upgraded: Dispatcher.UpgradeData;
+          try {
+            upgraded = await upgrade(`http://gatehouse.internal${path}`, { dispatcher: agent, method: 'GET', headers, protocol: 'websocket', signal });
+          } catch (err) {
+            // Refused before the upgrade: the gateway's Status, from the error undici keeps of the answer.
+            const e = err as { statusCode?: number; body?: unknown; headers?: Record<string, string> };
+            if (e.statusCode === undefined) throw err;
+            const auditId = String(e.headers?.['audit-id'] ?? '');
+            if (auditId) auditIds.push(auditId);
+            return {
+              stdout: '',
+              stderr: '',
+              exitCode: null,
+              truncated: false,
+              timedOut: false,
+              refused: { status: e.statusCode, body: String(e.body ?? ''), auditId },
+            };
+          }
+          const auditId = String(upgraded.headers['audit-id'] ?? '');
+          if (auditId) auditIds.push(auditId);
+          return readExec(upgraded.socket, limits, signal);
+        },
       };
     },
-    close: () => agent.close(),
+    destroy: () => agent.destroy(),
   };
 }
 
 export type InternalClient = ReturnType<typeof createInternalClient>;
+
+/** The API server's messages on an exec's channels (1 stdout, 2 stderr, 3 its Status), until it closes, is cut or times out. */
+function readExec(socket: Duplex, limits: { readonly maxBytes: number; readonly timeoutMs: number }, signal: AbortSignal): Promise<ExecResult> {
+  return new Promise((resolve) => {
+    const out: Buffer[] = [];
+    const err: Buffer[] = [];
+    let bytes = 0;
+    let truncated = false;
+    let timedOut = false;
+    let exitCode: number | null = null;
+    const done = () => {
+      clearTimeout(timer);
+      signal.removeEventListener('abort', cut);
+      socket.destroy();
+      resolve({ stdout: Buffer.concat(out).toString('utf8'), stderr: Buffer.concat(err).toString('utf8'), exitCode, truncated, timedOut, refused: null });
+    };
+    const cut = () => done();
+    const timer = setTimeout(() => {
+      timedOut = true;
+      done();
+    }, limits.timeoutMs);
+    signal.addEventListener('abort', cut, { once: true });
+    const reader = new WebSocketReader(
+      false,
+      (m) => {
+        if (m.channel === 3) {
+          exitCode = exitCodeOf(m.data.toString('utf8'));
+          return;
+        }
+        if (m.channel !== 1 && m.channel !== 2) return;
+        const room = limits.maxBytes - bytes;
+        if (room <= 0) {
+          truncated = true;
+          return;
+        }
+        const piece = m.data.subarray(0, room);
+        truncated ||= piece.length < m.data.length;
+        bytes += piece.length;
+        (m.channel === 1 ? out : err).push(piece);
+      },
+      () => done(),
+      () => done(),
+    );
+    socket.on('data', (c: Buffer) => reader.push(c));
+    socket.once('close', done);
+    socket.once('error', done);
+  });
+}
+
+/** The exit code in an exec's Status: Success is 0; a failure names it in details.causes (reason ExitCode). */
+function exitCodeOf(status: string): number | null {
+  try {
+    const s = JSON.parse(status) as { status?: string; details?: { causes?: { reason?: string; message?: string }[] } };
+    if (s.status === 'Success') return 0;
+    const cause = s.details?.causes?.find((c) => c.reason === 'ExitCode');
+    return cause?.message !== undefined ? Number(cause.message) : null;
+  } catch {
+    return null;
+  }
+}

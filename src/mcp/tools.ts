@@ -202,6 +202,39 @@ export function registerTools(server: McpServer, ctx: ToolContext): void {
         (r) => r.body || '(empty log)',
       ),
   );
+  tool(
+    'pods_exec',
+    'Run a command in a pod, without a terminal or stdin, and return its output (cut past 64 KiB; stopped after timeout seconds)',
+    {
+      namespace: namespace.optional(),
+      name,
+      command: z
+        .array(z.string().max(64 * 1024))
+        .min(1)
+        .max(256),
+      container: z.string().max(253).optional(),
+      timeout: z.number().int().min(1).max(3600).optional().describe('seconds; 60 unless given'),
+    },
+    async (a, kube, signal) => {
+      const pairs: [string, string][] = [...a.command.map((c): [string, string] => ['command', c]), ['stdout', 'true'], ['stderr', 'true']];
+      if (a.container) pairs.push(['container', a.container]);
+      const query = new URLSearchParams(pairs);
+      const r = await kube.exec(
+        `/api/v1/namespaces/${a.namespace ?? 'default'}/pods/${encodeURIComponent(a.name)}/exec?${query.toString()}`,
+        { maxBytes: MAX_TEXT, timeoutMs: (a.timeout ?? 60) * 1000 },
+        signal,
+      );
+      if (r.refused) throw new ToolRefusal(statusOf(r.refused));
+      const notes = [
+        r.stderr ? `[stderr]\n${r.stderr}` : '',
+        r.truncated ? `[output cut at ${MAX_TEXT} bytes]` : '',
+        r.timedOut ? `[stopped after ${a.timeout ?? 60} s]` : '',
+        r.exitCode !== null && r.exitCode !== 0 ? `[exit code ${r.exitCode}]` : '',
+      ].filter(Boolean);
+      const result = text([r.stdout, ...notes].reduce((all, part) => (all && !all.endsWith('\n') ? `${all}\n${part}` : all + part), '') || '(no output)');
+      return r.exitCode === 0 ? result : { ...result, isError: true };
+    },
+  );
   const resourceShape = { apiVersion: z.string().min(1).max(253), kind: z.string().min(1).max(253), namespace: namespace.optional() };
   tool(
     'resources_list',

@@ -116,6 +116,32 @@ describe('MCP endpoint /gatehouse/mcp (SDK client → Gatehouse → kube-apiserv
     assert.equal(input.request.sourceIP, call.sourceIP);
   });
 
+  it("pods_exec runs a command through the gateway: its output and exit code, the session recorded like kubectl's", async () => {
+    const client = await connect(await tokenFor(DEMO_USERS.alice));
+    const ok = (await client.callTool({
+      name: 'pods_exec',
+      arguments: { namespace: 'dev', name: 'web-0', command: ['sh', '-c', 'echo from-mcp-exec; echo oops >&2'] },
+    })) as CallToolResult;
+    assert.equal(ok.isError, undefined, textOf(ok));
+    assert.match(textOf(ok), /^from-mcp-exec\n\[stderr\]\noops/);
+    const failed = (await client.callTool({
+      name: 'pods_exec',
+      arguments: { namespace: 'dev', name: 'web-0', command: ['sh', '-c', 'exit 3'] },
+    })) as CallToolResult;
+    assert.equal(failed.isError, true);
+    assert.match(textOf(failed), /\[exit code 3\]/);
+    await client.close();
+    const call = await waitFor('the exec tool call record', () =>
+      records().find((e): e is McpToolCallEvent => e.kind === 'McpToolCall' && e.tool === 'pods_exec' && e.outcome === 'ok'),
+    );
+    const session = await waitFor('the recorded exec session', () =>
+      records().find((e) => e.kind === 'Event' && e.auditID === call.requests[0] && e.stage === 'ResponseComplete' && e.gatehouse.session),
+    );
+    assert.ok(session.kind === 'Event');
+    const recording = (session.gatehouse.session as { recording: string }).recording;
+    assert.match(readFileSync(recording, 'utf8'), /from-mcp-exec/);
+  });
+
   it('a Secret through resources_get shows no value', async () => {
     const client = await connect(await tokenFor(DEMO_USERS.alice));
     const r = (await client.callTool({
