@@ -8,7 +8,8 @@
  */
 import { randomBytes } from 'node:crypto';
 import type { Duplex } from 'node:stream';
-import { Agent, request, upgrade, type Dispatcher } from 'undici';
+import { request as httpRequest } from 'node:http';
+import { Agent, request } from 'undici';
 import { WebSocketReader } from '../upgrade/websocket.js';
 import { MCP_HEADER, type McpFacts, type McpMarker } from './marker.js';
 
@@ -96,27 +97,39 @@ export function createInternalClient(socketPath: string, marker: McpMarker) {
             'sec-websocket-key': randomBytes(16).toString('base64'),
             'sec-websocket-protocol': 'v5.channel.k8s.io,v4.channel.k8s.io',
           };
-          let upgraded: Dispatcher.UpgradeData;
-          try {
-            upgraded = await upgrade(`http://gatehouse.internal${path}`, { dispatcher: agent, method: 'GET', headers, protocol: 'websocket', signal });
-          } catch (err) {
-            // Refused before the upgrade: the gateway's Status, from the error undici keeps of the answer.
-            const e = err as { statusCode?: number; body?: unknown; headers?: Record<string, string> };
-            if (e.statusCode === undefined) throw err;
-            const auditId = String(e.headers?.['audit-id'] ?? '');
-            if (auditId) auditIds.push(auditId);
-            return {
-              stdout: '',
-              stderr: '',
-              exitCode: null,
-              truncated: false,
-              timedOut: false,
-              refused: { status: e.statusCode, body: String(e.body ?? ''), auditId },
-            };
-          }
-          const auditId = String(upgraded.headers['audit-id'] ?? '');
+          // node:http over the socket: it hands over a 101's socket and a refusal's Status alike, with their headers.
+          const answer = await new Promise<{ kind: 'upgraded'; socket: Duplex; auditId: string } | { kind: 'refused'; answer: KubeAnswer }>(
+            (resolve, reject) => {
+              const req = httpRequest({ socketPath, path, method: 'GET', headers: { ...headers, connection: 'Upgrade', upgrade: 'websocket' }, signal });
+              req.once('upgrade', (res, socket, head) => {
+                if (head.length) socket.unshift(head);
+                resolve({ kind: 'upgraded', socket, auditId: String(res.headers['audit-id'] ?? '') });
+              });
+              req.once('response', (res) => {
+                const chunks: Buffer[] = [];
+                res.on('data', (c: Buffer) => chunks.push(c));
+                res.once('end', () =>
+                  resolve({
+                    kind: 'refused',
+                    answer: {
+                      status: res.statusCode ?? 0,
+                      body: Buffer.concat(chunks)
+                        .toString('utf8')
+                        .slice(0, 64 * 1024),
+                      auditId: String(res.headers['audit-id'] ?? ''),
+                    },
+                  }),
+                );
+                res.once('error', reject);
+              });
+              req.once('error', reject);
+              req.end();
+            },
+          );
+          const auditId = answer.kind === 'upgraded' ? answer.auditId : answer.answer.auditId;
           if (auditId) auditIds.push(auditId);
-          return readExec(upgraded.socket, limits, signal);
+          if (answer.kind === 'refused') return { stdout: '', stderr: '', exitCode: null, truncated: false, timedOut: false, refused: answer.answer };
+          return readExec(answer.socket, limits, signal);
         },
       };
     },

@@ -130,6 +130,10 @@ describe('MCP endpoint /gatehouse/mcp (SDK client → Gatehouse → kube-apiserv
     })) as CallToolResult;
     assert.equal(failed.isError, true);
     assert.match(textOf(failed), /\[exit code 3\]/);
+    // Refused before any upgrade: the policy's reason, as kubectl would print it.
+    const denied = (await client.callTool({ name: 'pods_exec', arguments: { namespace: 'prod', name: 'web-0', command: ['id'] } })) as CallToolResult;
+    assert.equal(denied.isError, true);
+    assert.match(textOf(denied), /Gatehouse denied this request/);
     await client.close();
     const call = await waitFor('the exec tool call record', () =>
       records().find((e): e is McpToolCallEvent => e.kind === 'McpToolCall' && e.tool === 'pods_exec' && e.outcome === 'ok'),
