@@ -9,6 +9,7 @@ cd "$root"
 bash scripts/system-deps.sh || exit 1
 bash scripts/tools.sh || exit 1
 bash scripts/tools.sh helm || exit 1
+bash scripts/tools.sh mcp-go-client || exit 1
 npx tsc -p tsconfig.json || exit 1
 
 failed=0

@@ -6,6 +6,7 @@
 #   scripts/tools.sh opa        only the OPA CLI
 #   scripts/tools.sh testbed    only kube-apiserver, etcd and the stand-in kubelet
 #   scripts/tools.sh helm       Helm 3 (the chart's tests; not needed to run the gateway)
+#   scripts/tools.sh mcp-go-client   the Go SDK's MCP client (the MCP tests' second client)
 #   scripts/tools.sh regal      the Rego linter (opt-in: the module proxy here refuses it)
 #
 # A warm cache makes every step a few stat calls. Builds go to a temporary
@@ -82,6 +83,23 @@ testbed() {
   link kubelet "$dir/bin/kubelet"
 }
 
+# The MCP tests' second client: test/mcp-go-client on the official Go SDK, keyed by its sources.
+mcp_go_client() {
+  local src="$root/test/mcp-go-client" sum
+  sum=$(cat "$src/go.mod" "$src/go.sum" "$src"/*.go | sha256sum | cut -c1-12)
+  local dir="$cache/mcp-go-client-$sum"
+  if [[ ! -x "$dir/bin/mcp-go-client" ]]; then
+    need_go
+    say "building the Go MCP client (first run only; cached in $dir)"
+    local tmp
+    tmp=$(mktemp -d "$cache/.build-mcp-go-client.XXXXXX")
+    (cd "$src" && go build -mod=mod -trimpath -ldflags='-s -w' -o "$tmp/bin/mcp-go-client" .)
+    rm -rf "$dir"
+    mv "$tmp" "$dir"
+  fi
+  link mcp-go-client "$dir/bin/mcp-go-client"
+}
+
 mkdir -p "$cache"
 what=${1:-all}
 case "$what" in
@@ -89,9 +107,10 @@ case "$what" in
   regal) go_install regal github.com/open-policy-agent/regal "$REGAL_VERSION" ;;
   testbed) testbed ;;
   helm) go_install helm helm.sh/helm/v3/cmd/helm "$HELM_VERSION" ;;
+  mcp-go-client) mcp_go_client ;;
   all)
     go_install opa github.com/open-policy-agent/opa "$OPA_VERSION"
     testbed
     ;;
-  *) say "unknown tool '$what': expected one of opa, regal, testbed, helm, all"; exit 2 ;;
+  *) say "unknown tool '$what': expected one of opa, regal, testbed, helm, mcp-go-client, all"; exit 2 ;;
 esac

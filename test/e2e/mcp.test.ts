@@ -5,7 +5,7 @@
  * through the gateway's pipeline: the same policy, masking, approvals, audit.
  */
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
@@ -15,10 +15,10 @@ import type { AuditRecord, McpToolCallEvent } from '../../src/audit/event.js';
 import { DEMO_USERS, startDemo, type DemoUser, type RunningDemo } from '../../src/demo/demo.js';
 import { readIssuerFile } from '../../src/demo/issuer-file.js';
 import { mintToken } from '../../src/demo/issuer.js';
-import { runRoot } from '../../src/paths.js';
+import { projectRoot, runRoot } from '../../src/paths.js';
 import { canary } from '../../src/testbed/world.js';
 import { approvalsCli, pendingFor } from '../support/approvals.js';
-import { kubectl } from '../support/run.js';
+import { kubectl, run } from '../support/run.js';
 import { waitFor } from '../support/wait.js';
 import { testbed } from './hooks.js';
 
@@ -63,7 +63,7 @@ describe('MCP endpoint /gatehouse/mcp (SDK client → Gatehouse → kube-apiserv
   after(async () => {
     await dispatcher?.close();
     await demo?.stop();
-    await admin(['delete', 'deployment', 'mcp-held', 'mcp-cancelled', '-n', 'prod', '--ignore-not-found']);
+    await admin(['delete', 'deployment', 'mcp-held', 'mcp-cancelled', 'mcp-held-go', '-n', 'prod', '--ignore-not-found']);
   });
 
   it('lists the tools of containers/kubernetes-mcp-server (same names) and whoami, which names the agent and its person', async () => {
@@ -214,6 +214,65 @@ describe('MCP endpoint /gatehouse/mcp (SDK client → Gatehouse → kube-apiserv
     assert.equal((await approvalsCli(demo.kubeconfigs.security, ['approve', pending.id])).code, 0);
     assert.equal((await admin(['get', 'deployment', 'mcp-cancelled', '-n', 'prod', '-o', 'name'])).code, 0, 'still there');
     await client.close();
+  });
+
+  describe('a second, independent client: the official Go SDK (github.com/modelcontextprotocol/go-sdk v1.8.0)', () => {
+    const goClient = async (who: DemoUser, args: string[]) => {
+      const tokenFile = join(demo.dir, `go-client-${who.user.replace(/[^a-z]/g, '')}.token`);
+      writeFileSync(tokenFile, await tokenFor(who), { mode: 0o600 });
+      const r = await run(
+        join(projectRoot, '.tools/mcp-go-client'),
+        ['-url', `${demo.gateway.url}/gatehouse/mcp`, '-token-file', tokenFile, '-ca', join(demo.dir, 'tls', 'ca.crt'), ...args],
+        {
+          timeoutMs: 80_000,
+        },
+      );
+      assert.equal(r.code, 0, r.stderr);
+      return JSON.parse(r.stdout) as { tools?: string[]; isError?: boolean; text?: string };
+    };
+
+    it('lists the tools, reads pods and events, and a Secret shows no value', async () => {
+      const listed = await goClient(DEMO_USERS.agent, ['-list']);
+      for (const t of ['pods_list_in_namespace', 'events_list', 'resources_get', 'resources_delete', 'pods_exec', 'whoami'])
+        assert.ok(listed.tools?.includes(t), t);
+      const pods = await goClient(DEMO_USERS.alice, ['-tool', 'pods_list_in_namespace', '-args', '{"namespace":"dev"}']);
+      assert.equal(pods.isError, false);
+      assert.match(pods.text ?? '', /web-0/);
+      const events = await goClient(DEMO_USERS.alice, ['-tool', 'events_list', '-args', '{"namespace":"dev"}']);
+      assert.equal(events.isError, false, events.text);
+      const secret = await goClient(DEMO_USERS.alice, [
+        '-tool',
+        'resources_get',
+        '-args',
+        '{"apiVersion":"v1","kind":"Secret","namespace":"dev","name":"db-credentials"}',
+      ]);
+      assert.equal(secret.isError, false, secret.text);
+      assert.match(secret.text ?? '', /name: db-credentials/);
+      assert.doesNotMatch(secret.text ?? '', /GATEHOUSE-CANARY|R0FURUhPVVNFLUNBTkFSWS/);
+    });
+
+    it("a denied call carries the reason; an agent's held delete completes once approved", async () => {
+      const denied = await goClient(DEMO_USERS.alice, [
+        '-tool',
+        'resources_delete',
+        '-args',
+        '{"apiVersion":"v1","kind":"ConfigMap","namespace":"prod","name":"app-config"}',
+      ]);
+      assert.equal(denied.isError, true);
+      assert.match(denied.text ?? '', /Gatehouse denied this request/);
+      assert.equal((await admin(['create', 'deployment', 'mcp-held-go', '--image=registry.invalid/app:1', '-n', 'prod'])).code, 0);
+      const held = goClient(DEMO_USERS.agent, [
+        '-tool',
+        'resources_delete',
+        '-args',
+        '{"apiVersion":"apps/v1","kind":"Deployment","namespace":"prod","name":"mcp-held-go"}',
+      ]);
+      const pending = await pendingFor(demo.kubeconfigs.security, 'mcp-held-go');
+      assert.equal((await approvalsCli(demo.kubeconfigs.security, ['approve', pending.id, '--reason', 'Go client'])).code, 0);
+      const done = await held;
+      assert.equal(done.isError, false, done.text);
+      assert.equal(done.text, 'Deployment "mcp-held-go" deleted');
+    });
   });
 
   it('a forged or missing token is a 401 whose WWW-Authenticate points at the protected resource metadata, which names the issuer', async () => {
