@@ -40,21 +40,26 @@ link() {
   ln -sfn "$2" "$links/$1"
 }
 
-# go_install NAME MODULE VERSION: `go install MODULE@VERSION` into the cache.
-go_install() {
-  local name=$1 module=$2 version=$3
-  local dir="$cache/$name-$version"
+# cached NAME DIR BUILD...: unless DIR/bin/NAME exists, runs BUILD with a temporary
+# output folder as its last argument and moves the result to DIR; then links NAME.
+cached() {
+  local name=$1 dir=$2
+  shift 2
   if [[ ! -x "$dir/bin/$name" ]]; then
     need_go
-    say "building $name $version (first run only; cached in $dir)"
+    say "building $name (first run only; cached in $dir)"
     local tmp
     tmp=$(mktemp -d "$cache/.build-$name.XXXXXX")
-    GOBIN="$tmp/bin" GOFLAGS=-trimpath go install -ldflags='-s -w' "$module@$version"
+    "$@" "$tmp/bin"
     rm -rf "$dir"
     mv "$tmp" "$dir"
   fi
   link "$name" "$dir/bin/$name"
 }
+
+# go_install NAME MODULE VERSION: `go install MODULE@VERSION` into the cache.
+go_install_into() { GOBIN="$2" GOFLAGS=-trimpath go install -ldflags='-s -w' "$1"; }
+go_install() { cached "$1" "$cache/$1-$3" go_install_into "$2@$3"; }
 
 # The test bed module pins both binaries; its go.mod/go.sum hash is part of
 # the cache key so that changing a pin rebuilds and never reuses a stale binary.
@@ -84,20 +89,11 @@ testbed() {
 }
 
 # The MCP tests' second client: test/mcp-go-client on the official Go SDK, keyed by its sources.
+mcp_go_client_into() { (cd "$root/test/mcp-go-client" && go build -mod=mod -trimpath -ldflags='-s -w' -o "$1/mcp-go-client" .); }
 mcp_go_client() {
   local src="$root/test/mcp-go-client" sum
   sum=$(cat "$src/go.mod" "$src/go.sum" "$src"/*.go | sha256sum | cut -c1-12)
-  local dir="$cache/mcp-go-client-$sum"
-  if [[ ! -x "$dir/bin/mcp-go-client" ]]; then
-    need_go
-    say "building the Go MCP client (first run only; cached in $dir)"
-    local tmp
-    tmp=$(mktemp -d "$cache/.build-mcp-go-client.XXXXXX")
-    (cd "$src" && go build -mod=mod -trimpath -ldflags='-s -w' -o "$tmp/bin/mcp-go-client" .)
-    rm -rf "$dir"
-    mv "$tmp" "$dir"
-  fi
-  link mcp-go-client "$dir/bin/mcp-go-client"
+  cached mcp-go-client "$cache/mcp-go-client-$sum" mcp_go_client_into
 }
 
 mkdir -p "$cache"

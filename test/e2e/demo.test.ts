@@ -13,24 +13,30 @@ import { projectRoot, runRoot } from '../../src/paths.js';
 import { kubectl, run } from '../support/run.js';
 import { waitFor } from '../support/wait.js';
 
+/** `gatehouse demo ARGS` as a process in `dir`, its output collected as it comes. */
+function spawnDemo(dir: string, args: readonly string[]) {
+  const child = spawn(process.execPath, [join(projectRoot, 'bin/gatehouse.js'), 'demo', ...args], {
+    env: { ...process.env, GATEHOUSE_DEMO_DIR: dir },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  const p = { child, out: '', log: '' };
+  child.stdout.on('data', (d: Buffer) => (p.out += d.toString()));
+  child.stderr.on('data', (d: Buffer) => (p.log += d.toString()));
+  return p;
+}
+
 describe('gatehouse demo (the embedded default, as a process)', function () {
   this.timeout(120_000);
 
   it('serves the demo identities, answers health checks, and cleans up on SIGINT', async () => {
     const dir = join(runRoot, `test-${process.pid}`, 'demo-process');
-    const child = spawn(process.execPath, [join(projectRoot, 'bin/gatehouse.js'), 'demo'], {
-      env: { ...process.env, GATEHOUSE_DEMO_DIR: dir },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let out = '';
-    let log = '';
-    child.stdout.on('data', (d: Buffer) => (out += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (log += d.toString()));
+    const p = spawnDemo(dir, []);
+    const child = p.child;
     try {
       const deadline = Date.now() + 90_000;
       while (!existsSync(join(dir, 'ready')) && Date.now() < deadline && child.exitCode === null) await sleep(200);
-      assert.ok(existsSync(join(dir, 'ready')), `demo did not become ready: ${out}`);
-      assert.match(out, /Try:\n.*kubectl --kubeconfig .*alice\.kubeconfig get configmaps -n dev/);
+      assert.ok(existsSync(join(dir, 'ready')), `demo did not become ready: ${p.out}`);
+      assert.match(p.out, /Try:\n.*kubectl --kubeconfig .*alice\.kubeconfig get configmaps -n dev/);
 
       for (const name of ['admin', 'alice', 'agent', 'security']) assert.ok(existsSync(join(dir, `${name}.kubeconfig`)), name);
       const r = await kubectl(join(dir, 'alice.kubeconfig'), ['get', 'configmap', 'app-config', '-o', 'name']);
@@ -75,7 +81,7 @@ describe('gatehouse demo (the embedded default, as a process)', function () {
       const metrics = await (await fetch(readFileSync(join(dir, 'metrics.url'), 'utf8').trim())).text();
       assert.match(metrics, /gatehouse_policy_info\{revision="[0-9a-f]{12}"\} 1/);
       child.kill('SIGHUP');
-      await waitFor('the SIGHUP reload is logged', async () => /"trigger":"reload requested \(SIGHUP\)".*"msg":"policy reload: unchanged"/.test(log), 30_000);
+      await waitFor('the SIGHUP reload is logged', async () => /"trigger":"reload requested \(SIGHUP\)".*"msg":"policy reload: unchanged"/.test(p.log), 30_000);
       assert.equal(child.exitCode, null, 'SIGHUP stopped the demo');
     } finally {
       const state = readState(join(dir, 'testbed'));
@@ -104,14 +110,10 @@ describe('gatehouse demo (the embedded default, as a process)', function () {
   for (const second of ['SIGTERM', 'SIGKILL'] as const) {
     it(`attack: SIGTERM while a watch is open, then ${second} during the drain, leaves no process of the control plane running`, async () => {
       const dir = join(runRoot, `test-${process.pid}`, `demo-${second}`);
-      const child = spawn(process.execPath, [join(projectRoot, 'bin/gatehouse.js'), 'demo'], {
-        env: { ...process.env, GATEHOUSE_DEMO_DIR: dir },
-        stdio: ['ignore', 'ignore', 'pipe'],
-      });
-      let err = '';
-      child.stderr.setEncoding('utf8').on('data', (d: string) => (err += d));
+      const p = spawnDemo(dir, []);
+      const child = p.child;
       const exited = new Promise((r) => child.once('exit', r));
-      await waitFor('the demo to be ready', () => existsSync(join(dir, 'ready')) || (child.exitCode !== null && assert.fail(err)), 90_000);
+      await waitFor('the demo to be ready', () => existsSync(join(dir, 'ready')) || (child.exitCode !== null && assert.fail(p.log)), 90_000);
       const state = readState(join(dir, 'testbed'))!;
       // A client still connected keeps the gateway draining for limits.shutdownGraceSeconds.
       const watch = spawn('kubectl', ['--kubeconfig', join(dir, 'alice.kubeconfig'), 'get', 'configmaps', '-n', 'dev', '-w'], {
@@ -122,7 +124,7 @@ describe('gatehouse demo (the embedded default, as a process)', function () {
       try {
         await waitFor('the watch to print the list', () => seen.includes('app-config'));
         child.kill('SIGTERM');
-        await waitFor('the demo to start draining', () => err.includes('demo: stopping'));
+        await waitFor('the demo to start draining', () => p.log.includes('demo: stopping'));
         child.kill(second);
         await exited;
         const pids = { apiserver: state.pids.apiserver, etcd: state.pids.etcd, kubelet: state.pids.kubelet, watchdog: state.pids.watchdog };
@@ -149,24 +151,18 @@ describe('gatehouse demo --replicas 2 (as a process)', function () {
   for (const signal of ['SIGTERM', 'SIGKILL'] as const) {
     it(`prints the replicas and how to kill one, serves through HAProxy, and ${signal} leaves no process behind${signal === 'SIGKILL' ? ' (its watchdog cleans up)' : ''}`, async () => {
       const dir = join(runRoot, `test-${process.pid}`, `demo-ha-${signal}`);
-      const child = spawn(process.execPath, [join(projectRoot, 'bin/gatehouse.js'), 'demo', '--replicas', '2'], {
-        env: { ...process.env, GATEHOUSE_DEMO_DIR: dir },
-        stdio: ['ignore', 'pipe', 'pipe'],
-      });
-      let out = '';
-      let log = '';
-      child.stdout.on('data', (d: Buffer) => (out += d.toString()));
-      child.stderr.on('data', (d: Buffer) => (log += d.toString()));
+      const p = spawnDemo(dir, ['--replicas', '2']);
+      const child = p.child;
       const exited = new Promise((r) => child.once('exit', r));
       let pids: number[] = [];
       let testbedPids: number[] = [];
       try {
         await waitFor('the HA demo to be ready', () => existsSync(join(dir, 'ready')) || child.exitCode !== null, 150_000);
-        assert.ok(existsSync(join(dir, 'ready')), `not ready: ${out}${log}`);
+        assert.ok(existsSync(join(dir, 'ready')), `not ready: ${p.out}${p.log}`);
         const replicas = JSON.parse(readFileSync(join(dir, 'replicas.json'), 'utf8')) as { name: string; pid: number; url: string }[];
         assert.equal(replicas.length, 2);
-        for (const r of replicas) assert.match(out, new RegExp(`${r.name}\\s+pid ${r.pid}\\s+${r.url.replaceAll('.', '\\.')}`));
-        assert.match(out, new RegExp(`kill -9 ${replicas[0]!.pid}`));
+        for (const r of replicas) assert.match(p.out, new RegExp(`${r.name}\\s+pid ${r.pid}\\s+${r.url.replaceAll('.', '\\.')}`));
+        assert.match(p.out, new RegExp(`kill -9 ${replicas[0]!.pid}`));
         const r = await kubectl(join(dir, 'alice.kubeconfig'), ['get', 'configmap', 'app-config', '-n', 'dev', '-o', 'name']);
         assert.equal(r.code, 0, r.stderr);
         pids = (JSON.parse(readFileSync(join(dir, 'owned.json'), 'utf8')) as { pids: number[] }).pids;
