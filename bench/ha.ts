@@ -13,8 +13,7 @@ import { join } from 'node:path';
 import { Agent, request } from 'undici';
 import { DEMO_USERS } from '../src/demo/demo.js';
 import { startHaDemo, type RunningHaDemo } from '../src/demo/ha.js';
-import { readIssuerFile } from '../src/demo/issuer-file.js';
-import { mintToken } from '../src/demo/issuer.js';
+import { mintDemoToken } from '../src/demo/issuer.js';
 import { projectRoot, runRoot } from '../src/paths.js';
 import { down, up } from '../src/testbed/controlplane.js';
 import { isAlive } from '../src/testbed/controlplane.js';
@@ -137,9 +136,7 @@ async function main(): Promise<void> {
   try {
     demo = await startHaDemo({ replicas: 3, dir: join(dir, 'demo'), testbed, restartAfterMs: null });
     const d = demo;
-    const file = readIssuerFile(d.dir);
-    if ('missing' in file) throw new Error(file.missing);
-    const { token } = await mintToken(file, { user: DEMO_USERS.alice.user, groups: DEMO_USERS.alice.groups, ttlSeconds: 3600 });
+    const token = await mintDemoToken(d.dir, { ...DEMO_USERS.alice, ttlSeconds: 3600 });
     const names = d.replicas().map((r) => r.name);
     const only = async (n: number) => {
       for (const [i, name] of names.entries()) await d.setInBalancer(name, i < n);

@@ -6,14 +6,12 @@
  */
 import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { Client } from '@modelcontextprotocol/sdk/client/index.js';
-import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
-import { Agent, fetch as undiciFetch, request } from 'undici';
+import { Agent, request } from 'undici';
 import { DEMO_USERS, startDemo } from '../src/demo/demo.js';
-import { readIssuerFile } from '../src/demo/issuer-file.js';
-import { mintToken } from '../src/demo/issuer.js';
+import { mintDemoToken } from '../src/demo/issuer.js';
 import { projectRoot, runRoot } from '../src/paths.js';
 import { percentiles } from './stats.js';
+import { connectMcp } from '../test/support/mcp.js';
 
 const quick = process.argv.includes('--quick');
 const N = quick ? 50 : 400;
@@ -24,21 +22,9 @@ async function main(): Promise<void> {
   mkdirSync(dir, { recursive: true });
   const demo = await startDemo({ dir: join(dir, 'demo') });
   try {
-    const file = readIssuerFile(demo.dir);
-    if ('missing' in file) throw new Error(file.missing);
-    const u = DEMO_USERS.alice;
-    const { token } = await mintToken(file, { user: u.user, groups: u.groups, ttlSeconds: 3600 });
+    const token = await mintDemoToken(demo.dir, { ...DEMO_USERS.alice, ttlSeconds: 3600 });
     const dispatcher = new Agent({ connect: { ca: demo.gateway.caPem! } });
-    const client = new Client({ name: 'bench', version: '1' });
-    await client.connect(
-      new StreamableHTTPClientTransport(new URL(`${demo.gateway.url}/gatehouse/mcp`), {
-        requestInit: { headers: { authorization: `Bearer ${token}` } },
-        fetch: async (url, init) => {
-          const r = await undiciFetch(url, { ...(init as object), dispatcher });
-          return new Response(r.body as ReadableStream | null, { status: r.status, headers: Object.fromEntries(r.headers) });
-        },
-      }),
-    );
+    const client = await connectMcp(`${demo.gateway.url}/gatehouse/mcp`, token, dispatcher, 'bench');
     const direct = async () => {
       const res = await request(`${demo.gateway.url}/api/v1/namespaces/dev/pods/web-0`, {
         dispatcher,

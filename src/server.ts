@@ -4,7 +4,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { chmodSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { createServer as createHttpServer } from 'node:http';
+import { createServer as createHttpServer, type Server as HttpServer } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createMcpMarker } from './mcp/marker.js';
@@ -199,8 +199,8 @@ export async function startGateway(config: Config, options: GatewayOptions = {})
     }
   });
   app.use(async (ctx, next) => {
-    // The gateway's own pages and API; no Kubernetes path starts with /gatehouse/.
-    // The gateway's own pages and APIs, and the MCP endpoint's OAuth metadata (RFC 9728's well-known path).
+    // The gateway's own pages and APIs (no Kubernetes path starts with /gatehouse/), and the MCP
+    // endpoint's OAuth metadata at RFC 9728's well-known path.
     if (ctx.path.startsWith(WEB_PREFIX) || ctx.path.startsWith(RESOURCE_METADATA_PATH)) await routes?.gatehouse(ctx.req, ctx.res);
     else await next();
   });
@@ -211,11 +211,14 @@ export async function startGateway(config: Config, options: GatewayOptions = {})
 
   const koa = app.callback();
   const server: Server = createServer({ cert: tls.cert, key: tls.key, minVersion: 'TLSv1.2' }, (req, res) => void koa(req, res));
+  // Every open connection, of the listener and of the internal socket: shutdown cuts what outlives the drain.
   const sockets = new Set<Socket>();
-  server.on('connection', (s: Socket) => {
-    sockets.add(s);
-    s.once('close', () => sockets.delete(s));
-  });
+  const track = (listener: Server | HttpServer) =>
+    listener.on('connection', (s: Socket) => {
+      sockets.add(s);
+      s.once('close', () => sockets.delete(s));
+    });
+  track(server);
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(config.listen.port, config.listen.host, () => resolve());
@@ -275,10 +278,7 @@ export async function startGateway(config: Config, options: GatewayOptions = {})
   chmodSync(internalDir, 0o700);
   const internalSocket = join(internalDir, 'api.sock');
   const internalServer = createHttpServer((req, res) => void koa(req, res));
-  internalServer.on('connection', (s: Socket) => {
-    sockets.add(s);
-    s.once('close', () => sockets.delete(s));
-  });
+  track(internalServer);
   await new Promise<void>((resolve, reject) => {
     internalServer.once('error', reject);
     internalServer.listen(internalSocket, () => resolve());

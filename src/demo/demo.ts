@@ -86,6 +86,24 @@ export function demoKubeconfigs(write: (name: string, u: DemoUser) => string): R
   return out;
 }
 
+/** The gateway's identity.issuers entry for the demo issuer: its claims, and agents as it mints them. */
+export function demoIssuerConfig(issuer: string, clockSkewSeconds?: number): Record<string, unknown> {
+  return {
+    issuer,
+    audiences: [DEMO_AUDIENCE, DEMO_CLI_CLIENT],
+    usernameClaim: 'email',
+    groupsClaim: 'groups',
+    algorithms: ['RS256'],
+    ...(clockSkewSeconds !== undefined ? { clockSkewSeconds } : {}),
+    agent: { claim: 'agent', onBehalfOfClaim: 'on_behalf_of', sessionClaim: 'sid', usernamePrefix: 'agent:' },
+  };
+}
+
+/** The masking hash key and the web-cookie key, made once and kept: masked hashes and logins survive a restart. */
+export function writeDemoKeys(dir: string): void {
+  for (const key of ['hash.key', 'web-cookie.key']) if (!existsSync(join(dir, key))) writeFileSync(join(dir, key), randomBytes(32), { mode: 0o600 });
+}
+
 export interface DemoOptions {
   readonly dir?: string;
   readonly log?: (l: string) => void;
@@ -121,26 +139,14 @@ export async function startDemo(options: DemoOptions = {}): Promise<RunningDemo>
     issuer = await startDemoIssuer(await freePort(), join(dir, 'issuer.json'), [`https://127.0.0.1:${gatewayPort}/gatehouse/callback`]);
     log(`demo OpenID provider at ${issuer.issuer}`);
     const configFile = join(dir, 'gatehouse.yaml');
-    for (const key of ['hash.key', 'web-cookie.key']) if (!existsSync(join(dir, key))) writeFileSync(join(dir, key), randomBytes(32), { mode: 0o600 });
+    writeDemoKeys(dir);
     writeFileSync(
       configFile,
       stringify({
         cluster: 'demo',
         listen: { address: `127.0.0.1:${gatewayPort}`, tls: { selfSigned: { dir: 'tls' } } },
         upstream: options.upstream ?? { kubeconfig: testbed.kubeconfigs.gateway },
-        identity: {
-          issuers: [
-            {
-              issuer: issuer.issuer,
-              audiences: [DEMO_AUDIENCE, DEMO_CLI_CLIENT],
-              usernameClaim: 'email',
-              groupsClaim: 'groups',
-              algorithms: ['RS256'],
-              ...(options.clockSkewSeconds !== undefined ? { clockSkewSeconds: options.clockSkewSeconds } : {}),
-              agent: { claim: 'agent', onBehalfOfClaim: 'on_behalf_of', sessionClaim: 'sid', usernamePrefix: 'agent:' },
-            },
-          ],
-        },
+        identity: { issuers: [demoIssuerConfig(issuer.issuer, options.clockSkewSeconds)] },
         policy: { dir: options.policyDir ?? join(projectRoot, 'policies/gatehouse') },
         audit: { file: 'audit.log' },
         metrics: { address: `127.0.0.1:${metricsPort}` },

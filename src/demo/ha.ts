@@ -9,22 +9,21 @@
  * that dies is started again after `restartAfterMs`, as a Deployment would.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
 import { closeSync, existsSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { Agent, request } from 'node:https';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { stringify } from 'yaml';
 import { messageOf } from '../errors.js';
-import { projectRoot } from '../paths.js';
+import { projectRoot, runRoot } from '../paths.js';
 import { down, up, type Testbed } from '../testbed/controlplane.js';
 import { freePort } from '../testbed/ports.js';
 import { selfSignedTls } from '../tls.js';
-import { demoKubeconfigs, writeDemoKubeconfig, DEMO_USERS, type DemoUser } from './demo.js';
-import { DEMO_AUDIENCE, DEMO_CLI_CLIENT, startDemoIssuer, type DemoIssuer } from './issuer.js';
+import { demoIssuerConfig, demoKubeconfigs, writeDemoKeys, writeDemoKubeconfig, DEMO_USERS, type DemoUser } from './demo.js';
+import { DEMO_AUDIENCE, startDemoIssuer, type DemoIssuer } from './issuer.js';
 import { startPostgres, type RunningPostgres } from './postgres.js';
 
-export const haDemoDir = join(projectRoot, '.gatehouse', 'demo-ha');
+export const haDemoDir = join(runRoot, 'demo-ha');
 
 export interface ReplicaInfo {
   readonly name: string;
@@ -213,7 +212,7 @@ export async function startHaDemo(options: HaDemoOptions): Promise<RunningHaDemo
     log(`demo OpenID provider at ${issuer.issuer}`);
     // One certificate for all: a client trusts the same CA whichever replica answers.
     const tls = selfSignedTls(join(dir, 'tls'), ['127.0.0.1', 'localhost']);
-    for (const key of ['hash.key', 'web-cookie.key']) if (!existsSync(join(dir, key))) writeFileSync(join(dir, key), randomBytes(32), { mode: 0o600 });
+    writeDemoKeys(dir);
 
     const configOf = (s: (typeof slots)[number]) => {
       const folder = join(dir, s.name);
@@ -225,18 +224,7 @@ export async function startHaDemo(options: HaDemoOptions): Promise<RunningHaDemo
           cluster: 'demo',
           listen: { address: `127.0.0.1:${s.port}`, tls: { cert: '../tls/server.crt', key: '../tls/server.key' } },
           upstream: { kubeconfig: testbed!.kubeconfigs.gateway },
-          identity: {
-            issuers: [
-              {
-                issuer: issuer!.issuer,
-                audiences: [DEMO_AUDIENCE, DEMO_CLI_CLIENT],
-                usernameClaim: 'email',
-                groupsClaim: 'groups',
-                algorithms: ['RS256'],
-                agent: { claim: 'agent', onBehalfOfClaim: 'on_behalf_of', sessionClaim: 'sid', usernamePrefix: 'agent:' },
-              },
-            ],
-          },
+          identity: { issuers: [demoIssuerConfig(issuer!.issuer)] },
           policy: { dir: join(projectRoot, 'policies/gatehouse') },
           audit: { file: 'audit.log' },
           metrics: { address: `127.0.0.1:${s.metricsPort}` },

@@ -12,7 +12,7 @@ import { writeFileSync } from 'node:fs';
 import type { Server } from 'node:http';
 import { exportJWK, generateKeyPair } from 'jose';
 import { PEOPLE } from '../testbed/world.js';
-import type { IssuerFile } from './issuer-file.js';
+import { readIssuerFile, type IssuerFile } from './issuer-file.js';
 
 export const DEMO_AUDIENCE = 'gatehouse';
 /** `gatehouse login`'s client: public, PKCE, a loopback redirect on any port, refresh tokens, the device flow. */
@@ -164,4 +164,11 @@ export async function mintToken(file: IssuerFile, req: TokenRequest): Promise<{ 
   if (!res.ok || !body.access_token)
     throw new Error(`the demo issuer refused to mint a token: ${body.error ?? res.status} ${body.error_description ?? ''}`.trim());
   return { token: body.access_token, expiresAt: new Date(Date.now() + (body.expires_in ?? 600) * 1000) };
+}
+
+/** A token from the issuer of the demo running in `dir` (tests and benchmarks); throws when none runs there. */
+export async function mintDemoToken(dir: string, req: TokenRequest): Promise<string> {
+  const file = readIssuerFile(dir);
+  if ('missing' in file) throw new Error(file.missing);
+  return (await mintToken(file, req)).token;
 }

@@ -58,6 +58,11 @@ export function createInternalClient(socketPath: string, marker: McpMarker) {
   return {
     caller(token: string, facts: McpFacts): KubeCaller {
       const auditIds: string[] = [];
+      /** Who asks, and for which tool: the same on each of the call's requests (a fresh signature each). */
+      const callerHeaders = () => ({ authorization: `Bearer ${token}`, [MCP_HEADER]: marker.sign(facts), 'user-agent': `gatehouse-mcp/${facts.tool}` });
+      const remember = (auditId: string) => {
+        if (auditId) auditIds.push(auditId);
+      };
       return {
         auditIds,
         async call(r) {
@@ -65,17 +70,15 @@ export function createInternalClient(socketPath: string, marker: McpMarker) {
             dispatcher: agent,
             method: r.method,
             headers: {
-              authorization: `Bearer ${token}`,
-              [MCP_HEADER]: marker.sign(facts),
+              ...callerHeaders(),
               accept: r.accept ?? 'application/json',
-              'user-agent': `gatehouse-mcp/${facts.tool}`,
               ...(r.contentType ? { 'content-type': r.contentType } : {}),
             },
             ...(r.body !== undefined ? { body: r.body } : {}),
             signal: r.signal,
           });
           const auditId = String(res.headers['audit-id'] ?? '');
-          if (auditId) auditIds.push(auditId);
+          remember(auditId);
           const chunks: Buffer[] = [];
           let size = 0;
           for await (const chunk of res.body as AsyncIterable<Buffer>) {
@@ -90,9 +93,7 @@ export function createInternalClient(socketPath: string, marker: McpMarker) {
         },
         async exec(path, limits, signal) {
           const headers = {
-            authorization: `Bearer ${token}`,
-            [MCP_HEADER]: marker.sign(facts),
-            'user-agent': `gatehouse-mcp/${facts.tool}`,
+            ...callerHeaders(),
             'sec-websocket-version': '13',
             'sec-websocket-key': randomBytes(16).toString('base64'),
             'sec-websocket-protocol': 'v5.channel.k8s.io,v4.channel.k8s.io',
@@ -126,8 +127,7 @@ export function createInternalClient(socketPath: string, marker: McpMarker) {
               req.end();
             },
           );
-          const auditId = answer.kind === 'upgraded' ? answer.auditId : answer.answer.auditId;
-          if (auditId) auditIds.push(auditId);
+          remember(answer.kind === 'upgraded' ? answer.auditId : answer.answer.auditId);
           if (answer.kind === 'refused') return { stdout: '', stderr: '', exitCode: null, truncated: false, timedOut: false, refused: answer.answer };
           return readExec(answer.socket, limits, signal);
         },

@@ -24,8 +24,7 @@ export const SESSION_SCHEMA = [
     started_at BIGINT NOT NULL,
     header TEXT NOT NULL,
     duration_seconds DOUBLE PRECISION NOT NULL DEFAULT 0,
-    ending TEXT,
-    chunks INTEGER NOT NULL DEFAULT 0
+    ending TEXT
   )`,
   `CREATE INDEX IF NOT EXISTS ${SESSIONS}_by_time ON ${SESSIONS} (started_at)`,
   `CREATE TABLE IF NOT EXISTS ${CHUNKS} (
@@ -128,10 +127,10 @@ export function createPostgresSessionStore(options: {
           if (failed) return;
           try {
             if (data)
-              // One round trip: the chunk, and the row's length and duration (a live session's summary).
+              // One round trip: the chunk, and the row's duration (a live session's summary).
               await pool.query(
                 `WITH c AS (INSERT INTO ${CHUNKS} (session, seq, data) VALUES ($1, $2, $3))
-                 UPDATE ${SESSIONS} SET chunks = $2, duration_seconds = $4 WHERE id = $1`,
+                 UPDATE ${SESSIONS} SET duration_seconds = $4 WHERE id = $1`,
                 [id, n, data, duration],
               );
             if (final)

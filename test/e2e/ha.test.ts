@@ -13,8 +13,7 @@ import { join } from 'node:path';
 import type { ApprovalEvent, AuditRecord } from '../../src/audit/event.js';
 import { DEMO_USERS } from '../../src/demo/demo.js';
 import { startHaDemo, type RunningHaDemo } from '../../src/demo/ha.js';
-import { readIssuerFile } from '../../src/demo/issuer-file.js';
-import { mintToken } from '../../src/demo/issuer.js';
+import { mintDemoToken } from '../../src/demo/issuer.js';
 import { isAlive } from '../../src/testbed/controlplane.js';
 import { projectRoot, runRoot } from '../../src/paths.js';
 import { approvalsCli, kubectlInBackground, pendingFor } from '../support/approvals.js';
@@ -178,9 +177,7 @@ describe('HA: three replicas behind HAProxy sharing PostgreSQL (kube-apiserver v
   });
 
   it('SIGKILL of a replica under load: new requests keep succeeding, the balancer takes it out, no completed request loses its audit record, and it rejoins', async () => {
-    const file = readIssuerFile(demo.dir);
-    if ('missing' in file) throw new Error(file.missing);
-    const { token } = await mintToken(file, { user: DEMO_USERS.alice.user, groups: DEMO_USERS.alice.groups });
+    const token = await mintDemoToken(demo.dir, DEMO_USERS.alice);
     const agent = new Agent({ ca: demo.caPem, keepAlive: false });
     const get = () =>
       new Promise<{ status: number; auditId: string; at: number; error?: string }>((resolve) => {

@@ -7,17 +7,15 @@
 import assert from 'node:assert/strict';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { Client } from '@modelcontextprotocol/sdk/client/index.js';
-import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import type { CallToolResult } from '@modelcontextprotocol/sdk/types.js';
 import { Agent, fetch as undiciFetch } from 'undici';
 import type { AuditRecord, McpToolCallEvent } from '../../src/audit/event.js';
 import { DEMO_USERS, startDemo, type DemoUser, type RunningDemo } from '../../src/demo/demo.js';
-import { readIssuerFile } from '../../src/demo/issuer-file.js';
-import { mintToken } from '../../src/demo/issuer.js';
+import { mintDemoToken } from '../../src/demo/issuer.js';
 import { projectRoot, runRoot } from '../../src/paths.js';
 import { canary } from '../../src/testbed/world.js';
 import { approvalsCli, pendingFor } from '../support/approvals.js';
+import { connectMcp } from '../support/mcp.js';
 import { kubectl, run } from '../support/run.js';
 import { waitFor } from '../support/wait.js';
 import { testbed } from './hooks.js';
@@ -34,24 +32,10 @@ describe('MCP endpoint /gatehouse/mcp (SDK client → Gatehouse → kube-apiserv
       .map((l) => JSON.parse(l) as AuditRecord);
 
   async function tokenFor(u: DemoUser): Promise<string> {
-    const file = readIssuerFile(demo.dir);
-    if ('missing' in file) throw new Error(file.missing);
-    return (await mintToken(file, { user: u.user, groups: u.groups, ...(u.agent ? { agent: u.agent, onBehalfOf: u.onBehalfOf ?? '' } : {}) })).token;
+    return mintDemoToken(demo.dir, u);
   }
 
-  async function connect(token: string): Promise<Client> {
-    const client = new Client({ name: 'gatehouse-e2e', version: '1.0.0' });
-    const transport = new StreamableHTTPClientTransport(new URL(`${demo.gateway.url}/gatehouse/mcp`), {
-      requestInit: { headers: { authorization: `Bearer ${token}` } },
-      // The demo's CA: undici's fetch with an agent that trusts it, its answer handed over as a standard Response.
-      fetch: async (url, init) => {
-        const r = await undiciFetch(url, { ...(init as object), dispatcher });
-        return new Response(r.body as ReadableStream | null, { status: r.status, headers: Object.fromEntries(r.headers) });
-      },
-    });
-    await client.connect(transport);
-    return client;
-  }
+  const connect = (token: string) => connectMcp(`${demo.gateway.url}/gatehouse/mcp`, token, dispatcher);
 
   const textOf = (r: CallToolResult) => r.content.map((c) => (c.type === 'text' ? c.text : '')).join('');
 
