@@ -161,10 +161,12 @@ describe('sessions: exec, attach, cp, port-forward (kubectl 1.32 â†’ Gatehouse â
           await new Promise((r) => pf.on('close', r));
           target.close();
         }
-        const rec = await waitFor('the port-forward record', () =>
-          sessionRecords()
-            .filter((e) => e.requestURI.includes('/portforward'))
-            .at(-1),
+        // This port-forward's record, not the previous transport's: it is written once the session ends,
+        // which may be after kubectl has exited.
+        const rec = await waitFor(`the record of the port-forward to ${podPort}`, () =>
+          sessionRecords().find(
+            (e) => e.requestURI.includes('/portforward') && (e.gatehouse.session as { ports?: string[] } | null)?.ports?.includes(String(podPort)),
+          ),
         );
         const s = rec.gatehouse.session as { kind: string; bytesIn: number; bytesOut: number; durationMs: number; recording: string | null; ports: string[] };
         assert.equal(s.kind, 'portforward');
