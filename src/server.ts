@@ -133,7 +133,7 @@ export async function startGateway(config: Config, options: GatewayOptions = {})
   const audit = metrics.tap(
     options.audit ??
       teeAuditWriters([
-        ...(config.audit.file ? [createAuditWriter(config.audit.file, auditFailed)] : []),
+        ...(config.audit.file ? [createAuditWriter(config.audit.file, auditFailed, (m) => log.warn(m))] : []),
         ...(config.audit.stdout ? [createStdoutAuditWriter(auditFailed)] : []),
         ...(shipper ? [shipper] : []),
       ]),

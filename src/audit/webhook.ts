@@ -9,11 +9,12 @@
  * Approval and session-command records are not `audit.k8s.io` Events: they
  * stay in the file or on stdout, which are the record of truth.
  */
-import { closeSync, fstatSync, ftruncateSync, mkdirSync, openSync, readFileSync, readSync, renameSync, writeFileSync, writeSync } from 'node:fs';
+import { closeSync, fstatSync, ftruncateSync, mkdirSync, readFileSync, readSync, renameSync, writeFileSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { Agent, request } from 'undici';
 import type { UpstreamTarget } from '../upstream/credentials.js';
 import type { AuditRecord } from './event.js';
+import { openJsonLines } from './append.js';
 import { auditLine, type AuditWriter } from './writer.js';
 
 export interface WebhookOptions {
@@ -44,9 +45,17 @@ export function createAuditShipper(o: WebhookOptions): AuditShipper {
   mkdirSync(o.bufferDir, { recursive: true, mode: 0o700 });
   const spoolPath = join(o.bufferDir, 'spool.jsonl');
   const cursorPath = join(o.bufferDir, 'cursor.json');
-  const fd = openSync(spoolPath, 'a+', 0o600);
+  const spool = openJsonLines(spoolPath);
+  const fd = spool.fd;
+  // An unfinished record at the end (a crash mid-write) can never be shipped, and a record appended to it would
+  // make the batch it lands in invalid JSON, refused by the receiver for ever: the spool is a buffer, not the
+  // record of truth (the audit file keeps its copy), so the fragment is cut off.
+  if (spool.tornBytes > 0) {
+    ftruncateSync(fd, spool.size - spool.tornBytes);
+    o.log?.(`audit webhook: dropped an unfinished record (${spool.tornBytes} bytes) at the end of ${spoolPath}, left by a crash`);
+  }
   // The spool's size, kept here: a record appended costs no fstat(2); the file is only ours to grow.
-  let size = fstatSync(fd).size;
+  let size = spool.size - spool.tornBytes;
   let cursor = readCursor();
   let drops = 0;
   let warned = false;

@@ -1,5 +1,6 @@
-import { mkdirSync, openSync, writeSync } from 'node:fs';
+import { mkdirSync, writeSync } from 'node:fs';
 import { dirname } from 'node:path';
+import { openJsonLines } from './append.js';
 import type { AuditRecord } from './event.js';
 import { scrubText } from './scrub.js';
 
@@ -33,9 +34,15 @@ export function auditLine(event: AuditRecord): string {
  * records land in the order they were made; queued ones are batched into one
  * write per turn of the event loop. bench/audit.ts measures what a commit costs.
  */
-export function createAuditWriter(file: string, onError: (err: Error) => void = () => {}): AuditWriter {
+export function createAuditWriter(file: string, onError: (err: Error) => void = () => {}, log: (message: string) => void = () => {}): AuditWriter {
   mkdirSync(dirname(file), { recursive: true, mode: 0o700 });
-  return createFdAuditWriter(openSync(file, 'a', 0o600), onError);
+  const { fd, tornBytes } = openJsonLines(file);
+  if (tornBytes > 0) {
+    // Never cut evidence away: the fragment stays, on a line of its own, and the first new record starts on the next.
+    writeFully(fd, Buffer.from('\n'));
+    log(`audit log ${file} ended in an unfinished record (${tornBytes} bytes: the process was killed while writing it); new records start on the next line`);
+  }
+  return createFdAuditWriter(fd, onError);
 }
 
 /**

@@ -4,7 +4,7 @@
  * webhook backend sends them (EventList batches), also across a restart.
  */
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { appendFileSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -127,6 +127,25 @@ describe('audit/webhook: EventList batches, spooled, each record once and in ord
         received,
         Array.from({ length: 20 }, (_, i) => `e${400 + i}`),
       );
+    } finally {
+      await second.close();
+    }
+  });
+
+  it('a record cut in two by a crash is dropped from the spool, and the records after the restart arrive intact', async () => {
+    received = [];
+    await down();
+    const first = shipper();
+    for (let i = 500; i < 503; i++) first.write(event(i));
+    await first.close();
+    // What SIGKILL in the middle of a write(2) leaves: the start of a record and no newline.
+    appendFileSync(join(dir, 'spool', 'spool.jsonl'), JSON.stringify(event(503)).slice(0, 40));
+    await up();
+    const second = shipper();
+    try {
+      second.write(event(504));
+      await waitFor('the spool is delivered', async () => received.length >= 4 && second.pendingBytes() === 0, 20_000);
+      assert.deepEqual(received, ['e500', 'e501', 'e502', 'e504']);
     } finally {
       await second.close();
     }

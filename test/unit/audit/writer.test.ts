@@ -1,5 +1,10 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
+import { appendFileSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { AuditRecord } from '../../../src/audit/event.js';
+import { createAuditWriter } from '../../../src/audit/writer.js';
 
 describe('audit.stdout: one JSON line per record, whole, through a pipe a slow reader holds', () => {
   it('delivers every record intact to a reader that starts late', async () => {
@@ -17,5 +22,36 @@ describe('audit.stdout: one JSON line per record, whole, through a pipe a slow r
     const lines = out.trimEnd().split('\n');
     assert.equal(lines.length, 3000);
     lines.forEach((l, i) => assert.equal((JSON.parse(l) as { auditID: string }).auditID, `e${i}`));
+  });
+});
+
+describe('audit.file: a record cut in two by a crash does not spoil the next one', () => {
+  it('keeps the fragment on a line of its own, says so, and starts the first new record on a fresh line', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'gatehouse-audit-'));
+    try {
+      const file = join(dir, 'audit.log');
+      const before = createAuditWriter(file);
+      before.commit({ kind: 'Event', auditID: 'a' } as unknown as AuditRecord);
+      // What SIGKILL between two pages of one write(2) leaves behind.
+      appendFileSync(file, '{"kind":"Event","auditID":"b","requestURI":"/api/v1/na');
+      const said: string[] = [];
+      const after = createAuditWriter(file, undefined, (m) => said.push(m));
+      after.commit({ kind: 'Event', auditID: 'c' } as unknown as AuditRecord);
+      const lines = readFileSync(file, 'utf8').split('\n');
+      assert.deepEqual(lines, [
+        '{"kind":"Event","auditID":"a"}',
+        '{"kind":"Event","auditID":"b","requestURI":"/api/v1/na',
+        '{"kind":"Event","auditID":"c"}',
+        '',
+      ]);
+      assert.equal(said.length, 1);
+      assert.match(said[0]!, /ended in an unfinished record \(54 bytes/);
+      // A file that ends cleanly is left as it is.
+      createAuditWriter(file, undefined, (m) => said.push(m)).commit({ kind: 'Event', auditID: 'd' } as unknown as AuditRecord);
+      assert.equal(said.length, 1);
+      assert.equal(readFileSync(file, 'utf8').split('\n').length, 5);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
