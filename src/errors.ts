@@ -62,15 +62,18 @@ export class GatehouseError extends Error {
   readonly reason: string;
   readonly expose: boolean;
   readonly relayed: RelayedStatus | undefined;
+  /** The Status's details (StatusDetails: what the failure is about), for a client that reads more than the message. */
+  readonly details: Readonly<Record<string, unknown>> | undefined;
 
   constructor(
     readonly code: ErrorCode,
     message: string,
-    options?: { cause?: unknown; relayed?: RelayedStatus },
+    options?: { cause?: unknown; relayed?: RelayedStatus; details?: Readonly<Record<string, unknown>> },
   ) {
     super(message, options);
     const kind: Kind = KINDS[code];
     this.relayed = options?.relayed;
+    this.details = options?.relayed?.details ?? options?.details;
     this.status = this.relayed?.code ?? kind.status;
     this.reason = this.relayed?.reason ?? kind.reason;
     this.expose = kind.expose;
@@ -125,7 +128,7 @@ export function toStatus(err: GatehouseError): KubeStatus {
     message: err.publicMessage,
     reason: err.reason,
     code: err.status,
-    ...(err.relayed?.details ? { details: err.relayed.details } : {}),
+    ...(err.details ? { details: err.details } : {}),
   };
 }
 

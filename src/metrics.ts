@@ -100,7 +100,7 @@ export function createMetrics() {
   });
   new Gauge({
     name: 'gatehouse_held_requests',
-    help: 'Requests held open while they wait for an approval.',
+    help: 'Requests held open, and MCP approvals_wait calls, waiting for an approval.',
     registers,
     collect() {
       this.set(sources?.heldRequests?.() ?? 0);

@@ -8,6 +8,7 @@ import { createServer as createHttpServer, type Server as HttpServer } from 'nod
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createMcpMarker } from './mcp/marker.js';
+import { createCallSeal } from './mcp/parked.js';
 import { createInternalClient } from './mcp/kube.js';
 import { createMcpEndpoint, MCP_PATH, RESOURCE_METADATA_PATH } from './mcp/endpoint.js';
 import { GATEHOUSE_VERSION } from './paths.js';
@@ -290,6 +291,8 @@ export async function startGateway(config: Config, options: GatewayOptions = {})
     publicUrl: ac?.publicUrl ?? url,
     internal,
     audit,
+    ...(approvals && store ? { approvals: { store, service: approvals, seal: createCallSeal(hashKey) } } : {}),
+    log: (m) => log.warn(m),
     version: GATEHOUSE_VERSION,
   });
   const gatehouse: Handler = async (req, res) => {

@@ -14,6 +14,10 @@ import type { ApprovalStore } from './store.js';
 
 export type HoldMode = 'hold' | 'refuse';
 
+/** A refusal that waits on an approval names it in the Status's details as this group and kind. */
+export const APPROVAL_GROUP = 'gatehouse.dev';
+export const APPROVAL_KIND = 'approvals';
+
 export interface ApprovalSettings {
   /** Agents just wait by default; people are told how to get approval and run the command again. */
   readonly mode: { readonly agents: HoldMode; readonly people: HoldMode };
@@ -101,6 +105,8 @@ export function createApprovalService(deps: ApprovalServiceDeps) {
     return new GatehouseError(
       'GATEHOUSE_APPROVAL_REQUIRED',
       `${lead}: approval ${a.id} by a member of ${a.approverGroups.join(' or ')} is pending until ${new Date(a.expiresAt).toISOString()}${s.reasons.length ? ` (${s.reasons.join('; ')})` : ''}. ${howToApprove(a)}; then run the same command again.`,
+      // What the refusal is about, for a client that reads more than the message (the MCP tools park the call under it).
+      { details: { group: APPROVAL_GROUP, kind: APPROVAL_KIND, name: a.id } },
     );
   }
 
@@ -265,6 +271,19 @@ export function createApprovalService(deps: ApprovalServiceDeps) {
     },
 
     sweep,
+
+    /**
+     * Waits until the approval is decided (or expires), the time is up or the signal ends; the approval as it then
+     * stands. For a caller that holds no request of its own (the MCP tool approvals_wait).
+     */
+    async waitFor(id: string, untilMs: number, signal: AbortSignal): Promise<Approval | undefined> {
+      const a = await store.get(id);
+      if (!a || a.state !== 'pending') return a;
+      const decided = await waitForDecision(id, Math.min(untilMs, a.expiresAt), signal);
+      if (decided) return decided;
+      if (now() >= a.expiresAt) await sweep();
+      return store.get(id);
+    },
 
     /** Held requests get a clean 503 at once; pending approvals stay in the store. */
     async close(): Promise<void> {

@@ -28,6 +28,11 @@ export function openSqliteStore(file: string): ApprovalStore {
       // better-sqlite3 wants exactly the statement's parameters.
       const bound: Record<string, unknown> = {};
       for (const n of s.names) bound[n] = params[n];
+      // A statement that returns no rows (a DELETE without RETURNING) must be run, not read.
+      if (!s.stmt.reader) {
+        s.stmt.run(bound);
+        return [];
+      }
       return s.stmt.all(bound) as Row[];
     },
     async announce(ids) {

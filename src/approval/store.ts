@@ -30,6 +30,14 @@ export interface ApprovalStore {
   /** Moves what is past its time to expired, and returns what it moved. */
   expireDue(now: number): Promise<Approval[]>;
   setPreview(id: string, preview: Preview): Promise<void>;
+  /**
+   * An MCP tool call left waiting on this approval, sealed (its arguments may hold a manifest's Secret data), so
+   * approvals_wait on any replica can run it once approved. A call already parked under the id is replaced.
+   */
+  parkCall(approvalId: string, username: string, sealed: string, now: number): Promise<void>;
+  /** The sealed call parked under the approval by this user, if any. */
+  parkedCall(approvalId: string, username: string): Promise<string | undefined>;
+  forgetCall(approvalId: string): Promise<void>;
   get(id: string): Promise<Approval | undefined>;
   list(query: { state?: ApprovalState; limit: number }): Promise<Approval[]>;
   /** How many approvals wait for a decision (metrics): counted by the database, no rows read. */
@@ -40,6 +48,8 @@ export interface ApprovalStore {
 }
 
 export const TABLE = 'gatehouse_approvals';
+const CALLS = 'gatehouse_mcp_calls';
+const DEAD_CALL_GRACE_MS = 3600_000;
 
 /** A `:name` parameter of the statements below (not a `::type` cast). */
 export const NAMED_PARAMETER = /(?<!:):([a-zA-Z_]\w*)/g;
@@ -66,6 +76,12 @@ export const SCHEMA = [
   `CREATE UNIQUE INDEX IF NOT EXISTS ${TABLE}_one_pending ON ${TABLE} (fingerprint) WHERE state = 'pending'`,
   `CREATE INDEX IF NOT EXISTS ${TABLE}_by_fingerprint ON ${TABLE} (fingerprint, state)`,
   `CREATE INDEX IF NOT EXISTS ${TABLE}_by_time ON ${TABLE} (created_at)`,
+  `CREATE TABLE IF NOT EXISTS ${CALLS} (
+    approval_id TEXT PRIMARY KEY,
+    username TEXT NOT NULL,
+    sealed TEXT NOT NULL,
+    created_at BIGINT NOT NULL
+  )`,
 ];
 
 const SQL = {
@@ -82,6 +98,13 @@ const SQL = {
     WHERE id = :id AND state = 'pending' AND expires_at > :now RETURNING *`,
   expireDue: `UPDATE ${TABLE} SET state = 'expired' WHERE state IN ('pending', 'approved') AND expires_at <= :now RETURNING *`,
   setPreview: `UPDATE ${TABLE} SET preview = :preview WHERE id = :id RETURNING id`,
+  parkCall: `INSERT INTO ${CALLS} (approval_id, username, sealed, created_at) VALUES (:id, :username, :sealed, :now)
+    ON CONFLICT (approval_id) DO UPDATE SET username = excluded.username, sealed = excluded.sealed, created_at = excluded.created_at`,
+  parkedCall: `SELECT sealed FROM ${CALLS} WHERE approval_id = :id AND username = :username`,
+  forgetCall: `DELETE FROM ${CALLS} WHERE approval_id = :id`,
+  // A parked call whose approval can no longer be used (used, denied, expired, gone) will never run; it is kept
+  // for an hour past the approval's time, so approvals_wait can still tell the agent what became of it.
+  forgetDeadCalls: `DELETE FROM ${CALLS} WHERE approval_id NOT IN (SELECT id FROM ${TABLE} WHERE state IN ('pending', 'approved') OR expires_at > :cutoff)`,
   get: `SELECT * FROM ${TABLE} WHERE id = :id`,
   listAll: `SELECT * FROM ${TABLE} ORDER BY created_at DESC LIMIT :limit`,
   listState: `SELECT * FROM ${TABLE} WHERE state = :state ORDER BY created_at DESC LIMIT :limit`,
@@ -167,11 +190,23 @@ export function createSqlStore(db: SqlConnection): ApprovalStore {
       return decided;
     },
     async expireDue(now) {
-      return changed(await rows(SQL.expireDue, { now }));
+      const expired = await changed(await rows(SQL.expireDue, { now }));
+      await db.all(SQL.forgetDeadCalls, { cutoff: now - DEAD_CALL_GRACE_MS });
+      return expired;
     },
     async setPreview(id, preview) {
       await db.all(SQL.setPreview, { id, preview: JSON.stringify(preview) });
       await db.announce([id]);
+    },
+    async parkCall(id, username, sealed, now) {
+      await db.all(SQL.parkCall, { id, username, sealed, now });
+    },
+    async parkedCall(id, username) {
+      const [r] = await db.all(SQL.parkedCall, { id, username });
+      return r?.['sealed'] as string | undefined;
+    },
+    async forgetCall(id) {
+      await db.all(SQL.forgetCall, { id });
     },
     async get(id) {
       const [a] = await rows(SQL.get, { id });

@@ -118,6 +118,10 @@ export interface McpToolCallEvent {
   readonly requests: readonly string[];
   readonly outcome: 'ok' | 'error' | 'cancelled';
   readonly error?: string;
+  /** The call was held for this approval and is kept (sealed) for approvals_wait. */
+  readonly parkedOn?: string;
+  /** approvals_wait: the parked call it ran. */
+  readonly resumed?: { readonly tool: string; readonly argumentsDigest: string };
   readonly durationMs: number;
 }
 

@@ -12,12 +12,15 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
 import { StreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/streamableHttp.js';
 import { CancelledNotificationSchema, type CallToolResult } from '@modelcontextprotocol/sdk/types.js';
+import type { ApprovalService } from '../approval/service.js';
+import type { ApprovalStore } from '../approval/store.js';
 import type { AuditWriter } from '../audit/writer.js';
 import { messageOf } from '../errors.js';
 import type { Identity } from '../identity/identity.js';
 import { extractBearerToken } from '../identity/token.js';
 import type { InternalClient } from './kube.js';
-import { createDiscovery, registerTools, ToolRefusal } from './tools.js';
+import type { CallSeal, ParkedCall } from './parked.js';
+import { createDiscovery, registerTools, ToolRefusal, type McpApprovals } from './tools.js';
 
 export const MCP_PATH = '/gatehouse/mcp';
 export const RESOURCE_METADATA_PATH = '/.well-known/oauth-protected-resource';
@@ -31,6 +34,9 @@ export interface McpEndpointDeps {
   readonly publicUrl: string;
   readonly internal: InternalClient;
   readonly audit: AuditWriter;
+  /** With approvals configured: a call held too long is parked for approvals_wait. */
+  readonly approvals?: { readonly store: ApprovalStore; readonly service: ApprovalService; readonly seal: CallSeal };
+  readonly log?: (message: string) => void;
   readonly version: string;
   readonly now?: () => number;
 }
@@ -51,6 +57,32 @@ export function createMcpEndpoint(deps: McpEndpointDeps) {
   const running = new Map<string, AbortController>();
   const runningKey = (username: string, id: string | number) => `${username}\u0000${typeof id}:${id}`;
   const discovery = createDiscovery();
+  const digest = (args: unknown) => 'sha256:' + createHash('sha256').update(JSON.stringify(args)).digest('hex');
+  const ap = deps.approvals;
+  const approvals: McpApprovals | undefined = ap && {
+    get: (id) => ap.store.get(id),
+    waitFor: (id, untilMs, signal) => ap.service.waitFor(id, untilMs, signal),
+    async parkedCall(id, username) {
+      const sealed = await ap.store.parkedCall(id, username);
+      return sealed === undefined ? undefined : ap.seal.open(id, username, sealed);
+    },
+    forgetCall: (id) => ap.store.forgetCall(id),
+  };
+
+  /**
+   * A call refused because a request of it waits on an approval is kept for approvals_wait — only when that
+   * approval is this user's and still pending (the Status's details name it, and a Status can be relayed).
+   */
+  async function park(username: string, ids: readonly string[], call: ParkedCall): Promise<string | undefined> {
+    if (!ap) return undefined;
+    for (const id of ids.toReversed()) {
+      const a = await ap.store.get(id);
+      if (a?.state !== 'pending' || a.subject.requester.username !== username) continue;
+      await ap.store.parkCall(id, username, ap.seal.seal(id, username, call), now());
+      return id;
+    }
+    return undefined;
+  }
   const metadataUrl = `${deps.publicUrl}${RESOURCE_METADATA_PATH}${MCP_PATH}`;
 
   /** RFC 9728: at the well-known path, and at it with the resource's path appended. */
@@ -88,6 +120,8 @@ export function createMcpEndpoint(deps: McpEndpointDeps) {
     res.once('close', () => gone.abort('the client went away'));
     registerTools(server, {
       identity,
+      ...(approvals ? { approvals } : {}),
+      now,
       resolve: discovery,
       async run(tool, args, requestId, requestSignal, progress, body) {
         const call = randomUUID();
@@ -103,12 +137,24 @@ export function createMcpEndpoint(deps: McpEndpointDeps) {
         let result: CallToolResult;
         let outcome: 'ok' | 'error' | 'cancelled' = 'ok';
         let error: string | undefined;
+        let parkable: ParkedCall = { tool, args };
+        let resumed: ParkedCall | undefined;
+        let parkedOn: string | undefined;
         try {
-          result = await body(kube, signal);
+          result = await body(kube, signal, (call) => {
+            parkable = resumed = call;
+          });
         } catch (err) {
           outcome = signal.aborted ? 'cancelled' : 'error';
           error = err instanceof ToolRefusal ? err.message : `the tool failed: ${messageOf(err)}`;
-          result = { isError: true, content: [{ type: 'text', text: error }] };
+          if (!signal.aborted && kube.pendingApprovals.length) {
+            parkedOn = await park(identity.username, kube.pendingApprovals, parkable).catch((e: unknown) => {
+              deps.log?.(`MCP: keeping the held call for approval ${kube.pendingApprovals.join(', ')} failed: ${messageOf(e)}`);
+              return undefined;
+            });
+          }
+          const next = parkedOn ? `\nOnce approved, call approvals_wait with {"id": "${parkedOn}"}: it waits for the decision and runs this call then.` : '';
+          result = { isError: true, content: [{ type: 'text', text: error + next }] };
         } finally {
           clearInterval(ticker);
           if (running.get(key) === cancelled) running.delete(key);
@@ -123,10 +169,12 @@ export function createMcpEndpoint(deps: McpEndpointDeps) {
           sourceIP,
           tool,
           // A digest, never the arguments: a manifest may carry a Secret's data.
-          argumentsDigest: 'sha256:' + createHash('sha256').update(JSON.stringify(args)).digest('hex'),
+          argumentsDigest: digest(args),
           requests: [...kube.auditIds],
           outcome,
           ...(error ? { error } : {}),
+          ...(parkedOn ? { parkedOn } : {}),
+          ...(resumed ? { resumed: { tool: resumed.tool, argumentsDigest: digest(resumed.args) } } : {}),
           durationMs: now() - started,
         });
         return result;

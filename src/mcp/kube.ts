@@ -10,6 +10,7 @@ import { randomBytes } from 'node:crypto';
 import type { Duplex } from 'node:stream';
 import { request as httpRequest } from 'node:http';
 import { Agent, request } from 'undici';
+import { APPROVAL_GROUP, APPROVAL_KIND } from '../approval/service.js';
 import { WebSocketReader } from '../upgrade/websocket.js';
 import { MCP_HEADER, type McpFacts, type McpMarker } from './marker.js';
 
@@ -46,6 +47,19 @@ export interface KubeCaller {
   /** pods/exec over WebSocket (v5.channel.k8s.io), no stdin, no terminal; the session is recorded by the gateway like kubectl's. */
   exec(path: string, limits: { readonly maxBytes: number; readonly timeoutMs: number }, signal: AbortSignal): Promise<ExecResult>;
   readonly auditIds: readonly string[];
+  /** Approvals the gateway opened (or found open) for requests of this call that it then refused. */
+  readonly pendingApprovals: readonly string[];
+}
+
+/** The approval a refusal waits on, as the gateway names it in the Status's details. */
+export function approvalOf(a: KubeAnswer): string | undefined {
+  if (a.status !== 403) return undefined;
+  try {
+    const d = (JSON.parse(a.body) as { details?: { group?: unknown; kind?: unknown; name?: unknown } }).details;
+    return d?.group === APPROVAL_GROUP && d.kind === APPROVAL_KIND && typeof d.name === 'string' ? d.name : undefined;
+  } catch {
+    return undefined;
+  }
 }
 
 /** Above this, a tool's reading of an answer stops: an agent reads text, not a dump of the cluster. */
@@ -58,13 +72,19 @@ export function createInternalClient(socketPath: string, marker: McpMarker) {
   return {
     caller(token: string, facts: McpFacts): KubeCaller {
       const auditIds: string[] = [];
+      const pendingApprovals: string[] = [];
       /** Who asks, and for which tool: the same on each of the call's requests (a fresh signature each). */
       const callerHeaders = () => ({ authorization: `Bearer ${token}`, [MCP_HEADER]: marker.sign(facts), 'user-agent': `gatehouse-mcp/${facts.tool}` });
       const remember = (auditId: string) => {
         if (auditId) auditIds.push(auditId);
       };
+      const refusedFor = (a: KubeAnswer) => {
+        const approval = approvalOf(a);
+        if (approval) pendingApprovals.push(approval);
+      };
       return {
         auditIds,
+        pendingApprovals,
         async call(r) {
           const res = await request(`http://gatehouse.internal${r.path}`, {
             dispatcher: agent,
@@ -89,7 +109,9 @@ export function createInternalClient(socketPath: string, marker: McpMarker) {
             }
             chunks.push(chunk);
           }
-          return { status: res.statusCode, body: Buffer.concat(chunks).toString('utf8'), auditId };
+          const answer = { status: res.statusCode, body: Buffer.concat(chunks).toString('utf8'), auditId };
+          refusedFor(answer);
+          return answer;
         },
         async exec(path, limits, signal) {
           const headers = {
@@ -128,7 +150,10 @@ export function createInternalClient(socketPath: string, marker: McpMarker) {
             },
           );
           remember(answer.kind === 'upgraded' ? answer.auditId : answer.answer.auditId);
-          if (answer.kind === 'refused') return { stdout: '', stderr: '', exitCode: null, truncated: false, timedOut: false, refused: answer.answer };
+          if (answer.kind === 'refused') {
+            refusedFor(answer.answer);
+            return { stdout: '', stderr: '', exitCode: null, truncated: false, timedOut: false, refused: answer.answer };
+          }
           return readExec(answer.socket, limits, signal);
         },
       };

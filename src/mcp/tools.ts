@@ -11,8 +11,10 @@ import type { RequestHandlerExtra } from '@modelcontextprotocol/sdk/shared/proto
 import type { CallToolResult, ServerNotification, ServerRequest } from '@modelcontextprotocol/sdk/types.js';
 import { parseAllDocuments, stringify } from 'yaml';
 import { z } from 'zod';
+import type { Approval } from '../approval/approval.js';
 import type { Identity } from '../identity/identity.js';
 import type { KubeAnswer, KubeCaller, KubeRequest } from './kube.js';
+import type { ParkedCall } from './parked.js';
 
 export const MAX_TEXT = 64 * 1024;
 const TABLE = 'application/json;as=Table;v=v1;g=meta.k8s.io,application/json';
@@ -84,8 +86,23 @@ export function createDiscovery() {
 
 type Resolve = ReturnType<typeof createDiscovery>;
 
+/** What approvals_wait needs of the approvals: the store's view, the service's wait, and the calls parked under them. */
+export interface McpApprovals {
+  get(id: string): Promise<Approval | undefined>;
+  waitFor(id: string, untilMs: number, signal: AbortSignal): Promise<Approval | undefined>;
+  /** The call this user left waiting on the approval, opened; undefined when there is none. */
+  parkedCall(id: string, username: string): Promise<ParkedCall | undefined>;
+  forgetCall(id: string): Promise<void>;
+}
+
+/** How long approvals_wait waits unless told (seconds). */
+const WAIT_SECONDS = 300;
+
 export interface ToolContext {
   readonly identity: Identity;
+  /** Absent when the gateway has no approvals configured: approvals_wait is not offered. */
+  readonly approvals?: McpApprovals;
+  readonly now: () => number;
   /** One KubeCaller per tool call (its requests' audit IDs go in the call's record). */
   readonly run: (
     tool: string,
@@ -93,8 +110,11 @@ export interface ToolContext {
     requestId: string | number,
     signal: AbortSignal,
     progress: (message: string) => Promise<void>,
-    /** `signal` ends when the client cancels the call or goes away. */
-    body: (kube: KubeCaller, signal: AbortSignal) => Promise<CallToolResult>,
+    /**
+     * `signal` ends when the client cancels the call or goes away. `resumes` names the call approvals_wait runs
+     * again: parked in its stead if it is held anew.
+     */
+    body: (kube: KubeCaller, signal: AbortSignal, resumes: (call: ParkedCall) => void) => Promise<CallToolResult>,
   ) => Promise<CallToolResult>;
   readonly resolve: Resolve;
 }
@@ -126,12 +146,16 @@ export function registerTools(server: McpServer, ctx: ToolContext): void {
     config: { description: string; inputSchema: z.ZodRawShape },
     cb: (args: Record<string, unknown>, extra: Extra) => Promise<CallToolResult>,
   ) => void;
+  type Body = (args: unknown, kube: KubeCaller, signal: AbortSignal) => Promise<CallToolResult>;
+  /** Every tool's body by name, its arguments checked again: what approvals_wait runs. */
+  const bodies = new Map<string, Body>();
   const tool = <S extends z.ZodRawShape>(
     toolName: string,
     description: string,
     shape: S,
-    body: (args: z.infer<z.ZodObject<S>>, kube: KubeCaller, signal: AbortSignal) => Promise<CallToolResult>,
+    body: (args: z.infer<z.ZodObject<S>>, kube: KubeCaller, signal: AbortSignal, resumes: (call: ParkedCall) => void) => Promise<CallToolResult>,
   ) => {
+    bodies.set(toolName, (args, kube, signal) => body(z.object(shape).parse(args), kube, signal, () => {}));
     register(toolName, { description, inputSchema: shape }, (args, extra) => {
       const progressToken = extra._meta?.progressToken;
       let step = 0;
@@ -140,7 +164,7 @@ export function registerTools(server: McpServer, ctx: ToolContext): void {
         await extra.sendNotification({ method: 'notifications/progress', params: { progressToken, progress: ++step, message } });
       };
       const parsed = z.object(shape).parse(args);
-      return ctx.run(toolName, args, extra.requestId, extra.signal, progress, (kube, signal) => body(parsed, kube, signal));
+      return ctx.run(toolName, args, extra.requestId, extra.signal, progress, (kube, signal, resumes) => body(parsed, kube, signal, resumes));
     });
   };
 
@@ -295,4 +319,48 @@ export function registerTools(server: McpServer, ctx: ToolContext): void {
       return text(out.join('---\n'));
     },
   );
+
+  const approvals = ctx.approvals;
+  if (approvals)
+    tool(
+      'approvals_wait',
+      'Wait for the approval an earlier tool call of yours is waiting on, then run that call exactly as it was made (the approval covers only that request)',
+      {
+        id: z.string().min(1).max(64).describe('the approval id the earlier call returned'),
+        timeout: z.number().int().min(1).max(3600).optional().describe(`seconds to wait; ${WAIT_SECONDS} unless given`),
+      },
+      async (a, kube, signal, resumes) => {
+        const me = ctx.identity.username;
+        const approval = await approvals.get(a.id);
+        if (!approval) throw new ToolRefusal(`approval ${a.id} does not exist`);
+        if (approval.subject.requester.username !== me) throw new ToolRefusal(`approval ${a.id} was asked for by someone else`);
+        const call = await approvals.parkedCall(a.id, me);
+        if (!call)
+          throw new ToolRefusal(
+            `approval ${a.id} is ${approval.state}, and no tool call of yours waits on it (it ran already, or the request came from kubectl: run that again)`,
+          );
+        const run = bodies.get(call.tool);
+        if (!run || call.tool === 'approvals_wait') throw new ToolRefusal(`the call waiting on approval ${a.id} names no tool of this gateway (${call.tool})`);
+        const decided = await approvals.waitFor(a.id, ctx.now() + (a.timeout ?? WAIT_SECONDS) * 1000, signal);
+        if (signal.aborted) throw new ToolRefusal('cancelled while waiting for the approval; nothing ran');
+        if (!decided || decided.state === 'pending')
+          throw new ToolRefusal(`approval ${a.id} is still pending; call approvals_wait again (the call stays parked until the approval expires)`);
+        if (decided.state !== 'approved') {
+          await approvals.forgetCall(a.id);
+          throw new ToolRefusal(
+            decided.state === 'denied'
+              ? `approval ${a.id} was denied by ${decided.decidedBy}${decided.reason ? `: ${decided.reason}` : ''}; nothing ran`
+              : `approval ${a.id} is ${decided.state}; nothing ran`,
+          );
+        }
+        // Held again (an approval used by someone else meanwhile): the original call is what waits, not this one.
+        resumes(call);
+        try {
+          const result = await run(call.args, kube, signal);
+          return { ...result, content: [{ type: 'text', text: `approval ${a.id} given by ${decided.decidedBy}; ${call.tool} ran:\n` }, ...result.content] };
+        } finally {
+          await approvals.forgetCall(a.id);
+        }
+      },
+    );
 }

@@ -292,3 +292,91 @@ describe('MCP endpoint /gatehouse/mcp (SDK client → Gatehouse → kube-apiserv
     assert.match(((await res.json()) as { message: string }).message, /x-gatehouse-mcp header is the gateway's own/);
   });
 });
+
+describe('MCP approvals_wait: a call held past the hold is parked, and runs once approved (kube-apiserver v1.35.4)', function () {
+  this.timeout(90_000);
+  let demo: RunningDemo;
+  let dispatcher: Agent;
+  const admin = (args: string[]) => kubectl(testbed().kubeconfigs.admin, args);
+  const textOf = (r: CallToolResult) => r.content.map((c) => (c.type === 'text' ? c.text : '')).join('');
+  const call = async (who: DemoUser, name: string, args: Record<string, unknown>) => {
+    const client = await connectMcp(`${demo.gateway.url}/gatehouse/mcp`, await mintDemoToken(demo.dir, who), dispatcher);
+    try {
+      return (await client.callTool({ name, arguments: args }, undefined, { timeout: 80_000 })) as CallToolResult;
+    } finally {
+      await client.close();
+    }
+  };
+  const deleteDeployment = (name: string) => ({ apiVersion: 'apps/v1', kind: 'Deployment', namespace: 'prod', name });
+  const toolCalls = () =>
+    readFileSync(join(demo.dir, 'audit.log'), 'utf8')
+      .split('\n')
+      .filter(Boolean)
+      .map((l) => JSON.parse(l) as AuditRecord)
+      .filter((e): e is McpToolCallEvent => e.kind === 'McpToolCall');
+
+  before(async function () {
+    this.timeout(120_000);
+    // A one-second hold: every held call outlives it.
+    demo = await startDemo({ dir: join(runRoot, `test-${process.pid}`, 'mcp-wait'), testbed: testbed(), approvals: { holdSeconds: 1, sweepSeconds: 1 } });
+    dispatcher = new Agent({ connect: { ca: demo.gateway.caPem! } });
+  });
+  after(async () => {
+    await dispatcher?.close();
+    await demo?.stop();
+    await admin(['delete', 'deployment', 'mcp-parked', 'mcp-parked-denied', '-n', 'prod', '--ignore-not-found']);
+  });
+
+  it('returns the approval id; approvals_wait says pending, refuses anyone else, and once approved runs exactly that call, once', async () => {
+    assert.equal((await admin(['create', 'deployment', 'mcp-parked', '--image=registry.invalid/app:1', '-n', 'prod'])).code, 0);
+    const held = await call(DEMO_USERS.agent, 'resources_delete', deleteDeployment('mcp-parked'));
+    assert.equal(held.isError, true);
+    assert.match(textOf(held), /no decision while the request was held: approval \S+ by a member of/);
+    const id = /call approvals_wait with \{"id": "([^"]+)"\}/.exec(textOf(held))?.[1];
+    assert.ok(id, textOf(held));
+
+    const stranger = await call(DEMO_USERS.alice, 'approvals_wait', { id });
+    assert.equal(stranger.isError, true);
+    assert.match(textOf(stranger), /was asked for by someone else/);
+    const early = await call(DEMO_USERS.agent, 'approvals_wait', { id, timeout: 1 });
+    assert.equal(early.isError, true);
+    assert.match(textOf(early), /is still pending; call approvals_wait again/);
+    assert.equal((await admin(['get', 'deployment', 'mcp-parked', '-n', 'prod', '-o', 'name'])).code, 0, 'nothing ran yet');
+
+    // Approved while approvals_wait waits: it wakes and runs the parked call.
+    const waiting = call(DEMO_USERS.agent, 'approvals_wait', { id });
+    const heldNow = async () => {
+      const text = await (await undiciFetch(demo.gateway.metricsUrl!)).text();
+      return Number(/^gatehouse_held_requests (\d+)$/m.exec(text)?.[1] ?? 0);
+    };
+    await waitFor('approvals_wait to be waiting', async () => (await heldNow()) === 1);
+    assert.equal((await approvalsCli(demo.kubeconfigs.security, ['approve', id, '--reason', 'approvals_wait test'])).code, 0);
+    const done = await waiting;
+    assert.equal(done.isError, undefined, textOf(done));
+    assert.match(textOf(done), new RegExp(`^approval ${id} given by carol@example\\.com; resources_delete ran:\\nDeployment "mcp-parked" deleted$`));
+    assert.notEqual((await admin(['get', 'deployment', 'mcp-parked', '-n', 'prod'])).code, 0, 'deleted');
+
+    const again = await call(DEMO_USERS.agent, 'approvals_wait', { id });
+    assert.equal(again.isError, true);
+    assert.match(textOf(again), /is used, and no tool call of yours waits on it/);
+
+    const records = toolCalls();
+    const parked = records.find((e) => e.tool === 'resources_delete' && e.parkedOn === id);
+    assert.ok(parked, 'the held call names the approval it is parked on');
+    const resumed = records.find((e) => e.tool === 'approvals_wait' && e.outcome === 'ok');
+    assert.deepEqual(resumed?.resumed, { tool: 'resources_delete', argumentsDigest: parked.argumentsDigest });
+    assert.equal(resumed.requests.length, 1, 'the DELETE (discovery was cached)');
+  });
+
+  it('a denied approval: approvals_wait gives the reason and nothing runs', async () => {
+    assert.equal((await admin(['create', 'deployment', 'mcp-parked-denied', '--image=registry.invalid/app:1', '-n', 'prod'])).code, 0);
+    const held = await call(DEMO_USERS.agent, 'resources_delete', deleteDeployment('mcp-parked-denied'));
+    const id = /call approvals_wait with \{"id": "([^"]+)"\}/.exec(textOf(held))?.[1];
+    assert.ok(id, textOf(held));
+    assert.equal((await approvalsCli(demo.kubeconfigs.security, ['deny', id, '--reason', 'not during the freeze'])).code, 0);
+    const r = await call(DEMO_USERS.agent, 'approvals_wait', { id });
+    assert.equal(r.isError, true);
+    assert.match(textOf(r), new RegExp(`approval ${id} was denied by carol@example\\.com: not during the freeze; nothing ran`));
+    assert.equal((await admin(['get', 'deployment', 'mcp-parked-denied', '-n', 'prod', '-o', 'name'])).code, 0, 'still there');
+  });
+});

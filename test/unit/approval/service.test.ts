@@ -11,7 +11,8 @@ import { fingerprint, subjectOf, whyNotApprover, type Approval } from '../../../
 import { createApprovalService, type ApprovalService, type GateRequest } from '../../../src/approval/service.js';
 import { openSqliteStore } from '../../../src/approval/sqlite-store.js';
 import type { ApprovalStore } from '../../../src/approval/store.js';
-import { GatehouseError } from '../../../src/errors.js';
+import { GatehouseError, toStatus } from '../../../src/errors.js';
+import { createCallSeal } from '../../../src/mcp/parked.js';
 import type { Identity } from '../../../src/identity/identity.js';
 import { parseTarget } from '../../../src/request/attributes.js';
 
@@ -108,6 +109,11 @@ describe('approval service (SQLite in memory, manual clock)', () => {
       err.message,
       `this request needs approval: approval ${id} by a member of security is pending until 2026-11-25T12:15:00.000Z (prod deletes need approval). An approver runs \`gatehouse approvals approve ${id}\` or opens https://gw.example/gatehouse/approvals/${id}; then run the same command again.`,
     );
+    assert.deepEqual(
+      toStatus(err).details,
+      { group: 'gatehouse.dev', kind: 'approvals', name: id },
+      'the Status names the approval for clients that read details',
+    );
     const again = await refused(service.gate(request(person('erin', ['admins']))));
     assert.match(again.message, new RegExp(id));
     assert.deepEqual(actions(), ['create']);
@@ -160,6 +166,41 @@ describe('approval service (SQLite in memory, manual clock)', () => {
     // Asking again opens a new approval.
     const next = await refused(service.gate(request(agent('alice'))));
     assert.doesNotMatch(next.message, new RegExp(id));
+  });
+
+  it('keeps an MCP call parked under an approval for its user only, and forgets it once the approval is spent', async () => {
+    setUp();
+    await refused(service.gate(request(person('erin', ['admins']))));
+    const id = await pendingId();
+    const seal = createCallSeal(Buffer.alloc(32, 7));
+    const call = { tool: 'resources_create_or_update', args: { resource: 'kind: Secret\nstringData: {password: hunter2}' } };
+    await store.parkCall(id, 'erin', seal.seal(id, 'erin', call), clock);
+    const kept = await store.parkedCall(id, 'erin');
+    assert.ok(kept);
+    assert.doesNotMatch(Buffer.from(kept, 'base64').toString('latin1'), /hunter2/, 'sealed: no argument in the clear');
+    assert.deepEqual(seal.open(id, 'erin', kept), call);
+    assert.equal(await store.parkedCall(id, 'mallory'), undefined, "another user's lookup finds nothing");
+    assert.throws(() => seal.open('ap-other', 'erin', kept), /does not open/, 'bound to its approval');
+    assert.throws(() => seal.open(id, 'mallory', kept), /does not open/, 'bound to its user');
+    assert.throws(() => createCallSeal(Buffer.alloc(32, 8)).open(id, 'erin', kept), /masking.hashKeyFile must be the same/);
+    const denied = await service.decide(id, person('carol', ['security']), false, 'no');
+    await service.sweep();
+    assert.ok(await store.parkedCall(id, 'erin'), 'kept a while, so approvals_wait can say it was denied');
+    clock = denied.expiresAt + 3600_000 + 1;
+    await service.sweep();
+    assert.equal(await store.parkedCall(id, 'erin'), undefined, 'a denied approval takes its parked call with it, an hour past its time');
+  });
+
+  it('waitFor wakes on a decision and answers at once for one already decided', async () => {
+    setUp();
+    await refused(service.gate(request(person('erin', ['admins']))));
+    const id = await pendingId();
+    const waiting = service.waitFor(id, clock + 60_000, new AbortController().signal);
+    while (service.held() === 0) await new Promise((r) => setImmediate(r));
+    await service.decide(id, person('carol', ['security']), true, 'ok');
+    assert.equal((await waiting)?.state, 'approved');
+    assert.equal((await service.waitFor(id, clock, new AbortController().signal))?.state, 'approved');
+    assert.equal(await service.waitFor('ap-none', clock, new AbortController().signal), undefined);
   });
 
   it('caps the policy ttl with approvals.maxTtlSeconds', async () => {
