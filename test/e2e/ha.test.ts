@@ -16,8 +16,11 @@ import { startHaDemo, type RunningHaDemo } from '../../src/demo/ha.js';
 import { mintDemoToken } from '../../src/demo/issuer.js';
 import { isAlive } from '../../src/testbed/controlplane.js';
 import { projectRoot, runRoot } from '../../src/paths.js';
+import type { CallToolResult } from '@modelcontextprotocol/sdk/types.js';
+import { Agent as UndiciAgent } from 'undici';
 import { approvalsCli, kubectlInBackground, pendingFor } from '../support/approvals.js';
 import { launchChromium, logInThroughDemoIssuer } from '../support/browser.js';
+import { connectMcp } from '../support/mcp.js';
 import { kubectl, run } from '../support/run.js';
 import { waitFor } from '../support/wait.js';
 import { testbed } from './hooks.js';
@@ -74,7 +77,7 @@ describe('HA: three replicas behind HAProxy sharing PostgreSQL (kube-apiserver v
   after(async function () {
     this.timeout(60_000);
     await demo?.stop();
-    await admin(['delete', 'configmap', 'ha-held', 'ha-held-2', '-n', 'prod', '--ignore-not-found']);
+    await admin(['delete', 'configmap', 'ha-held', 'ha-held-2', 'ha-mcp', '-n', 'prod', '--ignore-not-found']);
   });
 
   it('writes replicas.json (pid and URL of each) and ready, and kubectl through the balancer reaches every replica', async () => {
@@ -115,6 +118,36 @@ describe('HA: three replicas behind HAProxy sharing PostgreSQL (kube-apiserver v
     assert.match(r.stdout, /configmap "ha-held" deleted/);
     const approve = records(2).find((e): e is ApprovalEvent => e.kind === 'ApprovalEvent' && e.action === 'approve' && e.approvalID === approval.id);
     assert.equal(approve?.actor, DEMO_USERS.security.user);
+  });
+
+  it('an MCP call refused for approval on one replica is resumed with approvals_wait on another, once approved through a third', async () => {
+    await admin(['create', 'configmap', 'ha-mcp', '-n', 'prod', '--from-literal=a=b']);
+    const token = await mintDemoToken(demo.dir, DEMO_USERS.admin);
+    const dispatcher = new UndiciAgent({ connect: { ca: demo.caPem } });
+    const textOf = (r: CallToolResult) => r.content.map((c) => (c.type === 'text' ? c.text : '')).join('');
+    const callOn = async (replica: number, name: string, args: Record<string, unknown>) => {
+      const client = await connectMcp(`${demo.replicas()[replica]!.url}/gatehouse/mcp`, token, dispatcher);
+      try {
+        return (await client.callTool({ name, arguments: args }, undefined, { timeout: 60_000 })) as CallToolResult;
+      } finally {
+        await client.close();
+      }
+    };
+    try {
+      // A person (bob, an admin) is refused at once, not held: the call is parked in PostgreSQL.
+      const refused = await callOn(0, 'resources_delete', { apiVersion: 'v1', kind: 'ConfigMap', namespace: 'prod', name: 'ha-mcp' });
+      assert.equal(refused.isError, true);
+      const id = /call approvals_wait with \{"id": "([^"]+)"\}/.exec(textOf(refused))?.[1];
+      assert.ok(id, textOf(refused));
+      const waiting = callOn(2, 'approvals_wait', { id, timeout: 50 });
+      assert.equal((await approvalsCli(direct('security', 1), ['approve', id, '--reason', 'HA MCP'])).code, 0);
+      const done = await waiting;
+      assert.equal(done.isError, undefined, textOf(done));
+      assert.match(textOf(done), /resources_delete ran:\nConfigMap "ha-mcp" deleted$/);
+      assert.notEqual((await admin(['get', 'configmap', 'ha-mcp', '-n', 'prod'])).code, 0, 'deleted');
+    } finally {
+      await dispatcher.close();
+    }
   });
 
   it('an exec session recorded through one replica is listed and replayed through the two others', async () => {
