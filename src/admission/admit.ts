@@ -143,6 +143,9 @@ export function createAdmitter(deps: AdmitDeps) {
         );
       }
       const mcp = mcpFactsOf(received.headers, deps.mcpMarker);
+      // A tool call's requests reach the gateway over its internal socket: the agent's address is in the marker,
+      // and it is the one the policy and every record of the request name.
+      if (mcp) received = { ...received, sourceIP: mcp.sourceIP };
       const identity = await deps.authenticator.authenticate(extractBearerToken(received.headers));
       known = { ...known, identity };
       const q = received.url.indexOf('?');
@@ -177,8 +180,7 @@ export function createAdmitter(deps: AdmitDeps) {
         id: received.auditId,
         method: received.method,
         headers: received.headers,
-        // A tool call's requests reach the gateway over its internal socket: the agent's address is in the marker.
-        sourceIP: mcp?.sourceIP ?? received.sourceIP,
+        sourceIP: received.sourceIP,
         body: isWrite ? bodyForPolicy(body, contentType, deps.limits.policyBodyBytes) : { body: null, bodyTooLarge: false },
         nowNs: deps.now() * 1e6,
         cluster: deps.cluster,

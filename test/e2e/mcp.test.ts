@@ -98,6 +98,8 @@ describe('MCP endpoint /gatehouse/mcp (SDK client → Gatehouse → kube-apiserv
     const input = request.gatehouse.input as { request: { mcp?: { tool: string; session: string }; sourceIP: string } };
     assert.deepEqual(input.request.mcp, { tool: 'pods_list_in_namespace', session: '' });
     assert.equal(input.request.sourceIP, call.sourceIP);
+    assert.deepEqual(request.sourceIPs, [call.sourceIP], "the record names the agent's address, not the internal socket");
+    assert.match(call.sourceIP, /^(::ffff:)?127\.0\.0\.1$/);
   });
 
   it("pods_exec runs a command through the gateway: its output and exit code, the session recorded like kubectl's", async () => {
