@@ -11,6 +11,7 @@ import { mkdtempSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setImmediate as tick } from 'node:timers/promises';
+import { createChain } from '../src/audit/chain.js';
 import { requestEvent, type RequestFacts } from '../src/audit/record.js';
 import { createAuditWriter } from '../src/audit/writer.js';
 import { percentiles } from './stats.js';
@@ -97,4 +98,17 @@ for (const [name, r] of [
 ] as const) {
   process.stdout.write(`| ${name} | ${round(r.perRequestUs['p50']!)} | ${round(r.perRequestUs['p99']!)} | ${r.requestsPerSecond} | ${r.bytesPerRequest} |\n`);
 }
-process.stdout.write(`@@json ${JSON.stringify({ requests: N, before, after })}\n`);
+// The hash chain's share (chain.ts): one SHA-256 of the line and the link appended, per record.
+const chain = createChain({ seq: 0, prev: '' });
+const json = JSON.stringify(complete);
+const linkSamples: number[] = [];
+for (let i = 0; i < N; i++) {
+  const t0 = process.hrtime.bigint();
+  chain.link(json);
+  linkSamples.push(Number(process.hrtime.bigint() - t0) / 1000);
+}
+const link = percentiles(linkSamples, [50, 99]);
+process.stdout.write(
+  `\nBoth rows write a hash-chained file (every line carries the SHA-256 of the one before it); the link alone costs ${round(link['p50']!)} µs p50, ${round(link['p99']!)} µs p99 per ${json.length}-byte record.\n`,
+);
+process.stdout.write(`@@json ${JSON.stringify({ requests: N, before, after, chainLinkUs: link })}\n`);

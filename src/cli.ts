@@ -1,4 +1,5 @@
 import { runApprovalsCommand } from './approval/command.js';
+import { runAuditCommand } from './audit/command.js';
 import { runDemoCommand } from './demo/command.js';
 import { runSessionsCommand } from './recording/command.js';
 import { runKubeconfigCommand, runServeCommand } from './serve.js';
@@ -17,6 +18,7 @@ commands:
   testbed up|down|status [--dir DIR]   a local etcd + kube-apiserver for the demo and the tests
   approvals list|show|approve|deny     decide on requests waiting for approval (uses your kubeconfig)
   sessions list|play|export            find and replay recorded exec/attach sessions
+  audit verify FILE… [--key FILE]      check audit files' hash chains and keyed checkpoints
 `;
 
 /** Errors that carry a message meant for the person at the terminal. */
@@ -40,6 +42,8 @@ async function main(argv: string[]): Promise<number> {
       return runApprovalsCommand(rest);
     case 'sessions':
       return runSessionsCommand(rest);
+    case 'audit':
+      return runAuditCommand(rest);
     case undefined:
     case 'help':
     case '--help':

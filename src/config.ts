@@ -26,7 +26,13 @@ export interface Config {
   readonly identity: { readonly issuers: readonly IssuerConfig[] };
   readonly policy: PolicySource;
   /** Where records go: a file (the record of truth when set), stdout (one JSON line each, for a log shipper), or both. */
-  readonly audit: { readonly file?: string; readonly stdout: boolean; readonly webhook?: AuditWebhookConfig };
+  readonly audit: {
+    readonly file?: string;
+    readonly stdout: boolean;
+    readonly webhook?: AuditWebhookConfig;
+    /** Keyed checkpoints of the file's hash chain (`gatehouse audit verify --key`). */
+    readonly checkpoint?: { readonly keyFile: string; readonly everySeconds: number };
+  };
   /** Prometheus metrics on a listener of their own (plain HTTP); absent: not served. */
   readonly metrics?: { readonly host: string; readonly port: number };
   /** exec/attach recordings; a session that cannot be recorded is refused unless failOpen. */
@@ -429,8 +435,15 @@ export function parseConfig(doc: unknown, base: string): Config {
   const maxBodyBytes = limits.num('maxBodyBytes', 3 * 1024 * 1024, 1024, 64 * 1024 * 1024);
   const policyBodyBytes = limits.num('policyBodyBytes', 1024 * 1024, 0, maxBodyBytes);
   const audit = r.section('audit');
-  audit.keys(['file', 'stdout', 'webhook']);
+  audit.keys(['file', 'stdout', 'webhook', 'checkpoint']);
   const auditFile = audit.optPath('file');
+  let checkpoint: { keyFile: string; everySeconds: number } | undefined;
+  if (audit.has('checkpoint')) {
+    const c = audit.section('checkpoint');
+    c.keys(['keyFile', 'everySeconds']);
+    if (!auditFile) throw new ConfigError('audit.checkpoint', 'checkpoints seal the audit file: set audit.file');
+    checkpoint = { keyFile: c.path('keyFile'), everySeconds: c.num('everySeconds', 60, 1, 86_400) };
+  }
   let webhook: AuditWebhookConfig | undefined;
   if (audit.has('webhook')) {
     const w = audit.section('webhook');
@@ -458,7 +471,7 @@ export function parseConfig(doc: unknown, base: string): Config {
     upstream: parseUpstream(r.section('upstream')),
     identity: { issuers },
     policy: parsePolicy(r.section('policy')),
-    audit: { ...(auditFile ? { file: auditFile } : {}), stdout: auditStdout, ...(webhook ? { webhook } : {}) },
+    audit: { ...(auditFile ? { file: auditFile } : {}), stdout: auditStdout, ...(webhook ? { webhook } : {}), ...(checkpoint ? { checkpoint } : {}) },
     ...(r.has('metrics') ? { metrics: parseMetrics(r.section('metrics')) } : {}),
     recording: {
       keep: store ? { kind: 'postgres' } : { kind: 'files', dir: recording.has('dir') ? recording.path('dir') : join(dirname(auditFile!), 'recordings') },

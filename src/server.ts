@@ -17,7 +17,7 @@ import { createServer, type Server } from 'node:https';
 import type { AddressInfo, Socket } from 'node:net';
 import Koa from 'koa';
 import { pino } from 'pino';
-import { createAuditWriter, createStdoutAuditWriter, teeAuditWriters, type AuditWriter } from './audit/writer.js';
+import { createAuditWriter, createStdoutAuditWriter, teeAuditWriters, type AuditWriter, type CheckpointOptions } from './audit/writer.js';
 import { createMetrics, serveMetrics } from './metrics.js';
 import { createAuditShipper } from './audit/webhook.js';
 import { startPolicy, type LocalSource } from './policy/reload.js';
@@ -115,6 +115,16 @@ export async function startGateway(config: Config, options: GatewayOptions = {})
       bodyTimeoutMs: config.upstream.requestTimeoutSeconds * 1000,
     }),
   );
+  const checkpointsOf = (c: Config['audit']['checkpoint']): CheckpointOptions | undefined => {
+    if (!c) {
+      if (config.audit.file)
+        log.warn('audit.checkpoint is not set: the audit file is hash-chained, but without keyed checkpoints an editor can rewrite the chain');
+      return undefined;
+    }
+    const key = readFileSync(c.keyFile);
+    if (key.length < 32) throw new ConfigError('audit.checkpoint.keyFile', `${c.keyFile} holds ${key.length} bytes; give it at least 32 random bytes`);
+    return { key, everyMs: c.everySeconds * 1000 };
+  };
   const auditFailed = (err: Error) => {
     metrics.auditWriteFailed();
     log.error({ err: { message: err.message, code: (err as NodeJS.ErrnoException).code } }, 'audit records could not be written');
@@ -134,7 +144,7 @@ export async function startGateway(config: Config, options: GatewayOptions = {})
   const audit = metrics.tap(
     options.audit ??
       teeAuditWriters([
-        ...(config.audit.file ? [createAuditWriter(config.audit.file, auditFailed, (m) => log.warn(m))] : []),
+        ...(config.audit.file ? [createAuditWriter(config.audit.file, auditFailed, (m) => log.warn(m), checkpointsOf(config.audit.checkpoint))] : []),
         ...(config.audit.stdout ? [createStdoutAuditWriter(auditFailed)] : []),
         ...(shipper ? [shipper] : []),
       ]),

@@ -1,6 +1,7 @@
 import { mkdirSync, writeSync } from 'node:fs';
 import { dirname } from 'node:path';
-import { openJsonLines } from './append.js';
+import { lastLines, openJsonLines } from './append.js';
+import { checkpointMac, createChain, linkOf, resumeAfter } from './chain.js';
 import type { AuditRecord } from './event.js';
 import { scrubText } from './scrub.js';
 
@@ -28,21 +29,78 @@ export function auditLine(event: AuditRecord): string {
   return scrubText(JSON.stringify(event)) + '\n';
 }
 
+/** The chain's keyed checkpoints: their key, and how often one is written while records come in. */
+export interface CheckpointOptions {
+  readonly key: Buffer;
+  readonly everyMs: number;
+}
+
 /**
  * One JSON line per record, appended to a file opened once (0600: records hold
  * who did what). Every write is a synchronous write(2) on that descriptor, so
  * records land in the order they were made; queued ones are batched into one
  * write per turn of the event loop. bench/audit.ts measures what a commit costs.
+ * Each line is a link of a hash chain (chain.ts), opened by an anchor record;
+ * with a key, a checkpoint is written every `everyMs` that records arrived, and
+ * at flush (shutdown).
  */
-export function createAuditWriter(file: string, onError: (err: Error) => void = () => {}, log: (message: string) => void = () => {}): AuditWriter {
+export function createAuditWriter(
+  file: string,
+  onError: (err: Error) => void = () => {},
+  log: (message: string) => void = () => {},
+  checkpoints?: CheckpointOptions,
+  now: () => number = Date.now,
+): AuditWriter {
   mkdirSync(dirname(file), { recursive: true, mode: 0o700 });
-  const { fd, tornBytes } = openJsonLines(file);
+  const { fd, size, tornBytes } = openJsonLines(file);
+  const tail = lastLines(fd, size);
   if (tornBytes > 0) {
     // Never cut evidence away: the fragment stays, on a line of its own, and the first new record starts on the next.
     writeFully(fd, Buffer.from('\n'));
     log(`audit log ${file} ended in an unfinished record (${tornBytes} bytes: the process was killed while writing it); new records start on the next line`);
   }
-  return createFdAuditWriter(fd, onError);
+  const chain = createChain(resumeAfter(tail.unfinished ?? tail.complete, tail.complete === undefined ? undefined : linkOf(tail.complete)?.seq));
+  const anchor = {
+    kind: 'AuditAnchor',
+    apiVersion: 'gatehouse.dev/v1',
+    timestamp: new Date(now()).toISOString(),
+    reason: size === 0 ? 'new file' : 'restart',
+    // Checkpoints follow: a file that does not end with the shutdown one was cut (or its gateway is running).
+    checkpointed: checkpoints !== undefined,
+    ...(tornBytes > 0 ? { unfinishedBytes: tornBytes } : {}),
+  };
+  writeFully(fd, Buffer.from(chain.link(JSON.stringify(anchor)) + '\n'));
+  const writer = createFdAuditWriter(fd, onError, (event) => chain.link(scrubText(JSON.stringify(event))) + '\n');
+  if (!checkpoints) return writer;
+  let checkpointed = chain.head.seq;
+  const checkpoint = (final: boolean) => {
+    writer.flush();
+    if (!final && chain.head.seq === checkpointed) return;
+    const mac = checkpointMac(checkpoints.key, chain.head);
+    writeFully(
+      fd,
+      Buffer.from(
+        chain.link(JSON.stringify({ kind: 'AuditCheckpoint', apiVersion: 'gatehouse.dev/v1', timestamp: new Date(now()).toISOString(), final, mac })) + '\n',
+      ),
+    );
+    checkpointed = chain.head.seq;
+  };
+  const timer = setInterval(() => {
+    try {
+      checkpoint(false);
+    } catch (err) {
+      onError(err as Error);
+    }
+  }, checkpoints.everyMs);
+  timer.unref();
+  return {
+    write: (e) => writer.write(e),
+    commit: (e) => writer.commit(e),
+    flush() {
+      clearInterval(timer);
+      checkpoint(true);
+    },
+  };
 }
 
 /**
@@ -77,7 +135,7 @@ function writeFully(fd: number, data: Buffer): void {
   }
 }
 
-function createFdAuditWriter(fd: number, onError: (err: Error) => void): AuditWriter {
+function createFdAuditWriter(fd: number, onError: (err: Error) => void, lineOf: (event: AuditRecord) => string = auditLine): AuditWriter {
   let queued: string[] = [];
   let scheduled = false;
 
@@ -99,14 +157,14 @@ function createFdAuditWriter(fd: number, onError: (err: Error) => void): AuditWr
 
   return {
     write(event) {
-      queued.push(auditLine(event));
+      queued.push(lineOf(event));
       if (!scheduled) {
         scheduled = true;
         setImmediate(later);
       }
     },
     commit(event) {
-      queued.push(auditLine(event));
+      queued.push(lineOf(event));
       writeOut();
     },
     flush() {

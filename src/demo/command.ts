@@ -31,7 +31,7 @@ Agents over MCP (Streamable HTTP, same policy): ${rel(join(demo.dir, 'mcp.json')
   export NODE_EXTRA_CA_CERTS=${rel(join(demo.dir, 'tls', 'ca.crt'))}   # the demo's CA, for Node-based MCP clients
   a tools/call of resources_delete {"apiVersion":"apps/v1","kind":"Deployment","namespace":"prod","name":"web"} is held like the kubectl delete above;
   held past approvals.holdSeconds, it returns the approval id, and approvals_wait {"id":"ap-…"} runs it once approved.
-Audit records: ${rel(join(demo.dir, 'audit.log'))}. Metrics: ${demo.gateway.metricsUrl ?? 'off'} (also in ${rel(join(demo.dir, 'metrics.url'))}). Stop with Ctrl-C.
+Audit records: ${rel(join(demo.dir, 'audit.log'))}, hash-chained (npx gatehouse audit verify ${rel(join(demo.dir, 'audit.log'))} --key ${rel(join(demo.dir, 'audit-checkpoint.key'))} --live). Metrics: ${demo.gateway.metricsUrl ?? 'off'} (also in ${rel(join(demo.dir, 'metrics.url'))}). Stop with Ctrl-C.
 `);
   // SIGHUP loads the policy again, as for `gatehouse serve` (the folder is also watched).
   process.on('SIGHUP', () => void demo.gateway.reloadPolicy());

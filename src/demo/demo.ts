@@ -99,9 +99,10 @@ export function demoIssuerConfig(issuer: string, clockSkewSeconds?: number): Rec
   };
 }
 
-/** The masking hash key and the web-cookie key, made once and kept: masked hashes and logins survive a restart. */
+/** The masking hash key, the web-cookie key and the audit checkpoint key, made once and kept: masked hashes, logins and the audit chain survive a restart. */
 export function writeDemoKeys(dir: string): void {
-  for (const key of ['hash.key', 'web-cookie.key']) if (!existsSync(join(dir, key))) writeFileSync(join(dir, key), randomBytes(32), { mode: 0o600 });
+  for (const key of ['hash.key', 'web-cookie.key', 'audit-checkpoint.key'])
+    if (!existsSync(join(dir, key))) writeFileSync(join(dir, key), randomBytes(32), { mode: 0o600 });
 }
 
 export interface DemoOptions {
@@ -148,7 +149,7 @@ export async function startDemo(options: DemoOptions = {}): Promise<RunningDemo>
         upstream: options.upstream ?? { kubeconfig: testbed.kubeconfigs.gateway },
         identity: { issuers: [demoIssuerConfig(issuer.issuer, options.clockSkewSeconds)] },
         policy: { dir: options.policyDir ?? join(projectRoot, 'policies/gatehouse') },
-        audit: { file: 'audit.log' },
+        audit: { file: 'audit.log', checkpoint: { keyFile: 'audit-checkpoint.key' } },
         metrics: { address: `127.0.0.1:${metricsPort}` },
         masking: { hashKeyFile: 'hash.key' },
         recording: { dir: 'recordings', ...options.recording },

@@ -226,7 +226,7 @@ export async function startHaDemo(options: HaDemoOptions): Promise<RunningHaDemo
           upstream: { kubeconfig: testbed!.kubeconfigs.gateway },
           identity: { issuers: [demoIssuerConfig(issuer!.issuer)] },
           policy: { dir: join(projectRoot, 'policies/gatehouse') },
-          audit: { file: 'audit.log' },
+          audit: { file: 'audit.log', checkpoint: { keyFile: '../audit-checkpoint.key' } },
           metrics: { address: `127.0.0.1:${s.metricsPort}` },
           masking: { hashKeyFile: '../hash.key' },
           store: { postgres: { urlFile: '../postgres.url' } },

@@ -52,10 +52,21 @@ describe('config', () => {
     });
     assert.deepEqual(parseConfig({ ...VALID, policy: { bundle: 'b.tar.gz' } }, '/etc/gatehouse').policy, { kind: 'bundle', file: '/etc/gatehouse/b.tar.gz' });
     assert.deepEqual(parseConfig({ ...VALID, metrics: { address: '0.0.0.0:9100' } }, '/').metrics, { host: '0.0.0.0', port: 9100 });
+    assert.deepEqual(parseConfig({ ...VALID, audit: { file: 'audit.log', checkpoint: { keyFile: 'keys/audit.key' } } }, '/etc/gatehouse').audit, {
+      file: '/etc/gatehouse/audit.log',
+      stdout: false,
+      checkpoint: { keyFile: '/etc/gatehouse/keys/audit.key', everySeconds: 60 },
+    });
   });
 
   const BAD: [string, unknown, string, RegExp][] = [
     ['no audit destination', withChange('audit', {}), 'audit', /set file \(a JSON-lines file\), stdout: true/],
+    [
+      'checkpoints without an audit file',
+      { ...VALID, audit: { stdout: true, checkpoint: { keyFile: 'k' } }, recording: { dir: 'r' } },
+      'audit.checkpoint',
+      /set audit.file/,
+    ],
     ['audit to stdout only, with no recording folder', withChange('audit', { stdout: true }), 'recording.dir', /is required when audit.file is not set/],
     ['a metrics address without a port', { ...VALID, metrics: { address: 'localhost' } }, 'metrics.address', /is not host:port/],
     ['a verification key without a bundle', withChange('policy.verificationKeyFile', 'k.pem'), 'policy.verificationKeyFile', /verifies a signed bundle/],

@@ -37,7 +37,11 @@ describe('audit.file: a record cut in two by a crash does not spoil the next one
       const said: string[] = [];
       const after = createAuditWriter(file, undefined, (m) => said.push(m));
       after.commit({ kind: 'Event', auditID: 'c' } as unknown as AuditRecord);
-      const lines = readFileSync(file, 'utf8').split('\n');
+      // Each record's own line (anchors and the chain's links left out of the comparison).
+      const lines = readFileSync(file, 'utf8')
+        .split('\n')
+        .filter((l) => !l.startsWith('{"kind":"AuditAnchor"'))
+        .map((l) => l.replace(/,"chain":\{[^}]*\}\}$/, '}'));
       assert.deepEqual(lines, [
         '{"kind":"Event","auditID":"a"}',
         '{"kind":"Event","auditID":"b","requestURI":"/api/v1/na',
@@ -49,7 +53,7 @@ describe('audit.file: a record cut in two by a crash does not spoil the next one
       // A file that ends cleanly is left as it is.
       createAuditWriter(file, undefined, (m) => said.push(m)).commit({ kind: 'Event', auditID: 'd' } as unknown as AuditRecord);
       assert.equal(said.length, 1);
-      assert.equal(readFileSync(file, 'utf8').split('\n').length, 5);
+      assert.equal(readFileSync(file, 'utf8').split('\n').length, 8);
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
