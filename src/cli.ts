@@ -1,5 +1,6 @@
 import { runApprovalsCommand } from './approval/command.js';
 import { runAuditCommand } from './audit/command.js';
+import { runPolicyCommand } from './policy/command.js';
 import { runDemoCommand } from './demo/command.js';
 import { runSessionsCommand } from './recording/command.js';
 import { runKubeconfigCommand, runServeCommand } from './serve.js';
@@ -19,6 +20,8 @@ commands:
   approvals list|show|approve|deny     decide on requests waiting for approval (uses your kubeconfig)
   sessions list|play|export            find and replay recorded exec/attach sessions
   audit verify FILE… [--key FILE]      check audit files' hash chains and keyed checkpoints
+  policy test [DIR]                    opa fmt, check, test and the fixtures through the WASM engine
+  policy replay --policy P --audit F…  re-decide recorded requests with a candidate policy
 `;
 
 /** Errors that carry a message meant for the person at the terminal. */
@@ -44,6 +47,8 @@ async function main(argv: string[]): Promise<number> {
       return runSessionsCommand(rest);
     case 'audit':
       return runAuditCommand(rest);
+    case 'policy':
+      return runPolicyCommand(rest);
     case undefined:
     case 'help':
     case '--help':
