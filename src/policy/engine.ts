@@ -17,6 +17,8 @@ export interface PolicyEngine {
 export interface EmbeddedPolicyEngine extends PolicyEngine {
   /** Synchronous, like the WASM it runs: one evaluation at a time, by construction. */
   evaluate(input: unknown): Decision;
+  /** The same, for an input that is JSON text already (a replayed audit record's): no parse and serialize in between. */
+  evaluateJson(input: string): Decision;
 }
 
 const encoder = new TextEncoder();
@@ -36,10 +38,11 @@ export async function createPolicyEngine(policy: CompiledPolicy, maskPathCheck?:
     throw new PolicyLoadError(`the policy has no entrypoint ${ENTRYPOINT} (it has: ${Object.keys(loaded.entrypoints as object).join(', ') || 'none'})`);
   }
   if (policy.data !== undefined) loaded.setData(policy.data as object);
-  return {
+  const engine: EmbeddedPolicyEngine = {
     revision: policy.revision,
-    evaluate(input) {
-      const bytes = encoder.encode(JSON.stringify(input));
+    evaluate: (input) => engine.evaluateJson(JSON.stringify(input)),
+    evaluateJson(json) {
+      const bytes = encoder.encode(json);
       const buffer = bytes.byteLength === bytes.buffer.byteLength ? bytes.buffer : bytes.slice().buffer;
       let resultSet: unknown;
       try {
@@ -52,4 +55,5 @@ export async function createPolicyEngine(policy: CompiledPolicy, maskPathCheck?:
       return toDecision(resultSet, maskPathCheck);
     },
   };
+  return engine;
 }

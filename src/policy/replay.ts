@@ -10,8 +10,10 @@
  * is held is only the requests whose last record has not come yet.
  */
 import { createReadStream, existsSync, statSync } from 'node:fs';
+import { availableParallelism } from 'node:os';
 import { resolve } from 'node:path';
-import { createInterface } from 'node:readline';
+import { StringDecoder } from 'node:string_decoder';
+import { Worker } from 'node:worker_threads';
 import { parseArgs } from 'node:util';
 import { decisionFacts } from '../admission/record.js';
 import { messageOf } from '../errors.js';
@@ -19,7 +21,7 @@ import { projectRoot } from '../paths.js';
 import { checkMaskPath } from '../redact/path.js';
 import { visible } from '../terminal.js';
 import { createPolicyEngine, type EmbeddedPolicyEngine } from './engine.js';
-import { loadPolicySource } from './load.js';
+import { loadPolicySource, type CompiledPolicy } from './load.js';
 
 const USAGE = `usage: gatehouse policy replay --policy DIR|BUNDLE --audit FILE… [--since 24h] [-o table|json] [--opa PATH]
 
@@ -91,40 +93,150 @@ export function compareDecisions(old: KeptDecision, now: KeptDecision): { kind: 
   return null;
 }
 
-export interface Replayer {
-  /** One line of an audit file. */
-  line(text: string): void;
-  /** The requests whose last record never came (a crash), then the summary. */
-  end(): ReplaySummary;
+export interface Tally {
+  replayed: number;
+  skipped: number;
+  changed: number;
+  bodyDigestOnly: number;
+  byKind: Record<string, number>;
 }
 
-export function createReplayer(engine: Pick<EmbeddedPolicyEngine, 'evaluate'>, onChange: (c: Change) => void, since?: number): Replayer {
-  let replayed = 0;
-  let skipped = 0;
-  let changed = 0;
-  let digestOnly = 0;
-  const byKind: Record<string, number> = {};
-  /** RequestReceived records waiting for their ResponseComplete. */
-  const open = new Map<string, Recorded>();
+export const emptyTally = (): Tally => ({ replayed: 0, skipped: 0, changed: 0, bodyDigestOnly: 0, byKind: {} });
 
-  function replay(r: Recorded): void {
-    const kept = r.gatehouse?.decision;
-    const input = r.gatehouse?.input as
-      { user?: { agent?: { name?: string; onBehalfOf?: string | null } | null }; request?: { bodyDigest?: unknown } } | undefined;
-    if (!kept || !input) {
-      skipped++;
-      return;
+export function addTally(into: Tally, t: Tally): void {
+  into.replayed += t.replayed;
+  into.skipped += t.skipped;
+  into.changed += t.changed;
+  into.bodyDigestOnly += t.bodyDigestOnly;
+  for (const [k, n] of Object.entries(t.byKind)) into.byKind[k] = (into.byKind[k] ?? 0) + n;
+}
+
+/**
+ * Which lines to decide, one per request: a ResponseComplete record as it comes, and at the end the
+ * RequestReceived records no ResponseComplete followed (a crash). Only the prefix of a line is read
+ * here (the gateway writes kind, apiVersion, level, auditID and stage first); what is held is the
+ * requests still open at this point of the file.
+ */
+export function createPairing() {
+  const open = new Map<string, string>();
+  const field = (line: string, name: string): string | undefined => {
+    const key = `"${name}":"`;
+    const at = line.indexOf(key);
+    if (at < 0 || at > 256) return undefined;
+    const from = at + key.length;
+    const to = line.indexOf('"', from);
+    return to < 0 ? undefined : line.slice(from, to);
+  };
+  return {
+    /** The line to decide now, if any. */
+    line(text: string): string | undefined {
+      // Anchors, checkpoints, approval, session and tool-call records are not requests.
+      if (!text.startsWith('{"kind":"Event"')) return undefined;
+      const stage = field(text, 'stage');
+      const id = field(text, 'auditID') ?? '';
+      if (stage === 'RequestReceived') {
+        open.set(id, text);
+        return undefined;
+      }
+      if (stage !== 'ResponseComplete') return undefined;
+      open.delete(id);
+      return text;
+    },
+    /** The requests whose last record never came. */
+    leftovers(): string[] {
+      const rest = [...open.values()];
+      open.clear();
+      return rest;
+    },
+  };
+}
+
+/** Where the value starting at `i` ends (JSON text that parsed once: a record the gateway wrote). */
+function valueEnd(text: string, i: number): number {
+  let depth = 0;
+  for (let j = i; j < text.length; j++) {
+    const c = text.charCodeAt(j);
+    if (c === 0x22) {
+      // A string: to its closing quote, one not escaped by an odd run of backslashes.
+      let q = text.indexOf('"', j + 1);
+      for (;;) {
+        let k = q - 1;
+        while (text.charCodeAt(k) === 0x5c) k--;
+        if ((q - 1 - k) % 2 === 0) break;
+        q = text.indexOf('"', q + 1);
+      }
+      j = q;
+      if (depth === 0) return j + 1;
+    } else if (c === 0x7b || c === 0x5b) depth++;
+    else if (c === 0x7d || c === 0x5d) {
+      if (--depth === 0) return j + 1;
+    } else if (depth === 0 && (c === 0x2c || c === 0x7d)) return j;
+  }
+  return -1;
+}
+
+/**
+ * What a replay needs of a record — the decision kept, when the request came, and the policy input as
+ * the JSON text it was written as — read by position, without parsing the rest: the input goes to the
+ * engine as it is, instead of being parsed here and serialized again (most of a record's bytes, and of
+ * a replay's cost). In the JSON text of a record, a quote not escaped is structure, never a string's
+ * content, so a key found by its quoted name is the key. Undefined when the line is not shaped so.
+ */
+export function splitInput(line: string): { decision: KeptDecision; receivedAt: string; input: string } | undefined {
+  const g = line.indexOf('"gatehouse":{"decision":');
+  if (g < 0) return undefined;
+  const dStart = g + '"gatehouse":{"decision":'.length;
+  const dEnd = valueEnd(line, dStart);
+  const k = dEnd < 0 ? -1 : line.indexOf('"input":', dEnd);
+  if (k < 0) return undefined;
+  const start = k + '"input":'.length;
+  const end = valueEnd(line, start);
+  const t = line.indexOf('"requestReceivedTimestamp":"');
+  if (end < 0 || t < 0 || t > g) return undefined;
+  const tStart = t + '"requestReceivedTimestamp":"'.length;
+  try {
+    return {
+      decision: JSON.parse(line.slice(dStart, dEnd)) as KeptDecision,
+      receivedAt: line.slice(tStart, line.indexOf('"', tStart)),
+      input: line.slice(start, end),
+    };
+  } catch {
+    return undefined;
+  }
+}
+
+/** Decides one request's line again; its change, if any, is handed to onChange and counted. */
+export function createDecider(engine: Pick<EmbeddedPolicyEngine, 'evaluateJson'>, tally: Tally, onChange: (c: Change) => void, since?: number) {
+  return function decide(text: string): void {
+    let split = splitInput(text);
+    if (!split) {
+      try {
+        const r = JSON.parse(text) as Recorded;
+        const d = r.gatehouse?.decision;
+        split = d && { decision: d, receivedAt: r.requestReceivedTimestamp ?? '', input: JSON.stringify(r.gatehouse?.input ?? null) };
+      } catch {
+        split = undefined;
+      }
+      if (!split || split.input === 'null') {
+        tally.skipped++;
+        return;
+      }
     }
-    if (since !== undefined && Date.parse(r.requestReceivedTimestamp ?? '') < since) return;
-    replayed++;
-    const bodyDigestOnly = input.request?.bodyDigest != null;
-    if (bodyDigestOnly) digestOnly++;
-    const now = decisionFacts(engine.evaluate(input));
+    const kept = split.decision;
+    if (since !== undefined && Date.parse(split.receivedAt) < since) return;
+    tally.replayed++;
+    // storableInput's marker of a body dropped for its digest.
+    const bodyDigestOnly = split.input.includes('"bodyDigest":{"sha256":');
+    if (bodyDigestOnly) tally.bodyDigestOnly++;
+    const now = decisionFacts(engine.evaluateJson(split.input));
     const diff = compareDecisions(kept, now);
     if (!diff) return;
-    changed++;
+    // Rare: only a changed decision needs the rest of the record.
+    const r = JSON.parse(text) as Recorded;
+    const input = JSON.parse(split.input) as { user?: { agent?: { name?: string; onBehalfOf?: string | null } | null } };
+    tally.changed++;
     const label = diff.kind === 'effect' ? `${kept.effect} → ${now.effect}` : diff.kind;
-    byKind[label] = (byKind[label] ?? 0) + 1;
+    tally.byKind[label] = (tally.byKind[label] ?? 0) + 1;
     const o = r.objectRef;
     onChange({
       auditID: r.auditID ?? '',
@@ -143,32 +255,29 @@ export function createReplayer(engine: Pick<EmbeddedPolicyEngine, 'evaluate'>, o
       maskRemoved: diff.maskRemoved,
       bodyDigestOnly,
     });
-  }
+  };
+}
 
+export interface Replayer {
+  /** One line of an audit file. */
+  line(text: string): void;
+  /** The requests whose last record never came (a crash), then the summary. */
+  end(): ReplaySummary;
+}
+
+/** Pairing and deciding in one thread (tests, small files). */
+export function createReplayer(engine: Pick<EmbeddedPolicyEngine, 'evaluateJson'>, onChange: (c: Change) => void, since?: number): Replayer {
+  const tally = emptyTally();
+  const pairing = createPairing();
+  const decide = createDecider(engine, tally, onChange, since);
   return {
     line(text) {
-      // Cheap filter first: anchors, checkpoints, approval, session and tool-call records are not requests.
-      if (!text.startsWith('{"kind":"Event"')) return;
-      let r: Recorded;
-      try {
-        r = JSON.parse(text) as Recorded;
-      } catch {
-        skipped++;
-        return;
-      }
-      const id = r.auditID ?? '';
-      if (r.stage === 'RequestReceived') {
-        open.set(id, r);
-        return;
-      }
-      if (r.stage !== 'ResponseComplete') return;
-      open.delete(id);
-      replay(r);
+      const next = pairing.line(text);
+      if (next !== undefined) decide(next);
     },
     end() {
-      for (const r of open.values()) replay(r);
-      open.clear();
-      return { replayed, skipped, changed, byKind, bodyDigestOnly: digestOnly };
+      pairing.leftovers().forEach(decide);
+      return tally;
     },
   };
 }
@@ -180,14 +289,111 @@ export function parseDuration(text: string): number {
   return Number(m[1]) * { s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 }[m[2] as 's' | 'm' | 'h' | 'd'];
 }
 
-export async function loadCandidate(policy: string, opa?: string): Promise<EmbeddedPolicyEngine> {
-  const isDir = statSync(policy).isDirectory();
-  const source = isDir
+function sourceOf(policy: string, opa?: string) {
+  return statSync(policy).isDirectory()
     ? { kind: 'rego' as const, dir: resolve(policy), opa: opa ?? (existsSync(`${projectRoot}/.tools/opa`) ? `${projectRoot}/.tools/opa` : 'opa') }
     : policy.endsWith('.wasm')
       ? { kind: 'wasm' as const, file: policy }
       : { kind: 'bundle' as const, file: policy };
-  return createPolicyEngine(await loadPolicySource(source), checkMaskPath);
+}
+
+export async function loadCandidate(policy: string, opa?: string): Promise<EmbeddedPolicyEngine> {
+  return createPolicyEngine(await loadPolicySource(sourceOf(policy, opa)), checkMaskPath);
+}
+
+/** Lines of a file, split from large reads (readline costs more than the split itself). */
+async function* linesOf(file: string): AsyncGenerator<string> {
+  const decoder = new StringDecoder('utf8');
+  let rest = '';
+  for await (const chunk of createReadStream(file, { highWaterMark: 1 << 20 }) as AsyncIterable<Buffer>) {
+    const text = rest + decoder.write(chunk);
+    const parts = text.split('\n');
+    rest = parts.pop()!;
+    yield* parts;
+  }
+  rest += decoder.end();
+  if (rest) yield rest;
+}
+
+/**
+ * Replays the files on `jobs` worker threads: this thread pairs records (a cheap scan of each line's
+ * prefix) and hands batches out, at most two waiting per worker; the workers parse and decide.
+ * Changes come back in file order.
+ */
+export async function replayFiles(
+  compiledPolicy: CompiledPolicy,
+  files: readonly string[],
+  options: { since?: number; jobs?: number } = {},
+): Promise<{ summary: ReplaySummary; changes: Change[] }> {
+  const jobs = Math.max(1, options.jobs ?? availableParallelism());
+  const BATCH = 512;
+  const workers = await Promise.all(
+    Array.from({ length: jobs }, async () => {
+      const w = new Worker(new URL('./replay-worker.js', import.meta.url), {
+        workerData: { wasm: compiledPolicy.wasm, data: compiledPolicy.data, since: options.since },
+      });
+      await new Promise<void>((ok, fail) => {
+        w.once('message', () => ok());
+        w.once('error', fail);
+      });
+      return { w, inFlight: 0 };
+    }),
+  );
+  const tally = emptyTally();
+  const results = new Map<number, Change[]>();
+  let seq = 0;
+  let failure: Error | undefined;
+  let wake: (() => void) | undefined;
+  for (const slot of workers) {
+    slot.w.on('message', (m: { seq: number; tally: Tally; changes: Change[] }) => {
+      slot.inFlight--;
+      addTally(tally, m.tally);
+      if (m.changes.length) results.set(m.seq, m.changes);
+      wake?.();
+    });
+    slot.w.on('error', (err) => {
+      failure = err;
+      wake?.();
+    });
+  }
+  const idle = () => new Promise<void>((r) => (wake = r));
+  async function send(lines: string[]): Promise<void> {
+    for (;;) {
+      if (failure) throw failure;
+      const slot = workers.reduce((a, b) => (b.inFlight < a.inFlight ? b : a));
+      if (slot.inFlight < 2) {
+        slot.inFlight++;
+        slot.w.postMessage({ seq: seq++, lines });
+        return;
+      }
+      await idle();
+    }
+  }
+  try {
+    const pairing = createPairing();
+    let batch: string[] = [];
+    for (const file of files) {
+      for await (const line of linesOf(file)) {
+        const next = pairing.line(line);
+        if (next === undefined) continue;
+        batch.push(next);
+        if (batch.length === BATCH) {
+          await send(batch);
+          batch = [];
+        }
+      }
+    }
+    batch.push(...pairing.leftovers());
+    if (batch.length) await send(batch);
+    while (workers.some((s) => s.inFlight > 0)) {
+      if (failure) throw failure;
+      await idle();
+    }
+  } finally {
+    await Promise.all(workers.map((s) => s.w.terminate()));
+  }
+  const changes = [...results.entries()].sort((a, b) => a[0] - b[0]).flatMap(([, c]) => c);
+  return { summary: tally, changes };
 }
 
 function table(changes: readonly Change[]): string {
@@ -229,26 +435,23 @@ export async function runReplayCommand(argv: string[]): Promise<number> {
     return 2;
   }
   let since: number | undefined;
-  let engine: EmbeddedPolicyEngine;
+  let compiledPolicy: CompiledPolicy;
   try {
     since = values.since === undefined ? undefined : Date.now() - parseDuration(values.since);
-    engine = await loadCandidate(values.policy, values.opa);
+    compiledPolicy = await loadPolicySource(sourceOf(values.policy, values.opa));
   } catch (err) {
     process.stderr.write(`gatehouse policy replay: ${messageOf(err)}\n`);
     return 2;
   }
-  const changes: Change[] = [];
-  const replayer = createReplayer(engine, (c) => changes.push(c), since);
   const started = process.hrtime.bigint();
-  for (const file of values.audit) {
-    try {
-      for await (const line of createInterface({ input: createReadStream(file), crlfDelay: Infinity })) replayer.line(line);
-    } catch (err) {
-      process.stderr.write(`gatehouse policy replay: cannot read ${file}: ${messageOf(err)}\n`);
-      return 2;
-    }
+  let summary: ReplaySummary;
+  let changes: Change[];
+  try {
+    ({ summary, changes } = await replayFiles(compiledPolicy, values.audit, { ...(since !== undefined ? { since } : {}) }));
+  } catch (err) {
+    process.stderr.write(`gatehouse policy replay: ${messageOf(err)}\n`);
+    return 2;
   }
-  const summary = replayer.end();
   const seconds = Number(process.hrtime.bigint() - started) / 1e9;
   if (values.output === 'json') process.stdout.write(JSON.stringify({ summary, changes }, null, 2) + '\n');
   else {

@@ -14,7 +14,7 @@ import { createAuditWriter } from '../../../src/audit/writer.js';
 import { createPolicyEngine } from '../../../src/policy/engine.js';
 import { readSamples } from '../../../src/policy/fixtures.js';
 import { loadPolicySource } from '../../../src/policy/load.js';
-import { createReplayer, parseDuration, type Change } from '../../../src/policy/replay.js';
+import { createReplayer, parseDuration, splitInput, type Change } from '../../../src/policy/replay.js';
 import { checkMaskPath } from '../../../src/redact/path.js';
 import { projectRoot, toolPath } from '../../../src/paths.js';
 
@@ -124,6 +124,27 @@ describe('gatehouse policy replay', function () {
     assert.equal(broken.status, 2);
     assert.match(broken.stderr, /does not compile/);
     rmSync(join(candidate, 'broken.rego'));
+  });
+
+  it("takes a record's input as the text it was written as, whatever its strings hold", () => {
+    const tricky = ['"', '\\', '\\"', '{"input":1}', '}],{[', '\\\\"', 'gatehouse":{', '\u2028', 'é'];
+    for (const t of tricky) {
+      const input = { user: { username: t, extra: { input: [t] } }, request: { body: { input: { t }, s: `${t}"${t}` } } };
+      const line = JSON.stringify({
+        kind: 'Event',
+        auditID: 'x',
+        userAgent: `${t}"requestReceivedTimestamp":"1999`,
+        requestReceivedTimestamp: '2026-12-02T00:00:00.000Z',
+        annotations: { a: t },
+        gatehouse: { decision: { effect: 'allow', reasons: [t, '"input":{}'], mask: [] }, policyRevision: t, input, durationMs: 1 },
+      });
+      const split = splitInput(line);
+      assert.ok(split, t);
+      assert.deepEqual(JSON.parse(split.input), input, t);
+      assert.deepEqual(split.decision.reasons, [t, '"input":{}']);
+      assert.equal(split.receivedAt, '2026-12-02T00:00:00.000Z');
+    }
+    assert.equal(splitInput('{"kind":"Event","gatehouse":{"decision":null}}'), undefined);
   });
 
   it('reads durations', () => {
