@@ -213,7 +213,7 @@ export function createDecider(engine: Pick<EmbeddedPolicyEngine, 'evaluateJson'>
       try {
         const r = JSON.parse(text) as Recorded;
         const d = r.gatehouse?.decision;
-        split = d && { decision: d, receivedAt: r.requestReceivedTimestamp ?? '', input: JSON.stringify(r.gatehouse?.input ?? null) };
+        split = d && { decision: d, receivedAt: r.requestReceivedTimestamp ?? '', input: JSON.stringify(r.gatehouse.input ?? null) };
       } catch {
         split = undefined;
       }
