@@ -25,6 +25,8 @@ export interface Config {
   };
   readonly identity: { readonly issuers: readonly IssuerConfig[] };
   readonly policy: PolicySource;
+  /** A candidate policy evaluated beside the live one on every request (policy.shadow): differences are recorded, never enforced. */
+  readonly shadow?: Exclude<PolicySource, { kind: 'opaServer' }>;
   /** Where records go: a file (the record of truth when set), stdout (one JSON line each, for a log shipper), or both. */
   readonly audit: {
     readonly file?: string;
@@ -257,8 +259,18 @@ function parseIssuer(r: Reader): IssuerConfig {
   };
 }
 
+/** policy.shadow: a folder of Rego, a policy.wasm or a bundle file, loaded once at start-up. */
+function parseShadow(r: Reader): Exclude<PolicySource, { kind: 'opaServer' }> {
+  r.keys(['dir', 'wasm', 'bundle', 'opa']);
+  const set = ['dir', 'wasm', 'bundle'].filter((k) => r.has(k));
+  if (set.length !== 1) throw new ConfigError('policy.shadow', 'set exactly one of dir (Rego), wasm (policy.wasm) or bundle (a .tar.gz file)');
+  if (r.has('dir')) return { kind: 'rego', dir: r.path('dir'), opa: r.has('opa') ? r.path('opa') : toolPath('opa') };
+  if (r.has('wasm')) return { kind: 'wasm', file: r.path('wasm') };
+  return { kind: 'bundle', file: r.path('bundle') };
+}
+
 function parsePolicy(r: Reader): PolicySource {
-  r.keys(['dir', 'wasm', 'bundle', 'data', 'opa', 'opaServer', 'verificationKeyFile']);
+  r.keys(['dir', 'wasm', 'bundle', 'data', 'opa', 'opaServer', 'verificationKeyFile', 'shadow']);
   if (r.has('verificationKeyFile') && !r.has('bundle'))
     throw new ConfigError('policy.verificationKeyFile', 'verifies a signed bundle: set policy.bundle (opa build -t wasm --signing-key …)');
   const set = ['dir', 'wasm', 'bundle', 'opaServer'].filter((k) => r.has(k));
@@ -471,6 +483,7 @@ export function parseConfig(doc: unknown, base: string): Config {
     upstream: parseUpstream(r.section('upstream')),
     identity: { issuers },
     policy: parsePolicy(r.section('policy')),
+    ...(r.section('policy').has('shadow') ? { shadow: parseShadow(r.section('policy').section('shadow')) } : {}),
     audit: { ...(auditFile ? { file: auditFile } : {}), stdout: auditStdout, ...(webhook ? { webhook } : {}), ...(checkpoint ? { checkpoint } : {}) },
     ...(r.has('metrics') ? { metrics: parseMetrics(r.section('metrics')) } : {}),
     recording: {

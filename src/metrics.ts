@@ -81,6 +81,12 @@ export function createMetrics() {
   });
   reloads.inc({ result: 'success' }, 0);
   reloads.inc({ result: 'failure' }, 0);
+  const shadowDecisions = new Counter({
+    name: 'gatehouse_shadow_decisions_total',
+    help: 'Decisions of the shadow policy (policy.shadow) against the live one: same, differs (by change: effect, mask, reasons) or error. Never enforced.',
+    labelNames: ['outcome', 'change'] as const,
+    registers,
+  });
   const masked = new Counter({ name: 'gatehouse_masked_responses_total', help: 'Answers sent through masking directives.', registers });
   const auditErrors = new Counter({ name: 'gatehouse_audit_write_errors_total', help: 'Audit records that could not be written.', registers });
   const open = new Map<string, 'watch' | 'session'>();
@@ -216,6 +222,9 @@ export function createMetrics() {
       };
     },
 
+    shadowDecision(outcome: 'same' | 'differs' | 'error', change = ''): void {
+      shadowDecisions.inc({ outcome, change });
+    },
     policyLoaded(revision: string, result: 'success' | 'failure' | 'initial'): void {
       if (result !== 'initial') reloads.inc({ result });
       if (result === 'failure') return;

@@ -26,6 +26,8 @@ import type { PolicyEngine } from './policy/engine.js';
 import type { Config } from './config.js';
 import { createOidcAuthenticator, discoverJwksUri } from './identity/oidc.js';
 import { createPolicyEngine } from './policy/engine.js';
+import { loadPolicySource } from './policy/load.js';
+import { createShadow, type Shadow } from './policy/shadow.js';
 import { createOpaServerEngine } from './policy/opa-server.js';
 import { createAdmitter } from './admission/admit.js';
 import { createRequesterView } from './approval/requester-view.js';
@@ -43,7 +45,7 @@ import { openPostgres } from './store/postgres.js';
 import { createPostgresSessionStore, SESSION_SCHEMA } from './recording/postgres-sessions.js';
 import { createWeb, WEB_PREFIX } from './web/app.js';
 import { sealKey } from './web/seal.js';
-import { ConfigError } from './errors.js';
+import { ConfigError, messageOf } from './errors.js';
 import { createWebhookNotifier } from './approval/webhook.js';
 import { extractBearerToken } from './identity/token.js';
 import type { IncomingMessage, ServerResponse } from 'node:http';
@@ -87,6 +89,17 @@ export async function startGateway(config: Config, options: GatewayOptions = {})
   // A mask path the redactor cannot compile makes the decision a deny.
   const metrics = createMetrics();
   const timed = (e: PolicyEngine): PolicyEngine => ({ revision: e.revision, evaluate: metrics.timeEvaluation((input: unknown) => e.evaluate(input)) });
+  // A shadow that does not load is said in the log and left out: it may never stop the gateway.
+  let shadow: Shadow | undefined;
+  if (config.shadow) {
+    try {
+      const engine = await createPolicyEngine(await loadPolicySource(config.shadow), checkMaskPath);
+      shadow = createShadow(engine, (outcome, change) => metrics.shadowDecision(outcome, change));
+      log.info({ revision: engine.revision }, 'shadow policy loaded: its decisions are recorded, never enforced');
+    } catch (err) {
+      log.error({ err: { message: messageOf(err) } }, 'the shadow policy did not load; requests are decided without it');
+    }
+  }
   const remote = config.policy.kind === 'opaServer' ? createOpaServerEngine(config.policy.url, checkMaskPath) : undefined;
   const local: LocalSource | undefined = config.policy.kind === 'opaServer' ? undefined : config.policy;
   const keyFile = local?.kind === 'bundle' ? local.verificationKeyFile : undefined;
@@ -328,6 +341,7 @@ export async function startGateway(config: Config, options: GatewayOptions = {})
     requesterView: createRequesterView({ forwarder, upstream, maxBodyBytes: config.limits.maxBodyBytes, masking }),
     now,
     mcpMarker: marker,
+    ...(shadow ? { shadow } : {}),
   });
   const handle = createHttpDoor({ admit, forwarder, upstream, audit, masking, now });
   const upgrade = createUpgradeDoor({

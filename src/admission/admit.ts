@@ -19,6 +19,7 @@ import { extractBearerToken } from '../identity/token.js';
 import type { Decision } from '../policy/decision.js';
 import type { PolicyEngine } from '../policy/engine.js';
 import { buildInput, requestedImpersonation, type PolicyInput } from '../policy/input.js';
+import type { Shadow, ShadowVerdict } from '../policy/shadow.js';
 import { carriesMaskMarker } from '../redact/guard.js';
 import { parseTarget, type RequestTarget } from '../request/attributes.js';
 import { bodyForPolicy, readBody } from '../request/body.js';
@@ -49,6 +50,8 @@ export interface Admission {
   /** The approval this request used, when the policy asked for one. */
   readonly approval: Granted | null;
   readonly policyRevision: string;
+  /** What the shadow policy would have decided, when it differs (or failed). */
+  readonly shadow: ShadowVerdict | null;
 }
 
 export interface Refusal {
@@ -61,6 +64,7 @@ export interface Refusal {
   readonly body: Buffer | undefined;
   readonly decision: Decision | null;
   readonly policyRevision: string | null;
+  readonly shadow: ShadowVerdict | null;
 }
 
 export type Door = 'http' | 'upgrade';
@@ -84,6 +88,8 @@ export interface AdmitDeps {
   readonly now: () => number;
   /** Reads the signed header of requests made for MCP tool calls (mcp/marker.ts). */
   readonly mcpMarker?: McpMarker;
+  /** policy.shadow: a candidate decides beside the live policy; its answer is recorded, never enforced. */
+  readonly shadow?: Shadow;
 }
 
 export function receive(req: IncomingMessage, now: () => number): Received {
@@ -130,6 +136,7 @@ export function createAdmitter(deps: AdmitDeps) {
       body: undefined,
       decision: null,
       policyRevision: null,
+      shadow: null,
     };
     try {
       // RFC 6750 §2.3 lets a token ride in the query; logs, proxies and browser histories keep it
@@ -212,9 +219,12 @@ export function createAdmitter(deps: AdmitDeps) {
         decision = await engine.evaluate(input);
         known = { ...known, decision };
       }
+      // The shadow judges the input the live policy decided on last (with the inspected object, if any).
+      const shadow = deps.shadow?.judge(input, decision) ?? null;
+      known = { ...known, shadow };
       if (decision.effect === 'deny') throw new GatehouseError('GATEHOUSE_DENIED', `Gatehouse denied this request: ${decision.reasons.join('; ')}`);
       const approval = decision.effect === 'approve' ? await gate(received, identity, target, input, body, decision, inspection, signal) : null;
-      return { admitted: true, received, identity, target, input, body, decision, approval, policyRevision };
+      return { admitted: true, received, identity, target, input, body, decision, approval, policyRevision, shadow };
     } catch (err) {
       return { admitted: false, received, error: asGatehouseError(err), ...known };
     }

@@ -86,6 +86,7 @@ export function auditEventOf(a: Admission | Refusal, o: Outcome): AuditEvent {
     input: a.input ? storableInput(a.input, level, resourceKey, a.body) : null,
     session: o.session,
     bytesOut: o.bytesOut,
+    shadow: a.shadow,
   });
 }
 

@@ -53,6 +53,8 @@ export interface AuditEvent {
     };
     readonly policyRevision?: string;
     readonly approvalId?: string;
+    /** What the shadow policy would have decided (policy.shadow), where it differs. */
+    readonly shadow?: unknown;
     readonly error?: { readonly code: string; readonly message: string };
     readonly input?: unknown;
     readonly durationMs: number;

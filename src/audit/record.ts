@@ -4,6 +4,7 @@
  * and this decides how it is written down. It is also the one place where what
  * came from the request is made safe to store (audit/scrub.ts).
  */
+import type { ShadowVerdict } from '../policy/shadow.js';
 import type { AuditEvent, AuditUser } from './event.js';
 import { scrubUri } from './scrub.js';
 
@@ -43,6 +44,8 @@ export interface RequestFacts {
   readonly input: unknown;
   readonly session: object | null;
   readonly bytesOut: number | null;
+  /** policy.shadow's answer where it differs from the live decision (or failed). */
+  readonly shadow?: ShadowVerdict | null;
 }
 
 const ANONYMOUS: AuditUser = { username: 'system:anonymous', groups: ['system:unauthenticated'] };
@@ -72,11 +75,20 @@ export function requestEvent(f: RequestFacts): AuditEvent {
       'gatehouse.dev/effect': d?.effect ?? 'none',
       ...(d && f.policyRevision ? { 'gatehouse.dev/policy-revision': f.policyRevision } : {}),
       ...(f.approval ? { 'gatehouse.dev/approval': f.approval.id, 'gatehouse.dev/approved-by': f.approval.approvedBy } : {}),
+      ...(f.shadow?.outcome === 'differs'
+        ? {
+            'gatehouse.dev/shadow-effect': f.shadow.effect,
+            'gatehouse.dev/shadow-change': f.shadow.change,
+            'gatehouse.dev/shadow-reasons': f.shadow.reasons.join('; ').slice(0, 1024),
+          }
+        : {}),
+      ...(f.shadow?.outcome === 'error' ? { 'gatehouse.dev/shadow-error': f.shadow.message } : {}),
     },
     gatehouse: {
       ...(d ? { decision: { effect: d.effect, reasons: d.reasons, mask: d.effect === 'deny' ? [] : d.mask, ...(d.fields ? { fields: d.fields } : {}) } } : {}),
       ...(d && f.policyRevision ? { policyRevision: f.policyRevision } : {}),
       ...(f.approval ? { approvalId: f.approval.id } : {}),
+      ...(f.shadow ? { shadow: f.shadow } : {}),
       ...(f.session ? { session: { ...f.session } } : {}),
       // The internal message stays in the audit record, never in the client's answer.
       ...(f.error ? { error: { code: f.error.code, message: f.error.message } } : {}),

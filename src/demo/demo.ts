@@ -118,6 +118,8 @@ export interface DemoOptions {
   readonly recording?: Record<string, unknown>;
   /** The Rego folder (tests: a copy they change, to see it reloaded); the bundled policy by default. */
   readonly policyDir?: string;
+  /** Merged over the demo's policy settings (tests: shadow). */
+  readonly policy?: Record<string, unknown>;
   /** Replaces the demo's upstream settings (tests: `{inCluster: {serviceAccountDir}}`). */
   readonly upstream?: Record<string, unknown>;
 }
@@ -148,7 +150,7 @@ export async function startDemo(options: DemoOptions = {}): Promise<RunningDemo>
         listen: { address: `127.0.0.1:${gatewayPort}`, tls: { selfSigned: { dir: 'tls' } } },
         upstream: options.upstream ?? { kubeconfig: testbed.kubeconfigs.gateway },
         identity: { issuers: [demoIssuerConfig(issuer.issuer, options.clockSkewSeconds)] },
-        policy: { dir: options.policyDir ?? join(projectRoot, 'policies/gatehouse') },
+        policy: { dir: options.policyDir ?? join(projectRoot, 'policies/gatehouse'), ...options.policy },
         audit: { file: 'audit.log', checkpoint: { keyFile: 'audit-checkpoint.key' } },
         metrics: { address: `127.0.0.1:${metricsPort}` },
         masking: { hashKeyFile: 'hash.key' },

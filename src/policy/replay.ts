@@ -21,6 +21,7 @@ import { projectRoot } from '../paths.js';
 import { checkMaskPath } from '../redact/path.js';
 import { visible } from '../terminal.js';
 import { createPolicyEngine, type EmbeddedPolicyEngine } from './engine.js';
+import { compareDecisions, type ChangeKind, type KeptDecision } from './compare.js';
 import { loadPolicySource, type CompiledPolicy } from './load.js';
 
 const USAGE = `usage: gatehouse policy replay --policy DIR|BUNDLE --audit FILE… [--since 24h] [-o table|json] [--opa PATH]
@@ -30,14 +31,6 @@ const USAGE = `usage: gatehouse policy replay --policy DIR|BUNDLE --audit FILE�
   --since    only requests received in this window (s, m, h, d): 90m, 24h, 7d
 Exit 0: no decision would change. 1: some would. 2: usage, or the policy or a file cannot be loaded.
 `;
-
-/** The decision as an audit record keeps it. */
-interface KeptDecision {
-  readonly effect: string;
-  readonly reasons: readonly string[];
-  readonly mask: readonly string[];
-  readonly fields?: readonly string[];
-}
 
 interface Recorded {
   readonly auditID?: string;
@@ -50,8 +43,6 @@ interface Recorded {
   readonly objectRef?: { readonly resource?: string; readonly subresource?: string; readonly namespace?: string; readonly name?: string };
   readonly gatehouse?: { readonly decision?: KeptDecision; readonly input?: unknown };
 }
-
-export type ChangeKind = 'effect' | 'mask' | 'reasons';
 
 export interface Change {
   readonly auditID: string;
@@ -79,18 +70,6 @@ export interface ReplaySummary {
   /** `allow → deny`, `mask`, `reasons` … with their counts. */
   readonly byKind: Readonly<Record<string, number>>;
   readonly bodyDigestOnly: number;
-}
-
-const same = (a: readonly string[], b: readonly string[]) => a.length === b.length && a.every((x, i) => x === b[i]);
-
-/** What differs between the recorded decision and the candidate's, if anything. */
-export function compareDecisions(old: KeptDecision, now: KeptDecision): { kind: ChangeKind; maskAdded: string[]; maskRemoved: string[] } | null {
-  const maskAdded = now.mask.filter((m) => !old.mask.includes(m));
-  const maskRemoved = old.mask.filter((m) => !now.mask.includes(m));
-  if (old.effect !== now.effect) return { kind: 'effect', maskAdded, maskRemoved };
-  if (maskAdded.length || maskRemoved.length || !same(old.mask, now.mask)) return { kind: 'mask', maskAdded, maskRemoved };
-  if (!same([...old.reasons].sort(), [...now.reasons].sort()) || !same(old.fields ?? [], now.fields ?? [])) return { kind: 'reasons', maskAdded, maskRemoved };
-  return null;
 }
 
 export interface Tally {

@@ -62,6 +62,12 @@ describe('config', () => {
   const BAD: [string, unknown, string, RegExp][] = [
     ['no audit destination', withChange('audit', {}), 'audit', /set file \(a JSON-lines file\), stdout: true/],
     [
+      'a shadow with two sources',
+      { ...VALID, policy: { wasm: 'p.wasm', shadow: { wasm: 'a.wasm', bundle: 'b.tar.gz' } } },
+      'policy.shadow',
+      /exactly one of dir/,
+    ],
+    [
       'checkpoints without an audit file',
       { ...VALID, audit: { stdout: true, checkpoint: { keyFile: 'k' } }, recording: { dir: 'r' } },
       'audit.checkpoint',
