@@ -37,5 +37,6 @@ step 'end-to-end tests' npx mocha --config test/.mocharc.e2e.json
 step 'benchmarks (quick)' node dist/bench/run.js --quick
 step 'scale-out benchmark (quick)' node dist/bench/ha.js --quick
 step 'MCP benchmark (quick)' node dist/bench/mcp.js --quick
+step 'policy replay benchmark (quick)' node dist/bench/replay.js --quick
 
 exit $failed

@@ -22,6 +22,46 @@ export interface EmbeddedPolicyEngine extends PolicyEngine {
 }
 
 const encoder = new TextEncoder();
+const decoder = new TextDecoder();
+const PAGE = 64 * 1024;
+
+/** What opa-wasm 1.x keeps on a LoadedPolicy and its fast path (ABI 1.2, `opa_eval`) uses. */
+interface Internals {
+  readonly minorVersion?: number;
+  readonly mem?: { readonly buffer: ArrayBuffer; grow(pages: number): number };
+  readonly wasmInstance?: { readonly exports: Record<string, unknown> };
+  readonly dataAddr?: number;
+  readonly dataHeapPtr?: number;
+  readonly entrypoints?: Record<string, number>;
+}
+
+/**
+ * opa-wasm's own fast path, minus what the profile showed around it (bench/README.md): the input is
+ * encoded straight into the instance's memory (no intermediate buffer and copy), and the result's end
+ * is found with a native search and decoded by one shared decoder (opa-wasm scans for it byte by byte
+ * in JavaScript and makes a TextDecoder per call). Undefined when the loaded policy does not look as
+ * expected (another opa-wasm, an older ABI): then opa-wasm's evaluate is used.
+ */
+function directEval(loaded: LoadedPolicy): ((json: string) => unknown) | undefined {
+  const p = loaded as unknown as Internals;
+  const opaEval = p.wasmInstance?.exports['opa_eval'];
+  const entry = p.entrypoints?.[ENTRYPOINT];
+  const mem = p.mem;
+  if ((p.minorVersion ?? 0) < 2 || typeof opaEval !== 'function' || entry === undefined || !mem || p.dataAddr === undefined) return undefined;
+  const evalFn = opaEval as (reserved: number, entrypoint: number, data: number, input: number, len: number, heap: number, format: number) => number;
+  const dataAddr = p.dataAddr;
+  return (json) => {
+    // setData moves the heap start; read it each time, as opa-wasm does.
+    const at = p.dataHeapPtr!;
+    const most = json.length * 3;
+    const short = at + most - mem.buffer.byteLength;
+    if (short > 0) mem.grow(Math.ceil(short / PAGE));
+    const { written } = encoder.encodeInto(json, new Uint8Array(mem.buffer, at, most));
+    const ret = evalFn(0, entry, dataAddr, at, written, at + written, 0);
+    const bytes = new Uint8Array(mem.buffer);
+    return JSON.parse(decoder.decode(bytes.subarray(ret, bytes.indexOf(0, ret)))) as unknown;
+  };
+}
 
 /**
  * Instantiates the compiled policy once. Inputs are handed over as JSON bytes
@@ -38,15 +78,19 @@ export async function createPolicyEngine(policy: CompiledPolicy, maskPathCheck?:
     throw new PolicyLoadError(`the policy has no entrypoint ${ENTRYPOINT} (it has: ${Object.keys(loaded.entrypoints as object).join(', ') || 'none'})`);
   }
   if (policy.data !== undefined) loaded.setData(policy.data as object);
+  const run =
+    directEval(loaded) ??
+    ((json: string): unknown => {
+      const bytes = encoder.encode(json);
+      return loaded.evaluate(bytes.byteLength === bytes.buffer.byteLength ? bytes.buffer : bytes.slice().buffer, ENTRYPOINT) as unknown;
+    });
   const engine: EmbeddedPolicyEngine = {
     revision: policy.revision,
     evaluate: (input) => engine.evaluateJson(JSON.stringify(input)),
     evaluateJson(json) {
-      const bytes = encoder.encode(json);
-      const buffer = bytes.byteLength === bytes.buffer.byteLength ? bytes.buffer : bytes.slice().buffer;
       let resultSet: unknown;
       try {
-        resultSet = loaded.evaluate(buffer, ENTRYPOINT);
+        resultSet = run(json);
       } catch (err) {
         // opa-wasm throws strings as well as Errors; both are a failed evaluation.
         const why = err instanceof Error ? err.message : String(err);

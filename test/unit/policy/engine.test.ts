@@ -7,6 +7,8 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { loadPolicy } from '@open-policy-agent/opa-wasm';
+import { toDecision } from '../../../src/policy/decision.js';
 import { createPolicyEngine, type EmbeddedPolicyEngine as PolicyEngine } from '../../../src/policy/engine.js';
 import { expectedDecision, readSamples } from '../../../src/policy/fixtures.js';
 import { loadPolicySource, PolicyLoadError } from '../../../src/policy/load.js';
@@ -34,6 +36,19 @@ describe('policy/engine: the bundled policy in WASM', function () {
       assert.deepEqual(engine.evaluate(sample.input), expectedDecision(sample.decision));
     });
   }
+
+  it("answers as opa-wasm's own evaluate: every sample, many times over, and an input larger than the instance's memory", async () => {
+    const compiledPolicy = await loadPolicySource({ kind: 'rego', dir: join(projectRoot, 'policies/gatehouse'), opa: toolPath('opa') });
+    const reference = await loadPolicy(compiledPolicy.wasm);
+    const direct = await createPolicyEngine(compiledPolicy);
+    const big = structuredClone(samples[0]!.input) as { request: { body: unknown } };
+    big.request.body = { data: 'x'.repeat(8 * 1024 * 1024), 'é\u2028': ['"\\'] };
+    for (let round = 0; round < 50; round++) {
+      for (const input of [...samples.map((x) => x.input), big]) {
+        assert.deepEqual(direct.evaluate(input), toDecision(reference.evaluate(input, 'gatehouse/decision')));
+      }
+    }
+  });
 
   it('loads the same policy from a prebuilt bundle and from a bare policy.wasm', async () => {
     const { execFileSync } = await import('node:child_process');
