@@ -159,7 +159,7 @@ async function releaseBench(kind: 'sqlite' | 'postgres', holder: ApprovalStore, 
         identity: agent,
         fingerprint: fingerprint(agent, 'delete', target.path, body),
         subject: subjectOf(agent, target, 'DELETE', null, [], body),
-        policy: { approverGroups: ['security'], ttlSeconds: 600, singleUse: true, fields: [] },
+        policy: { approverGroups: ['security'], ttlSeconds: 600, singleUse: true, fields: [], maxGrantSeconds: 0, grantGroups: ['security'] },
         auditId: `b${i}`,
         signal: new AbortController().signal,
       });

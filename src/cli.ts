@@ -1,4 +1,4 @@
-import { runApprovalsCommand } from './approval/command.js';
+import { runApprovalsCommand, runGrantsCommand } from './approval/command.js';
 import { runAuditCommand } from './audit/command.js';
 import { runPolicyCommand } from './policy/command.js';
 import { runDemoCommand } from './demo/command.js';
@@ -18,6 +18,7 @@ commands:
   demo token --user U --groups G       mint a token from the running demo's issuer
   testbed up|down|status [--dir DIR]   a local etcd + kube-apiserver for the demo and the tests
   approvals list|show|approve|deny     decide on requests waiting for approval (uses your kubeconfig)
+  grants list|revoke                   time-bound grants given with approvals (approve --for 30m)
   sessions list|play|export            find and replay recorded exec/attach sessions
   audit verify FILE… [--key FILE]      check audit files' hash chains and keyed checkpoints
   policy test [DIR]                    opa fmt, check, test and the fixtures through the WASM engine
@@ -43,6 +44,8 @@ async function main(argv: string[]): Promise<number> {
       return runTestbedCommand(rest);
     case 'approvals':
       return runApprovalsCommand(rest);
+    case 'grants':
+      return runGrantsCommand(rest);
     case 'sessions':
       return runSessionsCommand(rest);
     case 'audit':

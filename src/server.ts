@@ -36,7 +36,7 @@ import { createUpgradeDoor } from './doors/upgrade.js';
 import { selfSignedTls } from './tls.js';
 import { loadUpstream } from './upstream/credentials.js';
 import { createForwarder } from './upstream/forward.js';
-import { API_PREFIX, createApprovalsApi } from './approval/api.js';
+import { API_PREFIX, createApprovalsApi, GRANTS_PREFIX } from './approval/api.js';
 import { openPostgresStore } from './approval/postgres-store.js';
 import { createApprovalService, type ApprovalService } from './approval/service.js';
 import { openSqliteStore } from './approval/sqlite-store.js';
@@ -324,7 +324,7 @@ export async function startGateway(config: Config, options: GatewayOptions = {})
     if (u.pathname === RESOURCE_METADATA_PATH || u.pathname === RESOURCE_METADATA_PATH + MCP_PATH) return mcp.metadata(res);
     const under = (prefix: string) => u.pathname === prefix || u.pathname.startsWith(prefix + '/');
     if (under(SESSIONS_PREFIX)) return sessionsApi(req, res, u.pathname, u.searchParams);
-    if (approvalsApi && under(API_PREFIX)) return approvalsApi(req, res, u.pathname, u.searchParams);
+    if (approvalsApi && (under(API_PREFIX) || under(GRANTS_PREFIX))) return approvalsApi(req, res, u.pathname, u.searchParams);
     if (web) return web(req, res, u.pathname, u);
     res.writeHead(404, { 'content-type': 'text/plain' });
     res.end('the web pages are not configured (approvals.web); use the CLI: gatehouse approvals list, gatehouse sessions list\n');

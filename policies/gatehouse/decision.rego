@@ -24,14 +24,25 @@ _approval_ttl := min({a.ttlSeconds | some a in access.approve})
 
 _approval_fields := sort({f | some a in access.approve; some f in object.get(a, "fields", [])})
 
+# A grant covers later requests too: the shortest any rule allows (a rule that
+# says nothing allows none).
+_approval_grant := min({object.get(a, "maxGrantSeconds", 0) | some a in access.approve})
+
 # Optional members, present only when there is something to say, so that
 # decisions of policies that use neither keep their shape.
-_approval := object.union(
-	{"approverGroups": _approver_groups, "ttlSeconds": _approval_ttl},
-	{"fields": _approval_fields},
-) if {
+_approval_fields_member := {"fields": _approval_fields} if {
 	count(_approval_fields) > 0
-} else := {"approverGroups": _approver_groups, "ttlSeconds": _approval_ttl}
+} else := {}
+
+_approval_grant_member := {"maxGrantSeconds": _approval_grant} if {
+	_approval_grant > 0
+} else := {}
+
+_approval := object.union_n([
+	{"approverGroups": _approver_groups, "ttlSeconds": _approval_ttl},
+	_approval_fields_member,
+	_approval_grant_member,
+])
 
 _inspect := {"inspect": sort([i | some i in access.inspect])} if {
 	count(access.inspect) > 0

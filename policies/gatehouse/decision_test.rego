@@ -52,3 +52,13 @@ test_approve_takes_shortest_ttl_and_common_groups if {
 	}
 	d.approval == {"approverGroups": ["security"], "ttlSeconds": 60}
 }
+
+test_approve_grants_only_what_every_rule_allows if {
+	one := gatehouse.decision with data.gatehouse.access.approve as {{"reason": "a", "approverGroups": ["security"], "ttlSeconds": 60, "maxGrantSeconds": 3600}}
+	one.approval == {"approverGroups": ["security"], "ttlSeconds": 60, "maxGrantSeconds": 3600}
+	two := gatehouse.decision with data.gatehouse.access.approve as {
+		{"reason": "a", "approverGroups": ["security"], "ttlSeconds": 60, "maxGrantSeconds": 3600},
+		{"reason": "b", "approverGroups": ["security"], "ttlSeconds": 60},
+	}
+	two.approval == {"approverGroups": ["security"], "ttlSeconds": 60}
+}

@@ -254,7 +254,11 @@ export function createAdmitter(deps: AdmitDeps) {
       identity,
       // kubectl tries a session over WebSocket (GET) and then SPDY (POST): one logical request, one approval.
       fingerprint: fingerprint(identity, isSession(target) ? 'connect' : target.attributes.verb, target.path + target.search, body),
-      subject: subjectOf(identity, target, received.method, input.request.exec ?? null, decision.reasons, body, { fields, parsedBody: input.request.body }),
+      subject: subjectOf(identity, target, received.method, input.request.exec ?? null, decision.reasons, body, {
+        fields,
+        parsedBody: input.request.body,
+        grant: { maxSeconds: decision.approval.maxGrantSeconds, groups: decision.approval.grantGroups },
+      }),
       policy: decision.approval,
       auditId: received.auditId,
       signal,

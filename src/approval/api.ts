@@ -3,8 +3,10 @@
  * same bearer tokens as the Kubernetes API:
  *   GET  /gatehouse/v1/approvals[?state=pending]   what the caller may see
  *   GET  /gatehouse/v1/approvals/ID
- *   POST /gatehouse/v1/approvals/ID/approve         {"reason": "..."}
+ *   POST /gatehouse/v1/approvals/ID/approve         {"reason": "...", "grant": {"seconds": 1800, "names": ["a"]}}
  *   POST /gatehouse/v1/approvals/ID/deny            {"reason": "..."}
+ *   GET  /gatehouse/v1/grants                       the grants the caller may see (theirs, or theirs to revoke)
+ *   POST /gatehouse/v1/grants/ID/revoke
  * Errors are Kubernetes Status objects, like everything else the gateway says.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
@@ -12,10 +14,11 @@ import { GatehouseError } from '../errors.js';
 import { sendJson as send, sendStatus } from '../respond.js';
 import type { Identity } from '../identity/identity.js';
 import { mayView, type Approval, type ApprovalState } from './approval.js';
-import type { ApprovalService } from './service.js';
+import type { ApprovalService, GrantRequest } from './service.js';
 import type { ApprovalStore } from './store.js';
 
 export const API_PREFIX = '/gatehouse/v1/approvals';
+export const GRANTS_PREFIX = '/gatehouse/v1/grants';
 const STATES = new Set<ApprovalState>(['pending', 'approved', 'used', 'denied', 'expired']);
 const MAX_DECISION_BODY = 16 * 1024;
 
@@ -42,6 +45,17 @@ export async function visibleApproval(store: ApprovalStore, viewer: Identity, id
   return a;
 }
 
+/** `{"seconds": N, "names": [...]}`, checked for shape here and for what the policy allows by the service. */
+function grantOf(value: unknown): GrantRequest | undefined {
+  if (value === undefined || value === null) return undefined;
+  const g = value as { seconds?: unknown; names?: unknown };
+  if (typeof g !== 'object' || typeof g.seconds !== 'number')
+    throw new GatehouseError('GATEHOUSE_BAD_REQUEST', 'grant must be {"seconds": N} with, optionally, "names": ["…"]');
+  if (g.names !== undefined && (!Array.isArray(g.names) || g.names.some((n) => typeof n !== 'string')))
+    throw new GatehouseError('GATEHOUSE_BAD_REQUEST', 'grant.names must be a list of object names');
+  return { seconds: g.seconds, ...(g.names ? { names: g.names as string[] } : {}) };
+}
+
 export function createApprovalsApi(deps: {
   readonly store: ApprovalStore;
   readonly service: ApprovalService;
@@ -50,6 +64,13 @@ export function createApprovalsApi(deps: {
   return async function handle(req: IncomingMessage, res: ServerResponse, path: string, search: URLSearchParams): Promise<void> {
     try {
       const who = await deps.authenticate(req);
+      if (path === GRANTS_PREFIX || path.startsWith(GRANTS_PREFIX + '/')) {
+        const parts = path.slice(GRANTS_PREFIX.length).split('/').filter(Boolean);
+        if (req.method === 'GET' && parts.length === 0)
+          return send(res, 200, { kind: 'GrantList', apiVersion: 'gatehouse.dev/v1', items: await deps.service.grants(who) });
+        if (req.method === 'POST' && parts.length === 2 && parts[1] === 'revoke') return send(res, 200, await deps.service.revoke(parts[0]!, who));
+        throw new GatehouseError('GATEHOUSE_NOT_FOUND', `no such grants API: ${req.method} ${path}`);
+      }
       const rest = path.slice(API_PREFIX.length).split('/').filter(Boolean);
       if (req.method === 'GET' && rest.length === 0) {
         const state = search.get('state') ?? undefined;
@@ -69,6 +90,7 @@ export function createApprovalsApi(deps: {
       if (req.method === 'POST' && rest.length === 2 && (rest[1] === 'approve' || rest[1] === 'deny')) {
         const text = await readSmallBody(req, MAX_DECISION_BODY);
         let reason = '';
+        let grant: GrantRequest | undefined;
         if (text.trim()) {
           let body: unknown;
           try {
@@ -76,12 +98,13 @@ export function createApprovalsApi(deps: {
           } catch {
             throw new GatehouseError('GATEHOUSE_BAD_REQUEST', 'the body must be JSON: {"reason": "..."}');
           }
-          const r = (body as { reason?: unknown } | null)?.reason;
-          if (r !== undefined && typeof r !== 'string') throw new GatehouseError('GATEHOUSE_BAD_REQUEST', 'reason must be a string');
-          reason = r ?? '';
+          const b = (body ?? {}) as { reason?: unknown; grant?: unknown };
+          if (b.reason !== undefined && typeof b.reason !== 'string') throw new GatehouseError('GATEHOUSE_BAD_REQUEST', 'reason must be a string');
+          reason = b.reason ?? '';
+          grant = grantOf(b.grant);
         }
         // No visibility check first: someone who may not decide is told why (403), not "not found".
-        const decided = await deps.service.decide(rest[0]!, who, rest[1] === 'approve', reason);
+        const decided = await deps.service.decide(rest[0]!, who, rest[1] === 'approve', reason, grant);
         return send(res, 200, { ...decided, url: deps.service.approvalUrl(decided.id) });
       }
       throw new GatehouseError('GATEHOUSE_NOT_FOUND', `no such approvals API: ${req.method} ${path}`);

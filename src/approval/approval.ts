@@ -34,11 +34,13 @@ export interface ApprovalSubject {
   /** The object's fields that made it need approval (the policy's `approval.fields`). */
   readonly fields: readonly string[];
   readonly bodySha256: string | null;
+  /** What the policy lets an approver grant with this approval: the longest grant, and who may give it. */
+  readonly grant: { readonly maxSeconds: number; readonly groups: readonly string[] };
 }
 
 /** Subjects stored before a field existed read as if it were empty. */
 export function storedSubject(stored: unknown): ApprovalSubject {
-  return { generateName: '', fields: [], ...(stored as Partial<ApprovalSubject>) } as ApprovalSubject;
+  return { generateName: '', fields: [], grant: { maxSeconds: 0, groups: [] }, ...(stored as Partial<ApprovalSubject>) } as ApprovalSubject;
 }
 
 /** What a write would do, shown to the approver: masked as the requester's policy masks it. */
@@ -125,7 +127,11 @@ export function subjectOf(
   exec: ExecFacts | null,
   reasons: readonly string[],
   body: Buffer | undefined,
-  more: { readonly fields?: readonly string[]; readonly parsedBody?: unknown } = {},
+  more: {
+    readonly fields?: readonly string[];
+    readonly parsedBody?: unknown;
+    readonly grant?: { readonly maxSeconds: number; readonly groups: readonly string[] };
+  } = {},
 ): ApprovalSubject {
   const a = target.kind === 'resource' ? target.attributes : undefined;
   const created = a?.verb === 'create' && !a.name ? createdName(more.parsedBody) : { name: a?.name ?? '', generateName: '' };
@@ -148,6 +154,7 @@ export function subjectOf(
     reasons,
     fields: more.fields ?? [],
     bodySha256: body && body.length ? createHash('sha256').update(body).digest('hex') : null,
+    grant: more.grant ?? { maxSeconds: 0, groups: [] },
   };
 }
 
@@ -189,4 +196,41 @@ export function describe(s: ApprovalSubject): string {
     : `${s.verb} ${s.uri}`;
   const cmd = s.exec ? ` (command: ${s.exec.command.join(' ')})` : '';
   return `${who}: ${what}${cmd}`;
+}
+
+/**
+ * A time-bound grant (issue 16): given with an approval, it lets the same
+ * requester's later requests of the same verb on the same kind of resource in
+ * the same namespace (optionally only the named objects) through without a new
+ * approval, until it expires or is revoked. It only ever stands in for an
+ * approval: a request the policy denies never reaches it.
+ */
+export interface Grant {
+  readonly id: string;
+  readonly approvalId: string;
+  readonly requester: string;
+  readonly verb: string;
+  readonly group: string;
+  readonly resource: string;
+  readonly subresource: string;
+  readonly namespace: string;
+  /** null: any object of that kind. */
+  readonly names: readonly string[] | null;
+  /** Who may see and revoke it (besides the requester): the policy's grant groups. */
+  readonly groups: readonly string[];
+  readonly grantedBy: string;
+  readonly createdAt: number;
+  readonly expiresAt: number;
+  readonly revokedBy: string | null;
+  readonly revokedAt: number | null;
+}
+
+export function newGrantId(): string {
+  return `gr-${randomBytes(8).toString('hex').slice(0, 12)}`;
+}
+
+/** The scope of a grant, said in one line. */
+export function describeGrant(g: Grant): string {
+  const kind = g.subresource ? `${g.resource}/${g.subresource}` : g.resource;
+  return `${g.requester} may ${g.verb} ${kind}${g.group ? `.${g.group}` : ''}${g.namespace ? ` in ${g.namespace}` : ''}${g.names ? ` named ${g.names.join(', ')}` : ''}`;
 }

@@ -7,14 +7,19 @@
 import { parseArgs } from 'node:util';
 import { connect } from '../client.js';
 import { forTerminal, visible } from '../terminal.js';
-import type { Approval } from './approval.js';
-import { describe } from './approval.js';
+import { parseDuration } from '../policy/replay.js';
+import type { Approval, Grant } from './approval.js';
+import { describe, describeGrant } from './approval.js';
 
 const USAGE = `usage: gatehouse approvals <command> [--kubeconfig FILE] [--context NAME]
 
   list [--state pending|approved|used|denied|expired]   approvals you may see (requested by you, or yours to decide)
   show ID                                                 one approval, with the preview of what it would change
-  approve ID [--reason TEXT]                              let the request through (once, unless the policy says otherwise)
+  approve ID [--reason TEXT] [--for 30m [--scope NAME,…]]
+                                                          let the request through (once, unless the policy says otherwise);
+                                                          --for: and grant the requester the same verb on the same kind in the
+                                                          same namespace (--scope: only these objects) for that long, if the
+                                                          policy allows a grant that long
   deny ID [--reason TEXT]                                 refuse it; a held request gets the reason
 `;
 
@@ -77,6 +82,8 @@ export async function runApprovalsCommand(argv: string[]): Promise<number> {
       kubeconfig: { type: 'string' },
       context: { type: 'string' },
       reason: { type: 'string', default: '' },
+      for: { type: 'string' },
+      scope: { type: 'string' },
       state: { type: 'string' },
       output: { type: 'string', short: 'o' },
     },
@@ -111,11 +118,27 @@ export async function runApprovalsCommand(argv: string[]): Promise<number> {
     }
     case 'approve':
     case 'deny': {
-      const a = (await client.call('POST', `/gatehouse/v1/approvals/${encodeURIComponent(id!)}/${verb}`, { reason: values.reason })) as Approval;
+      if ((values.for !== undefined || values.scope !== undefined) && verb !== 'approve') {
+        process.stderr.write('gatehouse approvals: --for and --scope come with approve\n');
+        return 2;
+      }
+      if (values.scope !== undefined && values.for === undefined) {
+        process.stderr.write('gatehouse approvals: --scope narrows a grant: give its time with --for\n');
+        return 2;
+      }
+      const grant =
+        values.for === undefined
+          ? undefined
+          : { seconds: Math.round(parseDuration(values.for) / 1000), ...(values.scope ? { names: values.scope.split(',') } : {}) };
+      const a = (await client.call('POST', `/gatehouse/v1/approvals/${encodeURIComponent(id!)}/${verb}`, {
+        reason: values.reason,
+        ...(grant ? { grant } : {}),
+      })) as Approval & { grant?: Grant };
       print(
         json
           ? JSON.stringify(a, null, 2) + '\n'
-          : `approval ${visible(a.id)} ${a.state === 'approved' ? `approved; valid until ${new Date(a.expiresAt).toISOString()}` : 'denied'}: ${visible(describe(a.subject))}\n`,
+          : `approval ${visible(a.id)} ${a.state === 'approved' ? `approved; valid until ${new Date(a.expiresAt).toISOString()}` : 'denied'}: ${visible(describe(a.subject))}\n` +
+              (a.grant ? `grant ${visible(a.grant.id)} until ${new Date(a.grant.expiresAt).toISOString()}: ${visible(describeGrant(a.grant))}\n` : ''),
       );
       return 0;
     }
@@ -123,4 +146,44 @@ export async function runApprovalsCommand(argv: string[]): Promise<number> {
       process.stderr.write(`gatehouse approvals: unknown command '${verb}'\n${USAGE}`);
       return 2;
   }
+}
+
+const GRANTS_USAGE = `usage: gatehouse grants <command> [--kubeconfig FILE] [--context NAME]
+
+  list          the grants you may see: yours, and those your groups may revoke
+  revoke ID     end a grant now, on every replica
+`;
+
+/** `gatehouse grants list | revoke ID`. */
+export async function runGrantsCommand(argv: string[]): Promise<number> {
+  const { values, positionals } = parseArgs({
+    args: argv,
+    allowPositionals: true,
+    options: { kubeconfig: { type: 'string' }, context: { type: 'string' }, output: { type: 'string', short: 'o' } },
+  });
+  const [verb, id] = positionals;
+  if ((verb !== 'list' && verb !== 'revoke') || (verb === 'revoke' && !id)) {
+    process.stderr.write(GRANTS_USAGE);
+    return verb === 'help' ? 0 : 2;
+  }
+  const client = await connect(values.kubeconfig ?? process.env['KUBECONFIG']?.split(':')[0], values.context);
+  const json = values.output === 'json';
+  if (verb === 'revoke') {
+    const g = (await client.call('POST', `/gatehouse/v1/grants/${encodeURIComponent(id!)}/revoke`)) as Grant;
+    print(json ? JSON.stringify(g, null, 2) + '\n' : `grant ${visible(g.id)} revoked: ${visible(describeGrant(g))}\n`);
+    return 0;
+  }
+  const list = (await client.call('GET', '/gatehouse/v1/grants')) as { items: Grant[] };
+  if (json) print(JSON.stringify(list, null, 2) + '\n');
+  else if (list.items.length === 0) print('No grants.\n');
+  else {
+    const state = (g: Grant) => (g.revokedAt !== null ? `revoked by ${g.revokedBy ?? '?'}` : g.expiresAt <= Date.now() ? 'expired' : 'active');
+    print(
+      table([
+        ['ID', 'STATE', 'UNTIL', 'GRANTED BY', 'APPROVAL', 'SCOPE'],
+        ...list.items.map((g) => [g.id, state(g), new Date(g.expiresAt).toISOString(), g.grantedBy, g.approvalId, describeGrant(g)]),
+      ]),
+    );
+  }
+  return 0;
 }

@@ -9,7 +9,17 @@ import type { AuditWriter } from '../audit/writer.js';
 import { GatehouseError, messageOf } from '../errors.js';
 import type { Identity } from '../identity/identity.js';
 import type { Approval as PolicyApproval } from '../policy/decision.js';
-import { describe as describeSubject, newApprovalId, whyNotApprover, type Approval, type ApprovalSubject, type Preview } from './approval.js';
+import {
+  describe as describeSubject,
+  describeGrant,
+  newApprovalId,
+  newGrantId,
+  whyNotApprover,
+  type Approval,
+  type ApprovalSubject,
+  type Grant,
+  type Preview,
+} from './approval.js';
 import type { ApprovalStore } from './store.js';
 
 export type HoldMode = 'hold' | 'refuse';
@@ -52,8 +62,15 @@ export interface GateRequest {
 }
 
 export interface Granted {
+  /** The approval used, or the grant (gr-…) that stood in for one. */
   readonly id: string;
   readonly approvedBy: string;
+}
+
+/** What an approver may add to an approval: a grant for this long, optionally only for these objects. */
+export interface GrantRequest {
+  readonly seconds: number;
+  readonly names?: readonly string[];
 }
 
 type Wake = () => void;
@@ -69,7 +86,7 @@ export function createApprovalService(deps: ApprovalServiceDeps) {
     else waiters.get(id)?.forEach((w) => w());
   });
 
-  function record(action: ApprovalEvent['action'], a: Approval, extra: { actor?: string; reason?: string; auditID?: string } = {}): void {
+  function record(action: ApprovalEvent['action'], a: Approval, extra: { actor?: string; reason?: string; auditID?: string; grant?: Grant } = {}): void {
     const s = a.subject;
     deps.audit.write({
       kind: 'ApprovalEvent',
@@ -91,7 +108,21 @@ export function createApprovalService(deps: ApprovalServiceDeps) {
       },
       approverGroups: a.approverGroups,
       ...(extra.auditID ? { auditID: extra.auditID } : {}),
+      ...(extra.grant
+        ? {
+            grant: {
+              id: extra.grant.id,
+              scope: describeGrant(extra.grant),
+              expiresAt: new Date(extra.grant.expiresAt).toISOString(),
+              ...(extra.grant.revokedBy ? { revokedBy: extra.grant.revokedBy } : {}),
+            },
+          }
+        : {}),
     });
+  }
+
+  function mayHandleGrant(g: Grant, who: Identity): boolean {
+    return who.username === g.requester || (!who.agent && who.groups.some((x) => g.groups.includes(x)));
   }
 
   const approvalUrl = (id: string) => `${settings.publicUrl}/gatehouse/approvals/${id}`;
@@ -196,8 +227,22 @@ export function createApprovalService(deps: ApprovalServiceDeps) {
       return n;
     },
 
-    /** The approval stage: returns the approval used, or throws the 403 (or 503) the client gets. */
+    /** The approval stage: returns the approval (or grant) used, or throws the 403 (or 503) the client gets. */
     async gate(req: GateRequest): Promise<Granted> {
+      const s = req.subject;
+      // A grant given earlier for this kind of request stands in for an approval; read from the store each
+      // time, so a revocation holds at once on every replica.
+      const grant = await store.findGrant({
+        requester: req.identity.username,
+        verb: s.verb,
+        group: s.group,
+        resource: s.resource,
+        subresource: s.subresource,
+        namespace: s.namespace,
+        name: s.name,
+        now: now(),
+      });
+      if (grant) return { id: grant.id, approvedBy: grant.grantedBy };
       const granted = await use(req.fingerprint, req.auditId, req.identity.username);
       if (granted) return granted;
       const { approval, created, expired } = await store.open(
@@ -241,13 +286,24 @@ export function createApprovalService(deps: ApprovalServiceDeps) {
       return used;
     },
 
-    /** An approver's decision, checked here whatever interface it came through. */
-    async decide(id: string, approver: Identity, approve: boolean, reason: string): Promise<Approval> {
+    /** An approver's decision, checked here whatever interface it came through; with `grant`, also a grant. */
+    async decide(id: string, approver: Identity, approve: boolean, reason: string, grant?: GrantRequest): Promise<Approval & { grant?: Grant }> {
       const a = await store.get(id);
       if (!a) throw new GatehouseError('GATEHOUSE_NOT_FOUND', `approval ${id} does not exist`);
       const why = whyNotApprover(a, approver);
       if (why) throw new GatehouseError('GATEHOUSE_DENIED', `${approver.username} may not decide on approval ${id}: ${why}`);
       if (a.state !== 'pending') throw new GatehouseError('GATEHOUSE_CONFLICT', `approval ${id} is ${a.state}, not pending`);
+      if (grant) {
+        const g = a.subject.grant;
+        if (!approve) throw new GatehouseError('GATEHOUSE_BAD_REQUEST', 'a grant comes with an approval, not a denial');
+        if (g.maxSeconds === 0) throw new GatehouseError('GATEHOUSE_DENIED', `the policy allows no grant with approval ${id}: approve it alone`);
+        if (!Number.isInteger(grant.seconds) || grant.seconds < 1 || grant.seconds > g.maxSeconds)
+          throw new GatehouseError('GATEHOUSE_DENIED', `the policy allows a grant of at most ${g.maxSeconds} s with approval ${id}`);
+        if (!approver.groups.some((x) => g.groups.includes(x)))
+          throw new GatehouseError('GATEHOUSE_DENIED', `only members of ${g.groups.join(' or ')} may give a grant with approval ${id}`);
+        if (grant.names && (grant.names.length === 0 || grant.names.length > 100 || grant.names.some((n) => !n || n.length > 253)))
+          throw new GatehouseError('GATEHOUSE_BAD_REQUEST', 'a grant names 1 to 100 objects');
+      }
       const at = now();
       const decided = await store.decide(
         id,
@@ -267,7 +323,44 @@ export function createApprovalService(deps: ApprovalServiceDeps) {
         );
       }
       record(approve ? 'approve' : 'deny', decided, { actor: approver.username, ...(reason ? { reason } : {}) });
-      return decided;
+      if (!grant) return decided;
+      const s = decided.subject;
+      const given: Grant = {
+        id: newGrantId(),
+        approvalId: id,
+        requester: s.requester.username,
+        verb: s.verb,
+        group: s.group,
+        resource: s.resource,
+        subresource: s.subresource,
+        namespace: s.namespace,
+        names: grant.names ? [...grant.names] : null,
+        groups: s.grant.groups,
+        grantedBy: approver.username,
+        createdAt: at,
+        expiresAt: at + grant.seconds * 1000,
+        revokedBy: null,
+        revokedAt: null,
+      };
+      await store.addGrant(given);
+      record('grant', decided, { actor: approver.username, grant: given });
+      return { ...decided, grant: given };
+    },
+
+    /** The grants someone may see: their own, and those their groups may revoke. */
+    async grants(viewer: Identity): Promise<Grant[]> {
+      return (await store.listGrants(800)).filter((g) => mayHandleGrant(g, viewer)).slice(0, 200);
+    },
+
+    /** Ends a grant at once, on every replica (the gate reads the store on each request). */
+    async revoke(id: string, who: Identity): Promise<Grant> {
+      const g = await store.getGrant(id);
+      if (!g || !mayHandleGrant(g, who)) throw new GatehouseError('GATEHOUSE_NOT_FOUND', `grant ${id} does not exist or is not yours to revoke`);
+      const revoked = await store.revokeGrant(id, who.username, now());
+      if (!revoked) throw new GatehouseError('GATEHOUSE_CONFLICT', `grant ${id} was already revoked`);
+      const a = await store.get(g.approvalId);
+      if (a) record('revoke', a, { actor: who.username, grant: revoked });
+      return revoked;
     },
 
     sweep,

@@ -5,7 +5,7 @@
  * change is one conditional UPDATE, so two replicas racing to approve, use or
  * expire the same approval cannot both win.
  */
-import { storedSubject, type Approval, type ApprovalState, type NewApproval, type Preview } from './approval.js';
+import { storedSubject, type Approval, type ApprovalState, type Grant, type NewApproval, type Preview } from './approval.js';
 
 export type Row = Record<string, unknown>;
 
@@ -38,6 +38,23 @@ export interface ApprovalStore {
   /** The sealed call parked under the approval by this user, if any. */
   parkedCall(approvalId: string, username: string): Promise<string | undefined>;
   forgetCall(approvalId: string): Promise<void>;
+  addGrant(grant: Grant): Promise<void>;
+  /** An unexpired, unrevoked grant covering this request of this requester, if any. */
+  findGrant(q: {
+    requester: string;
+    verb: string;
+    group: string;
+    resource: string;
+    subresource: string;
+    namespace: string;
+    name: string;
+    now: number;
+  }): Promise<Grant | undefined>;
+  getGrant(id: string): Promise<Grant | undefined>;
+  /** Newest first; expired and revoked ones included for a while (the sweep forgets them after a day). */
+  listGrants(limit: number): Promise<Grant[]>;
+  /** Revokes an unrevoked grant; undefined when there was none to revoke. */
+  revokeGrant(id: string, by: string, now: number): Promise<Grant | undefined>;
   get(id: string): Promise<Approval | undefined>;
   list(query: { state?: ApprovalState; limit: number }): Promise<Approval[]>;
   /** How many approvals wait for a decision (metrics): counted by the database, no rows read. */
@@ -50,6 +67,9 @@ export interface ApprovalStore {
 export const TABLE = 'gatehouse_approvals';
 const CALLS = 'gatehouse_mcp_calls';
 const DEAD_CALL_GRACE_MS = 3600_000;
+const GRANTS = 'gatehouse_grants';
+/** Expired or revoked grants stay listed this long, then the sweep forgets them (their audit records stay). */
+const GRANT_KEPT_MS = 86_400_000;
 
 /** A `:name` parameter of the statements below (not a `::type` cast). */
 export const NAMED_PARAMETER = /(?<!:):([a-zA-Z_]\w*)/g;
@@ -76,6 +96,24 @@ export const SCHEMA = [
   `CREATE UNIQUE INDEX IF NOT EXISTS ${TABLE}_one_pending ON ${TABLE} (fingerprint) WHERE state = 'pending'`,
   `CREATE INDEX IF NOT EXISTS ${TABLE}_by_fingerprint ON ${TABLE} (fingerprint, state)`,
   `CREATE INDEX IF NOT EXISTS ${TABLE}_by_time ON ${TABLE} (created_at)`,
+  `CREATE TABLE IF NOT EXISTS ${GRANTS} (
+    id TEXT PRIMARY KEY,
+    approval_id TEXT NOT NULL,
+    requester TEXT NOT NULL,
+    verb TEXT NOT NULL,
+    api_group TEXT NOT NULL,
+    resource TEXT NOT NULL,
+    subresource TEXT NOT NULL,
+    namespace TEXT NOT NULL,
+    names TEXT,
+    groups TEXT NOT NULL,
+    granted_by TEXT NOT NULL,
+    created_at BIGINT NOT NULL,
+    expires_at BIGINT NOT NULL,
+    revoked_by TEXT,
+    revoked_at BIGINT
+  )`,
+  `CREATE INDEX IF NOT EXISTS ${GRANTS}_by_requester ON ${GRANTS} (requester, verb, resource, namespace)`,
   `CREATE TABLE IF NOT EXISTS ${CALLS} (
     approval_id TEXT PRIMARY KEY,
     username TEXT NOT NULL,
@@ -106,6 +144,14 @@ const SQL = {
   // for an hour past the approval's time, so approvals_wait can still tell the agent what became of it.
   forgetDeadCalls: `DELETE FROM ${CALLS} WHERE approval_id NOT IN (SELECT id FROM ${TABLE} WHERE state IN ('pending', 'approved') OR expires_at > :cutoff)`,
   get: `SELECT * FROM ${TABLE} WHERE id = :id`,
+  addGrant: `INSERT INTO ${GRANTS} (id, approval_id, requester, verb, api_group, resource, subresource, namespace, names, groups, granted_by, created_at, expires_at)
+    VALUES (:id, :approvalId, :requester, :verb, :group, :resource, :subresource, :namespace, :names, :groups, :grantedBy, :createdAt, :expiresAt)`,
+  findGrants: `SELECT * FROM ${GRANTS} WHERE requester = :requester AND verb = :verb AND api_group = :group AND resource = :resource
+    AND subresource = :subresource AND namespace = :namespace AND revoked_at IS NULL AND expires_at > :now ORDER BY expires_at DESC`,
+  getGrant: `SELECT * FROM ${GRANTS} WHERE id = :id`,
+  listGrants: `SELECT * FROM ${GRANTS} ORDER BY created_at DESC LIMIT :limit`,
+  revokeGrant: `UPDATE ${GRANTS} SET revoked_by = :by, revoked_at = :now WHERE id = :id AND revoked_at IS NULL RETURNING *`,
+  forgetGrants: `DELETE FROM ${GRANTS} WHERE expires_at < :cutoff OR revoked_at < :cutoff`,
   listAll: `SELECT * FROM ${TABLE} ORDER BY created_at DESC LIMIT :limit`,
   listState: `SELECT * FROM ${TABLE} WHERE state = :state ORDER BY created_at DESC LIMIT :limit`,
   countPending: `SELECT COUNT(*) AS n FROM ${TABLE} WHERE state = 'pending'`,
@@ -150,6 +196,26 @@ export function fromRow(r: Row): Approval {
   }
 }
 
+function grantFromRow(r: Row): Grant {
+  return {
+    id: r['id'] as string,
+    approvalId: r['approval_id'] as string,
+    requester: r['requester'] as string,
+    verb: r['verb'] as string,
+    group: r['api_group'] as string,
+    resource: r['resource'] as string,
+    subresource: r['subresource'] as string,
+    namespace: r['namespace'] as string,
+    names: r['names'] == null ? null : (json(r['names']) as string[]),
+    groups: json(r['groups']) as string[],
+    grantedBy: r['granted_by'] as string,
+    createdAt: num(r['created_at']),
+    expiresAt: num(r['expires_at']),
+    revokedBy: (r['revoked_by'] as string | null) ?? null,
+    revokedAt: r['revoked_at'] == null ? null : num(r['revoked_at']),
+  };
+}
+
 export function createSqlStore(db: SqlConnection): ApprovalStore {
   const rows = async (sql: string, params: Record<string, unknown>) => (await db.all(sql, params)).map(fromRow);
   const changed = async (list: Approval[]) => {
@@ -192,11 +258,36 @@ export function createSqlStore(db: SqlConnection): ApprovalStore {
     async expireDue(now) {
       const expired = await changed(await rows(SQL.expireDue, { now }));
       await db.all(SQL.forgetDeadCalls, { cutoff: now - DEAD_CALL_GRACE_MS });
+      await db.all(SQL.forgetGrants, { cutoff: now - GRANT_KEPT_MS });
       return expired;
     },
     async setPreview(id, preview) {
       await db.all(SQL.setPreview, { id, preview: JSON.stringify(preview) });
       await db.announce([id]);
+    },
+    async addGrant(g) {
+      await db.all(SQL.addGrant, {
+        ...g,
+        names: g.names ? JSON.stringify(g.names) : null,
+        groups: JSON.stringify(g.groups),
+      });
+      await db.announce([g.id]);
+    },
+    async findGrant(q) {
+      const rows = (await db.all(SQL.findGrants, q)).map(grantFromRow);
+      return rows.find((g) => g.names === null || g.names.includes(q.name));
+    },
+    async getGrant(id) {
+      const [r] = await db.all(SQL.getGrant, { id });
+      return r ? grantFromRow(r) : undefined;
+    },
+    async listGrants(limit) {
+      return (await db.all(SQL.listGrants, { limit })).map(grantFromRow);
+    },
+    async revokeGrant(id, by, now) {
+      const [r] = await db.all(SQL.revokeGrant, { id, by, now });
+      if (r) await db.announce([id]);
+      return r ? grantFromRow(r) : undefined;
     },
     async parkCall(id, username, sealed, now) {
       await db.all(SQL.parkCall, { id, username, sealed, now });

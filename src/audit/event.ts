@@ -67,7 +67,7 @@ export interface AuditEvent {
 export interface ApprovalEvent {
   readonly kind: 'ApprovalEvent';
   readonly apiVersion: 'gatehouse.dev/v1';
-  readonly action: 'create' | 'approve' | 'deny' | 'expire' | 'use';
+  readonly action: 'create' | 'approve' | 'deny' | 'expire' | 'use' | 'grant' | 'revoke';
   readonly approvalID: string;
   readonly fingerprint: string;
   readonly timestamp: string;
@@ -86,6 +86,8 @@ export interface ApprovalEvent {
   readonly approverGroups: readonly string[];
   /** The audit ID of the request that created or used the approval. */
   readonly auditID?: string;
+  /** A grant given with the approval (action grant) or revoked (action revoke). */
+  readonly grant?: { readonly id: string; readonly scope: string; readonly expiresAt: string; readonly revokedBy?: string };
 }
 
 /** A line typed in an exec/attach session: the command-level record, tied to the session and its request. */

@@ -74,7 +74,11 @@ export function requestEvent(f: RequestFacts): AuditEvent {
     annotations: {
       'gatehouse.dev/effect': d?.effect ?? 'none',
       ...(d && f.policyRevision ? { 'gatehouse.dev/policy-revision': f.policyRevision } : {}),
-      ...(f.approval ? { 'gatehouse.dev/approval': f.approval.id, 'gatehouse.dev/approved-by': f.approval.approvedBy } : {}),
+      ...(f.approval
+        ? f.approval.id.startsWith('gr-')
+          ? { 'gatehouse.dev/grant': f.approval.id, 'gatehouse.dev/granted-by': f.approval.approvedBy }
+          : { 'gatehouse.dev/approval': f.approval.id, 'gatehouse.dev/approved-by': f.approval.approvedBy }
+        : {}),
       ...(f.shadow?.outcome === 'differs'
         ? {
             'gatehouse.dev/shadow-effect': f.shadow.effect,

@@ -15,6 +15,13 @@ export interface Approval {
   readonly singleUse: boolean;
   /** The object's fields that made this request need approval (field paths); the preview highlights them. */
   readonly fields: readonly string[];
+  /**
+   * The longest time-bound grant an approver may give with the approval (the same verb on the same kind
+   * of resource in the same namespace, for the same requester); 0: none, every request needs its own.
+   */
+  readonly maxGrantSeconds: number;
+  /** Who may give such a grant: the approver groups unless the policy names others. */
+  readonly grantGroups: readonly string[];
 }
 
 /**
@@ -103,7 +110,11 @@ function parseApproval(value: unknown): Approval {
   const fields = value['fields'] === undefined ? [] : strings(value['fields'], 'approval.fields', 64);
   const bad = fields.find((f) => parseFieldPath(f) === undefined);
   if (bad !== undefined) throw new Malformed(`approval.fields: ${JSON.stringify(bad)} is not a field path ($ then .name, ['name'] or [n] steps)`);
-  return { approverGroups: groups, ttlSeconds: ttl, singleUse, fields };
+  const maxGrant = value['maxGrantSeconds'] ?? 0;
+  if (typeof maxGrant !== 'number' || !Number.isInteger(maxGrant) || maxGrant < 0 || maxGrant > 24 * 3600)
+    throw new Malformed('approval.maxGrantSeconds must be a whole number of seconds between 0 and 86400');
+  const grantGroups = value['grantGroups'] === undefined ? groups : strings(value['grantGroups'], 'approval.grantGroups', 64);
+  return { approverGroups: groups, ttlSeconds: ttl, singleUse, fields, maxGrantSeconds: maxGrant, grantGroups };
 }
 
 function parseInspect(value: unknown): Inspect[] {

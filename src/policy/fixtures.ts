@@ -25,7 +25,10 @@ export function expectedDecision(written: Record<string, unknown>): Record<strin
   const expected = { ...written };
   if (expected['effect'] === 'deny') delete expected['mask'];
   if (expected['effect'] !== 'deny') expected['inspect'] ??= [];
-  if (expected['effect'] === 'approve') expected['approval'] = { fields: [], ...(expected['approval'] as object), singleUse: true };
+  if (expected['effect'] === 'approve') {
+    const a = expected['approval'] as { approverGroups?: unknown };
+    expected['approval'] = { fields: [], maxGrantSeconds: 0, grantGroups: a.approverGroups, ...a, singleUse: true };
+  }
   return expected;
 }
 

@@ -99,10 +99,13 @@ allow contains "agents may read in namespaces dev and prod" if {
 
 # --- approve -----------------------------------------------------------------
 
+# An approver may let the same kind of write through for an hour (a rollout of
+# ten objects: one approval, not ten).
 approve contains {
 	"reason": "agents need a person's approval for every write",
 	"approverGroups": ["security"],
 	"ttlSeconds": 900,
+	"maxGrantSeconds": 3600,
 } if {
 	is_agent
 	_ra.namespace in {"dev", "prod"}

@@ -44,7 +44,7 @@ test_allow_agent_reads if {
 
 test_approve_agent_writes if {
 	a := access.approve with input as _req(_bot, "create", "configmaps", "", "dev")
-	a == {{"reason": "agents need a person's approval for every write", "approverGroups": ["security"], "ttlSeconds": 900}}
+	a == {{"reason": "agents need a person's approval for every write", "approverGroups": ["security"], "ttlSeconds": 900, "maxGrantSeconds": 3600}}
 }
 
 test_approve_agent_exec if {

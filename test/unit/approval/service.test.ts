@@ -73,7 +73,7 @@ describe('approval service (SQLite in memory, manual clock)', () => {
       identity,
       fingerprint: fingerprint(identity, 'delete', target.path, body),
       subject: subjectOf(identity, target, 'DELETE', null, ['prod deletes need approval'], body),
-      policy: { approverGroups: ['security'], ttlSeconds, singleUse: true, fields: [] },
+      policy: { approverGroups: ['security'], ttlSeconds, singleUse: true, fields: [], maxGrantSeconds: 0, grantGroups: ['security'] },
       auditId: 'audit-1',
       signal,
     };
@@ -201,6 +201,74 @@ describe('approval service (SQLite in memory, manual clock)', () => {
     assert.equal((await waiting)?.state, 'approved');
     assert.equal((await service.waitFor(id, clock, new AbortController().signal))?.state, 'approved');
     assert.equal(await service.waitFor('ap-none', clock, new AbortController().signal), undefined);
+  });
+
+  describe('time-bound grants', () => {
+    /** A delete by `who` in `ns` of `name`, under a policy that allows grants of up to an hour by security. */
+    const grantable = (who: Identity, ns: string, name: string, verb: 'DELETE' | 'PATCH' = 'DELETE'): GateRequest => {
+      const t = parseTarget(verb, `/apis/apps/v1/namespaces/${ns}/deployments/${name}`, '');
+      return {
+        identity: who,
+        fingerprint: fingerprint(who, t.attributes.verb, t.path, undefined),
+        subject: subjectOf(who, t, verb, null, ['r'], undefined, { grant: { maxSeconds: 3600, groups: ['security'] } }),
+        policy: { approverGroups: ['security'], ttlSeconds: 900, singleUse: true, fields: [], maxGrantSeconds: 3600, grantGroups: ['security'] },
+        auditId: `a-${ns}-${name}`,
+        signal: new AbortController().signal,
+      };
+    };
+    const erin = () => person('erin', ['admins']);
+    const carol = () => person('carol', ['security']);
+
+    it('lets the same requester do the same verb on the same kind in the same namespace until it expires; nothing else', async () => {
+      setUp();
+      const first = await refused(service.gate(grantable(erin(), 'prod', 'web')));
+      const id = /approval (ap-[a-z0-9]+)/.exec(first.message)![1]!;
+      const decided = await service.decide(id, carol(), true, 'rollout', { seconds: 1800 });
+      assert.match(decided.grant!.id, /^gr-/);
+      assert.equal(decided.grant!.expiresAt, clock + 1_800_000);
+      // Another object of the same kind: through on the grant, no approval opened.
+      const other = await service.gate(grantable(erin(), 'prod', 'api'));
+      assert.deepEqual(other, { id: decided.grant!.id, approvedBy: 'carol' });
+      assert.equal(await store.countPending(), 0);
+      // Another namespace, verb or requester: a new approval, as before.
+      for (const r of [grantable(erin(), 'dev', 'web'), grantable(erin(), 'prod', 'web', 'PATCH'), grantable(person('frank', ['admins']), 'prod', 'web')])
+        assert.equal((await refused(service.gate(r))).status, 403);
+      clock += 1_800_001;
+      assert.equal((await refused(service.gate(grantable(erin(), 'prod', 'db')))).status, 403, 'expired');
+      assert.deepEqual(
+        audit.filter((e): e is ApprovalEvent => e.kind === 'ApprovalEvent' && e.action === 'grant').map((e) => e.grant?.scope),
+        ['erin may delete deployments.apps in prod'],
+      );
+    });
+
+    it('is revoked at once, and may be narrowed to named objects', async () => {
+      setUp();
+      const id = /approval (ap-[a-z0-9]+)/.exec((await refused(service.gate(grantable(erin(), 'prod', 'web')))).message)![1]!;
+      const { grant } = await service.decide(id, carol(), true, '', { seconds: 600, names: ['web', 'api'] });
+      assert.equal((await service.gate(grantable(erin(), 'prod', 'api'))).id, grant!.id);
+      assert.equal((await refused(service.gate(grantable(erin(), 'prod', 'db')))).status, 403, 'not named');
+      assert.deepEqual(
+        (await service.grants(erin())).map((g) => g.id),
+        [grant!.id],
+        'the requester sees it',
+      );
+      assert.deepEqual(await service.grants(person('frank', ['admins'])), [], 'others do not');
+      await assert.rejects(service.revoke(grant!.id, person('frank', ['admins'])), /does not exist or is not yours/);
+      const revoked = await service.revoke(grant!.id, carol());
+      assert.equal(revoked.revokedBy, 'carol');
+      assert.equal((await refused(service.gate(grantable(erin(), 'prod', 'api')))).status, 403, 'revoked: asks again');
+      await assert.rejects(service.revoke(grant!.id, carol()), /already revoked/);
+    });
+
+    it('is given only as long and by whom the policy says, and never with a denial', async () => {
+      setUp();
+      const id = /approval (ap-[a-z0-9]+)/.exec((await refused(service.gate(grantable(erin(), 'prod', 'web')))).message)![1]!;
+      await assert.rejects(service.decide(id, carol(), true, '', { seconds: 3601 }), /at most 3600 s/);
+      await assert.rejects(service.decide(id, carol(), false, '', { seconds: 60 }), /comes with an approval, not a denial/);
+      const id2 = /approval (ap-[a-z0-9]+)/.exec((await refused(service.gate(request(person('erin', ['admins']))))).message)![1]!;
+      await assert.rejects(service.decide(id2, carol(), true, '', { seconds: 60 }), /allows no grant/);
+      assert.equal((await store.get(id))!.state, 'pending', 'a refused grant decides nothing');
+    });
   });
 
   it('caps the policy ttl with approvals.maxTtlSeconds', async () => {

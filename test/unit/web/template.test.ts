@@ -43,6 +43,7 @@ describe('web/template: request text is text in every page', () => {
         reasons: [EVIL],
         fields: [`$.spec['${EVIL}']`],
         bodySha256: null,
+        grant: { maxSeconds: 0, groups: [] },
       },
       approverGroups: [EVIL],
       singleUse: true,
