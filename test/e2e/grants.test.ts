@@ -68,7 +68,9 @@ describe('grants: one approval for a rollout, revocable at once', function () {
     assert.match(listed.stdout, new RegExp(`${grantId} +active .*carol@example\\.com +${approval.id} +agent:deploy-bot may patch configmaps in dev`));
     const revoked = await grantsCli(demo.kubeconfigs.security, ['revoke', grantId]);
     assert.equal(revoked.code, 0, revoked.stderr);
-    assert.ok(records().some((e) => e.kind === 'ApprovalEvent' && (e).action === 'revoke' && (e).grant?.id === grantId));
+    const revocation = records().find((e): e is ApprovalEvent => e.kind === 'ApprovalEvent' && e.action === 'revoke');
+    assert.equal(revocation?.grant?.id, grantId);
+    assert.equal(revocation.actor, 'carol@example.com');
 
     // Revoked: the next write waits for an approval again.
     const after = kubectlInBackground(demo.kubeconfigs.agent, label('grant-4'));
