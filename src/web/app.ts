@@ -129,7 +129,13 @@ export function createWeb(deps: {
         await visibleApproval(deps.store, session.identity, id);
         const action = form.get('action');
         if (action !== 'approve' && action !== 'deny') throw new GatehouseError('GATEHOUSE_BAD_REQUEST', 'choose Approve or Deny');
-        await deps.service.decide(id, session.identity, action === 'approve', form.get('reason') ?? '');
+        const seconds = form.get('grant');
+        const names = (form.get('grant-names') ?? '')
+          .split(',')
+          .map((n) => n.trim())
+          .filter(Boolean);
+        const grant = seconds ? { seconds: Number(seconds), ...(names.length ? { names } : {}) } : undefined;
+        await deps.service.decide(id, session.identity, action === 'approve', form.get('reason') ?? '', grant);
         return redirect(res, `/gatehouse/approvals/${id}`);
       }
       throw new GatehouseError('GATEHOUSE_METHOD_NOT_ALLOWED', `${req.method ?? ''} is not allowed on ${path}`);

@@ -62,13 +62,23 @@ export function detailPage(a: Approval, viewer: Identity, csrf: string): Html {
       ? html`<pre class="diff" id="preview" aria-label="What the request would change">${diffHtml(a.preview.diff, a.preview.highlight ?? [])}</pre>`
       : html`<p id="preview">${a.preview.message}</p>`;
   const why = whyNotApprover(a, viewer);
+  // A grant, where the policy allows one and the viewer may give it: the same verb on the same kind, for a while.
+  const g = s.grant;
+  const grantable = g.maxSeconds > 0 && viewer.groups.some((x) => g.groups.includes(x));
+  const lengths = [900, 1800, 3600, 4 * 3600, 8 * 3600, 24 * 3600].filter((n) => n <= g.maxSeconds);
+  if (!lengths.includes(g.maxSeconds)) lengths.push(g.maxSeconds);
+  const grant =
+    grantable &&
+    html`<fieldset class="grant"><legend>Also let ${s.requester.username} ${s.verb} ${s.subresource ? `${s.resource}/${s.subresource}` : s.resource}${s.namespace ? ` in ${s.namespace}` : ''} without asking again</legend>
+<label for="grant">for<select id="grant" name="grant"><option value="">no grant: this request only</option>${lengths.map((n) => html`<option value="${String(n)}">${n % 3600 === 0 ? `${n / 3600} h` : `${n / 60} min`}</option>`)}</select></label>
+<label for="grant-names">only these objects (comma-separated, optional)<input id="grant-names" name="grant-names" maxlength="4096" size="30"></label></fieldset>`;
   const decide =
     a.state === 'pending' &&
     (why
       ? html`<p>${why}.</p>`
       : html`<form class="decide" method="post" action="/gatehouse/approvals/${a.id}/decision">
 <input type="hidden" name="csrf" value="${csrf}"><label for="reason">Reason (optional)<input id="reason" name="reason" maxlength="1024" size="40"></label>
-<button class="approve" type="submit" name="action" value="approve">Approve</button><button class="deny" type="submit" name="action" value="deny">Deny</button></form>`);
+${grant}<button class="approve" type="submit" name="action" value="approve">Approve</button><button class="deny" type="submit" name="action" value="deny">Deny</button></form>`);
   const decided =
     'decidedBy' in a &&
     html`<dt>Decided</dt><dd>${a.state === 'denied' ? 'denied' : 'approved'} by ${a.decidedBy} at ${when(a.decidedAt)}${a.reason ? `: ${a.reason}` : ''}</dd>`;

@@ -73,6 +73,26 @@ describe('approvals web page (headless Chromium → Gatehouse, login via the dem
     await context.close();
   });
 
+  it("security approves with a grant from the page: the agent's next write of that kind goes through without asking", async () => {
+    for (const n of ['web-grant-1', 'web-grant-2']) assert.equal((await admin(['create', 'configmap', n, '-n', 'dev', '--from-literal=a=1'])).code, 0);
+    const label = (n: string) => ['label', 'configmap', n, '-n', 'dev', 'rollout=web', '--overwrite'];
+    const held = kubectlInBackground(demo.kubeconfigs.agent, label('web-grant-1'));
+    const pending = await pendingFor(demo.kubeconfigs.security, 'web-grant-1');
+    const context = await browser.newContext({ ignoreHTTPSErrors: true });
+    const page = await context.newPage();
+    await logIn(page, 'carol');
+    await page.goto(`${demo.gateway.url}/gatehouse/approvals/${pending.id}`);
+    assert.match((await page.textContent('fieldset.grant legend')) ?? '', /Also let agent:deploy-bot patch configmaps in dev without asking again/);
+    assert.deepEqual(await page.locator('#grant option').allTextContents(), ['no grant: this request only', '15 min', '30 min', '1 h']);
+    await page.selectOption('#grant', '900');
+    await Promise.all([page.waitForURL(/\/gatehouse\/approvals\/ap-/, { waitUntil: 'load' }), page.click('button.approve')]);
+    assert.equal((await held.done).code, 0);
+    const next = await kubectl(demo.kubeconfigs.agent, [...label('web-grant-2'), '--request-timeout=20s']);
+    assert.equal(next.code, 0, next.stderr);
+    await context.close();
+    await admin(['delete', 'configmap', 'web-grant-1', 'web-grant-2', '-n', 'dev']);
+  });
+
   it('the requester behind the agent sees the request but gets no buttons; a forged form post is refused', async () => {
     assert.equal((await admin(['create', 'deployment', 'web-approved-1', '--image=registry.invalid/app:1', '-n', 'prod'])).code, 0);
     const held = kubectlInBackground(demo.kubeconfigs.agent, ['delete', 'deployment', 'web-approved-1', '-n', 'prod']);
