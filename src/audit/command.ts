@@ -6,7 +6,7 @@
  */
 import { closeSync, createReadStream, fstatSync, openSync, readFileSync, readSync } from 'node:fs';
 import { createInterface } from 'node:readline';
-import { parseArgs } from 'node:util';
+import { parseOr, unknownSub } from '../cli-args.js';
 import { messageOf } from '../errors.js';
 import { visible } from '../terminal.js';
 import { createVerifier, type VerifyReport } from './verify.js';
@@ -42,21 +42,13 @@ export async function verifyFile(file: string, options: { key?: Buffer; live?: b
 
 export async function runAuditCommand(argv: string[]): Promise<number> {
   const [sub, ...rest] = argv;
-  if (sub !== 'verify') {
-    process.stderr.write(sub === undefined || sub === 'help' || sub === '--help' ? USAGE : `gatehouse audit: unknown command '${sub}'\n${USAGE}`);
-    return 2;
-  }
-  let parsed;
-  try {
-    parsed = parseArgs({
-      args: rest,
-      allowPositionals: true,
-      options: { key: { type: 'string' }, live: { type: 'boolean' }, output: { type: 'string', short: 'o', default: 'text' } },
-    });
-  } catch (err) {
-    process.stderr.write(`gatehouse audit verify: ${messageOf(err)}\n${USAGE}`);
-    return 2;
-  }
+  if (sub !== 'verify') return unknownSub('audit', sub, USAGE);
+  const parsed = parseOr('audit verify', USAGE, {
+    args: rest,
+    allowPositionals: true,
+    options: { key: { type: 'string' }, live: { type: 'boolean' }, output: { type: 'string', short: 'o', default: 'text' } },
+  });
+  if (!parsed) return 2;
   const { values, positionals } = parsed;
   if (!positionals.length || !['text', 'json'].includes(values.output)) {
     process.stderr.write(USAGE);

@@ -7,7 +7,7 @@
 import { execFile } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { join, relative, resolve } from 'node:path';
-import { parseArgs } from 'node:util';
+import { parseOr, unknownSub } from '../cli-args.js';
 import { messageOf } from '../errors.js';
 import { projectRoot } from '../paths.js';
 import { checkMaskPath } from '../redact/path.js';
@@ -108,21 +108,13 @@ export async function policyTest(o: { dir: string; policy: string; schema?: stri
 export async function runPolicyCommand(argv: string[]): Promise<number> {
   const [sub, ...rest] = argv;
   if (sub === 'replay') return runReplayCommand(rest);
-  if (sub !== 'test') {
-    process.stderr.write(sub === undefined || sub === 'help' || sub === '--help' ? USAGE : `gatehouse policy: unknown command '${sub}'\n${USAGE}`);
-    return 2;
-  }
-  let parsed;
-  try {
-    parsed = parseArgs({
-      args: rest,
-      allowPositionals: true,
-      options: { policy: { type: 'string' }, schema: { type: 'string' }, fixtures: { type: 'string' }, opa: { type: 'string' } },
-    });
-  } catch (err) {
-    process.stderr.write(`gatehouse policy test: ${messageOf(err)}\n${USAGE}`);
-    return 2;
-  }
+  if (sub !== 'test') return unknownSub('policy', sub, USAGE);
+  const parsed = parseOr('policy test', USAGE, {
+    args: rest,
+    allowPositionals: true,
+    options: { policy: { type: 'string' }, schema: { type: 'string' }, fixtures: { type: 'string' }, opa: { type: 'string' } },
+  });
+  if (!parsed) return 2;
   const { values, positionals } = parsed;
   if (positionals.length > 1) {
     process.stderr.write(USAGE);

@@ -6,13 +6,13 @@
  * gateway, in front of kube-apiserver v1.35.4.
  */
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import type { ApprovalEvent, AuditEvent, AuditRecord } from '../../src/audit/event.js';
+import type { ApprovalEvent, AuditEvent } from '../../src/audit/event.js';
 import { startDemo, type RunningDemo } from '../../src/demo/demo.js';
 import { projectRoot, runRoot } from '../../src/paths.js';
 import { approvalsCli, kubectlInBackground, pendingFor } from '../support/approvals.js';
 import { kubectl, run } from '../support/run.js';
+import { readAudit } from '../support/audit.js';
 import { testbed } from './hooks.js';
 
 const grantsCli = (kubeconfig: string, args: string[]) =>
@@ -22,11 +22,7 @@ describe('grants: one approval for a rollout, revocable at once', function () {
   this.timeout(120_000);
   let demo: RunningDemo;
   const admin = (args: string[]) => kubectl(testbed().kubeconfigs.admin, args);
-  const records = () =>
-    readFileSync(join(demo.dir, 'audit.log'), 'utf8')
-      .split('\n')
-      .filter(Boolean)
-      .map((l) => JSON.parse(l) as AuditRecord);
+  const records = () => readAudit(join(demo.dir, 'audit.log'));
 
   before(async function () {
     this.timeout(120_000);

@@ -9,7 +9,7 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { CallToolResult } from '@modelcontextprotocol/sdk/types.js';
 import { Agent, fetch as undiciFetch } from 'undici';
-import type { AuditRecord, McpToolCallEvent } from '../../src/audit/event.js';
+import type { McpToolCallEvent } from '../../src/audit/event.js';
 import { DEMO_USERS, startDemo, type DemoUser, type RunningDemo } from '../../src/demo/demo.js';
 import { mintDemoToken } from '../../src/demo/issuer.js';
 import { projectRoot, runRoot } from '../../src/paths.js';
@@ -18,6 +18,7 @@ import { approvalsCli, pendingFor } from '../support/approvals.js';
 import { connectMcp } from '../support/mcp.js';
 import { kubectl, run } from '../support/run.js';
 import { waitFor } from '../support/wait.js';
+import { readAudit } from '../support/audit.js';
 import { testbed } from './hooks.js';
 
 describe('MCP endpoint /gatehouse/mcp (SDK client → Gatehouse → kube-apiserver v1.35.4)', function () {
@@ -25,11 +26,7 @@ describe('MCP endpoint /gatehouse/mcp (SDK client → Gatehouse → kube-apiserv
   let demo: RunningDemo;
   let dispatcher: Agent;
   const admin = (args: string[]) => kubectl(testbed().kubeconfigs.admin, args);
-  const records = () =>
-    readFileSync(join(demo.dir, 'audit.log'), 'utf8')
-      .split('\n')
-      .filter(Boolean)
-      .map((l) => JSON.parse(l) as AuditRecord);
+  const records = () => readAudit(join(demo.dir, 'audit.log'));
 
   async function tokenFor(u: DemoUser): Promise<string> {
     return mintDemoToken(demo.dir, u);
@@ -310,12 +307,7 @@ describe('MCP approvals_wait: a call held past the hold is parked, and runs once
     }
   };
   const deleteDeployment = (name: string) => ({ apiVersion: 'apps/v1', kind: 'Deployment', namespace: 'prod', name });
-  const toolCalls = () =>
-    readFileSync(join(demo.dir, 'audit.log'), 'utf8')
-      .split('\n')
-      .filter(Boolean)
-      .map((l) => JSON.parse(l) as AuditRecord)
-      .filter((e): e is McpToolCallEvent => e.kind === 'McpToolCall');
+  const toolCalls = () => readAudit(join(demo.dir, 'audit.log')).filter((e): e is McpToolCallEvent => e.kind === 'McpToolCall');
 
   before(async function () {
     this.timeout(120_000);

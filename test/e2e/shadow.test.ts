@@ -6,41 +6,27 @@
  * that does not compile never stops the gateway.
  */
 import assert from 'node:assert/strict';
-import { cpSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import type { AuditEvent, AuditRecord } from '../../src/audit/event.js';
+import type { AuditEvent } from '../../src/audit/event.js';
 import { startDemo, type RunningDemo } from '../../src/demo/demo.js';
-import { projectRoot, runRoot } from '../../src/paths.js';
+import { runRoot } from '../../src/paths.js';
+import { writeCandidate } from '../support/policy.js';
 import { kubectl } from '../support/run.js';
+import { readAudit } from '../support/audit.js';
 import { testbed } from './hooks.js';
 
 describe('policy.shadow: a candidate decides beside the live policy, recorded and never enforced', function () {
   this.timeout(90_000);
   const root = join(runRoot, `test-${process.pid}`, 'shadow');
   let demo: RunningDemo;
-  const events = () =>
-    readFileSync(join(demo.dir, 'audit.log'), 'utf8')
-      .split('\n')
-      .filter(Boolean)
-      .map((l) => JSON.parse(l) as AuditRecord)
-      .filter((e): e is AuditEvent => e.kind === 'Event' && e.stage === 'ResponseComplete');
+  const events = () => readAudit(join(demo.dir, 'audit.log')).filter((e): e is AuditEvent => e.kind === 'Event' && e.stage === 'ResponseComplete');
 
   before(async function () {
     this.timeout(120_000);
     // The candidate: admins lose their blanket allow, and Secret values are no longer masked.
-    const candidate = join(root, 'candidate');
     mkdirSync(root, { recursive: true });
-    cpSync(join(projectRoot, 'policies/gatehouse'), candidate, { recursive: true });
-    const access = join(candidate, 'access/access.rego');
-    writeFileSync(
-      access,
-      readFileSync(access, 'utf8').replace(
-        'allow contains "group admins may do anything" if is_admin',
-        'allow contains "group admins may do anything" if false',
-      ),
-    );
-    const masking = join(candidate, 'masking/masking.rego');
-    writeFileSync(masking, readFileSync(masking, 'utf8').replaceAll('"$.data.*"', '"$.dataX.*"'));
+    const candidate = writeCandidate(join(root, 'candidate'));
     demo = await startDemo({ dir: join(root, 'demo'), testbed: testbed(), policy: { shadow: { dir: candidate } } });
   });
   after(async () => {

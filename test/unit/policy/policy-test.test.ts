@@ -5,10 +5,11 @@
  */
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { cpSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { projectRoot } from '../../../src/paths.js';
+import { breakAdminRule } from '../../support/policy.js';
 
 const CLI = join(projectRoot, 'bin/gatehouse.js');
 
@@ -29,14 +30,7 @@ describe('gatehouse policy test', function () {
     const dir = mkdtempSync(join(tmpdir(), 'gatehouse-policy-test-'));
     try {
       cpSync(join(projectRoot, 'policies'), dir, { recursive: true });
-      const access = join(dir, 'gatehouse/access/access.rego');
-      writeFileSync(
-        access,
-        readFileSync(access, 'utf8').replace(
-          'allow contains "group admins may do anything" if is_admin',
-          'allow contains   "group admins may do anything" if false',
-        ),
-      );
+      breakAdminRule(join(dir, 'gatehouse'));
       const r = spawnSync(process.execPath, [CLI, 'policy', 'test', dir], { encoding: 'utf8' });
       assert.equal(r.status, 1);
       assert.match(r.stdout, /✗ opa fmt +files need `opa fmt -w` \([\d.]+ s\)\n +.*access\.rego/);

@@ -5,7 +5,7 @@
  */
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { decisionFacts } from '../../../src/admission/record.js';
@@ -17,6 +17,7 @@ import { loadPolicySource } from '../../../src/policy/load.js';
 import { createReplayer, parseDuration, splitInput, type Change } from '../../../src/policy/replay.js';
 import { checkMaskPath } from '../../../src/redact/path.js';
 import { projectRoot, toolPath } from '../../../src/paths.js';
+import { writeCandidate } from '../../support/policy.js';
 
 const samples = readSamples(join(projectRoot, 'policies/fixtures/samples.json'));
 const CLI = join(projectRoot, 'bin/gatehouse.js');
@@ -65,18 +66,7 @@ describe('gatehouse policy replay', function () {
     });
     w.flush();
     // The candidate: admins lose their blanket allow, and Secrets are no longer masked for anyone.
-    candidate = join(dir, 'candidate');
-    cpSync(join(projectRoot, 'policies/gatehouse'), candidate, { recursive: true });
-    const access = join(candidate, 'access/access.rego');
-    writeFileSync(
-      access,
-      readFileSync(access, 'utf8').replace(
-        'allow contains "group admins may do anything" if is_admin',
-        'allow contains "group admins may do anything" if false',
-      ),
-    );
-    const masking = join(candidate, 'masking/masking.rego');
-    writeFileSync(masking, readFileSync(masking, 'utf8').replaceAll('"$.data.*"', '"$.dataX.*"'));
+    candidate = writeCandidate(join(dir, 'candidate'));
   });
   after(() => rmSync(dir, { recursive: true, force: true }));
 
