@@ -21,12 +21,19 @@ describe('policy/decision: inspect and approval fields', () => {
       reasons: ['r'],
       mask: [],
       inspect: [],
-      approval: { ...approval, singleUse: true, fields: [] },
+      approval: { ...approval, singleUse: true, fields: [], maxGrantSeconds: 0, grantGroups: ['security'] },
       audit: { level: 'Metadata' },
     });
     const d = answer({ effect: 'approve', approval: { ...approval, fields: ['$.spec.hostPID', "$.spec.containers[0]['securityContext'].privileged"] } });
     assert.ok(d.effect === 'approve');
     assert.deepEqual(d.approval.fields, ['$.spec.hostPID', "$.spec.containers[0]['securityContext'].privileged"]);
+    const g = answer({ effect: 'approve', approval: { ...approval, maxGrantSeconds: 3600, grantGroups: ['sre'] } });
+    assert.ok(g.effect === 'approve');
+    assert.equal(g.approval.maxGrantSeconds, 3600);
+    assert.deepEqual(g.approval.grantGroups, ['sre']);
+    const tooLong = answer({ effect: 'approve', approval: { ...approval, maxGrantSeconds: 86_401 } });
+    assert.equal(tooLong.effect, 'deny');
+    assert.match(tooLong.reasons.join(), /maxGrantSeconds must be a whole number of seconds between 0 and 86400/);
   });
 
   it('a wish the gateway cannot meet, or a field that is not a field path, is a deny that says so', () => {
