@@ -12,10 +12,15 @@ const [ownerArg, dir, ...pidArgs] = process.argv.slice(2);
 const owner = Number(ownerArg);
 const pids = pidArgs.map(Number);
 
+// Servers gone is not the end: `down` stops them, then removes the folder, then this process. An
+// owner killed between the last two (a loaded machine stretches that moment) left the folder behind
+// while this loop saw the servers gone and quit; so it waits for its owner (or, with none, for the
+// servers) and always finishes the job itself.
 for (;;) {
-  if (!pids.some(isAlive)) process.exit(0);
-  if (owner > 0 && !isAlive(owner)) {
-    await stopProcesses(pids);
+  const serversUp = pids.some(isAlive);
+  const ownerGone = owner > 0 ? !isAlive(owner) : !serversUp;
+  if (ownerGone) {
+    if (serversUp) await stopProcesses(pids);
     rmSync(dir!, { recursive: true, force: true });
     process.exit(0);
   }
