@@ -36,6 +36,8 @@ describe('gatehouse demo (the embedded default, as a process)', function () {
       const deadline = Date.now() + 90_000;
       while (!existsSync(join(dir, 'ready')) && Date.now() < deadline && child.exitCode === null) await sleep(200);
       assert.ok(existsSync(join(dir, 'ready')), `demo did not become ready: ${p.out}`);
+      // `ready` is written before the message is printed, and the pipe may deliver it a moment later.
+      await waitFor('the demo to print how to try it', () => p.out.includes('Stop with Ctrl-C') || child.exitCode !== null);
       assert.match(p.out, /Try:\n.*kubectl --kubeconfig .*alice\.kubeconfig get configmaps -n dev/);
 
       for (const name of ['admin', 'alice', 'agent', 'security']) assert.ok(existsSync(join(dir, `${name}.kubeconfig`)), name);
@@ -159,6 +161,8 @@ describe('gatehouse demo --replicas 2 (as a process)', function () {
       try {
         await waitFor('the HA demo to be ready', () => existsSync(join(dir, 'ready')) || child.exitCode !== null, 150_000);
         assert.ok(existsSync(join(dir, 'ready')), `not ready: ${p.out}${p.log}`);
+        // `ready` is written before the message is printed, and the pipe may deliver it a moment later.
+        await waitFor('the demo to print its replicas', () => p.out.includes('kill -9') || child.exitCode !== null);
         const replicas = JSON.parse(readFileSync(join(dir, 'replicas.json'), 'utf8')) as { name: string; pid: number; url: string }[];
         assert.equal(replicas.length, 2);
         for (const r of replicas) assert.match(p.out, new RegExp(`${r.name}\\s+pid ${r.pid}\\s+${r.url.replaceAll('.', '\\.')}`));
