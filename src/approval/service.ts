@@ -230,19 +230,26 @@ export function createApprovalService(deps: ApprovalServiceDeps) {
     /** The approval stage: returns the approval (or grant) used, or throws the 403 (or 503) the client gets. */
     async gate(req: GateRequest): Promise<Granted> {
       const s = req.subject;
-      // A grant given earlier for this kind of request stands in for an approval; read from the store each
-      // time, so a revocation holds at once on every replica.
-      const grant = await store.findGrant({
-        requester: req.identity.username,
-        verb: s.verb,
-        group: s.group,
-        resource: s.resource,
-        subresource: s.subresource,
-        namespace: s.namespace,
-        name: s.name,
-        now: now(),
-      });
-      if (grant) return { id: grant.id, approvedBy: grant.grantedBy };
+      // A grant given earlier for this kind of request stands in for an approval — only where this request's
+      // own approval could carry one: a write the policy judges riskier (a privileged pod spec, a prod
+      // delete: no grant allowed) is not covered by a grant given for ordinary writes of the same kind.
+      // Read from the store each time, so a revocation holds at once on every replica.
+      const p = req.policy;
+      const grant =
+        p.maxGrantSeconds > 0
+          ? await store.findGrant({
+              requester: req.identity.username,
+              verb: s.verb,
+              group: s.group,
+              resource: s.resource,
+              subresource: s.subresource,
+              namespace: s.namespace,
+              name: s.name,
+              now: now(),
+            })
+          : undefined;
+      if (grant && grant.expiresAt - grant.createdAt <= p.maxGrantSeconds * 1000 && grant.groups.some((g) => p.grantGroups.includes(g)))
+        return { id: grant.id, approvedBy: grant.grantedBy };
       const granted = await use(req.fingerprint, req.auditId, req.identity.username);
       if (granted) return granted;
       const { approval, created, expired } = await store.open(

@@ -241,6 +241,22 @@ describe('approval service (SQLite in memory, manual clock)', () => {
       );
     });
 
+    it('attack: a grant for ordinary writes does not cover one the policy lets no grant cover (a privileged pod spec)', async () => {
+      setUp();
+      const id = /approval (ap-[a-z0-9]+)/.exec((await refused(service.gate(grantable(erin(), 'prod', 'web')))).message)![1]!;
+      const { grant } = await service.decide(id, carol(), true, '', { seconds: 1800 });
+      assert.equal((await service.gate(grantable(erin(), 'prod', 'api'))).id, grant!.id);
+      // The same verb on the same kind, but this write's approval allows no grant (or a shorter one, or other givers).
+      for (const policy of [
+        { maxGrantSeconds: 0, grantGroups: ['security'] },
+        { maxGrantSeconds: 600, grantGroups: ['security'] },
+        { maxGrantSeconds: 3600, grantGroups: ['sre'] },
+      ]) {
+        const risky = grantable(erin(), 'prod', 'api');
+        assert.equal((await refused(service.gate({ ...risky, policy: { ...risky.policy, ...policy } }))).status, 403, JSON.stringify(policy));
+      }
+    });
+
     it('is revoked at once, and may be narrowed to named objects', async () => {
       setUp();
       const id = /approval (ap-[a-z0-9]+)/.exec((await refused(service.gate(grantable(erin(), 'prod', 'web')))).message)![1]!;
