@@ -4,11 +4,11 @@
  * when every file's chain holds; 1 when one does not; 2 on a usage error or a
  * file that cannot be read.
  */
-import { closeSync, createReadStream, fstatSync, openSync, readFileSync, readSync } from 'node:fs';
-import { createInterface } from 'node:readline';
+import { closeSync, fstatSync, openSync, readFileSync, readSync } from 'node:fs';
 import { parseOr, unknownSub } from '../cli-args.js';
 import { messageOf } from '../errors.js';
 import { visible } from '../terminal.js';
+import { readLines } from './append.js';
 import { createVerifier, type VerifyReport } from './verify.js';
 
 const USAGE = `usage: gatehouse audit verify FILE… [--key FILE] [--live] [-o text|json]
@@ -35,8 +35,7 @@ function endsWithNewline(file: string): boolean {
 export async function verifyFile(file: string, options: { key?: Buffer; live?: boolean }): Promise<VerifyReport> {
   const verifier = createVerifier(options);
   const ends = endsWithNewline(file);
-  const lines = createInterface({ input: createReadStream(file), crlfDelay: Infinity });
-  for await (const line of lines) verifier.line(line);
+  for await (const line of readLines(file)) verifier.line(line);
   return verifier.end(ends);
 }
 

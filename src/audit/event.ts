@@ -129,7 +129,28 @@ export interface McpToolCallEvent {
   readonly durationMs: number;
 }
 
-export type AuditRecord = AuditEvent | ApprovalEvent | SessionCommandEvent | McpToolCallEvent;
+/** Opens the hash chain of an audit file (audit/chain.ts): a new file, or a restart that appends to one. */
+export interface AuditAnchor {
+  readonly kind: 'AuditAnchor';
+  readonly apiVersion: 'gatehouse.dev/v1';
+  readonly timestamp: string;
+  readonly reason: 'new file' | 'restart';
+  /** Keyed checkpoints follow: the file must end with the shutdown one. */
+  readonly checkpointed: boolean;
+  /** The bytes of a record a crash left unfinished just before this anchor. */
+  readonly unfinishedBytes?: number;
+}
+
+/** An HMAC of the chain's head with the checkpoint key: periodic, and `final` at shutdown. */
+export interface AuditCheckpoint {
+  readonly kind: 'AuditCheckpoint';
+  readonly apiVersion: 'gatehouse.dev/v1';
+  readonly timestamp: string;
+  readonly final: boolean;
+  readonly mac: string;
+}
+
+export type AuditRecord = AuditEvent | ApprovalEvent | SessionCommandEvent | McpToolCallEvent | AuditAnchor | AuditCheckpoint;
 
 /** Request bodies of these resources are credentials: the record keeps a digest, never the body. */
 const SECRET_BODIES = new Set(['secrets', 'serviceaccounts/token', 'tokenreviews', 'certificatesigningrequests']);

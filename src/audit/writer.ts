@@ -1,6 +1,6 @@
 import { mkdirSync, writeSync } from 'node:fs';
 import { dirname } from 'node:path';
-import { lastLines, openJsonLines } from './append.js';
+import { openJsonLines } from './append.js';
 import { checkpointMac, createChain, linkOf, resumeAfter } from './chain.js';
 import type { AuditRecord } from './event.js';
 import { scrubText } from './scrub.js';
@@ -52,15 +52,15 @@ export function createAuditWriter(
   now: () => number = Date.now,
 ): AuditWriter {
   mkdirSync(dirname(file), { recursive: true, mode: 0o700 });
-  const { fd, size, tornBytes } = openJsonLines(file);
-  const tail = lastLines(fd, size);
+  const { fd, size, complete, unfinished, tornBytes } = openJsonLines(file);
   if (tornBytes > 0) {
     // Never cut evidence away: the fragment stays, on a line of its own, and the first new record starts on the next.
     writeFully(fd, Buffer.from('\n'));
     log(`audit log ${file} ended in an unfinished record (${tornBytes} bytes: the process was killed while writing it); new records start on the next line`);
   }
-  const chain = createChain(resumeAfter(tail.unfinished ?? tail.complete, tail.complete === undefined ? undefined : linkOf(tail.complete)?.seq));
-  const anchor = {
+  const chain = createChain(resumeAfter(unfinished ?? complete, complete === undefined ? undefined : linkOf(complete)?.seq));
+  const writer = createFdAuditWriter(fd, onError, (event) => chain.link(scrubText(JSON.stringify(event))) + '\n');
+  writer.commit({
     kind: 'AuditAnchor',
     apiVersion: 'gatehouse.dev/v1',
     timestamp: new Date(now()).toISOString(),
@@ -68,21 +68,14 @@ export function createAuditWriter(
     // Checkpoints follow: a file that does not end with the shutdown one was cut (or its gateway is running).
     checkpointed: checkpoints !== undefined,
     ...(tornBytes > 0 ? { unfinishedBytes: tornBytes } : {}),
-  };
-  writeFully(fd, Buffer.from(chain.link(JSON.stringify(anchor)) + '\n'));
-  const writer = createFdAuditWriter(fd, onError, (event) => chain.link(scrubText(JSON.stringify(event))) + '\n');
+  });
   if (!checkpoints) return writer;
   let checkpointed = chain.head.seq;
   const checkpoint = (final: boolean) => {
-    writer.flush();
     if (!final && chain.head.seq === checkpointed) return;
+    // Records are linked as they are queued, so the head is the checkpoint's own place in the chain.
     const mac = checkpointMac(checkpoints.key, chain.head);
-    writeFully(
-      fd,
-      Buffer.from(
-        chain.link(JSON.stringify({ kind: 'AuditCheckpoint', apiVersion: 'gatehouse.dev/v1', timestamp: new Date(now()).toISOString(), final, mac })) + '\n',
-      ),
-    );
+    writer.commit({ kind: 'AuditCheckpoint', apiVersion: 'gatehouse.dev/v1', timestamp: new Date(now()).toISOString(), final, mac });
     checkpointed = chain.head.seq;
   };
   const timer = setInterval(() => {
@@ -94,8 +87,7 @@ export function createAuditWriter(
   }, checkpoints.everyMs);
   timer.unref();
   return {
-    write: (e) => writer.write(e),
-    commit: (e) => writer.commit(e),
+    ...writer,
     flush() {
       clearInterval(timer);
       checkpoint(true);

@@ -54,6 +54,15 @@ describe('audit.file: a record cut in two by a crash does not spoil the next one
       createAuditWriter(file, undefined, (m) => said.push(m)).commit({ kind: 'Event', auditID: 'd' } as unknown as AuditRecord);
       assert.equal(said.length, 1);
       assert.equal(readFileSync(file, 'utf8').split('\n').length, 8);
+
+      // A fragment longer than one read from the end, cut inside a character: counted, and kept, to the byte.
+      const long = Buffer.concat([Buffer.from('{"kind":"Event","pad":"' + 'x'.repeat(100 * 1024)), Buffer.from('é').subarray(0, 1)]);
+      appendFileSync(file, long);
+      createAuditWriter(file, undefined, (m) => said.push(m)).commit({ kind: 'Event', auditID: 'e' } as unknown as AuditRecord);
+      assert.match(said[1]!, new RegExp(`ended in an unfinished record \\(${long.length} bytes`));
+      const bytes = readFileSync(file);
+      const at = bytes.indexOf(long);
+      assert.ok(at > 0 && bytes[at + long.length] === 0x0a, 'the fragment on its own line, byte for byte');
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
