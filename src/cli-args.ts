@@ -17,3 +17,10 @@ export function unknownSub(command: string, sub: string | undefined, usage: stri
   process.stderr.write(sub === undefined || sub === 'help' || sub === '--help' ? usage : `gatehouse ${command}: unknown command '${sub}'\n${usage}`);
   return 2;
 }
+
+/** `90m`, `24h`, `7d`, `30s` → milliseconds; the error names the option it came with. */
+export function parseDuration(text: string, option = '--since'): number {
+  const m = /^(\d+(?:\.\d+)?)(s|m|h|d)$/.exec(text);
+  if (!m) throw new Error(`${option} ${JSON.stringify(text)} is not a duration like 90m, 24h or 7d`);
+  return Number(m[1]) * { s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 }[m[2] as 's' | 'm' | 'h' | 'd'];
+}

@@ -18,6 +18,12 @@ export function toolPath(name: string): string {
   throw new ToolMissingError(name);
 }
 
+/** The same, for commands people run outside a checkout too: the pinned tool when it is built, else the one on PATH. */
+export function toolOrPath(name: string): string {
+  const linked = join(projectRoot, '.tools', name);
+  return existsSync(linked) ? linked : name;
+}
+
 export class ToolMissingError extends Error {
   readonly code = 'GATEHOUSE_TOOL_MISSING';
   constructor(readonly tool: string) {

@@ -30,3 +30,13 @@ export function visible(text: string): string {
 export function forTerminal(text: string): string {
   return text.replace(CONTROL_BUT_NEWLINE, escape);
 }
+
+/**
+ * Rows as aligned columns, `gap` spaces apart, for the terminal. Every cell may carry request-controlled
+ * text: each is made visible before it is padded, so widths count what is shown.
+ */
+export function table(unsafe: readonly (readonly string[])[], gap: number): string {
+  const rows = unsafe.map((r) => r.map(visible));
+  const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
+  return rows.map((r) => r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i]! + gap))).join('')).join('\n') + '\n';
+}

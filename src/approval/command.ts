@@ -6,8 +6,8 @@
  */
 import { parseArgs } from 'node:util';
 import { connect } from '../client.js';
-import { forTerminal, visible } from '../terminal.js';
-import { parseDuration } from '../policy/replay.js';
+import { forTerminal, table, visible } from '../terminal.js';
+import { parseDuration } from '../cli-args.js';
 import type { Approval, Grant } from './approval.js';
 import { describe, describeGrant } from './approval.js';
 
@@ -26,13 +26,6 @@ const USAGE = `usage: gatehouse approvals <command> [--kubeconfig FILE] [--conte
 function ago(ms: number): string {
   const s = Math.round((Date.now() - ms) / 1000);
   return s < 120 ? `${s}s` : s < 7200 ? `${Math.round(s / 60)}m` : `${Math.round(s / 3600)}h`;
-}
-
-/** Every cell may carry request-controlled text: each is made visible before it is padded. */
-function table(unsafe: string[][]): string {
-  const rows = unsafe.map((r) => r.map(visible));
-  const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
-  return rows.map((r) => r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i]! + 3))).join('')).join('\n') + '\n';
 }
 
 /** The diff, indented; a line that shows a field the approval is about is marked `!` in the margin. */
@@ -104,10 +97,13 @@ export async function runApprovalsCommand(argv: string[]): Promise<number> {
       else if (list.items.length === 0) print('No approvals.\n');
       else
         print(
-          table([
-            ['ID', 'STATE', 'AGE', 'APPROVERS', 'REQUEST'],
-            ...list.items.map((a) => [a.id, a.state, ago(a.createdAt), a.approverGroups.join(','), describe(a.subject)]),
-          ]),
+          table(
+            [
+              ['ID', 'STATE', 'AGE', 'APPROVERS', 'REQUEST'],
+              ...list.items.map((a) => [a.id, a.state, ago(a.createdAt), a.approverGroups.join(','), describe(a.subject)]),
+            ],
+            3,
+          ),
         );
       return 0;
     }
@@ -129,7 +125,7 @@ export async function runApprovalsCommand(argv: string[]): Promise<number> {
       const grant =
         values.for === undefined
           ? undefined
-          : { seconds: Math.round(parseDuration(values.for) / 1000), ...(values.scope ? { names: values.scope.split(',') } : {}) };
+          : { seconds: Math.round(parseDuration(values.for, '--for') / 1000), ...(values.scope ? { names: values.scope.split(',') } : {}) };
       const a = (await client.call('POST', `/gatehouse/v1/approvals/${encodeURIComponent(id!)}/${verb}`, {
         reason: values.reason,
         ...(grant ? { grant } : {}),
@@ -179,10 +175,13 @@ export async function runGrantsCommand(argv: string[]): Promise<number> {
   else {
     const state = (g: Grant) => (g.revokedAt !== null ? `revoked by ${g.revokedBy ?? '?'}` : g.expiresAt <= Date.now() ? 'expired' : 'active');
     print(
-      table([
-        ['ID', 'STATE', 'UNTIL', 'GRANTED BY', 'APPROVAL', 'SCOPE'],
-        ...list.items.map((g) => [g.id, state(g), new Date(g.expiresAt).toISOString(), g.grantedBy, g.approvalId, describeGrant(g)]),
-      ]),
+      table(
+        [
+          ['ID', 'STATE', 'UNTIL', 'GRANTED BY', 'APPROVAL', 'SCOPE'],
+          ...list.items.map((g) => [g.id, state(g), new Date(g.expiresAt).toISOString(), g.grantedBy, g.approvalId, describeGrant(g)]),
+        ],
+        3,
+      ),
     );
   }
   return 0;

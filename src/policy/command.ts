@@ -9,7 +9,7 @@ import { existsSync } from 'node:fs';
 import { join, relative, resolve } from 'node:path';
 import { parseOr, unknownSub } from '../cli-args.js';
 import { messageOf } from '../errors.js';
-import { projectRoot } from '../paths.js';
+import { toolOrPath } from '../paths.js';
 import { checkMaskPath } from '../redact/path.js';
 import { visible } from '../terminal.js';
 import { createPolicyEngine } from './engine.js';
@@ -39,12 +39,6 @@ function run(cmd: string, args: readonly string[]): Promise<Ran> {
       resolve({ code, output: `${stdout}${stderr}`.trim() || (err ? err.message : '') });
     });
   });
-}
-
-/** The pinned OPA of this project (scripts/tools.sh), else the one on PATH. */
-function defaultOpa(): string {
-  const linked = join(projectRoot, '.tools', 'opa');
-  return existsSync(linked) ? linked : 'opa';
 }
 
 interface Step {
@@ -133,7 +127,7 @@ export async function runPolicyCommand(argv: string[]): Promise<number> {
     policy: resolve(values.policy ?? (existsSync(join(dir, 'gatehouse')) ? join(dir, 'gatehouse') : dir)),
     ...(schema ? { schema } : {}),
     ...(fixtures ? { fixtures } : {}),
-    opa: values.opa ?? defaultOpa(),
+    opa: values.opa ?? toolOrPath('opa'),
   });
   const width = Math.max(...steps.map((s) => s.name.length));
   const lines = steps.flatMap((s) => [

@@ -9,18 +9,17 @@
  * RequestReceived one when a crash left no other. Records are streamed; what
  * is held is only the requests whose last record has not come yet.
  */
-import { createReadStream, existsSync, statSync } from 'node:fs';
+import { statSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { resolve } from 'node:path';
-import { StringDecoder } from 'node:string_decoder';
 import { Worker } from 'node:worker_threads';
-import { parseArgs } from 'node:util';
 import { decisionFacts } from '../admission/record.js';
+import { parseDuration, parseOr } from '../cli-args.js';
 import { messageOf } from '../errors.js';
-import { projectRoot } from '../paths.js';
-import { checkMaskPath } from '../redact/path.js';
-import { visible } from '../terminal.js';
-import { createPolicyEngine, type EmbeddedPolicyEngine } from './engine.js';
+import { readLines } from '../audit/append.js';
+import { toolOrPath } from '../paths.js';
+import { table } from '../terminal.js';
+import type { EmbeddedPolicyEngine } from './engine.js';
 import { compareDecisions, type ChangeKind, type KeptDecision } from './compare.js';
 import { loadPolicySource, type CompiledPolicy } from './load.js';
 
@@ -34,8 +33,6 @@ Exit 0: no decision would change. 1: some would. 2: usage, or the policy or a fi
 
 interface Recorded {
   readonly auditID?: string;
-  readonly kind?: string;
-  readonly stage?: string;
   readonly verb?: string;
   readonly requestURI?: string;
   readonly requestReceivedTimestamp?: string;
@@ -63,15 +60,6 @@ export interface Change {
   readonly bodyDigestOnly: boolean;
 }
 
-export interface ReplaySummary {
-  readonly replayed: number;
-  readonly skipped: number;
-  readonly changed: number;
-  /** `allow → deny`, `mask`, `reasons` … with their counts. */
-  readonly byKind: Readonly<Record<string, number>>;
-  readonly bodyDigestOnly: number;
-}
-
 export interface Tally {
   replayed: number;
   skipped: number;
@@ -79,6 +67,8 @@ export interface Tally {
   bodyDigestOnly: number;
   byKind: Record<string, number>;
 }
+
+export type ReplaySummary = Readonly<Tally>;
 
 export const emptyTally = (): Tally => ({ replayed: 0, skipped: 0, changed: 0, bodyDigestOnly: 0, byKind: {} });
 
@@ -212,7 +202,7 @@ export function createDecider(engine: Pick<EmbeddedPolicyEngine, 'evaluateJson'>
     if (!diff) return;
     // Rare: only a changed decision needs the rest of the record.
     const r = JSON.parse(text) as Recorded;
-    const input = JSON.parse(split.input) as { user?: { agent?: { name?: string; onBehalfOf?: string | null } | null } };
+    const input = r.gatehouse?.input as { user?: { agent?: { name?: string; onBehalfOf?: string | null } | null } } | undefined;
     tally.changed++;
     const label = diff.kind === 'effect' ? `${kept.effect} → ${now.effect}` : diff.kind;
     tally.byKind[label] = (tally.byKind[label] ?? 0) + 1;
@@ -221,8 +211,8 @@ export function createDecider(engine: Pick<EmbeddedPolicyEngine, 'evaluateJson'>
       auditID: r.auditID ?? '',
       time: r.requestReceivedTimestamp ?? '',
       user: r.user?.username ?? '',
-      agent: input.user?.agent?.name ?? null,
-      onBehalfOf: input.user?.agent?.onBehalfOf ?? null,
+      agent: input?.user?.agent?.name ?? null,
+      onBehalfOf: input?.user?.agent?.onBehalfOf ?? null,
       verb: r.verb ?? '',
       resource: o?.resource ? (o.subresource ? `${o.resource}/${o.subresource}` : o.resource) : (r.requestURI ?? ''),
       namespace: o?.namespace ?? '',
@@ -261,37 +251,12 @@ export function createReplayer(engine: Pick<EmbeddedPolicyEngine, 'evaluateJson'
   };
 }
 
-/** `90m`, `24h`, `7d`, `30s` → milliseconds. */
-export function parseDuration(text: string): number {
-  const m = /^(\d+(?:\.\d+)?)(s|m|h|d)$/.exec(text);
-  if (!m) throw new Error(`--since ${JSON.stringify(text)} is not a duration like 90m, 24h or 7d`);
-  return Number(m[1]) * { s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 }[m[2] as 's' | 'm' | 'h' | 'd'];
-}
-
 function sourceOf(policy: string, opa?: string) {
   return statSync(policy).isDirectory()
-    ? { kind: 'rego' as const, dir: resolve(policy), opa: opa ?? (existsSync(`${projectRoot}/.tools/opa`) ? `${projectRoot}/.tools/opa` : 'opa') }
+    ? { kind: 'rego' as const, dir: resolve(policy), opa: opa ?? toolOrPath('opa') }
     : policy.endsWith('.wasm')
       ? { kind: 'wasm' as const, file: policy }
       : { kind: 'bundle' as const, file: policy };
-}
-
-export async function loadCandidate(policy: string, opa?: string): Promise<EmbeddedPolicyEngine> {
-  return createPolicyEngine(await loadPolicySource(sourceOf(policy, opa)), checkMaskPath);
-}
-
-/** Lines of a file, split from large reads (readline costs more than the split itself). */
-async function* linesOf(file: string): AsyncGenerator<string> {
-  const decoder = new StringDecoder('utf8');
-  let rest = '';
-  for await (const chunk of createReadStream(file, { highWaterMark: 1 << 20 }) as AsyncIterable<Buffer>) {
-    const text = rest + decoder.write(chunk);
-    const parts = text.split('\n');
-    rest = parts.pop()!;
-    yield* parts;
-  }
-  rest += decoder.end();
-  if (rest) yield rest;
 }
 
 /**
@@ -352,7 +317,7 @@ export async function replayFiles(
     const pairing = createPairing();
     let batch: string[] = [];
     for (const file of files) {
-      for await (const line of linesOf(file)) {
+      for await (const line of readLines(file)) {
         const next = pairing.line(line);
         if (next === undefined) continue;
         batch.push(next);
@@ -375,42 +340,42 @@ export async function replayFiles(
   return { summary: tally, changes };
 }
 
-function table(changes: readonly Change[]): string {
-  const rows = [
-    ['TIME', 'WHO', 'VERB', 'RESOURCE', 'NAMESPACE/NAME', 'CHANGE', 'REASONS (old → new)'],
-    ...changes.map((c) => [
-      c.time.replace(/\.\d+Z$/, 'Z'),
-      c.agent ? `${c.user} (for ${c.onBehalfOf ?? '?'})` : c.user,
-      c.verb,
-      c.resource,
-      c.namespace ? `${c.namespace}/${c.name}` : c.name,
-      (c.kind === 'effect' ? `${c.old.effect} → ${c.new.effect}` : c.kind) +
-        (c.maskAdded.length ? ` +mask ${c.maskAdded.join(', ')}` : '') +
-        (c.maskRemoved.length ? ` -mask ${c.maskRemoved.join(', ')}` : '') +
-        (c.bodyDigestOnly ? ' [body: digest only]' : ''),
-      `${c.old.reasons.join('; ') || '-'} → ${c.new.reasons.join('; ') || '-'}`,
-    ]),
-  ].map((r) => r.map(visible));
-  const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
-  return rows.map((r) => r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i]! + 2))).join('')).join('\n') + '\n';
+function changeTable(changes: readonly Change[]): string {
+  return table(
+    [
+      ['TIME', 'WHO', 'VERB', 'RESOURCE', 'NAMESPACE/NAME', 'CHANGE', 'REASONS (old → new)'],
+      ...changes.map((c) => [
+        c.time.replace(/\.\d+Z$/, 'Z'),
+        c.agent ? `${c.user} (for ${c.onBehalfOf ?? '?'})` : c.user,
+        c.verb,
+        c.resource,
+        c.namespace ? `${c.namespace}/${c.name}` : c.name,
+        (c.kind === 'effect' ? `${c.old.effect} → ${c.new.effect}` : c.kind) +
+          (c.maskAdded.length ? ` +mask ${c.maskAdded.join(', ')}` : '') +
+          (c.maskRemoved.length ? ` -mask ${c.maskRemoved.join(', ')}` : '') +
+          (c.bodyDigestOnly ? ' [body: digest only]' : ''),
+        `${c.old.reasons.join('; ') || '-'} → ${c.new.reasons.join('; ') || '-'}`,
+      ]),
+    ],
+    2,
+  );
 }
 
 export async function runReplayCommand(argv: string[]): Promise<number> {
-  let values;
-  try {
-    ({ values } = parseArgs({
-      args: argv,
-      options: {
-        policy: { type: 'string' },
-        audit: { type: 'string', multiple: true },
-        since: { type: 'string' },
-        output: { type: 'string', short: 'o', default: 'table' },
-        opa: { type: 'string' },
-      },
-    }));
-    if (!values.policy || !values.audit?.length || !['table', 'json'].includes(values.output)) throw new Error('--policy and --audit are required');
-  } catch (err) {
-    process.stderr.write(`gatehouse policy replay: ${messageOf(err)}\n${USAGE}`);
+  const parsed = parseOr('policy replay', USAGE, {
+    args: argv,
+    options: {
+      policy: { type: 'string' },
+      audit: { type: 'string', multiple: true },
+      since: { type: 'string' },
+      output: { type: 'string', short: 'o', default: 'table' },
+      opa: { type: 'string' },
+    },
+  });
+  if (!parsed) return 2;
+  const { values } = parsed;
+  if (!values.policy || !values.audit?.length || !['table', 'json'].includes(values.output)) {
+    process.stderr.write(`gatehouse policy replay: --policy and --audit are required\n${USAGE}`);
     return 2;
   }
   let since: number | undefined;
@@ -434,7 +399,7 @@ export async function runReplayCommand(argv: string[]): Promise<number> {
   const seconds = Number(process.hrtime.bigint() - started) / 1e9;
   if (values.output === 'json') process.stdout.write(JSON.stringify({ summary, changes }, null, 2) + '\n');
   else {
-    if (changes.length) process.stdout.write(table(changes) + '\n');
+    if (changes.length) process.stdout.write(changeTable(changes) + '\n');
     const kinds = Object.entries(summary.byKind)
       .sort((a, b) => b[1] - a[1])
       .map(([k, n]) => `${n} ${k}`);

@@ -6,7 +6,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { parseArgs } from 'node:util';
 import { CliError, connect } from '../client.js';
-import { forTerminal, visible } from '../terminal.js';
+import { forTerminal, table } from '../terminal.js';
 import { framesOf } from './replay.js';
 import type { SessionSummary } from './sessions.js';
 
@@ -69,10 +69,8 @@ export async function runSessionsCommand(argv: string[]): Promise<number> {
             ];
           }),
         ];
-        // User names, pods and commands came from requests and tokens: each cell is made visible before it is padded.
-        const cells = rows.map((r) => r.map(visible));
-        const widths = cells[0]!.map((_, i) => Math.max(...cells.map((r) => r[i]!.length)));
-        process.stdout.write(forTerminal(cells.map((r) => r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i]! + 2))).join('')).join('\n') + '\n'));
+        // User names, pods and commands came from requests and tokens.
+        process.stdout.write(forTerminal(table(rows, 2)));
       }
       return 0;
     }

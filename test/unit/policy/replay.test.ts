@@ -14,7 +14,8 @@ import { createAuditWriter } from '../../../src/audit/writer.js';
 import { createPolicyEngine } from '../../../src/policy/engine.js';
 import { readSamples } from '../../../src/policy/fixtures.js';
 import { loadPolicySource } from '../../../src/policy/load.js';
-import { createReplayer, parseDuration, splitInput, type Change } from '../../../src/policy/replay.js';
+import { parseDuration } from '../../../src/cli-args.js';
+import { createReplayer, splitInput, type Change } from '../../../src/policy/replay.js';
 import { checkMaskPath } from '../../../src/redact/path.js';
 import { projectRoot, toolPath } from '../../../src/paths.js';
 import { writeCandidate } from '../../support/policy.js';
@@ -140,6 +141,7 @@ describe('gatehouse policy replay', function () {
   it('reads durations', () => {
     assert.equal(parseDuration('90m'), 5_400_000);
     assert.equal(parseDuration('7d'), 604_800_000);
-    assert.throws(() => parseDuration('yesterday'), /is not a duration/);
+    assert.throws(() => parseDuration('yesterday'), /^Error: --since "yesterday" is not a duration/);
+    assert.throws(() => parseDuration('soon', '--for'), /^Error: --for "soon" is not a duration/);
   });
 });
