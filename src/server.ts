@@ -74,13 +74,14 @@ export interface GatewayOptions {
 
 export async function startGateway(config: Config, options: GatewayOptions = {}): Promise<Gateway> {
   const log = options.log ?? pino({ name: 'gatehouse' }, pino.destination(2));
+  /** A key file of the config: at least 32 bytes, or start-up stops naming the option. */
+  const readKeyFile = (option: string, file: string): Buffer => {
+    const material = readFileSync(file);
+    if (material.length < 32) throw new ConfigError(option, `${file} holds ${material.length} bytes; give it at least 32 random bytes`);
+    return material;
+  };
   const cookieKeyOf = (file: string | undefined): Buffer => {
-    if (file) {
-      const material = readFileSync(file);
-      if (material.length < 32)
-        throw new ConfigError('approvals.web.cookieKeyFile', `${file} holds ${material.length} bytes; give it at least 32 random bytes`);
-      return sealKey(material);
-    }
+    if (file) return sealKey(readKeyFile('approvals.web.cookieKeyFile', file));
     log.warn('approvals.web.cookieKeyFile is not set: web logins last until this gateway restarts and are not shared with other replicas');
     return sealKey(randomBytes(32));
   };
@@ -134,9 +135,7 @@ export async function startGateway(config: Config, options: GatewayOptions = {})
         log.warn('audit.checkpoint is not set: the audit file is hash-chained, but without keyed checkpoints an editor can rewrite the chain');
       return undefined;
     }
-    const key = readFileSync(c.keyFile);
-    if (key.length < 32) throw new ConfigError('audit.checkpoint.keyFile', `${c.keyFile} holds ${key.length} bytes; give it at least 32 random bytes`);
-    return { key, everyMs: c.everySeconds * 1000 };
+    return { key: readKeyFile('audit.checkpoint.keyFile', c.keyFile), everyMs: c.everySeconds * 1000 };
   };
   const auditFailed = (err: Error) => {
     metrics.auditWriteFailed();
