@@ -36,12 +36,12 @@ export function auditUser(identity: Identity): AuditUser {
   return { username: identity.username, groups: identity.groups, extra };
 }
 
-/** A decision as audit records write it: the mask as `action path` lines, none for a deny. */
+/** A decision as audit records write it: the mask as `action path [when filter]` lines, none for a deny. */
 export function decisionFacts(d: Decision): NonNullable<RequestFacts['decision']> {
   return {
     effect: d.effect,
     reasons: d.reasons,
-    mask: d.effect === 'deny' ? [] : d.mask.map((m) => `${m.action} ${m.path}`),
+    mask: d.effect === 'deny' ? [] : d.mask.map((m) => `${m.action} ${m.path}${m.when === undefined ? '' : ` when ${m.when}`}`),
     level: d.audit.level,
     ...(d.effect === 'approve' && d.approval.fields.length ? { fields: d.approval.fields } : {}),
   };

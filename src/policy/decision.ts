@@ -57,8 +57,8 @@ export function denyDecision(reason: string): Decision {
   return { effect: 'deny', reasons: [reason], audit: DEFAULT_AUDIT };
 }
 
-/** Checks a mask path before it is used; the redactor's compiler plugs in here. */
-export type MaskPathCheck = (path: string) => string | undefined;
+/** Checks a mask path and its `when` before they are used; the redactor's compiler plugs in here. */
+export type MaskPathCheck = (path: string, when?: string) => string | undefined;
 
 const basicPathCheck: MaskPathCheck = (path) => (path.startsWith('$') ? undefined : 'a JSONPath must start with "$"');
 
@@ -80,13 +80,20 @@ function parseMask(value: unknown, check: MaskPathCheck): MaskDirective[] {
   if (!Array.isArray(value)) throw new Malformed('mask must be a list');
   return value.map((m, i) => {
     if (!isRecord(m)) throw new Malformed(`mask[${i}] must be an object`);
-    const { path, action, columns } = m;
+    const { path, action, columns, when } = m;
     if (typeof path !== 'string' || path.length > MAX_TEXT) throw new Malformed(`mask[${i}].path must be a string`);
     if (action !== 'redact' && action !== 'hash' && action !== 'remove')
       throw new Malformed(`mask[${i}].action must be redact, hash or remove, not ${JSON.stringify(action)}`);
-    const problem = check(path);
-    if (problem) throw new Malformed(`mask[${i}].path ${JSON.stringify(path)} does not compile: ${problem}`);
-    return columns === undefined ? { path, action } : { path, action, columns: strings(columns, `mask[${i}].columns`, 64) };
+    if (when !== undefined && (typeof when !== 'string' || when.length > MAX_TEXT)) throw new Malformed(`mask[${i}].when must be a string`);
+    const problem = check(path, when);
+    if (problem)
+      throw new Malformed(`mask[${i}].path ${JSON.stringify(path)}${when === undefined ? '' : ` when ${JSON.stringify(when)}`} does not compile: ${problem}`);
+    return {
+      path,
+      action,
+      ...(when === undefined ? {} : { when }),
+      ...(columns === undefined ? {} : { columns: strings(columns, `mask[${i}].columns`, 64) }),
+    };
   });
 }
 

@@ -7,6 +7,8 @@ export type MaskAction = 'redact' | 'hash' | 'remove';
 export interface MaskDirective {
   readonly path: string;
   readonly action: MaskAction;
+  /** A filter over the object itself (`@.type != 'kubernetes.io/tls'`): the path applies only where it holds. */
+  readonly when?: string;
   /** Table columns whose cells are rendered from the masked field. */
   readonly columns?: readonly string[];
 }

@@ -14,13 +14,17 @@ export type Selector =
   | { readonly kind: 'names'; readonly names: ReadonlySet<string>; readonly indices: ReadonlySet<number> }
   | { readonly kind: 'wildcard' }
   | { readonly kind: 'slice'; readonly start: number; readonly end: number | undefined; readonly step: number }
-  | {
-      readonly kind: 'filter';
-      readonly test: (value: unknown) => boolean;
-      readonly text: string;
-      /** The tested element's own members the filter reads; undefined when it reads `@` itself. */
-      readonly reads: ReadonlySet<string> | undefined;
-    };
+  | Filter
+  /** A directive's `when`: the value reached so far must pass the filter to go on. Consumes no key. */
+  | (Omit<Filter, 'kind'> & { readonly kind: 'guard' });
+
+export interface Filter {
+  readonly kind: 'filter';
+  readonly test: (value: unknown) => boolean;
+  readonly text: string;
+  /** The tested element's own members the filter reads; undefined when it reads `@` itself. */
+  readonly reads: ReadonlySet<string> | undefined;
+}
 
 export interface Step {
   /** `..`: the selector applies at any depth below. */
@@ -55,6 +59,7 @@ export function selects(selector: Selector, key: Key): boolean {
         typeof key === 'number' && key >= selector.start && (selector.end === undefined || key < selector.end) && (key - selector.start) % selector.step === 0
       );
     case 'filter':
+    case 'guard':
       return false;
   }
 }
@@ -72,11 +77,29 @@ export function compilePath(text: string): CompiledPath {
   return compiled;
 }
 
-/** For the policy engine: the problem with a path, or undefined if it compiles. */
-export function checkMaskPath(text: string): string | undefined {
+const whenCache = new Map<string, Filter>();
+
+/** Compiles a directive's `when`: one filter expression, in the syntax of `[?( … )]`. */
+export function compileWhen(text: string): Filter {
+  let compiled = whenCache.get(text);
+  if (!compiled) {
+    compiled = new Parser(text).filter();
+    if (whenCache.size > 4096) whenCache.clear();
+    whenCache.set(text, compiled);
+  }
+  return compiled;
+}
+
+/**
+ * For the policy engine: the problem with a directive's path and `when`, or undefined if they compile.
+ * A `when` guards what the path selects inside the object, so the path must go inside it.
+ */
+export function checkMaskPath(path: string, when?: string): string | undefined {
   try {
-    compilePath(text);
-    return undefined;
+    const steps = compilePath(path).steps;
+    if (when === undefined) return undefined;
+    compileWhen(when);
+    return steps.length === 0 ? 'a directive with "when" must select inside the object, not "$" itself' : undefined;
   } catch (err) {
     if (err instanceof MaskPathError) return err.message;
     throw err;
@@ -135,6 +158,15 @@ class Parser {
       }
     }
     return steps;
+  }
+
+  /** A whole text as one filter expression (a directive's `when`). */
+  filter(): Filter {
+    this.reads = new Set();
+    const test = this.expr();
+    this.ws();
+    if (this.i < this.s.length) this.fail(`unexpected ${JSON.stringify(this.peek())} at offset ${this.i}`);
+    return { kind: 'filter', test: (v) => Boolean(test(v)), text: this.s, reads: this.reads };
   }
 
   private dotted(): Selector {

@@ -8,9 +8,14 @@
  * every Table row. A value reached by several rules is rewritten once, by the
  * strongest action (remove > redact > hash), so overlapping prefixes never apply
  * a directive twice.
+ *
+ * A directive's `when` becomes a guard step right after the prefix: it consumes no
+ * key, and the object it stands on goes on only if it passes. The engine decides it
+ * as it decides a filter (holding the object until the members `when` reads arrive),
+ * so a guard sits on the object of each item, event or row, never on a sibling.
  */
 import type { MaskAction, MaskDirective } from './directive.js';
-import { compilePath, selects, type Key, type Step } from './path.js';
+import { compilePath, compileWhen, selects, type Key, type Step } from './path.js';
 
 /** What a response looks like, chosen from the request that produced it. */
 export type Shape = 'object' | 'list' | 'watch';
@@ -71,11 +76,17 @@ export class Program {
   /** Lower-cased Table column names whose cells are redacted. */
   readonly columns: ReadonlySet<string>;
 
+  /** Root states that stand on a guard: the root object itself decides them (a get with a `when`). */
+  readonly rootPending: number[];
+
   constructor(directives: readonly MaskDirective[], shape: Shape) {
     this.directives = directives;
     this.shape = shape;
     for (const prefix of PREFIXES[shape]) {
-      for (const d of directives) this.rules.push({ steps: [...prefix, ...compilePath(d.path).steps], action: d.action });
+      for (const d of directives) {
+        const guard: Step[] = d.when === undefined ? [] : [{ descendant: false, selector: { ...compileWhen(d.when), kind: 'guard' } }];
+        this.rules.push({ steps: [...prefix, ...guard, ...compilePath(d.path).steps], action: d.action });
+      }
       if (directives.length) this.rules.push({ steps: [...prefix, ...LAST_APPLIED_STEPS], action: 'lastApplied' });
     }
     this.columns = new Set(directives.flatMap((d) => d.columns ?? []).map((c) => c.toLowerCase()));
@@ -86,7 +97,9 @@ export class Program {
       }
     }
     if (this.rules.length > 1 << 15) throw new TypeError('too many mask rules');
-    this.rootStates = this.rules.map((_, r) => r << 8);
+    const guarded = (r: number) => this.rules[r]!.steps[0]?.selector.kind === 'guard';
+    this.rootStates = this.rules.flatMap((_, r) => (guarded(r) ? [] : [r << 8]));
+    this.rootPending = this.rules.flatMap((_, r) => (guarded(r) ? [r << 8] : []));
   }
 
   /** Directive strength of states that are complete (the value they sit on is matched). */
@@ -128,7 +141,9 @@ export class Program {
       if (step.selector.kind === 'filter') (pending ??= []).push(s);
       else if (selects(step.selector, key)) {
         const n = s + 1;
-        if (next === undefined) next = [n];
+        // The child stands on a guard: its own value decides whether the rule goes on.
+        if (rule.steps[i + 1]?.selector.kind === 'guard') (pending ??= []).push(n);
+        else if (next === undefined) next = [n];
         else if (!next.includes(n)) next.push(n);
         if (i + 1 === rule.steps.length) {
           if (rule.action === 'lastApplied') lastApplied = true;
@@ -142,12 +157,23 @@ export class Program {
     return { states: next ?? [], pending: pending ?? NONE, strength, lastApplied, columnDefs, cell };
   }
 
-  /** After a filter saw the child's value: the states it adds for that child. */
+  /**
+   * After the filters and guards waiting on a child saw its value: the states they
+   * add for that child (a filter that passes may land on a guard, tested on the same value).
+   */
   resolveFilters(pending: readonly number[], value: unknown): number[] {
     const out: number[] = [];
-    for (const s of pending) {
-      const step = this.rules[s >> 8]!.steps[s & 0xff]!;
-      if (step.selector.kind === 'filter' && step.selector.test(value)) out.push(s + 1);
+    for (let s of pending) {
+      const steps = this.rules[s >> 8]!.steps;
+      for (;;) {
+        const sel = steps[s & 0xff]?.selector;
+        if ((sel?.kind !== 'filter' && sel?.kind !== 'guard') || !sel.test(value)) break;
+        s++;
+        if (steps[s & 0xff]?.selector.kind !== 'guard') {
+          out.push(s);
+          break;
+        }
+      }
     }
     return out;
   }
@@ -159,23 +185,28 @@ export class Program {
   readsOf(pending: readonly number[]): ReadonlySet<string> | undefined {
     const all = new Set<string>();
     for (const s of pending) {
-      const sel = this.rules[s >> 8]!.steps[s & 0xff]!.selector;
-      if (sel.kind !== 'filter' || sel.reads === undefined) return undefined;
-      for (const r of sel.reads) all.add(r);
+      const steps = this.rules[s >> 8]!.steps;
+      // A filter that passes may land on a guard, which the same element then decides too.
+      for (let i = s & 0xff; i < steps.length; i++) {
+        const sel = steps[i]!.selector;
+        if (sel.kind !== 'guard' && (sel.kind !== 'filter' || i > (s & 0xff))) break;
+        if (sel.reads === undefined) return undefined;
+        for (const r of sel.reads) all.add(r);
+      }
     }
     return all;
   }
 
   /**
    * Whether no scalar child of a node in these states can be affected: no state
-   * is one step from its end and none waits on a filter. Then scalars are copied
-   * without stepping (bench/redact, PodList under `..`).
+   * is one step from its end and none waits on a filter or a guard. Then scalars are
+   * copied without stepping (bench/redact, PodList under `..`).
    */
   scalarsInert(states: readonly number[]): boolean {
     return !states.some((s) => {
       const rule = this.rules[s >> 8]!;
       const i = s & 0xff;
-      return i >= rule.steps.length - 1 || rule.steps[i]!.selector.kind === 'filter';
+      return i >= rule.steps.length - 1 || rule.steps[i]!.selector.kind === 'filter' || rule.steps[i + 1]!.selector.kind === 'guard';
     });
   }
 

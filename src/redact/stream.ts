@@ -137,13 +137,21 @@ export class StreamRedactor {
   /** Indexes of Table columns named in a directive; kept across watch events, which send definitions once. */
   private redactedCells = new Set<number>();
 
+  private readonly rootStates: number[];
+  /** Guards the root object decides (a `when` on a get); none for a held value replayed, already decided. */
+  private readonly rootPending: number[];
+
   constructor(
     private readonly program: Program,
     private readonly options: RedactOptions,
-    private readonly rootStates: number[] = program.rootStates,
+    /** The states a held value is replayed in; the program's own for a response. */
+    rootStates?: number[],
     /** A lone document (a capture replayed): a second top-level value is malformed. */
     private readonly single = false,
-  ) {}
+  ) {
+    this.rootStates = rootStates ?? program.rootStates;
+    this.rootPending = rootStates === undefined ? program.rootPending : [];
+  }
 
   /** Feeds one chunk; returns what may be sent on. */
   write(buf: Buffer): Buffer[] {
@@ -357,7 +365,7 @@ export class StreamRedactor {
       return i + (this.scalar ? 0 : 1);
     }
     let adv;
-    if (!parent) adv = { states: this.rootStates, pending: [] as number[], ...this.program.finalOf(this.rootStates) };
+    if (!parent) adv = { states: this.rootStates, pending: this.rootPending, ...this.program.finalOf(this.rootStates) };
     else adv = this.program.advance(parent.states, parent.isObj ? (parent.key ?? '') : parent.index);
 
     // A removable container's member: remove it whole, or let it (and a separating comma) through.

@@ -13,10 +13,15 @@ export function referenceHash(value: unknown, key: Buffer): string {
   return HASH_PREFIX + createHmac('sha256', key).update(JSON.stringify(value)).digest().subarray(0, 18).toString('base64');
 }
 
-/** `refPath` is the same path in syntax jsonpath-plus evaluates (`.match()` for `=~`). */
-export function referenceRedact(doc: unknown, directives: { refPath: string; action: Action }[], hashKey: Buffer): unknown {
+/**
+ * `refPath` is the same path in syntax jsonpath-plus evaluates (`.match()` for `=~`);
+ * `refWhen`, a directive's `when` the same way: the directive applies to `doc` only if
+ * jsonpath-plus's own filter keeps `doc`.
+ */
+export function referenceRedact(doc: unknown, directives: { refPath: string; action: Action; refWhen?: string | undefined }[], hashKey: Buffer): unknown {
   const matched = new Map<string, number>();
   for (const d of directives) {
+    if (d.refWhen !== undefined && JSONPath<unknown[]>({ path: `$[?(${d.refWhen})]`, json: [doc], wrap: true }).length === 0) continue;
     const pointers = JSONPath<string[]>({ path: d.refPath, json: doc as object, resultType: 'pointer', wrap: true });
     for (const p of pointers) matched.set(p, Math.max(matched.get(p) ?? 0, STRENGTH[d.action]));
   }

@@ -32,3 +32,20 @@ test_mask_token_requests if {
 test_mask_nothing_on_configmaps if {
 	count(masking.mask) == 0 with input as _req(["dev"], null, "configmaps", "")
 }
+
+_helm_releases_readable := {{"path": "$.data.*", "action": "redact", "when": "@.type != 'helm.sh/release.v1'"}, {"path": "$.stringData.*", "action": "redact"}}
+
+_in(req, namespace) := object.union(req, {"resourceAttributes": object.union(req.resourceAttributes, {"namespace": namespace})})
+
+test_deployers_read_helm_releases_whole_in_dev if {
+	masking.mask == _helm_releases_readable with input as _req(["dev", "deployers"], null, "secrets", "")
+}
+
+test_deployers_get_helm_releases_masked_elsewhere if {
+	masking.mask == _secret_values with input as _in(_req(["dev", "deployers"], null, "secrets", ""), "prod")
+	masking.mask == _secret_values with input as _in(_req(["dev", "deployers"], null, "secrets", ""), "")
+}
+
+test_agents_in_deployers_get_helm_releases_masked if {
+	masking.mask == _secret_values with input as _req(["deployers"], {"name": "bot", "onBehalfOf": "a"}, "secrets", "")
+}

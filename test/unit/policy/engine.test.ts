@@ -110,6 +110,28 @@ describe('policy/engine: anything but a well-formed decision is a deny', functio
     });
   }
 
+  it("a mask's when the redactor cannot compile is a deny; one that compiles is kept on the directive", async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'gatehouse-rego-'));
+    writeFileSync(
+      join(dir, 'p.rego'),
+      'package gatehouse\ndecision := {"effect": "allow", "mask": [{"path": "$.data.*", "action": "redact", "when": input.when}]}\n',
+    );
+    const engine = await createPolicyEngine(await loadPolicySource({ kind: 'rego', dir, opa: toolPath('opa') }), checkMaskPath);
+    assert.deepEqual(engine.evaluate({ when: "@.type != 'helm.sh/release.v1'" }), {
+      effect: 'allow',
+      reasons: [],
+      mask: [{ path: '$.data.*', action: 'redact', when: "@.type != 'helm.sh/release.v1'" }],
+      inspect: [],
+      audit: { level: 'Metadata' },
+    });
+    assert.deepEqual(engine.evaluate({ when: '@.type = 1' }), {
+      effect: 'deny',
+      reasons: ['policy error: mask[0].path "$.data.*" when "@.type = 1" does not compile: unexpected "=" at offset 7 in "@.type = 1"'],
+      audit: { level: 'Metadata' },
+    });
+    assert.match(engine.evaluate({ when: 7 }).reasons[0]!, /mask\[0\]\.when must be a string/);
+  });
+
   it("a mask path the redactor cannot compile (checked by the gateway's real check)", async () => {
     const dir = mkdtempSync(join(tmpdir(), 'gatehouse-rego-'));
     writeFileSync(join(dir, 'p.rego'), 'package gatehouse\ndecision := {"effect": "allow", "mask": [{"path": "$.items[-1].data", "action": "redact"}]}\n');

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { checkMaskPath, compilePath, MaskPathError } from '../../../src/redact/path.js';
+import { checkMaskPath, compilePath, compileWhen, MaskPathError } from '../../../src/redact/path.js';
 
 describe('redact/path: the supported subset compiles', () => {
   for (const path of [
@@ -58,5 +58,27 @@ describe('redact/path: everything else is refused with the construct named', () 
       );
       assert.match(checkMaskPath(path)!, message);
     });
+  }
+});
+
+describe("redact/path: a directive's when is one filter expression over the object", () => {
+  it('compiles, reads the members it names, and tests the object itself', () => {
+    const w = compileWhen("@.type != 'helm.sh/release.v1' && @.metadata.labels.tier == 'db'");
+    assert.deepEqual([...w.reads!], ['type', 'metadata']);
+    assert.equal(w.test({ type: 'Opaque', metadata: { labels: { tier: 'db' } } }), true);
+    assert.equal(w.test({ type: 'helm.sh/release.v1', metadata: { labels: { tier: 'db' } } }), false);
+    assert.equal(checkMaskPath('$.data.*', "@.type == 'x'"), undefined);
+  });
+
+  const BAD: [string, string, RegExp][] = [
+    ['$', "@.type == 'x'", /must select inside the object/],
+    ['$.data.*', "@.type == 'x')].b[?(@.c", /unexpected "\)"/],
+    ['$.data.*', "$.type == 'x'", /"\$" inside a filter/],
+    ['$.data.*', '@.type =~ "x"', /regular expression\/ is expected/],
+    ['$.data.*', '', /unsupported filter expression/],
+    ['$.data[-1]', "@.type == 'x'", /negative indices/],
+  ];
+  for (const [path, when, message] of BAD) {
+    it(`refused: ${path} when ${when}`, () => assert.match(checkMaskPath(path, when)!, message));
   }
 });

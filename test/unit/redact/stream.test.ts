@@ -5,7 +5,7 @@
  */
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
-import { Program } from '../../../src/redact/program.js';
+import { LAST_APPLIED, Program } from '../../../src/redact/program.js';
 import { REDACTED, RedactError, StreamRedactor, redactBuffer } from '../../../src/redact/stream.js';
 import { referenceHash, referenceRedact, type Action } from '../../support/redact-reference.js';
 
@@ -112,6 +112,127 @@ describe('redact/stream: equals the reference for every chunking', function () {
       }),
       { numRuns: 150 },
     );
+  });
+});
+
+/** `when` filters as [ours, jsonpath-plus's], over members the generated objects may or may not have. */
+const WHEN = fc.constantFrom<[string, string]>(
+  ["@.type != 'helm.sh/release.v1'", "@.type != 'helm.sh/release.v1'"],
+  ["@.type == 'kubernetes.io/tls'", "@.type == 'kubernetes.io/tls'"],
+  ['@.type =~ /^kubernetes\\.io\\//', '@.type && @.type.match(/^kubernetes\\.io\\//)'],
+  ["@.name == 'u' || @.type == 'Opaque'", "@.name == 'u' || @.type == 'Opaque'"],
+  ["!(@.type == 'Opaque') && @.name != 'ab'", "!(@.type == 'Opaque') && @.name != 'ab'"],
+);
+const TYPES = ['Opaque', 'helm.sh/release.v1', 'kubernetes.io/tls'] as const;
+/** An object with or without a `type`, written before or after the rest (the API server writes a Secret's last). */
+const typed = fc
+  .tuple(doc, fc.option(fc.constantFrom(...TYPES), { nil: undefined }), fc.boolean())
+  .map(([d, type, first]) => (type === undefined ? d : first ? { type, ...(d as object) } : { ...(d as object), type }));
+const guarded = fc.tuple(directive, fc.option(WHEN, { nil: undefined })).map(([d, w]) => (w === undefined ? d : { ...d, when: w[0], refWhen: w[1] }));
+const ours = (dirs: { path: string; action: Action; when?: string }[]) =>
+  dirs.map(({ path, action, when }) => (when === undefined ? { path, action } : { path, action, when }));
+const lines = (text: string) =>
+  text
+    .trim()
+    .split('\n')
+    .map((l) => JSON.parse(l) as unknown);
+
+describe('redact/stream: conditional masking (when) equals the reference', function () {
+  this.timeout(300_000);
+  const chunks = fc.array(fc.integer({ min: 1, max: 23 }), { minLength: 1, maxLength: 5 });
+
+  it('a get: the directive applies only where its filter holds on the object', () => {
+    fc.assert(
+      fc.property(typed, fc.array(guarded, { minLength: 1, maxLength: 3 }), chunks, (d, dirs, sizes) => {
+        const input = Buffer.from(JSON.stringify(d));
+        const expected = referenceRedact(JSON.parse(input.toString()), dirs, hashKey);
+        for (const s of [sizes, [1]]) {
+          const out = chunked(new Program(ours(dirs), 'object'), input, s).toString();
+          assert.deepEqual(JSON.parse(out), expected, `sizes ${s.join(',')} ${JSON.stringify(ours(dirs))}\n${out}`);
+        }
+      }),
+      { numRuns: 200 },
+    );
+  });
+
+  it('a list, a watch and a Table: each item, event object and row object decides for itself', () => {
+    fc.assert(
+      fc.property(fc.array(typed, { maxLength: 4 }), fc.array(guarded, { minLength: 1, maxLength: 3 }), chunks, (objs, dirs, sizes) => {
+        const each = (o: unknown) => referenceRedact(JSON.parse(JSON.stringify(o)), dirs, hashKey);
+        const list = { kind: 'List', metadata: { resourceVersion: '7', type: 'helm.sh/release.v1' }, items: objs };
+        const l = chunked(new Program(ours(dirs), 'list'), Buffer.from(JSON.stringify(list)), sizes).toString();
+        assert.deepEqual(JSON.parse(l), { ...list, items: objs.map(each) }, l);
+        // A watch event's own `type` (ADDED…) is a sibling of the object, never what `when` reads.
+        const events = objs.map((o, i) => ({ type: i % 2 ? 'MODIFIED' : 'helm.sh/release.v1', object: o }));
+        const w = chunked(new Program(ours(dirs), 'watch'), Buffer.from(events.map((e) => JSON.stringify(e) + '\n').join('')), sizes).toString();
+        assert.deepEqual(
+          w.trim() ? lines(w) : [],
+          events.map((e) => ({ ...e, object: each(e.object) })),
+        );
+        const table = { kind: 'Table', type: 'x', columnDefinitions: [], rows: objs.map((o) => ({ cells: ['Opaque'], object: o })) };
+        // (In a get, directives apply to the Table itself too: see the Kubernetes shapes below.)
+        const t = chunked(new Program(ours(dirs), 'list'), Buffer.from(JSON.stringify(table)), sizes).toString();
+        assert.deepEqual(JSON.parse(t), { ...table, rows: objs.map((o) => ({ cells: ['Opaque'], object: each(o) })) }, t);
+      }),
+      { numRuns: 120 },
+    );
+  });
+});
+
+describe('redact/stream: conditional masking holds what it must, and no more', () => {
+  const mask = [{ path: '$.data.*', action: 'redact' as const, when: "@.type != 'helm.sh/release.v1'" }];
+  const small = { hashKey, maxHoldBytes: 1024 };
+  const secret = (type: string, value: string, typeFirst: boolean) => {
+    const body = { kind: 'Secret', metadata: { name: 's' }, data: { v: Buffer.from(value).toString('base64') } };
+    return typeFirst ? { type, ...body } : { ...body, type };
+  };
+
+  it('a type written first decides at once: a large value streams out before the object ends', () => {
+    const input = Buffer.from(JSON.stringify({ kind: 'SecretList', items: [secret('helm.sh/release.v1', 'x'.repeat(6000), true)] }));
+    const r = new StreamRedactor(new Program(mask, 'list'), small);
+    const first = Buffer.concat(r.write(input.subarray(0, 4000))).toString();
+    assert.ok(first.length > 3900, 'the release is already flowing');
+    const out = JSON.parse(Buffer.concat([Buffer.from(first), ...r.write(input.subarray(4000)), ...r.end()]).toString());
+    assert.equal(Buffer.from(out.items[0].data.v, 'base64').toString(), 'x'.repeat(6000));
+  });
+
+  it('a type written last (as the API server does) holds the object up to the cap, then fails closed', () => {
+    const fits = JSON.stringify({ items: [secret('Opaque', 'ab', false), secret('helm.sh/release.v1', 'cd', false)] });
+    const out = JSON.parse(redactBuffer(new Program(mask, 'list'), small, Buffer.from(fits)).toString());
+    assert.deepEqual(
+      out.items.map((i: { data: { v: string } }) => i.data.v),
+      [REDACTED, Buffer.from('cd').toString('base64')],
+    );
+    const big = Buffer.from(JSON.stringify({ items: [secret('Opaque', 'x'.repeat(6000), false)] }));
+    const r = new StreamRedactor(new Program(mask, 'list'), small);
+    const sent: Buffer[] = [];
+    assert.throws(
+      () => {
+        for (let i = 0; i < big.length; i += 500) sent.push(...r.write(big.subarray(i, i + 500)));
+      },
+      (e: RedactError) => e.code === 'GATEHOUSE_REDACT_TOO_LARGE',
+    );
+    assert.doesNotMatch(Buffer.concat(sent).toString(), new RegExp(Buffer.from('xxxxxx').toString('base64')), 'no byte of the held value left');
+  });
+
+  it('a get: the root object is held the same way, and decided on its own type', () => {
+    for (const [type, masked] of [
+      ['Opaque', true],
+      ['helm.sh/release.v1', false],
+    ] as const) {
+      for (const first of [true, false]) {
+        const out = JSON.parse(chunked(new Program(mask, 'object'), Buffer.from(JSON.stringify(secret(type, 'pw', first))), [3]).toString());
+        assert.equal(out.data.v === REDACTED, masked, `${type} first=${first}`);
+      }
+    }
+  });
+
+  it('last-applied-configuration is decided on the type written in it', () => {
+    const applied = secret('Opaque', 'pw', false);
+    const release = { ...secret('helm.sh/release.v1', 'rel', false), metadata: { name: 's', annotations: { [LAST_APPLIED]: JSON.stringify(applied) } } };
+    const out = JSON.parse(redactBuffer(new Program(mask, 'object'), options, Buffer.from(JSON.stringify(release))).toString());
+    assert.equal(out.data.v, Buffer.from('rel').toString('base64'));
+    assert.equal(JSON.parse(out.metadata.annotations[LAST_APPLIED]).data.v, REDACTED);
   });
 });
 
