@@ -44,6 +44,11 @@ const secret = (i: number) => ({
   type: 'Opaque',
   data: { username: b64(12), password: b64(48), 'tls.crt': b64(900), 'tls.key': b64(300) },
 });
+/** As the API server writes a Secret: `type` after `data` (Go field order), so a `when` on it must hold the data. */
+const servedSecret = (i: number) => {
+  const { type, ...rest } = secret(i);
+  return { ...rest, type };
+};
 const configMap = (i: number) => ({
   kind: 'ConfigMap',
   apiVersion: 'v1',
@@ -149,8 +154,34 @@ interface Fixture {
 }
 
 const secretMask: MaskDirective[] = [{ path: '$.data.*', action: 'redact' }];
+/** The bundled policy's `when` for group deployers (README, "Helm releases"). */
+const HELM_EXEMPT = "@.type != 'helm.sh/release.v1'";
 const fixtures: Fixture[] = [
   { name: 'SecretList, $.data.*', bytes: listOf(secret, 'SecretList'), mask: secretMask, shape: 'list', naivePaths: ['$.items[*].data.*'], plainPath: true },
+  {
+    name: 'SecretList, $.data.* when @.type != helm',
+    bytes: listOf(secret, 'SecretList'),
+    mask: [{ ...secretMask[0]!, when: HELM_EXEMPT }],
+    shape: 'list',
+    naivePaths: [`$.items[?(${HELM_EXEMPT})].data.*`],
+    plainPath: false,
+  },
+  {
+    name: 'SecretList as served (type last), $.data.*',
+    bytes: listOf(servedSecret, 'SecretList'),
+    mask: secretMask,
+    shape: 'list',
+    naivePaths: ['$.items[*].data.*'],
+    plainPath: true,
+  },
+  {
+    name: 'SecretList as served (type last), $.data.* when @.type != helm',
+    bytes: listOf(servedSecret, 'SecretList'),
+    mask: [{ ...secretMask[0]!, when: HELM_EXEMPT }],
+    shape: 'list',
+    naivePaths: [`$.items[?(${HELM_EXEMPT})].data.*`],
+    plainPath: false,
+  },
   {
     name: 'ConfigMapList (long strings), $.data.password',
     bytes: listOf(configMap, 'ConfigMapList'),
