@@ -98,7 +98,7 @@ describe('gatehouse policy replay', function () {
     assert.equal(changed.status, 1, changed.stderr);
     assert.match(changed.stdout, /^TIME +WHO +VERB +RESOURCE +NAMESPACE\/NAME +CHANGE +REASONS \(old → new\)$/m);
     assert.match(changed.stdout, /bob@example\.com +get +secrets +prod\/db-credentials +allow → deny +group admins may do anything → /);
-    assert.match(changed.stdout, /\d+ requests replayed in [\d.]+ s; 4 would change: 3 mask, 1 allow → deny/);
+    assert.match(changed.stdout, /\d+ requests replayed in [\d.]+ s; 5 would change: 4 mask, 1 allow → deny/);
     const json = spawnSync(process.execPath, [CLI, 'policy', 'replay', '--policy', candidate, '--audit', audit, '-o', 'json', '--since', '24h'], {
       encoding: 'utf8',
     });
