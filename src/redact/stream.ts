@@ -86,6 +86,7 @@ interface Track {
 }
 
 const EMPTY_BUF = Buffer.alloc(0);
+const NONE: number[] = [];
 
 /** Why a value is captured, and what to do once it is whole. */
 type Capture =
@@ -134,6 +135,8 @@ export class StreamRedactor {
   private delegate: StreamRedactor | undefined;
   private replacement: Buffer | undefined;
   private topLevelDone = false;
+  /** The states a filter decided for the value about to be scanned again (decideEarly). */
+  private forced: number[] | undefined;
   /** Indexes of Table columns named in a directive; kept across watch events, which send definitions once. */
   private redactedCells = new Set<number>();
 
@@ -365,11 +368,16 @@ export class StreamRedactor {
       return i + (this.scalar ? 0 : 1);
     }
     let adv;
-    if (!parent) adv = { states: this.rootStates, pending: this.rootPending, ...this.program.finalOf(this.rootStates) };
+    const again = this.forced;
+    if (again) {
+      adv = { states: again, pending: NONE, ...this.program.finalOf(again) };
+      this.forced = undefined;
+    } else if (!parent) adv = { states: this.rootStates, pending: this.rootPending, ...this.program.finalOf(this.rootStates) };
     else adv = this.program.advance(parent.states, parent.isObj ? (parent.key ?? '') : parent.index);
 
     // A removable container's member: remove it whole, or let it (and a separating comma) through.
-    if (parent?.removable) {
+    // (A value scanned again was let through, with its comma, when its filter decided.)
+    if (parent?.removable && !again) {
       if (adv.strength === STRENGTH.remove) {
         this.holding = false;
         this.cut(i);
@@ -474,8 +482,7 @@ export class StreamRedactor {
     const n = buf.length;
     if (this.scalar) {
       while (i < n && !DELIM[buf[i]!]) i++;
-      if (i < n) this.finishSkip(buf, i);
-      return i;
+      return i < n ? this.finishSkip(buf, i) : i;
     }
     for (;;) {
       if (this.inString) {
@@ -483,10 +490,7 @@ export class StreamRedactor {
         if (q < 0) return n;
         this.inString = false;
         i = q + 1;
-        if (this.skipStack.length === 0) {
-          this.finishSkip(buf, i);
-          return i;
-        }
+        if (this.skipStack.length === 0) return this.finishSkip(buf, i);
         continue;
       }
       for (; i < n; i++) {
@@ -496,10 +500,7 @@ export class StreamRedactor {
           i++;
           break;
         }
-        if (this.bracket(buf, i, c)) {
-          this.finishSkip(buf, i + 1);
-          return i + 1;
-        }
+        if (this.bracket(buf, i, c)) return this.finishSkip(buf, i + 1);
       }
       if (i >= n) return n;
     }
@@ -518,8 +519,11 @@ export class StreamRedactor {
     return false;
   }
 
-  /** The skipped value ends just before buf[end]; `members`: all a filter on it reads, when they are known. */
-  private finishSkip(buf: Buffer, end: number, members?: ReadonlyMap<string, unknown>): void {
+  /**
+   * The skipped value ends just before buf[end]; `members`: all a filter on it reads, when they
+   * are known. Returns where scanning continues: `end`, or the value's start when it is scanned again.
+   */
+  private finishSkip(buf: Buffer, end: number, members?: ReadonlyMap<string, unknown>): number {
     if (this.fate === Fate.Copy) {
       // Bytes flow on with the rest of the chunk.
     } else if (this.fate === Fate.Drop) {
@@ -531,11 +535,21 @@ export class StreamRedactor {
       this.out.push(...inner.write(buf.subarray(this.start, end)), ...inner.end());
       this.start = end;
     } else {
-      this.keep(buf, this.start, end);
-      const raw = this.cap.subarray(0, this.capLen);
+      // A container held whole within this chunk can be scanned again in place, once decided.
+      const inPlace = this.capLen === 0 && (buf[this.start] === LBRACE || buf[this.start] === LBRACKET);
+      let raw: Buffer;
+      if (inPlace) {
+        if (end - this.start > this.options.maxHoldBytes) this.keep(buf, this.start, end); // fails as a held value would
+        raw = buf.subarray(this.start, end);
+      } else {
+        this.keep(buf, this.start, end);
+        raw = this.cap.subarray(0, this.capLen);
+      }
       this.cap = EMPTY_BUF;
       this.capLen = 0;
-      const { removed, pieces } = this.resolveCapture(raw, members);
+      const outcome = this.resolveCapture(raw, members, inPlace);
+      if ('again' in outcome) return this.scanAgain(outcome.again);
+      const { removed, pieces } = outcome;
       if (this.deferred) {
         this.releaseDeferred(removed);
         if (!removed) this.out.push(...pieces);
@@ -543,6 +557,24 @@ export class StreamRedactor {
       this.start = end;
     }
     this.valueDone();
+    return end;
+  }
+
+  /**
+   * A filter decided the states of a value that began in this chunk: scan it again from its
+   * first byte as an ordinary value in those states (bench/redact: a nested scanner per
+   * element cost more than the second scan).
+   */
+  private scanAgain(states: number[]): number {
+    this.releaseDeferred(false);
+    this.forced = states;
+    this.fate = Fate.Copy;
+    this.mode = Mode.Value;
+    this.skipStack = [];
+    this.inString = false;
+    this.capture = undefined;
+    this.track = undefined;
+    return this.start;
   }
 
   /** A removable container's member waiting on its filter: drop its key and comma, or send them. */
@@ -622,8 +654,7 @@ export class StreamRedactor {
         // Secret's type, which comes last).
         if (t.phase === 3 && t.key !== undefined && t.fields.has(t.key)) this.see(buf, t, t.valueOff, i);
         this.track = undefined;
-        this.finishSkip(buf, i + 1, t.seen);
-        return i + 1;
+        return this.finishSkip(buf, i + 1, t.seen);
       } else if (this.skipStack.length === 1) {
         if (c === COLON && t.phase === 2) {
           t.phase = 3;
@@ -632,8 +663,7 @@ export class StreamRedactor {
           if (t.key !== undefined && t.fields.has(t.key)) {
             this.see(buf, t, t.valueOff, i);
             if (t.seen.size === t.fields.size) {
-              this.decideEarly(buf, i);
-              return i;
+              return this.decideEarly(buf, i);
             }
           }
           t.phase = 0;
@@ -657,9 +687,9 @@ export class StreamRedactor {
   /**
    * Every member the filter reads has arrived: decide now, send or drop what
    * was held, and let the rest of the element stream (copied, dropped, or
-   * through a nested scanner for what applies inside it).
+   * scanned for what applies inside it). Returns where scanning continues.
    */
-  private decideEarly(buf: Buffer, i: number): void {
+  private decideEarly(buf: Buffer, i: number): number {
     const cap = this.capture as Extract<Capture, { kind: 'filter' }>;
     const t = this.track!;
     this.track = undefined;
@@ -667,7 +697,7 @@ export class StreamRedactor {
     const states = resolved.length === 0 ? cap.states : [...cap.states, ...resolved];
     const { strength } = this.program.finalOf(states);
     // A hash needs the whole value: keep holding; the end re-checks the filter on all of it.
-    if (strength === STRENGTH.hash) return;
+    if (strength === STRENGTH.hash) return i;
     // What was held: still in this chunk (buf[start..i)) unless the element began in an earlier one.
     const inPlace = this.capLen === 0;
     let held: Buffer | undefined;
@@ -691,17 +721,27 @@ export class StreamRedactor {
       // In place, the held bytes simply flow on with the rest of the chunk.
       if (held) this.out.push(held);
       this.fate = Fate.Copy;
+    } else if (!held) {
+      return this.scanAgain(states);
     } else {
       this.releaseDeferred(false);
       this.delegate = new StreamRedactor(this.program, this.options, states, true);
-      this.out.push(...this.delegate.write(held ?? buf.subarray(this.start, i)));
+      this.out.push(...this.delegate.write(held));
       this.start = i;
       this.fate = Fate.Delegate;
     }
+    return i;
   }
 
-  /** What a held value becomes; `removed` when a filter decided to remove it. */
-  private resolveCapture(raw: Buffer, members: ReadonlyMap<string, unknown> | undefined): { removed: boolean; pieces: Buffer[] } {
+  /**
+   * What a held value becomes; `removed` when a filter decided to remove it; `again`, the states
+   * to scan it in once more, when it may be scanned again in place and something applies inside it.
+   */
+  private resolveCapture(
+    raw: Buffer,
+    members: ReadonlyMap<string, unknown> | undefined,
+    inPlace: boolean,
+  ): { removed: boolean; pieces: Buffer[] } | { again: number[] } {
     const cap = this.capture!;
     if (cap.kind === 'hash') return { removed: false, pieces: [this.hash(raw)] };
     if (cap.kind === 'lastApplied') return { removed: false, pieces: [this.maskLastApplied(raw)] };
@@ -721,6 +761,7 @@ export class StreamRedactor {
     if (strength === STRENGTH.hash) return { removed: false, pieces: [this.hash(raw)] };
     if (strength > 0) return { removed: false, pieces: [REDACTED_JSON] };
     if (states.length === 0) return { removed: false, pieces: [raw] };
+    if (inPlace) return { again: states };
     // Replay the held value with what the filter decided.
     const inner = new StreamRedactor(this.program, this.options, states, true);
     return { removed: false, pieces: [...inner.write(raw), ...inner.end()] };
