@@ -61,7 +61,8 @@ export interface Advance {
   readonly pending: number[];
 }
 
-const NONE: number[] = [];
+/** No states: shared, never written to. */
+export const NONE: number[] = [];
 const EMPTY: Advance = { states: NONE, strength: 0, lastApplied: false, columnDefs: false, cell: false, pending: NONE };
 
 /** Where a Table's column names and cells are, per shape (a watch event wraps the Table in `object`). */

@@ -13,7 +13,7 @@
 import { hash as sha } from 'node:crypto';
 import { Transform, type TransformCallback } from 'node:stream';
 import type { Key } from './path.js';
-import { STRENGTH, type Program } from './program.js';
+import { NONE, STRENGTH, type Program } from './program.js';
 
 /** Stays valid base64, so a redacted Secret `data` value still decodes for typed clients. */
 export const REDACTED = 'GATEHOUSE+REDACTED++';
@@ -86,7 +86,6 @@ interface Track {
 }
 
 const EMPTY_BUF = Buffer.alloc(0);
-const NONE: number[] = [];
 
 /** Why a value is captured, and what to do once it is whole. */
 type Capture =
@@ -202,9 +201,7 @@ export class StreamRedactor {
   /** Appends buf[from..to) to the held value, within maxHoldBytes (copied straight from the chunk: no subarray). */
   private keep(buf: Buffer, from: number, to: number): void {
     const need = this.capLen + (to - from);
-    if (need > this.options.maxHoldBytes) {
-      throw new RedactError('GATEHOUSE_REDACT_TOO_LARGE', `a value the mask must see whole is larger than ${this.options.maxHoldBytes} bytes`);
-    }
+    this.mayHold(need);
     if (need > this.cap.length) {
       const grown = Buffer.allocUnsafe(Math.max(256, need * 2));
       this.cap.copy(grown, 0, 0, this.capLen);
@@ -212,6 +209,13 @@ export class StreamRedactor {
     }
     buf.copy(this.cap, this.capLen, from, to);
     this.capLen = need;
+  }
+
+  /** A value the mask must see whole may be this long: within maxHoldBytes, or the response fails. */
+  private mayHold(bytes: number): void {
+    if (bytes > this.options.maxHoldBytes) {
+      throw new RedactError('GATEHOUSE_REDACT_TOO_LARGE', `a value the mask must see whole is larger than ${this.options.maxHoldBytes} bytes`);
+    }
   }
 
   /** Offset in the held value of buf[i]. */
@@ -539,7 +543,7 @@ export class StreamRedactor {
       const inPlace = this.capLen === 0 && (buf[this.start] === LBRACE || buf[this.start] === LBRACKET);
       let raw: Buffer;
       if (inPlace) {
-        if (end - this.start > this.options.maxHoldBytes) this.keep(buf, this.start, end); // fails as a held value would
+        this.mayHold(end - this.start);
         raw = buf.subarray(this.start, end);
       } else {
         this.keep(buf, this.start, end);
