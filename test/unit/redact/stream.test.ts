@@ -227,6 +227,17 @@ describe('redact/stream: conditional masking holds what it must, and no more', (
     }
   });
 
+  it("attack: a watch event's own type or a Table row's cells never decide the object's when", () => {
+    const opaque = secret('Opaque', 'pw', false);
+    const event = JSON.stringify({ type: 'helm.sh/release.v1', object: opaque }) + '\n';
+    assert.equal(JSON.parse(redactBuffer(new Program(mask, 'watch'), options, Buffer.from(event)).toString()).object.data.v, REDACTED);
+    const table = { kind: 'Table', type: 'helm.sh/release.v1', rows: [{ type: 'helm.sh/release.v1', cells: ['helm.sh/release.v1'], object: opaque }] };
+    for (const shape of ['object', 'list'] as const) {
+      const out = JSON.parse(redactBuffer(new Program(mask, shape), options, Buffer.from(JSON.stringify(table))).toString());
+      assert.equal(out.rows[0].object.data.v, REDACTED, shape);
+    }
+  });
+
   it('last-applied-configuration is decided on the type written in it', () => {
     const applied = secret('Opaque', 'pw', false);
     const release = { ...secret('helm.sh/release.v1', 'rel', false), metadata: { name: 's', annotations: { [LAST_APPLIED]: JSON.stringify(applied) } } };
