@@ -180,7 +180,9 @@ describe('gatehouse demo --replicas 2 (as a process)', function () {
       await waitFor('every process of the demo to be gone', () => ![...pids, ...testbedPids].some(isAlive), 60_000);
       // After a SIGKILL the watchdog removes the files only once the processes it stopped are gone.
       const left = () => ['ready', 'replicas.json'].filter((f) => existsSync(join(dir, f)));
-      await waitFor('the demo\'s ready and replicas.json to be removed', () => left().length === 0, 30_000).catch(() => assert.deepEqual(left(), [], 'left behind'));
+      await waitFor("the demo's ready and replicas.json to be removed", () => left().length === 0, 30_000).catch(() =>
+        assert.deepEqual(left(), [], 'left behind'),
+      );
     });
   }
 });
