@@ -1,10 +1,3 @@
-import { runApprovalsCommand, runGrantsCommand } from './approval/command.js';
-import { runAuditCommand } from './audit/command.js';
-import { runPolicyCommand } from './policy/command.js';
-import { runDemoCommand } from './demo/command.js';
-import { runSessionsCommand } from './recording/command.js';
-import { runKubeconfigCommand, runServeCommand } from './serve.js';
-import { runTestbedCommand } from './testbed/command.js';
 import { forTerminal, visible } from './terminal.js';
 
 const USAGE = `usage: gatehouse <command>
@@ -33,25 +26,27 @@ function isReadable(err: unknown): err is Error & { code: string } {
 
 async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;
+  // Each command's modules are loaded when it runs: a gateway (serve) keeps only its own in memory,
+  // not the clients the other commands use (@kubernetes/client-node alone is ~80 MiB resident).
   switch (command) {
     case 'serve':
-      return runServeCommand(rest);
+      return (await import('./serve.js')).runServeCommand(rest);
     case 'kubeconfig':
-      return runKubeconfigCommand(rest);
+      return (await import('./serve.js')).runKubeconfigCommand(rest);
     case 'demo':
-      return runDemoCommand(rest);
+      return (await import('./demo/command.js')).runDemoCommand(rest);
     case 'testbed':
-      return runTestbedCommand(rest);
+      return (await import('./testbed/command.js')).runTestbedCommand(rest);
     case 'approvals':
-      return runApprovalsCommand(rest);
+      return (await import('./approval/command.js')).runApprovalsCommand(rest);
     case 'grants':
-      return runGrantsCommand(rest);
+      return (await import('./approval/command.js')).runGrantsCommand(rest);
     case 'sessions':
-      return runSessionsCommand(rest);
+      return (await import('./recording/command.js')).runSessionsCommand(rest);
     case 'audit':
-      return runAuditCommand(rest);
+      return (await import('./audit/command.js')).runAuditCommand(rest);
     case 'policy':
-      return runPolicyCommand(rest);
+      return (await import('./policy/command.js')).runPolicyCommand(rest);
     case undefined:
     case 'help':
     case '--help':

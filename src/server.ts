@@ -10,7 +10,8 @@ import { join } from 'node:path';
 import { createMcpMarker } from './mcp/marker.js';
 import { createCallSeal } from './mcp/parked.js';
 import { createInternalClient } from './mcp/kube.js';
-import { createMcpEndpoint, MCP_PATH, RESOURCE_METADATA_PATH } from './mcp/endpoint.js';
+import type { McpEndpointDeps } from './mcp/endpoint.js';
+import { MCP_PATH, RESOURCE_METADATA_PATH } from './mcp/paths.js';
 import { GATEHOUSE_VERSION } from './paths.js';
 import { checkMaskPath } from './redact/path.js';
 import { createServer, type Server } from 'node:https';
@@ -37,11 +38,8 @@ import { selfSignedTls } from './tls.js';
 import { loadUpstream } from './upstream/credentials.js';
 import { createForwarder } from './upstream/forward.js';
 import { API_PREFIX, createApprovalsApi, GRANTS_PREFIX } from './approval/api.js';
-import { openPostgresStore } from './approval/postgres-store.js';
 import { createApprovalService, type ApprovalService } from './approval/service.js';
-import { openSqliteStore } from './approval/sqlite-store.js';
 import { SCHEMA, type ApprovalStore } from './approval/store.js';
-import { openPostgres } from './store/postgres.js';
 import { createPostgresSessionStore, SESSION_SCHEMA } from './recording/postgres-sessions.js';
 import { createWeb, WEB_PREFIX } from './web/app.js';
 import { sealKey } from './web/seal.js';
@@ -169,12 +167,15 @@ export async function startGateway(config: Config, options: GatewayOptions = {})
   // The stores are opened before serving: a database that cannot be reached stops start-up.
   const ac = config.approvals;
   const pgUrl = config.store?.postgres.url ?? (ac?.store.kind === 'postgres' ? ac.store.url : undefined);
-  const db = pgUrl ? await openPostgres({ connectionString: pgUrl, schema: [...SCHEMA, ...SESSION_SCHEMA], onError: (m) => log.warn(m) }) : undefined;
+  // Each store's driver is loaded only when configured (pg and better-sqlite3 are resident once imported).
+  const db = pgUrl
+    ? await (await import('./store/postgres.js')).openPostgres({ connectionString: pgUrl, schema: [...SCHEMA, ...SESSION_SCHEMA], onError: (m) => log.warn(m) })
+    : undefined;
   const store: ApprovalStore | undefined = !ac
     ? undefined
     : ac.store.kind === 'sqlite'
-      ? openSqliteStore(ac.store.file)
-      : await openPostgresStore({ db: db!, onError: (m) => log.warn(m) });
+      ? (await import('./approval/sqlite-store.js')).openSqliteStore(ac.store.file)
+      : await (await import('./approval/postgres-store.js')).openPostgresStore({ db: db!, onError: (m) => log.warn(m) });
   const keep = config.recording.keep;
   const sessions: SessionStore =
     keep.kind === 'files'
@@ -307,7 +308,7 @@ export async function startGateway(config: Config, options: GatewayOptions = {})
     internalServer.listen(internalSocket, () => resolve());
   });
   const internal = createInternalClient(internalSocket, marker);
-  const mcp = createMcpEndpoint({
+  const mcpDeps: McpEndpointDeps = {
     authenticate: (t) => authenticator.authenticate(t),
     issuers: issuers.map((i) => i.issuer),
     publicUrl: ac?.publicUrl ?? url,
@@ -316,11 +317,15 @@ export async function startGateway(config: Config, options: GatewayOptions = {})
     ...(approvals && store ? { approvals: { store, service: approvals, seal: createCallSeal(hashKey) } } : {}),
     log: (m) => log.warn(m),
     version: GATEHOUSE_VERSION,
-  });
+  };
+  // The MCP SDK and zod are ~30 MiB resident: loaded with the first MCP request, not by every gateway.
+  let mcpEndpoint: ReturnType<typeof loadMcp> | undefined;
+  const loadMcp = async () => (await import('./mcp/endpoint.js')).createMcpEndpoint(mcpDeps);
+  const mcp = () => (mcpEndpoint ??= loadMcp());
   const gatehouse: Handler = async (req, res) => {
     const u = new URL(req.url ?? '/', 'https://gatehouse.invalid');
-    if (u.pathname === MCP_PATH) return mcp.handle(req, res);
-    if (u.pathname === RESOURCE_METADATA_PATH || u.pathname === RESOURCE_METADATA_PATH + MCP_PATH) return mcp.metadata(res);
+    if (u.pathname === MCP_PATH) return (await mcp()).handle(req, res);
+    if (u.pathname === RESOURCE_METADATA_PATH || u.pathname === RESOURCE_METADATA_PATH + MCP_PATH) return (await mcp()).metadata(res);
     const under = (prefix: string) => u.pathname === prefix || u.pathname.startsWith(prefix + '/');
     if (under(SESSIONS_PREFIX)) return sessionsApi(req, res, u.pathname, u.searchParams);
     if (approvalsApi && (under(API_PREFIX) || under(GRANTS_PREFIX))) return approvalsApi(req, res, u.pathname, u.searchParams);

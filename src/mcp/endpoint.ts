@@ -20,10 +20,9 @@ import type { Identity } from '../identity/identity.js';
 import { extractBearerToken } from '../identity/token.js';
 import type { InternalClient } from './kube.js';
 import type { CallSeal, ParkedCall } from './parked.js';
+import { MCP_PATH, RESOURCE_METADATA_PATH } from './paths.js';
 import { createDiscovery, registerTools, ToolRefusal, type McpApprovals } from './tools.js';
 
-export const MCP_PATH = '/gatehouse/mcp';
-export const RESOURCE_METADATA_PATH = '/.well-known/oauth-protected-resource';
 /** While a tool call waits (a request held for approval), the client hears of it this often. */
 const PROGRESS_EVERY_MS = 5000;
 

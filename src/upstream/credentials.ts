@@ -3,9 +3,11 @@
  * in-cluster service account) with @kubernetes/client-node. They go into the
  * upstream connection and its Authorization header, and nowhere else.
  */
+import { execFileSync } from 'node:child_process';
 import { readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import { KubeConfig } from '@kubernetes/client-node';
+import { fileURLToPath } from 'node:url';
+import type { Cluster, User } from '@kubernetes/client-node';
 import { ConfigError } from '../errors.js';
 
 /** client-node types a user's auth provider as `any`; this is the part read here. */
@@ -74,6 +76,32 @@ export function inClusterTarget(dir: string = SERVICE_ACCOUNT_DIR, env: NodeJS.P
   return { server: `https://${host.includes(':') ? `[${host}]` : host}:${port}`, tls: { ca, rejectUnauthorized: true }, authorization };
 }
 
+const KUBECONFIG_CHILD = fileURLToPath(new URL('./kubeconfig-child.js', import.meta.url));
+
+/**
+ * The current context's cluster and user, read by client-node in a child
+ * process (kubeconfig-child.ts): the library stays out of the gateway's memory.
+ * Only the child's own error message is passed on, never its output.
+ */
+function readKubeconfig(file: string, context: string | undefined, option: string): { cluster: Cluster | null; user: User | null } {
+  let answer: { cluster: Cluster | null; user: User | null } | { error: string };
+  try {
+    const out = execFileSync(process.execPath, [KUBECONFIG_CHILD, file, ...(context ? [context] : [])], {
+      encoding: 'utf8',
+      stdio: ['ignore', 'pipe', 'ignore'],
+      maxBuffer: 64 * 1024 * 1024,
+    });
+    answer = JSON.parse(out) as typeof answer;
+  } catch (err) {
+    throw new ConfigError(
+      option,
+      `cannot load it: the kubeconfig reader failed (${(err as NodeJS.ErrnoException).code ?? (err as { status?: number }).status ?? 'no answer'})`,
+    );
+  }
+  if ('error' in answer) throw new ConfigError(option, `cannot load it: ${answer.error}`);
+  return answer;
+}
+
 function data(inline: string | undefined, file: string | undefined): Buffer | undefined {
   if (inline) return Buffer.from(inline, 'base64');
   if (file) return readFileSync(file);
@@ -86,16 +114,8 @@ function data(inline: string | undefined, file: string | undefined): Buffer | un
  */
 export function loadUpstream(source: UpstreamSource, opts: { readonly as?: string; readonly anonymous?: boolean } = {}): UpstreamTarget {
   if (source.kind === 'inCluster') return inClusterTarget(source.serviceAccountDir);
-  const kc = new KubeConfig();
   const option = opts.as ?? 'upstream.kubeconfig';
-  try {
-    kc.loadFromFile(source.file);
-    if (source.context) kc.setCurrentContext(source.context);
-  } catch (err) {
-    throw new ConfigError(option, `cannot load it: ${(err as Error).message}`);
-  }
-  const cluster = kc.getCurrentCluster();
-  const user = kc.getCurrentUser();
+  const { cluster, user } = readKubeconfig(source.file, source.context, option);
   if (!cluster || !user) throw new ConfigError(option, 'the current context names no cluster or no user: set upstream.context');
   if (user.exec) throw new ConfigError(option, `user ${user.name} uses an exec credential plugin; give the gateway a token or a client certificate`);
   if (user.username || user.password)
