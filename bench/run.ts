@@ -14,7 +14,9 @@
  *     latency of one change from upstream to every watcher;
  *  5. gateway RSS idle and under load;
  *  6. sessions and approvals (bench/sessions.ts): exec direct vs through the
- *     gateway over WebSocket and SPDY, the recording tap, approval release.
+ *     gateway over WebSocket and SPDY, the recording tap, approval release;
+ *  7. 1,000 and 5,000 watches, the upstream over HTTP/1.1 and over HTTP/2
+ *     (bench/watches.ts): RSS, connections to the API server, latency.
  *
  * Prints a markdown report and writes it, with a JSON file, to bench/results/.
  * Asserts no timing: it fails only if something crashes or a result is malformed.
@@ -612,6 +614,8 @@ async function main(): Promise<void> {
   section('Audit before action', 'audit', [join(projectRoot, 'dist/bench/audit.js')]);
   // 6. Sessions and approvals, in a process (and test bed) of its own.
   section('Sessions and approvals', 'sessions', [join(projectRoot, 'dist/bench/sessions.js')]);
+  // 7. Watches at scale, upstream over HTTP/1.1 and over HTTP/2, in a process (and test bed) of its own.
+  section('Watches: upstream over HTTP/1.1 and HTTP/2, 1,000 and 5,000', 'watchesAtScale', [join(projectRoot, 'dist/bench/watches.js')]);
 
   validate(results);
   const stamp = new Date().toISOString().replace(/[:.]/g, '-');

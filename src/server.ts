@@ -125,6 +125,7 @@ export async function startGateway(config: Config, options: GatewayOptions = {})
       connectTimeoutMs: config.upstream.connectTimeoutSeconds * 1000,
       headersTimeoutMs: config.upstream.headersTimeoutSeconds * 1000,
       bodyTimeoutMs: config.upstream.requestTimeoutSeconds * 1000,
+      http2: config.upstream.http2,
     }),
   );
   const checkpointsOf = (c: Config['audit']['checkpoint']): CheckpointOptions | undefined => {

@@ -5,6 +5,7 @@
  */
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
+import { setMaxListeners } from 'node:events';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -15,6 +16,7 @@ import { createMemoryAuditWriter } from '../../src/audit/writer.js';
 import { DEMO_USERS, startDemo, type RunningDemo } from '../../src/demo/demo.js';
 import { mintToken, type IssuerFile } from '../../src/demo/issuer.js';
 import { runRoot } from '../../src/paths.js';
+import { connectionsTo } from '../../src/testbed/sockets.js';
 import { canary } from '../../src/testbed/world.js';
 import { kubectl, run } from '../support/run.js';
 import { waitFor } from '../support/wait.js';
@@ -94,6 +96,40 @@ describe('gateway (kubectl → Gatehouse → kube-apiserver v1.35.4)', function 
       } finally {
         watch.kill();
         await as('alice', ['delete', 'configmap', 'e2e-watched', '-n', 'dev']);
+      }
+    });
+
+    it('watches share HTTP/2 connections to the API server: twenty watches, one new connection, every watcher sees the change', async () => {
+      // The gateway runs in this process: its connections to the API server are this process's.
+      const port = Number(new URL(testbed().server).port);
+      const before = connectionsTo(process.pid, port);
+      const token = await tokenFor('alice');
+      const watchers = new Agent({ connect: { ca: demo.gateway.caPem! }, connections: 32 });
+      const aborts = new AbortController();
+      setMaxListeners(32, aborts.signal);
+      const seen = new Set<number>();
+      try {
+        const bodies = await Promise.all(
+          Array.from({ length: 20 }, async () => {
+            const res = await request(`${demo.gateway.url}/api/v1/namespaces/dev/configmaps?watch=1&fieldSelector=metadata.name%3De2e-h2`, {
+              headers: { authorization: `Bearer ${token}` },
+              dispatcher: watchers,
+              signal: aborts.signal,
+              bodyTimeout: 0,
+            });
+            assert.equal(res.statusCode, 200);
+            return res.body;
+          }),
+        );
+        bodies.forEach((b, i) => b.on('data', (c: Buffer) => c.toString().includes('e2e-h2') && seen.add(i)).on('error', () => {}));
+        assert.ok(connectionsTo(process.pid, port) - before <= 1, `${connectionsTo(process.pid, port) - before} new connections for 20 watches`);
+        const r = await as('alice', ['create', 'configmap', 'e2e-h2', '-n', 'dev', '--from-literal=x=y']);
+        assert.equal(r.code, 0, r.stderr);
+        await waitFor('every watcher to see the change', () => seen.size === 20);
+      } finally {
+        aborts.abort();
+        await watchers.destroy();
+        await as('alice', ['delete', 'configmap', 'e2e-h2', '-n', 'dev']);
       }
     });
 

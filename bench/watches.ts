@@ -1,0 +1,223 @@
+/**
+ * Watches at scale: N concurrent watches through one gateway process (its own
+ * test bed), with the upstream over HTTP/1.1 (a TLS connection per watch) and
+ * over HTTP/2 (streams multiplexed on a few connections). For each: the
+ * gateway's RSS and heap holding them, its connections to the API server, and
+ * the latency of one change from the API server to every watcher. The watchers
+ * keep one HTTP/1.1 connection each to the gateway, as separate kubectl
+ * processes would. Asserts no timing.   node dist/bench/watches.js [--quick]
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { setMaxListeners } from 'node:events';
+import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { cpus, totalmem } from 'node:os';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { KubeConfig } from '@kubernetes/client-node';
+import { Agent, request } from 'undici';
+import { stringify } from 'yaml';
+import { DEMO_AUDIENCE, mintToken, startDemoIssuer, type IssuerFile } from '../src/demo/issuer.js';
+import { projectRoot, runRoot } from '../src/paths.js';
+import { down, up, type Testbed } from '../src/testbed/controlplane.js';
+import { freePort } from '../src/testbed/ports.js';
+import { connectionsTo } from '../src/testbed/sockets.js';
+import { selfSignedTls } from '../src/tls.js';
+import { percentiles } from './stats.js';
+
+const quick = process.argv.includes('--quick');
+const COUNTS = quick ? [200] : [1000, 5000];
+const OPENING = 200;
+const dir = join(runRoot, `bench-watches-${process.pid}`);
+const out = (s = '') => process.stdout.write(s + '\n');
+
+function rssMiB(pid: number): number {
+  const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+  return m ? Number(m[1]) / 1024 : NaN;
+}
+
+async function waitReady(url: string, dispatcher: Agent): Promise<void> {
+  for (const deadline = Date.now() + 60_000; Date.now() < deadline; await sleep(100)) {
+    try {
+      const res = await request(url, { dispatcher });
+      await res.body.dump();
+      if (res.statusCode === 200) return;
+    } catch {
+      // not yet
+    }
+  }
+  throw new Error(`${url} did not become ready`);
+}
+
+interface Row {
+  readonly upstream: string;
+  readonly watches: number;
+  readonly opened: number;
+  readonly received: number;
+  readonly rssMiB: number;
+  readonly retried429: number;
+  readonly upstreamConnections: number;
+  readonly p50: number;
+  readonly p99: number;
+}
+
+async function measure(tb: Testbed, issuerFile: IssuerFile, http2: boolean, watches: number): Promise<Row> {
+  const port = await freePort();
+  const config = join(dir, `gatehouse-${http2 ? 'h2' : 'h1'}-${watches}.yaml`);
+  writeFileSync(
+    config,
+    stringify({
+      cluster: 'bench',
+      listen: { address: `127.0.0.1:${port}`, tls: { selfSigned: { dir: join(dir, 'tls') } } },
+      upstream: { kubeconfig: tb.kubeconfigs.gateway, http2 },
+      identity: {
+        issuers: [{ issuer: issuerFile.issuer, audiences: [DEMO_AUDIENCE], usernameClaim: 'email', groupsClaim: 'groups', algorithms: ['RS256'] }],
+      },
+      policy: { dir: join(projectRoot, 'policies/gatehouse') },
+      audit: { file: join(dir, `audit-${http2 ? 'h2' : 'h1'}-${watches}.log`) },
+    }),
+  );
+  const gw: ChildProcess = spawn(process.execPath, [join(projectRoot, 'bin/gatehouse.js'), 'serve', '--config', config], { stdio: 'ignore' });
+  const ca = readFileSync(join(dir, 'tls', 'ca.crt'));
+  const agent = new Agent({ connect: { ca, timeout: 60_000 }, connections: watches + 8, pipelining: 1 });
+  try {
+    await waitReady(`https://127.0.0.1:${port}/readyz`, agent);
+    const { token } = await mintToken(issuerFile, { user: 'alice@example.com', groups: ['dev'], ttlSeconds: 3600 });
+    const admin = new KubeConfig();
+    admin.loadFromFile(tb.kubeconfigs.admin);
+    const adminToken = admin.getCurrentUser()!.token!;
+    const adminAgent = new Agent({ connect: { ca: readFileSync(tb.caFile) } });
+    const listed = await request(`${tb.server}/api/v1/namespaces/dev/configmaps?fieldSelector=metadata.name%3Dwatched`, {
+      headers: { authorization: `Bearer ${adminToken}` },
+      dispatcher: adminAgent,
+    });
+    const rv = ((await listed.body.json()) as { metadata: { resourceVersion: string } }).metadata.resourceVersion;
+    const arrivals: number[] = [];
+    let marker = '';
+    let opened = 0;
+    const aborts = new AbortController();
+    setMaxListeners(watches + 10, aborts.signal);
+    const errors: string[] = [];
+    let retried = 0;
+    let opening = 0;
+    const watchers = Array.from({ length: watches }, async () => {
+      const open = () =>
+        request(`https://127.0.0.1:${port}/api/v1/namespaces/dev/configmaps?watch=1&fieldSelector=metadata.name%3Dwatched&resourceVersion=${rv}`, {
+          headers: { authorization: `Bearer ${token}` },
+          dispatcher: agent,
+          signal: aborts.signal,
+          bodyTimeout: 0,
+        });
+      // At most OPENING handshakes at a time: thousands of TLS handshakes at once overflow the listen backlog.
+      while (opening >= OPENING) await sleep(5);
+      opening++;
+      let res = await open().finally(() => opening--);
+      // The API server's priority and fairness turns a burst away with 429 and Retry-After; client-go waits and retries.
+      while (res.statusCode === 429) {
+        retried++;
+        await res.body.dump();
+        await sleep(Number(res.headers['retry-after'] ?? 1) * 1000 * (0.5 + Math.random()));
+        res = await open();
+      }
+      if (res.statusCode !== 200) throw new Error(`watch: HTTP ${res.statusCode}`);
+      opened++;
+      try {
+        for await (const chunk of res.body) {
+          if (marker && String(chunk).includes(marker)) {
+            arrivals.push(Date.now());
+            break;
+          }
+        }
+      } catch {
+        // aborted at the end
+      }
+      res.body.destroy();
+    }).map((p) => p.catch((err: unknown) => void errors.push(err instanceof Error ? err.message : String(err))));
+    for (const deadline = Date.now() + 120_000; opened + errors.length < watches && Date.now() < deadline;) await sleep(50);
+    if (errors.length) throw new Error(`${errors.length} watches failed to open, e.g. ${errors[0]}`);
+    await sleep(2000);
+    const rss = rssMiB(gw.pid!);
+    const upstreamConnections = connectionsTo(gw.pid!, Number(new URL(tb.server).port));
+    marker = `m-${Date.now()}`;
+    const changedAt = Date.now();
+    const patched = await request(`${tb.server}/api/v1/namespaces/dev/configmaps/watched`, {
+      method: 'PATCH',
+      headers: { authorization: `Bearer ${adminToken}`, 'content-type': 'application/merge-patch+json' },
+      body: JSON.stringify({ data: { v: marker } }),
+      dispatcher: adminAgent,
+    });
+    await patched.body.dump();
+    for (const deadline = Date.now() + 60_000; arrivals.length < opened && Date.now() < deadline;) await sleep(20);
+    aborts.abort();
+    await Promise.allSettled(watchers);
+    await adminAgent.close();
+    const lat = percentiles(
+      arrivals.map((t) => t - changedAt),
+      [50, 99],
+    );
+    return {
+      upstream: http2 ? 'HTTP/2' : 'HTTP/1.1',
+      watches,
+      opened,
+      received: arrivals.length,
+      rssMiB: rss,
+      retried429: retried,
+      upstreamConnections,
+      p50: lat['p50'] ?? NaN,
+      p99: lat['p99'] ?? NaN,
+    };
+  } finally {
+    await agent.destroy();
+    const exited = new Promise((r) => gw.once('exit', r));
+    gw.kill('SIGKILL');
+    await exited;
+  }
+}
+
+async function main(): Promise<void> {
+  rmSync(dir, { recursive: true, force: true });
+  mkdirSync(dir, { recursive: true });
+  const tb = await up({ dir: join(dir, 'testbed'), ownerPid: process.pid });
+  const issuer = await startDemoIssuer(await freePort(), join(dir, 'issuer.json'));
+  try {
+    const issuerFile = JSON.parse(readFileSync(join(dir, 'issuer.json'), 'utf8')) as IssuerFile;
+    selfSignedTls(join(dir, 'tls'), ['127.0.0.1', 'localhost']);
+    const admin = new KubeConfig();
+    admin.loadFromFile(tb.kubeconfigs.admin);
+    const created = await request(`${tb.server}/api/v1/namespaces/dev/configmaps`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${admin.getCurrentUser()!.token!}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ metadata: { name: 'watched' }, data: { v: '0' } }),
+      dispatcher: new Agent({ connect: { ca: readFileSync(tb.caFile) } }),
+    });
+    await created.body.dump();
+    out(`${cpus().length} × ${cpus()[0]?.model ?? 'CPU'}, ${Math.round(totalmem() / 2 ** 30)} GiB, Node ${process.version}. ${new Date().toISOString()}.`);
+    out('Each watcher keeps its own HTTP/1.1 connection to the gateway; a change is PATCHed straight to the API server.');
+    out();
+    out(
+      '| upstream | watches | opened | received the change | gateway RSS MiB | connections to the API server | change → watcher p50 ms | p99 ms | 429s retried |',
+    );
+    out('|---|---|---|---|---|---|---|---|---|');
+    const rows: Row[] = [];
+    for (const n of COUNTS)
+      for (const http2 of [false, true]) {
+        const r = await measure(tb, issuerFile, http2, n);
+        rows.push(r);
+        out(
+          `| ${r.upstream} | ${r.watches} | ${r.opened} | ${r.received} | ${r.rssMiB.toFixed(0)} | ${r.upstreamConnections} | ${r.p50} | ${r.p99} | ${r.retried429} |`,
+        );
+      }
+    out();
+    out('@@json ' + JSON.stringify(rows));
+    const short = rows.find((r) => r.opened !== r.watches || r.received !== r.opened);
+    if (short) throw new Error(`${short.upstream}: ${short.opened} of ${short.watches} watches opened, ${short.received} received the change`);
+  } finally {
+    await issuer.close();
+    await down(tb.dir);
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+main().catch((err: unknown) => {
+  console.error(err);
+  process.exit(1);
+});

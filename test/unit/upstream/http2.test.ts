@@ -1,0 +1,122 @@
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { createServer as createHttpsServer, type Server as HttpsServer } from 'node:https';
+import { createSecureServer, type Http2SecureServer, type ServerHttp2Stream } from 'node:http2';
+import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { Readable } from 'node:stream';
+import { createForwarder, type Forwarder } from '../../../src/upstream/forward.js';
+import { selfSignedTls, type TlsMaterial } from '../../../src/tls.js';
+import { waitFor } from '../../support/wait.js';
+
+/**
+ * Watches over HTTP/2 to the API server (a small h2 server standing in for it):
+ * they share a connection, a watcher that stops reading holds back only its own
+ * stream, and a server that declines h2 still gets its watches over HTTP/1.1.
+ */
+describe('upstream: watches over HTTP/2', () => {
+  let dir: string;
+  let tls: TlsMaterial;
+  before(() => {
+    dir = mkdtempSync(join(tmpdir(), 'gatehouse-h2-'));
+    tls = selfSignedTls(dir, ['127.0.0.1']);
+  });
+  after(() => rmSync(dir, { recursive: true, force: true }));
+
+  const forwarderFor = (port: number): Forwarder =>
+    createForwarder(
+      { server: `https://127.0.0.1:${port}`, tls: { ca: Buffer.from(tls.caPem), rejectUnauthorized: true } },
+      { connectTimeoutMs: 5000, headersTimeoutMs: 5000, bodyTimeoutMs: 5000, http2: true },
+    );
+  const watch = (f: Forwarder, name: string, signal: AbortSignal) =>
+    f.forward({
+      method: 'GET',
+      pathAndQuery: `/api/v1/namespaces/dev/configmaps?watch=1&name=${name}`,
+      headers: {},
+      body: undefined,
+      longRunning: true,
+      signal,
+    });
+  const listen = async (server: Http2SecureServer | HttpsServer) => {
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    return (server.address() as AddressInfo).port;
+  };
+  const count = (body: Readable) => {
+    const seen = { bytes: 0 };
+    body.on('data', (c: Buffer) => (seen.bytes += c.length));
+    return seen;
+  };
+
+  it('multiplexes watches on one connection; a watcher that stops reading stalls its own stream, not the others', async function () {
+    this.timeout(30_000);
+    const server = createSecureServer({ cert: tls.cert, key: tls.key, allowHTTP1: false });
+    const streams = new Map<string, ServerHttp2Stream>();
+    let sessions = 0;
+    server.on('session', () => sessions++);
+    server.on('stream', (stream, headers) => {
+      const name = new URL(String(headers[':path']), 'https://x').searchParams.get('name')!;
+      stream.respond({ ':status': 200, 'content-type': 'application/json' });
+      streams.set(name, stream);
+    });
+    const port = await listen(server);
+    const f = forwarderFor(port);
+    const aborts = new AbortController();
+    try {
+      const names = ['slow', 'a', 'b', 'c'];
+      const responses = await Promise.all(names.map((n) => watch(f, n, aborts.signal)));
+      assert.deepEqual(
+        responses.map((r) => r.statusCode),
+        [200, 200, 200, 200],
+      );
+      assert.equal(sessions, 1, 'one connection carries every watch');
+      // The slow watcher reads nothing: its stream's window fills and the server can write no more to it.
+      responses[0]!.body.pause();
+      const seen = responses.slice(1).map((r) => count(r.body));
+      const event = Buffer.from(JSON.stringify({ type: 'MODIFIED', object: { kind: 'ConfigMap', data: { v: 'x'.repeat(16 * 1024) } } }) + '\n');
+      const slow = streams.get('slow')!;
+      await waitFor('the slow stream to stop taking events', () => {
+        slow.write(event);
+        return slow.writableNeedDrain && slow.writableLength > 256 * 1024;
+      });
+      // Ten times the connection's default window (64 KiB) to each of the others, while the slow one stays stalled.
+      const total = 40 * event.length;
+      for (let i = 0; i < 40; i++) for (const n of ['a', 'b', 'c']) streams.get(n)!.write(event);
+      await waitFor('every other watcher to read all of it', () => seen.every((s) => s.bytes === total), 20_000);
+      assert.ok(slow.writableNeedDrain, 'the slow stream is still held back');
+    } finally {
+      aborts.abort();
+      await f.close().catch(() => {});
+      for (const s of streams.values()) s.destroy();
+      server.close();
+    }
+  });
+
+  it('a server that declines h2: watches go over HTTP/1.1, one connection each', async function () {
+    this.timeout(30_000);
+    const server = createHttpsServer({ cert: tls.cert, key: tls.key }, (req, res) => {
+      res.writeHead(200, { 'content-type': 'application/json' });
+      res.write(JSON.stringify({ type: 'ADDED', object: { name: new URL(req.url!, 'https://x').searchParams.get('name') } }) + '\n');
+    });
+    const connections = new Set<unknown>();
+    server.on('secureConnection', (s) => connections.add(s));
+    const port = await listen(server);
+    const f = forwarderFor(port);
+    const aborts = new AbortController();
+    try {
+      const responses = await Promise.all(['a', 'b', 'c'].map((n) => watch(f, n, aborts.signal)));
+      const first = await Promise.all(responses.map(async (r) => String((await r.body[Symbol.asyncIterator]().next()).value)));
+      assert.deepEqual(
+        first.map((l) => (JSON.parse(l) as { object: { name: string } }).object.name),
+        ['a', 'b', 'c'],
+      );
+      // The connection that offered ALPN and got HTTP/1.1 was dropped; each watch then has its own.
+      assert.ok(connections.size >= 3);
+    } finally {
+      aborts.abort();
+      await f.close().catch(() => {});
+      server.closeAllConnections();
+      server.close();
+    }
+  });
+});
