@@ -2,10 +2,10 @@
 # Debian packages the tests use, installed only when missing (a warm machine
 # pays one dpkg query). kubectl is provided by the machine image.
 set -euo pipefail
-# python3-kubernetes: a real client in the e2e tests; postgresql and haproxy: the HA demo and its test; prometheus: scrapes the metrics;
+# python3-kubernetes: a real client in the e2e tests; curl: an HTTP/1.1 and HTTP/2 client in them; postgresql and haproxy: the HA demo and its test; prometheus: scrapes the metrics;
 # chromium: the web pages' tests (skipped when GATEHOUSE_CHROMIUM names another Chromium,
 # e.g. the Chrome of a CI runner whose distribution ships chromium only as a snap).
-packages=(python3-kubernetes postgresql prometheus haproxy)
+packages=(python3-kubernetes curl postgresql prometheus haproxy)
 [[ -n "${GATEHOUSE_CHROMIUM:-}" ]] || packages+=(chromium)
 missing=()
 for p in "${packages[@]}"; do

@@ -17,7 +17,13 @@ export type TlsConfig =
   | { readonly kind: 'selfSigned'; readonly dir: string; readonly hosts: readonly string[] };
 
 export interface Config {
-  readonly listen: { readonly host: string; readonly port: number; readonly tls: TlsConfig };
+  readonly listen: {
+    readonly host: string;
+    readonly port: number;
+    readonly tls: TlsConfig;
+    /** Offer HTTP/2 to clients (ALPN h2, beside HTTP/1.1, which upgrades for exec/attach/port-forward need). */
+    readonly http2: boolean;
+  };
   readonly upstream: UpstreamSource & {
     readonly connectTimeoutSeconds: number;
     readonly headersTimeoutSeconds: number;
@@ -180,7 +186,8 @@ function parseMetrics(r: Reader): NonNullable<Config['metrics']> {
 }
 
 function parseListen(r: Reader): Config['listen'] {
-  r.keys(['address', 'tls']);
+  r.keys(['address', 'tls', 'http2']);
+  const http2 = r.bool('http2', true);
   const { host, port } = hostPort('listen.address', r.str('address', '127.0.0.1:8443'), '127.0.0.1:8443 or 0.0.0.0:8443');
   const tls = r.section('tls');
   tls.keys(['cert', 'key', 'selfSigned']);
@@ -195,7 +202,7 @@ function parseListen(r: Reader): Config['listen'] {
       throw new ConfigError('listen.tls', 'set cert and key (PEM files), or selfSigned: {dir: ...} for a development certificate');
     parsed = { kind: 'files', cert: tls.path('cert'), key: tls.path('key') };
   }
-  return { host, port, tls: parsed };
+  return { host, port, tls: parsed, http2 };
 }
 
 function parseIssuer(r: Reader): IssuerConfig {

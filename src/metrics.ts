@@ -89,6 +89,12 @@ export function createMetrics() {
   });
   const masked = new Counter({ name: 'gatehouse_masked_responses_total', help: 'Answers sent through masking directives.', registers });
   const auditErrors = new Counter({ name: 'gatehouse_audit_write_errors_total', help: 'Audit records that could not be written.', registers });
+  const connections = new Counter({
+    name: 'gatehouse_client_connections_total',
+    help: 'TLS connections clients opened, by the protocol ALPN chose (h2, or http/1.1, which exec/attach/port-forward upgrades need).',
+    labelNames: ['protocol'] as const,
+    registers,
+  });
   const open = new Map<string, 'watch' | 'session'>();
   let sources: MetricSources | undefined;
   new Gauge({
@@ -194,6 +200,7 @@ export function createMetrics() {
     },
 
     auditWriteFailed: () => auditErrors.inc(),
+    clientConnection: (protocol: 'h2' | 'http/1.1') => connections.inc({ protocol }),
 
     /** Times each evaluation; the engine is otherwise untouched. */
     timeEvaluation<I, D extends Decision | Promise<Decision>>(evaluate: (input: I) => D): (input: I) => D {

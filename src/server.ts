@@ -4,7 +4,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { chmodSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { createServer as createHttpServer, type Server as HttpServer } from 'node:http';
+import { createServer as createHttpServer } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createMcpMarker } from './mcp/marker.js';
@@ -14,8 +14,8 @@ import type { McpEndpointDeps } from './mcp/endpoint.js';
 import { MCP_PATH, RESOURCE_METADATA_PATH } from './mcp/paths.js';
 import { GATEHOUSE_VERSION } from './paths.js';
 import { checkMaskPath } from './redact/path.js';
-import { createServer, type Server } from 'node:https';
 import type { AddressInfo, Socket } from 'node:net';
+import { createListener } from './doors/listener.js';
 import Koa from 'koa';
 import { pino } from 'pino';
 import { createAuditWriter, createStdoutAuditWriter, teeAuditWriters, type AuditWriter, type CheckpointOptions } from './audit/writer.js';
@@ -235,10 +235,20 @@ export async function startGateway(config: Config, options: GatewayOptions = {})
   app.on('error', (err: Error) => log.error({ err: { message: err.message, code: (err as { code?: string }).code } }, 'request error'));
 
   const koa = app.callback();
-  const server: Server = createServer({ cert: tls.cert, key: tls.key, minVersion: 'TLSv1.2' }, (req, res) => void koa(req, res));
+  // exec, attach and port-forward arrive as upgrades (WebSocket GET or SPDY POST), outside Koa; assigned below.
+  let onUpgrade: (req: IncomingMessage, socket: Duplex, head: Buffer) => void = (_req, socket) => socket.destroy();
+  const listener = createListener({
+    cert: tls.cert,
+    key: tls.key,
+    http2: config.listen.http2,
+    onRequest: (req, res) => void koa(req, res),
+    onUpgrade: (req, socket, head) => onUpgrade(req, socket, head),
+    onConnection: (protocol) => metrics.clientConnection(protocol),
+  });
+  const server = listener.server;
   // Every open connection, of the listener and of the internal socket: shutdown cuts what outlives the drain.
   const sockets = new Set<Socket>();
-  const track = (listener: Server | HttpServer) =>
+  const track = (listener: { on(event: 'connection', f: (s: Socket) => void): unknown }) =>
     listener.on('connection', (s: Socket) => {
       sockets.add(s);
       s.once('close', () => sockets.delete(s));
@@ -358,13 +368,11 @@ export async function startGateway(config: Config, options: GatewayOptions = {})
     now,
   });
   routes = { kubernetes: handle, gatehouse };
-  // exec, attach and port-forward arrive as upgrades (WebSocket GET or SPDY POST), outside Koa.
-  const onUpgrade = (req: IncomingMessage, socket: Duplex, head: Buffer) => {
+  onUpgrade = (req: IncomingMessage, socket: Duplex, head: Buffer) => {
     if (draining) return void socket.destroy();
     inFlight++;
     void upgrade(req, socket, head).finally(() => inFlight--);
   };
-  server.on('upgrade', onUpgrade);
   // pods_exec over MCP: the same door, reached over the internal socket.
   internalServer.on('upgrade', onUpgrade);
   metrics.setSources({
@@ -394,8 +402,8 @@ export async function startGateway(config: Config, options: GatewayOptions = {})
       // Held requests get their 503 now, not at the end of the grace period.
       await approvals?.close();
       webhook?.close();
-      const closed = new Promise<void>((r) => server.close(() => r()));
-      server.closeIdleConnections();
+      const closed = new Promise<void>((r) => server.once('close', () => r()));
+      listener.drain();
       const deadline = Date.now() + config.limits.shutdownGraceSeconds * 1000;
       while (inFlight > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
       // Watches never end on their own: past the grace period they are cut (and audited as such).

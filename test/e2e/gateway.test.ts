@@ -369,6 +369,48 @@ describe('gateway (kubectl → Gatehouse → kube-apiserver v1.35.4)', function 
     });
   });
 
+  describe('HTTP/2 and HTTP/1.1 to clients (ALPN)', () => {
+    const connections = async (protocol: string) => {
+      const text = await (await fetch(demo.gateway.metricsUrl!)).text();
+      return Number(new RegExp(`^gatehouse_client_connections_total\\{protocol="${protocol.replace('.', '\\.')}"\\} (\\d+)`, 'm').exec(text)?.[1] ?? 0);
+    };
+    const curl = async (args: string[]) => {
+      const token = await tokenFor('alice');
+      return run('curl', ['-sS', '--cacert', join(demo.dir, 'tls', 'ca.crt'), '-H', `Authorization: Bearer ${token}`, '-w', '\n%{http_version}', ...args]);
+    };
+
+    it('kubectl speaks HTTP/2 to the gateway; masking and policy work as over HTTP/1.1 (its watches: the tests above)', async () => {
+      const before = await connections('h2');
+      const r = await as('alice', ['get', 'secret', 'db-credentials', '-n', 'dev', '-o', 'jsonpath={.data.password}']);
+      assert.equal(r.code, 0, r.stderr);
+      assert.notEqual(Buffer.from(r.stdout, 'base64').toString(), canary('dev', 'db-password'), 'masked over HTTP/2 too');
+      const denied = await as('alice', ['delete', 'configmap', 'app-config', '-n', 'prod']);
+      assert.notEqual(denied.code, 0);
+      assert.ok((await connections('h2')) >= before + 2, 'each kubectl run opened an h2 connection');
+    });
+
+    it('curl --http1.1 and curl --http2 get the same answers', async () => {
+      const before = await connections('http/1.1');
+      const url = `${demo.gateway.url}/api/v1/namespaces/dev/configmaps/app-config`;
+      const h1 = await curl(['--http1.1', url]);
+      const h2 = await curl(['--http2', url]);
+      assert.equal(h1.code, 0, h1.stderr);
+      assert.equal(h2.code, 0, h2.stderr);
+      const [body1, version1] = [h1.stdout.slice(0, h1.stdout.lastIndexOf('\n')), h1.stdout.slice(h1.stdout.lastIndexOf('\n') + 1)];
+      const [body2, version2] = [h2.stdout.slice(0, h2.stdout.lastIndexOf('\n')), h2.stdout.slice(h2.stdout.lastIndexOf('\n') + 1)];
+      assert.equal(version1, '1.1');
+      assert.equal(version2, '2');
+      assert.equal((JSON.parse(body1) as { metadata: { name: string } }).metadata.name, 'app-config');
+      assert.deepEqual(JSON.parse(body2), JSON.parse(body1));
+      assert.ok((await connections('http/1.1')) >= before + 1);
+      // A refusal is the same Status either way.
+      const refused = await curl(['--http2', '-X', 'DELETE', `${demo.gateway.url}/api/v1/namespaces/prod/configmaps/app-config`]);
+      const status = JSON.parse(refused.stdout.slice(0, refused.stdout.lastIndexOf('\n'))) as { kind: string; code: number };
+      assert.equal(status.kind, 'Status');
+      assert.equal(status.code, 403);
+    });
+  });
+
   describe('other real clients', () => {
     it('@kubernetes/client-node lists pods and configmaps through the gateway', async () => {
       const kc = new KubeConfig();

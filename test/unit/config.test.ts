@@ -24,7 +24,16 @@ function withChange(path: string, value: unknown): unknown {
 describe('config', () => {
   it('fills defaults and resolves paths against the config folder', () => {
     const c = parseConfig(VALID, '/etc/gatehouse');
-    assert.deepEqual(c.listen, { host: '127.0.0.1', port: 8443, tls: { kind: 'files', cert: '/etc/gatehouse/c.pem', key: '/etc/gatehouse/k.pem' } });
+    assert.deepEqual(c.listen, {
+      host: '127.0.0.1',
+      port: 8443,
+      tls: { kind: 'files', cert: '/etc/gatehouse/c.pem', key: '/etc/gatehouse/k.pem' },
+      http2: true,
+    });
+    assert.equal(c.upstream.http2, true, 'HTTP/2 to the API server when it offers it');
+    const h1 = parseConfig({ ...VALID, listen: { ...VALID.listen, http2: false }, upstream: { ...VALID.upstream, http2: false } }, '/etc/gatehouse');
+    assert.equal(h1.listen.http2, false);
+    assert.equal(h1.upstream.http2, false);
     assert.deepEqual(c.policy, { kind: 'wasm', file: '/etc/gatehouse/policy.wasm' });
     assert.equal(c.identity.issuers[0]!.clockSkewSeconds, 30);
     assert.deepEqual(c.identity.issuers[0]!.algorithms, ['RS256', 'ES256']);

@@ -1,0 +1,123 @@
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { request as httpsRequest } from 'node:https';
+import { connect as http2Connect } from 'node:http2';
+import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { connect as tlsConnect } from 'node:tls';
+import { createListener, type Listener } from '../../../src/doors/listener.js';
+import { selfSignedTls, type TlsMaterial } from '../../../src/tls.js';
+
+describe('doors: the TLS listener (ALPN: h2 and HTTP/1.1)', () => {
+  let dir: string;
+  let tls: TlsMaterial;
+  let listener: Listener;
+  let port: number;
+  const protocols: string[] = [];
+  const upgrades: string[] = [];
+
+  before(async () => {
+    dir = mkdtempSync(join(tmpdir(), 'gatehouse-listener-'));
+    tls = selfSignedTls(dir, ['127.0.0.1']);
+    listener = createListener({
+      cert: tls.cert,
+      key: tls.key,
+      http2: true,
+      onRequest: (req, res) => {
+        // A response that takes a moment, so a drain can catch it running.
+        setTimeout(() => res.end(`${req.method} ${req.url} over ${req.httpVersion}`), 100);
+      },
+      onUpgrade: (req, socket) => {
+        upgrades.push(String(req.headers.upgrade));
+        socket.end('HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\nupgraded');
+      },
+      onConnection: (p) => protocols.push(p),
+      headersTimeoutMs: 500,
+      requestTimeoutMs: 800,
+      checkIntervalMs: 100,
+    });
+    await new Promise<void>((r) => listener.server.listen(0, '127.0.0.1', r));
+    port = (listener.server.address() as AddressInfo).port;
+  });
+  after(() => {
+    listener.server.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  const h1 = (headers: Record<string, string> = {}) =>
+    new Promise<{ status: number; body: string; upgraded: string }>((resolve, reject) => {
+      const r = httpsRequest({ host: '127.0.0.1', port, path: '/api', ca: tls.caPem, headers, agent: false });
+      r.on('response', (res) => {
+        let body = '';
+        res.setEncoding('utf8').on('data', (d: string) => (body += d));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, body, upgraded: '' }));
+      });
+      r.on('upgrade', (res, socket, head) => {
+        let upgraded = head.toString('utf8');
+        socket.setEncoding('utf8').on('data', (d: string) => (upgraded += d));
+        socket.on('end', () => resolve({ status: res.statusCode ?? 0, body: '', upgraded }));
+      });
+      r.on('error', reject);
+      r.end();
+    });
+
+  it('answers HTTP/2 and HTTP/1.1 clients, and hands HTTP/1.1 upgrades to the upgrade door', async () => {
+    const client = http2Connect(`https://127.0.0.1:${port}`, { ca: tls.caPem });
+    try {
+      const body = await new Promise<string>((resolve, reject) => {
+        const s = client.request({ ':path': '/api' });
+        let b = '';
+        s.setEncoding('utf8').on('data', (d: string) => (b += d));
+        s.on('end', () => resolve(b));
+        s.on('error', reject);
+      });
+      assert.equal(body, 'GET /api over 2.0');
+    } finally {
+      client.close();
+    }
+    assert.deepEqual(await h1(), { status: 200, body: 'GET /api over 1.1', upgraded: '' });
+    const up = await h1({ connection: 'Upgrade', upgrade: 'websocket' });
+    assert.equal(up.status, 101);
+    assert.equal(up.upgraded, 'upgraded');
+    assert.deepEqual(upgrades, ['websocket']);
+    assert.deepEqual(protocols.slice(0, 3), ['h2', 'http/1.1', 'http/1.1']);
+  });
+
+  it('attack: a client that sends its headers slowly is cut off (408), not held open for ever', async function () {
+    this.timeout(10_000);
+    const socket = tlsConnect({ host: '127.0.0.1', port, ca: tls.caPem, ALPNProtocols: ['http/1.1'] });
+    await new Promise((r) => socket.once('secureConnect', r));
+    socket.write('GET /api HTTP/1.1\r\nHost: x\r\n');
+    let answer = '';
+    socket.setEncoding('utf8').on('data', (d: string) => (answer += d));
+    const started = Date.now();
+    // A byte now and then keeps the connection busy, but the headers never end.
+    const dribble = setInterval(() => socket.write('X-Slow: 1\r\n'), 100);
+    try {
+      await new Promise((r) => socket.once('close', r));
+    } finally {
+      clearInterval(dribble);
+    }
+    assert.match(answer, /^HTTP\/1\.1 408/);
+    assert.ok(Date.now() - started < 5000);
+  });
+
+  it('a drain sends HTTP/2 clients GOAWAY and lets their running streams finish', async () => {
+    const client = http2Connect(`https://127.0.0.1:${port}`, { ca: tls.caPem });
+    const goaway = new Promise((r) => client.once('goaway', r));
+    const body = new Promise<string>((resolve, reject) => {
+      const s = client.request({ ':path': '/slow' });
+      let b = '';
+      s.setEncoding('utf8').on('data', (d: string) => (b += d));
+      s.on('end', () => resolve(b));
+      s.on('error', reject);
+    });
+    await new Promise((r) => client.once('remoteSettings', r));
+    await new Promise((r) => setImmediate(r));
+    listener.drain();
+    await goaway;
+    assert.equal(await body, 'GET /slow over 2.0');
+    client.close();
+  });
+});
