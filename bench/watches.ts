@@ -1,11 +1,12 @@
 /**
  * Watches at scale: N concurrent watches through one gateway process (its own
  * test bed), with the upstream over HTTP/1.1 (a TLS connection per watch) and
- * over HTTP/2 (streams multiplexed on a few connections). For each: the
- * gateway's RSS and heap holding them, its connections to the API server, and
- * the latency of one change from the API server to every watcher. The watchers
- * keep one HTTP/1.1 connection each to the gateway, as separate kubectl
- * processes would. Asserts no timing.   node dist/bench/watches.js [--quick]
+ * over HTTP/2 (streams multiplexed on a few connections), and the watchers on
+ * a connection each (separate kubectl processes) or 100 to an HTTP/2
+ * connection (one client-go process). For each: the gateway's RSS holding
+ * them, its connections to the API server, and the latency of one change from
+ * the API server to every watcher. Asserts no timing.
+ *   node dist/bench/watches.js [--quick]
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { setMaxListeners } from 'node:events';
@@ -14,7 +15,7 @@ import { cpus, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { KubeConfig } from '@kubernetes/client-node';
-import { Agent, request } from 'undici';
+import { Agent, Client, request } from 'undici';
 import { stringify } from 'yaml';
 import { DEMO_AUDIENCE, mintToken, startDemoIssuer, type IssuerFile } from '../src/demo/issuer.js';
 import { projectRoot, runRoot } from '../src/paths.js';
@@ -50,6 +51,7 @@ async function waitReady(url: string, dispatcher: Agent): Promise<void> {
 
 interface Row {
   readonly upstream: string;
+  readonly clients: string;
   readonly watches: number;
   readonly opened: number;
   readonly received: number;
@@ -60,9 +62,13 @@ interface Row {
   readonly p99: number;
 }
 
-async function measure(tb: Testbed, issuerFile: IssuerFile, http2: boolean, watches: number): Promise<Row> {
+/** Watches a client-go process would share on one HTTP/2 connection: 100 a connection here, each connection one undici Client. */
+const WATCHES_PER_CLIENT_CONNECTION = 100;
+
+async function measure(tb: Testbed, issuerFile: IssuerFile, http2: boolean, clientsHttp2: boolean, watches: number): Promise<Row> {
   const port = await freePort();
-  const config = join(dir, `gatehouse-${http2 ? 'h2' : 'h1'}-${watches}.yaml`);
+  const name = `${http2 ? 'h2' : 'h1'}-${clientsHttp2 ? 'h2' : 'h1'}-${watches}`;
+  const config = join(dir, `gatehouse-${name}.yaml`);
   writeFileSync(
     config,
     stringify({
@@ -73,12 +79,18 @@ async function measure(tb: Testbed, issuerFile: IssuerFile, http2: boolean, watc
         issuers: [{ issuer: issuerFile.issuer, audiences: [DEMO_AUDIENCE], usernameClaim: 'email', groupsClaim: 'groups', algorithms: ['RS256'] }],
       },
       policy: { dir: join(projectRoot, 'policies/gatehouse') },
-      audit: { file: join(dir, `audit-${http2 ? 'h2' : 'h1'}-${watches}.log`) },
+      audit: { file: join(dir, `audit-${name}.log`) },
     }),
   );
   const gw: ChildProcess = spawn(process.execPath, [join(projectRoot, 'bin/gatehouse.js'), 'serve', '--config', config], { stdio: 'ignore' });
   const ca = readFileSync(join(dir, 'tls', 'ca.crt'));
   const agent = new Agent({ connect: { ca, timeout: 60_000 }, connections: watches + 8, pipelining: 1 });
+  const clients = clientsHttp2
+    ? Array.from(
+        { length: Math.ceil(watches / WATCHES_PER_CLIENT_CONNECTION) },
+        () => new Client(`https://127.0.0.1:${port}`, { connect: { ca, timeout: 60_000 }, allowH2: true, pipelining: WATCHES_PER_CLIENT_CONNECTION }),
+      )
+    : [];
   try {
     await waitReady(`https://127.0.0.1:${port}/readyz`, agent);
     const { token } = await mintToken(issuerFile, { user: 'alice@example.com', groups: ['dev'], ttlSeconds: 3600 });
@@ -99,11 +111,11 @@ async function measure(tb: Testbed, issuerFile: IssuerFile, http2: boolean, watc
     const errors: string[] = [];
     let retried = 0;
     let opening = 0;
-    const watchers = Array.from({ length: watches }, async () => {
+    const watchers = Array.from({ length: watches }, async (_, i) => {
       const open = () =>
         request(`https://127.0.0.1:${port}/api/v1/namespaces/dev/configmaps?watch=1&fieldSelector=metadata.name%3Dwatched&resourceVersion=${rv}`, {
           headers: { authorization: `Bearer ${token}` },
-          dispatcher: agent,
+          dispatcher: clientsHttp2 ? clients[Math.floor(i / WATCHES_PER_CLIENT_CONNECTION)]! : agent,
           signal: aborts.signal,
           bodyTimeout: 0,
         });
@@ -156,6 +168,7 @@ async function measure(tb: Testbed, issuerFile: IssuerFile, http2: boolean, watc
     );
     return {
       upstream: http2 ? 'HTTP/2' : 'HTTP/1.1',
+      clients: clientsHttp2 ? 'HTTP/2' : 'HTTP/1.1',
       watches,
       opened,
       received: arrivals.length,
@@ -167,6 +180,7 @@ async function measure(tb: Testbed, issuerFile: IssuerFile, http2: boolean, watc
     };
   } finally {
     await agent.destroy();
+    await Promise.all(clients.map((c) => c.destroy()));
     const exited = new Promise((r) => gw.once('exit', r));
     gw.kill('SIGKILL');
     await exited;
@@ -191,19 +205,24 @@ async function main(): Promise<void> {
     });
     await created.body.dump();
     out(`${cpus().length} × ${cpus()[0]?.model ?? 'CPU'}, ${Math.round(totalmem() / 2 ** 30)} GiB, Node ${process.version}. ${new Date().toISOString()}.`);
-    out('Each watcher keeps its own HTTP/1.1 connection to the gateway; a change is PATCHed straight to the API server.');
+    out('Watchers over HTTP/1.1 keep a connection each to the gateway (separate kubectl processes); over HTTP/2, 100 share one');
+    out('(the watches of one client-go process). A change is PATCHed straight to the API server.');
     out();
     out(
-      '| upstream | watches | opened | received the change | gateway RSS MiB | connections to the API server | change → watcher p50 ms | p99 ms | 429s retried |',
+      '| clients | upstream | watches | opened | received the change | gateway RSS MiB | connections to the API server | change → watcher p50 ms | p99 ms | 429s retried |',
     );
-    out('|---|---|---|---|---|---|---|---|---|');
+    out('|---|---|---|---|---|---|---|---|---|---|');
     const rows: Row[] = [];
     for (const n of COUNTS)
-      for (const http2 of [false, true]) {
-        const r = await measure(tb, issuerFile, http2, n);
+      for (const [clientsHttp2, http2] of [
+        [false, false],
+        [false, true],
+        [true, true],
+      ] as const) {
+        const r = await measure(tb, issuerFile, http2, clientsHttp2, n);
         rows.push(r);
         out(
-          `| ${r.upstream} | ${r.watches} | ${r.opened} | ${r.received} | ${r.rssMiB.toFixed(0)} | ${r.upstreamConnections} | ${r.p50} | ${r.p99} | ${r.retried429} |`,
+          `| ${r.clients} | ${r.upstream} | ${r.watches} | ${r.opened} | ${r.received} | ${r.rssMiB.toFixed(0)} | ${r.upstreamConnections} | ${r.p50} | ${r.p99} | ${r.retried429} |`,
         );
       }
     out();
