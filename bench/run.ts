@@ -42,6 +42,7 @@ import { down, up } from '../src/testbed/controlplane.js';
 import { selfSignedTls } from '../src/tls.js';
 import { freePort } from '../src/testbed/ports.js';
 import { percentiles } from './stats.js';
+import { readUntilMarked } from './watch-reader.js';
 
 const quick = process.argv.includes('--quick');
 const N_GET = quick ? 200 : 1500;
@@ -534,17 +535,11 @@ async function main(): Promise<void> {
         { headers: { authorization: `Bearer ${alice}` }, dispatcher: watchAgent, signal: aborts.signal, bodyTimeout: 0 },
       );
       opened++;
-      try {
-        for await (const chunk of res.body) {
-          if (marker && String(chunk).includes(marker)) {
-            arrivals.push(Date.now());
-            break;
-          }
-        }
-      } catch {
-        // aborted at the end
-      }
-      res.body.destroy();
+      await readUntilMarked(
+        res.body,
+        () => marker,
+        () => arrivals.push(Date.now()),
+      );
     }).map((p) => p.catch((err: unknown) => void watchErrors.push(err instanceof Error ? err.message : String(err))));
     const openDeadline = Date.now() + 60_000;
     while (opened + watchErrors.length < WATCHES && Date.now() < openDeadline) await sleep(50);

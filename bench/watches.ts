@@ -24,6 +24,7 @@ import { freePort } from '../src/testbed/ports.js';
 import { connectionsTo } from '../src/testbed/sockets.js';
 import { selfSignedTls } from '../src/tls.js';
 import { percentiles } from './stats.js';
+import { readUntilMarked } from './watch-reader.js';
 
 const quick = process.argv.includes('--quick');
 const COUNTS = quick ? [200] : [1000, 5000];
@@ -132,17 +133,11 @@ async function measure(tb: Testbed, issuerFile: IssuerFile, http2: boolean, clie
       }
       if (res.statusCode !== 200) throw new Error(`watch: HTTP ${res.statusCode}`);
       opened++;
-      try {
-        for await (const chunk of res.body) {
-          if (marker && String(chunk).includes(marker)) {
-            arrivals.push(Date.now());
-            break;
-          }
-        }
-      } catch {
-        // aborted at the end
-      }
-      res.body.destroy();
+      await readUntilMarked(
+        res.body,
+        () => marker,
+        () => arrivals.push(Date.now()),
+      );
     }).map((p) => p.catch((err: unknown) => void errors.push(err instanceof Error ? err.message : String(err))));
     for (const deadline = Date.now() + 120_000; opened + errors.length < watches && Date.now() < deadline;) await sleep(50);
     if (errors.length) throw new Error(`${errors.length} watches failed to open, e.g. ${errors[0]}`);
