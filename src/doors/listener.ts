@@ -31,7 +31,16 @@ export interface Listener {
 }
 
 export function createListener(o: ListenerOptions): Listener {
-  const server = createTlsServer({ cert: o.cert, key: o.key, minVersion: 'TLSv1.2', ALPNProtocols: o.http2 ? ['h2', 'http/1.1'] : ['http/1.1'] });
+  const server = createTlsServer({
+    cert: o.cert,
+    key: o.key,
+    minVersion: 'TLSv1.2',
+    ALPNProtocols: o.http2 ? ['h2', 'http/1.1'] : ['http/1.1'],
+    // https.createServer turns Nagle's algorithm off; a tls.Server does not. With it on, the last
+    // segment of a response written in pieces (a masked one) waited for the client's delayed ACK:
+    // bench/run.ts, masked GET at concurrency 1, +41.9 ms p50.
+    noDelay: true,
+  });
   const http1 = createHttpServer(o.checkIntervalMs ? { connectionsCheckingInterval: o.checkIntervalMs } : {}, o.onRequest);
   if (o.headersTimeoutMs) http1.headersTimeout = o.headersTimeoutMs;
   if (o.requestTimeoutMs) http1.requestTimeout = o.requestTimeoutMs;
