@@ -7,6 +7,16 @@
  */
 import { KubeConfig } from '@kubernetes/client-node';
 
+/**
+ * What went wrong, without the file's text: a YAML error's message quotes the
+ * lines around the fault, which may hold the token or key (threat model).
+ */
+function describe(err: unknown): string {
+  const e = err as { name?: string; reason?: string; mark?: { line: number; column: number }; message?: string };
+  if (e.name === 'YAMLException' && e.reason !== undefined) return e.mark ? `${e.reason} (line ${e.mark.line + 1}, column ${e.mark.column + 1})` : e.reason;
+  return (e.message ?? String(err)).split('\n')[0]!;
+}
+
 const [file, context] = process.argv.slice(2);
 let answer: unknown;
 try {
@@ -15,6 +25,6 @@ try {
   if (context) kc.setCurrentContext(context);
   answer = { cluster: kc.getCurrentCluster() ?? null, user: kc.getCurrentUser() ?? null };
 } catch (err) {
-  answer = { error: err instanceof Error ? err.message : String(err) };
+  answer = { error: describe(err) };
 }
 process.stdout.write(JSON.stringify(answer));

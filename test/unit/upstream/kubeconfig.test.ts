@@ -63,4 +63,13 @@ describe('upstream: credentials from a kubeconfig (read by client-node in a chil
     writeFileSync(join(dir, 'broken.yaml'), 'clusters: [');
     assert.throws(() => loadUpstream({ kind: 'kubeconfig', file: join(dir, 'broken.yaml') }), /upstream\.kubeconfig.*cannot load it/);
   });
+
+  it('attack: a kubeconfig that does not parse does not put its lines (a token beside the fault) into the start-up error', () => {
+    const file = join(dir, 'leaky.yaml');
+    writeFileSync(file, 'apiVersion: v1\nusers:\n- name: u\n  user:\n    token: SECRET-TOKEN-123\n   bad: [\n');
+    assert.throws(
+      () => loadUpstream({ kind: 'kubeconfig', file }),
+      (err: Error) => /upstream\.kubeconfig: cannot load it: bad indentation.*line 6/.test(err.message) && !err.message.includes('SECRET-TOKEN-123'),
+    );
+  });
 });
