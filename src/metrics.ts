@@ -72,6 +72,14 @@ export function createMetrics() {
     buckets: [0.000005, 0.00001, 0.000025, 0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.01, 0.1],
     registers,
   });
+  const decisionCache = new Counter({
+    name: 'gatehouse_policy_decision_cache_total',
+    help: 'Embedded decisions by whether the same input (the part the policy reads) was decided before: hit (remembered) or miss (evaluated).',
+    labelNames: ['result'] as const,
+    registers,
+  });
+  decisionCache.inc({ result: 'hit' }, 0);
+  decisionCache.inc({ result: 'miss' }, 0);
   const policyInfo = new Gauge({ name: 'gatehouse_policy_info', help: 'The policy revision serving (value 1).', labelNames: ['revision'] as const, registers });
   const reloads = new Counter({
     name: 'gatehouse_policy_reloads_total',
@@ -201,6 +209,8 @@ export function createMetrics() {
 
     auditWriteFailed: () => auditErrors.inc(),
     clientConnection: (protocol: 'h2' | 'http/1.1') => connections.inc({ protocol }),
+
+    decisionCacheLookup: (hit: boolean) => decisionCache.inc({ result: hit ? 'hit' : 'miss' }),
 
     /** Times each evaluation; the engine is otherwise untouched. */
     timeEvaluation<I, D extends Decision | Promise<Decision>>(evaluate: (input: I) => D): (input: I) => D {

@@ -104,7 +104,12 @@ export async function startGateway(config: Config, options: GatewayOptions = {})
   const keyFile = local?.kind === 'bundle' ? local.verificationKeyFile : undefined;
   const policy = local
     ? await startPolicy(local, {
-        build: async (compiledPolicy) => timed(await createPolicyEngine(compiledPolicy, checkMaskPath)),
+        build: async (compiledPolicy) => {
+          const built = await createPolicyEngine(compiledPolicy, checkMaskPath, { onCacheLookup: metrics.decisionCacheLookup });
+          // Said once per revision: an operator comparing evaluation times across policies needs to know.
+          log.info({ revision: built.revision, decisionCache: built.cache.on ? 'on' : `off: ${built.cache.why}` }, 'policy engine ready');
+          return timed(built);
+        },
         ...(keyFile ? { verification: verificationKey(readFileSync(keyFile), keyFile) } : {}),
         onReload: (result, revision, trigger, error) => {
           if (result === 'failed') log.error({ trigger, revision, err: { message: error?.message } }, 'the policy did not reload; the old one keeps serving');

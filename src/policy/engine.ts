@@ -1,5 +1,7 @@
 import { loadPolicy, type LoadedPolicy } from '@open-policy-agent/opa-wasm';
+import { createDecisionCache, type DecisionCache } from './decision-cache.js';
 import { toDecision, type Decision, type MaskPathCheck } from './decision.js';
+import { project, reads, type Footprint } from './footprint.js';
 import { ENTRYPOINT, PolicyLoadError, type CompiledPolicy } from './load.js';
 
 /** What the pipeline asks: a decision now (embedded WASM) or soon (an OPA server). */
@@ -17,8 +19,13 @@ export interface PolicyEngine {
 export interface EmbeddedPolicyEngine extends PolicyEngine {
   /** Synchronous, like the WASM it runs: one evaluation at a time, by construction. */
   evaluate(input: unknown): Decision;
-  /** The same, for an input that is JSON text already (a replayed audit record's): no parse and serialize in between. */
+  /**
+   * The same, for an input that is JSON text already (a replayed audit record's): no parse and serialize in
+   * between, and no cache: the whole input goes to the policy.
+   */
   evaluateJson(input: string): Decision;
+  /** Whether decisions are remembered (policy/decision-cache.ts), and if not, why not: for the start-up log. */
+  readonly cache: { readonly on: true } | { readonly on: false; readonly why: string };
 }
 
 const encoder = new TextEncoder();
@@ -33,6 +40,47 @@ interface Internals {
   readonly dataAddr?: number;
   readonly dataHeapPtr?: number;
   readonly entrypoints?: Record<string, number>;
+}
+
+/**
+ * The builtins opa-wasm implements in JavaScript (every other one is compiled into the WASM, which
+ * imports nothing else from its host: no clock, no randomness, no network). These are functions of
+ * their arguments. A policy that needs any other host builtin fails to evaluate; one that opa-wasm
+ * may add later (time.now_ns, rand.intn) would make decisions change between calls, so the cache
+ * stays off for any builtin not named here.
+ */
+const PURE_HOST_BUILTINS = new Set(['json.is_valid', 'sprintf', 'regex.split', 'yaml.is_valid', 'yaml.marshal', 'yaml.unmarshal']);
+
+/** The builtins the policy needs from its host, read from the WASM the way opa-wasm does; undefined if it cannot be. */
+function hostBuiltins(loaded: LoadedPolicy): string[] | undefined {
+  const p = loaded as unknown as Internals;
+  const exports = p.wasmInstance?.exports;
+  const list = exports?.['builtins'];
+  const dump = exports?.['opa_json_dump'];
+  if (typeof list !== 'function' || typeof dump !== 'function' || !p.mem) return undefined;
+  const at = (dump as (addr: number) => number)((list as () => number)());
+  const bytes = new Uint8Array(p.mem.buffer);
+  try {
+    return Object.keys(JSON.parse(decoder.decode(bytes.subarray(at, bytes.indexOf(0, at)))) as object);
+  } catch {
+    return undefined;
+  }
+}
+
+/** Input members that differ on every request: a policy that reads one never sees the same input twice. */
+const UNIQUE_PER_REQUEST = [
+  ['request', 'id'],
+  ['context', 'now_ns'],
+] as const;
+
+function cacheVerdict(footprint: Footprint | undefined, builtins: string[] | undefined): EmbeddedPolicyEngine['cache'] {
+  if (footprint === undefined) return { on: false, why: 'the input the policy reads is not known (opa deps runs only on Rego the gateway compiles)' };
+  const unique = UNIQUE_PER_REQUEST.find((path) => reads(footprint, path));
+  if (unique) return { on: false, why: `the policy reads input.${unique.join('.')}, which differs on every request` };
+  if (builtins === undefined) return { on: false, why: 'the builtins the policy calls are not known' };
+  const impure = builtins.filter((b) => !PURE_HOST_BUILTINS.has(b));
+  if (impure.length) return { on: false, why: `the policy calls ${impure.join(', ')}, which may answer differently each time` };
+  return { on: true };
 }
 
 /**
@@ -67,7 +115,11 @@ function directEval(loaded: LoadedPolicy): ((json: string) => unknown) | undefin
  * Instantiates the compiled policy once. Inputs are handed over as JSON bytes
  * in an ArrayBuffer, so opa-wasm copies them straight into its memory.
  */
-export async function createPolicyEngine(policy: CompiledPolicy, maskPathCheck?: MaskPathCheck): Promise<EmbeddedPolicyEngine> {
+export async function createPolicyEngine(
+  policy: CompiledPolicy,
+  maskPathCheck?: MaskPathCheck,
+  options: { readonly onCacheLookup?: (hit: boolean) => void } = {},
+): Promise<EmbeddedPolicyEngine> {
   let loaded: LoadedPolicy;
   try {
     loaded = await loadPolicy(policy.wasm);
@@ -77,27 +129,43 @@ export async function createPolicyEngine(policy: CompiledPolicy, maskPathCheck?:
   if (!Object.prototype.hasOwnProperty.call(loaded.entrypoints, ENTRYPOINT)) {
     throw new PolicyLoadError(`the policy has no entrypoint ${ENTRYPOINT} (it has: ${Object.keys(loaded.entrypoints as object).join(', ') || 'none'})`);
   }
+  const builtins = hostBuiltins(loaded);
   if (policy.data !== undefined) loaded.setData(policy.data as object);
+  const footprint = policy.footprint;
+  const cacheState = cacheVerdict(footprint, builtins);
+  const cache: DecisionCache | undefined = cacheState.on ? createDecisionCache() : undefined;
   const run =
     directEval(loaded) ??
     ((json: string): unknown => {
       const bytes = encoder.encode(json);
       return loaded.evaluate(bytes.byteLength === bytes.buffer.byteLength ? bytes.buffer : bytes.slice().buffer, ENTRYPOINT) as unknown;
     });
-  const engine: EmbeddedPolicyEngine = {
-    revision: policy.revision,
-    evaluate: (input) => engine.evaluateJson(JSON.stringify(input)),
-    evaluateJson(json) {
-      let resultSet: unknown;
-      try {
-        resultSet = run(json);
-      } catch (err) {
-        // opa-wasm throws strings as well as Errors; both are a failed evaluation.
-        const why = err instanceof Error ? err.message : String(err);
-        return toDecision([{ result: { effect: 'deny', reasons: [`policy error: evaluation failed: ${why}`] } }]);
-      }
-      return toDecision(resultSet, maskPathCheck);
-    },
+  /** A failed evaluation is not remembered: it may say more about this moment (memory) than about the input. */
+  const decide = (json: string): { readonly decision: Decision; readonly remember: boolean } => {
+    let resultSet: unknown;
+    try {
+      resultSet = run(json);
+    } catch (err) {
+      // opa-wasm throws strings as well as Errors; both are a failed evaluation.
+      const why = err instanceof Error ? err.message : String(err);
+      return { decision: toDecision([{ result: { effect: 'deny', reasons: [`policy error: evaluation failed: ${why}`] } }]), remember: false };
+    }
+    return { decision: toDecision(resultSet, maskPathCheck), remember: true };
   };
-  return engine;
+  return {
+    revision: policy.revision,
+    cache: cacheState,
+    evaluate(input) {
+      // What the policy cannot read is left out: less JSON for the WASM to parse, and equal keys for equal decisions.
+      const json = JSON.stringify(footprint === undefined ? input : project(input, footprint));
+      if (cache === undefined) return decide(json).decision;
+      const known = cache.get(json);
+      options.onCacheLookup?.(known !== undefined);
+      if (known) return known;
+      const { decision, remember } = decide(json);
+      if (remember) cache.set(json, decision);
+      return decision;
+    },
+    evaluateJson: (json) => decide(json).decision,
+  };
 }

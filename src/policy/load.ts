@@ -1,11 +1,12 @@
 import { execFile } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join, relative } from 'node:path';
+import { dirname, join, relative } from 'node:path';
 import { promisify } from 'node:util';
 import { readBundle } from './bundle.js';
 import { PolicyLoadError } from './errors.js';
+import { analyseFootprint, type Footprint } from './footprint.js';
 import { verifyBundle, type Verification } from './signature.js';
 
 const run = promisify(execFile);
@@ -26,6 +27,8 @@ export interface CompiledPolicy {
   readonly data: unknown;
   /** A short content hash: audit records name the policy that decided. */
   readonly revision: string;
+  /** What of the input the policy reads (policy/footprint.ts); absent when not known (prebuilt WASM, bundles). */
+  readonly footprint?: Footprint;
 }
 
 export { PolicyLoadError };
@@ -71,20 +74,32 @@ export async function fromBundle(tarGz: Buffer, origin: string, verification?: V
 export async function loadPolicySource(source: Exclude<PolicySource, { kind: 'opaServer' }>, verification?: Verification): Promise<CompiledPolicy> {
   let wasm: Buffer;
   let data: unknown;
+  let footprint: Footprint | undefined;
   switch (source.kind) {
     case 'rego': {
       const files = regoFiles(source.dir);
       if (files.length === 0) throw new PolicyLoadError(`no .rego files in ${source.dir}`);
       const out = mkdtempSync(join(tmpdir(), 'gatehouse-policy-'));
       try {
+        // One snapshot of the sources for the build and the analysis: a file saved meanwhile cannot give a
+        // footprint of other Rego than the WASM's (a wrong footprint would hide input the policy reads).
+        const copy = join(out, 'src');
+        const names = files.map((f) => relative(source.dir, f));
+        for (const name of names) {
+          mkdirSync(dirname(join(copy, name)), { recursive: true });
+          writeFileSync(join(copy, name), readFileSync(join(source.dir, name)));
+        }
         const bundle = join(out, 'bundle.tar.gz');
+        const analysed = analyseFootprint(source.opa, names, copy, `data.${ENTRYPOINT.replaceAll('/', '.')}`);
         try {
-          await run(source.opa, ['build', '-t', 'wasm', '-e', ENTRYPOINT, '-o', bundle, ...files], { cwd: source.dir });
+          await run(source.opa, ['build', '-t', 'wasm', '-e', ENTRYPOINT, '-o', bundle, ...names], { cwd: copy });
         } catch (err) {
           // opa build prints compile errors on stdout.
           const { stdout = '', stderr = '' } = err as { stdout?: string; stderr?: string };
           const why = `${stdout}\n${stderr}`.trim() || (err as Error).message;
-          throw new PolicyLoadError(`the policy in ${source.dir} does not compile:\n${why.replaceAll(source.dir + '/', '')}`);
+          throw new PolicyLoadError(`the policy in ${source.dir} does not compile:\n${why.replaceAll(copy + '/', '')}`);
+        } finally {
+          footprint = await analysed;
         }
         ({ wasm } = await fromBundle(readFileSync(bundle), bundle));
       } finally {
@@ -101,16 +116,16 @@ export async function loadPolicySource(source: Exclude<PolicySource, { kind: 'op
       ({ wasm, data } = await fromBundle(readFileSync(source.file), source.file, verification));
       break;
   }
-  return compiled(wasm, data);
+  return compiled(wasm, data, footprint);
 }
 
-export function compiled(wasm: Buffer, data: unknown): CompiledPolicy {
+export function compiled(wasm: Buffer, data: unknown, footprint?: Footprint): CompiledPolicy {
   const revision = createHash('sha256')
     .update(wasm)
     .update(JSON.stringify(data ?? null))
     .digest('hex')
     .slice(0, 12);
-  return { wasm, data, revision };
+  return { wasm, data, revision, ...(footprint === undefined ? {} : { footprint }) };
 }
 
 /** For messages: the policy files relative to the folder they came from. */

@@ -80,6 +80,9 @@ describe('operate: Prometheus metrics and policy hot reload (kubectl → Gatehou
     assert.ok(Number(listed[0]!.value[1]) >= 3);
     const denied = await query('gatehouse_requests_total{verb="delete",effect="deny",code="403"}');
     assert.equal(denied.length, 1);
+    // The three lists were the same request as far as the policy reads it: decided once, remembered twice.
+    const hits = await query('gatehouse_policy_decision_cache_total{result="hit"}');
+    assert.ok(Number(hits[0]?.value[1]) >= 2, JSON.stringify(hits));
     const info = await query('gatehouse_policy_info');
     assert.deepEqual(
       info.map((s) => s.metric['revision']),
