@@ -16,7 +16,6 @@ import { GATEHOUSE_VERSION } from './paths.js';
 import { checkMaskPath } from './redact/path.js';
 import type { AddressInfo, Socket } from 'node:net';
 import { createListener } from './doors/listener.js';
-import Koa from 'koa';
 import { pino } from 'pino';
 import { createAuditWriter, createStdoutAuditWriter, teeAuditWriters, type AuditWriter, type CheckpointOptions } from './audit/writer.js';
 import { createMetrics, serveMetrics } from './metrics.js';
@@ -42,11 +41,12 @@ import { createApprovalService, type ApprovalService } from './approval/service.
 import { SCHEMA, type ApprovalStore } from './approval/store.js';
 import { createPostgresSessionStore, SESSION_SCHEMA } from './recording/postgres-sessions.js';
 import { createWeb, WEB_PREFIX } from './web/app.js';
+import { createFrontDoor, type Handler } from './doors/front.js';
 import { sealKey } from './web/seal.js';
 import { ConfigError, messageOf } from './errors.js';
 import { createWebhookNotifier } from './approval/webhook.js';
 import { extractBearerToken } from './identity/token.js';
-import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { createFileSessionStore, type SessionStore } from './recording/sessions.js';
 import { authorizeSessions, createSessionsApi, SESSIONS_PREFIX } from './recording/api.js';
@@ -188,65 +188,27 @@ export async function startGateway(config: Config, options: GatewayOptions = {})
       ? createFileSessionStore({ dir: keep.dir, failOpen: config.recording.failOpen })
       : createPostgresSessionStore({ db: db!, failOpen: config.recording.failOpen });
 
-  type Handler = (req: IncomingMessage, res: ServerResponse) => Promise<void>;
   // Assigned once the server listens: the approval links need its URL. Until then, 503.
   let routes: { readonly kubernetes: Handler; readonly gatehouse: Handler } | undefined = undefined;
-  let inFlight = 0;
   let draining = false;
-  let readyCache = { at: 0, ok: false };
-
-  // Koa composes the front door: each middleware answers what is its own and passes the rest on.
   // Every path but /healthz, /readyz and /gatehouse/ belongs to the Kubernetes API.
-  const app = new Koa();
-  app.use(async (ctx, next) => {
-    if (ctx.method === 'GET' && ctx.path === '/healthz') ctx.body = 'ok';
-    else await next();
+  const front = createFrontDoor({
+    routes: () => routes,
+    ownPrefixes: [WEB_PREFIX, RESOURCE_METADATA_PATH],
+    upstreamReady: () => forwarder.ready(),
+    draining: () => draining,
+    onError: (err) => log.error({ err: { message: err.message, code: (err as { code?: string }).code } }, 'request error'),
   });
-  app.use(async (ctx, next) => {
-    if (ctx.method !== 'GET' || ctx.path !== '/readyz') {
-      await next();
-      return;
-    }
-    if (Date.now() - readyCache.at > 2000) readyCache = { at: Date.now(), ok: !draining && (await forwarder.ready()) };
-    ctx.status = readyCache.ok ? 200 : 503;
-    ctx.body = readyCache.ok ? 'ok' : draining ? 'shutting down' : 'the Kubernetes API server is not reachable';
-  });
-  app.use(async (ctx, next) => {
-    // Assigned once the server listens (the approval links need its URL): until then, 503.
-    if (!routes) {
-      ctx.status = 503;
-      ctx.body = 'starting';
-      return;
-    }
-    // From here on the handlers write their own responses: they stream, and they decide when a
-    // connection is cut. Counted, so that shutdown waits for them.
-    ctx.respond = false;
-    inFlight++;
-    try {
-      await next();
-    } finally {
-      inFlight--;
-    }
-  });
-  app.use(async (ctx, next) => {
-    // The gateway's own pages and APIs (no Kubernetes path starts with /gatehouse/), and the MCP
-    // endpoint's OAuth metadata at RFC 9728's well-known path.
-    if (ctx.path.startsWith(WEB_PREFIX) || ctx.path.startsWith(RESOURCE_METADATA_PATH)) await routes?.gatehouse(ctx.req, ctx.res);
-    else await next();
-  });
-  app.use(async (ctx) => {
-    await routes?.kubernetes(ctx.req, ctx.res);
-  });
-  app.on('error', (err: Error) => log.error({ err: { message: err.message, code: (err as { code?: string }).code } }, 'request error'));
-
-  const koa = app.callback();
-  // exec, attach and port-forward arrive as upgrades (WebSocket GET or SPDY POST), outside Koa; assigned below.
+  // exec, attach and port-forward upgrades, counted beside the front door's requests for the drain.
+  let upgrading = 0;
+  const inFlight = () => front.inFlight() + upgrading;
+  // exec, attach and port-forward arrive as upgrades (WebSocket GET or SPDY POST), outside the front door; assigned below.
   let onUpgrade: (req: IncomingMessage, socket: Duplex, head: Buffer) => void = (_req, socket) => socket.destroy();
   const listener = createListener({
     cert: tls.cert,
     key: tls.key,
     http2: config.listen.http2,
-    onRequest: (req, res) => void koa(req, res),
+    onRequest: front.handle,
     onUpgrade: (req, socket, head) => onUpgrade(req, socket, head),
     onConnection: (protocol) => metrics.clientConnection(protocol),
   });
@@ -317,7 +279,7 @@ export async function startGateway(config: Config, options: GatewayOptions = {})
   const internalDir = mkdtempSync(join(tmpdir(), 'gatehouse-internal-'));
   chmodSync(internalDir, 0o700);
   const internalSocket = join(internalDir, 'api.sock');
-  const internalServer = createHttpServer((req, res) => void koa(req, res));
+  const internalServer = createHttpServer(front.handle);
   track(internalServer);
   await new Promise<void>((resolve, reject) => {
     internalServer.once('error', reject);
@@ -375,13 +337,13 @@ export async function startGateway(config: Config, options: GatewayOptions = {})
   routes = { kubernetes: handle, gatehouse };
   onUpgrade = (req: IncomingMessage, socket: Duplex, head: Buffer) => {
     if (draining) return void socket.destroy();
-    inFlight++;
-    void upgrade(req, socket, head).finally(() => inFlight--);
+    upgrading++;
+    void upgrade(req, socket, head).finally(() => upgrading--);
   };
   // pods_exec over MCP: the same door, reached over the internal socket.
   internalServer.on('upgrade', onUpgrade);
   metrics.setSources({
-    inflightRequests: () => inFlight,
+    inflightRequests: inFlight,
     ...(approvals ? { heldRequests: () => approvals.held() } : {}),
     ...(store ? { pendingApprovals: () => store.countPending() } : {}),
     tokenVerifications: () => authenticator.stats,
@@ -410,7 +372,7 @@ export async function startGateway(config: Config, options: GatewayOptions = {})
       const closed = new Promise<void>((r) => server.once('close', () => r()));
       listener.drain();
       const deadline = Date.now() + config.limits.shutdownGraceSeconds * 1000;
-      while (inFlight > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+      while (inFlight() > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
       // Watches never end on their own: past the grace period they are cut (and audited as such).
       for (const s of sockets) s.destroy();
       await closed;
