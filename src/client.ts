@@ -5,6 +5,7 @@
  */
 import { request, type RequestOptions } from 'node:https';
 import { KubeConfig } from '@kubernetes/client-node';
+import { describeKubeconfigError } from './upstream/kubeconfig-error.js';
 
 export class CliError extends Error {
   readonly code = 'GATEHOUSE_CLI';
@@ -17,9 +18,14 @@ export interface Client {
 
 export async function connect(kubeconfig: string | undefined, context: string | undefined): Promise<Client> {
   const kc = new KubeConfig();
-  if (kubeconfig) kc.loadFromFile(kubeconfig);
-  else kc.loadFromDefault();
-  if (context) kc.setCurrentContext(context);
+  try {
+    if (kubeconfig) kc.loadFromFile(kubeconfig);
+    else kc.loadFromDefault();
+    if (context) kc.setCurrentContext(context);
+  } catch (err) {
+    // Not the library's message: for a YAML error it quotes the file's lines, the token among them.
+    throw new CliError(`cannot read the kubeconfig${kubeconfig ? ` ${kubeconfig}` : ''}: ${describeKubeconfigError(err)}`);
+  }
   const cluster = kc.getCurrentCluster();
   if (!cluster)
     throw new CliError(
