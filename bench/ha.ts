@@ -7,7 +7,7 @@
  * replica: what was in flight on them fails, nothing else should.
  * Asserts no timing.   node dist/bench/ha.js [--quick]
  */
-import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { Agent, request } from 'undici';
@@ -22,14 +22,9 @@ import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import pg from 'pg';
 import { renderKubeconfig } from '../src/kubeconfig.js';
+import { cpuSeconds } from './proc.js';
 
 const run = promisify(execFile);
-
-function cpuSeconds(pid: number): number {
-  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  return (Number(fields[11]) + Number(fields[12])) / 100; // utime + stime, in ticks of 1/100 s
-}
 
 const quick = process.argv.includes('--quick');
 const SECONDS = quick ? 2 : 5;

@@ -10,20 +10,19 @@
  *     rounds alternate the order of the targets; medians across rounds;
  *  2. policy evaluation in process: embedded WASM vs an HTTP call to OPA;
  *  3. redaction throughput and memory (bench/redact.ts);
- *  4. 1,000 concurrent watches through the gateway: its RSS and CPU, and the
- *     latency of one change from upstream to every watcher;
+ *  4. audit before action (bench/audit.ts);
  *  5. gateway RSS idle and under load;
  *  6. sessions and approvals (bench/sessions.ts): exec direct vs through the
  *     gateway over WebSocket and SPDY, the recording tap, approval release;
- *  7. 1,000 and 5,000 watches, the upstream over HTTP/1.1 and over HTTP/2
- *     (bench/watches.ts): RSS, connections to the API server, latency.
+ *  7. 1,000 and 5,000 watches, clients and upstream over HTTP/1.1 and over
+ *     HTTP/2 (bench/watches.ts): the gateway's RSS and CPU holding them,
+ *     connections to the API server, latency of one change to every watcher.
  *
  * Prints a markdown report and writes it, with a JSON file, to bench/results/.
  * Asserts no timing: it fails only if something crashes or a result is malformed.
  *   node dist/bench/run.js [--quick]
  */
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
-import { setMaxListeners } from 'node:events';
 import { cpus, totalmem } from 'node:os';
 import { cpSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -42,14 +41,13 @@ import { down, up } from '../src/testbed/controlplane.js';
 import { selfSignedTls } from '../src/tls.js';
 import { freePort } from '../src/testbed/ports.js';
 import { percentiles } from './stats.js';
-import { readUntilMarked } from './watch-reader.js';
+import { rssMiB } from './proc.js';
 
 const quick = process.argv.includes('--quick');
 const N_GET = quick ? 200 : 1500;
 const N_LIST = quick ? 20 : 120;
 const ROUNDS = quick ? 2 : 4;
 const CONFIGMAPS = quick ? 300 : 1000;
-const WATCHES = quick ? 100 : 1000;
 
 const dir = join(runRoot, `bench-${process.pid}`);
 const children: ChildProcess[] = [];
@@ -87,17 +85,6 @@ function launch(cmd: string, args: string[], log: string): ChildProcess {
   child.stderr.on('data', (d: Buffer) => writeFileSync(logFile, d, { flag: 'a' }));
   children.push(child);
   return child;
-}
-
-function rssMiB(pid: number): number {
-  const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
-  return m ? Number(m[1]) / 1024 : NaN;
-}
-
-function cpuSeconds(pid: number): number {
-  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  return (Number(fields[11]) + Number(fields[12])) / 100; // utime + stime, in clock ticks of 1/100 s
 }
 
 interface Target {
@@ -532,91 +519,14 @@ async function main(): Promise<void> {
     out(`| OPA server over HTTP | ${ph['p50']!.toFixed(1)} | ${ph['p99']!.toFixed(1)} |`);
     out(`| embedded speed-up (p50, seen before) | ${(ph['p50']! / pw['p50']!).toFixed(1)}× | |`);
 
-    // 4. Watches at scale through the gateway.
-    const watchAgent = new Agent({ connect: { ca: gatewayCa() }, connections: WATCHES + 8, pipelining: 1 });
-    // The list's resourceVersion, not the object's: the object's may be older than the watch cache
-    // still holds after the writes above, and a watch from it would end in 410 Gone.
-    const rv = JSON.parse(
-      execFileSync(
-        'kubectl',
-        ['--kubeconfig', tb.kubeconfigs.admin, 'get', '--raw', '/api/v1/namespaces/dev/configmaps?fieldSelector=metadata.name%3Dwatched'],
-        {
-          encoding: 'utf8',
-        },
-      ),
-    ).metadata.resourceVersion as string;
-    const arrivals: number[] = [];
-    let marker = '';
-    let opened = 0;
-    const aborts = new AbortController();
-    setMaxListeners(WATCHES + 10, aborts.signal);
-    const watchErrors: string[] = [];
-    const watchers = Array.from({ length: WATCHES }, async () => {
-      const res = await request(
-        `https://127.0.0.1:${gwPort}/api/v1/namespaces/dev/configmaps?watch=1&fieldSelector=metadata.name%3Dwatched&resourceVersion=${rv}`,
-        { headers: { authorization: `Bearer ${alice}` }, dispatcher: watchAgent, signal: aborts.signal, bodyTimeout: 0 },
-      );
-      opened++;
-      await readUntilMarked(
-        res.body,
-        () => marker,
-        () => arrivals.push(Date.now()),
-      );
-    }).map((p) => p.catch((err: unknown) => void watchErrors.push(err instanceof Error ? err.message : String(err))));
-    const openDeadline = Date.now() + 60_000;
-    while (opened + watchErrors.length < WATCHES && Date.now() < openDeadline) await sleep(50);
-    if (watchErrors.length) throw new Error(`${watchErrors.length} watches failed to open, e.g. ${watchErrors[0]}`);
-    await sleep(1000);
-    const cpu0 = cpuSeconds(gw.pid!);
-    const idleWindow = quick ? 2 : 5;
-    await sleep(idleWindow * 1000);
-    const watchIdleCpu = (cpuSeconds(gw.pid!) - cpu0) / idleWindow;
-    const watchRss = rssMiB(gw.pid!);
-    marker = `m-${Date.now()}`;
-    // The change goes straight to the API server, so the latency is upstream + gateway, not a CLI starting.
-    const changedAt = Date.now();
-    const patched = await request(`${tb.server}/api/v1/namespaces/dev/configmaps/watched`, {
-      method: 'PATCH',
-      headers: { authorization: `Bearer ${adminToken}`, 'content-type': 'application/merge-patch+json' },
-      body: JSON.stringify({ data: { v: marker } }),
-      dispatcher: targets[0]!.dispatcher,
-    });
-    await patched.body.dump();
-    const arriveDeadline = Date.now() + 30_000;
-    while (arrivals.length < opened && Date.now() < arriveDeadline) await sleep(20);
-    const cpuDuringEvent = cpuSeconds(gw.pid!) - cpu0 - watchIdleCpu * idleWindow;
-    aborts.abort();
-    await Promise.allSettled(watchers);
-    await watchAgent.destroy();
-    const lat = percentiles(
-      arrivals.map((t) => t - changedAt),
-      [50, 99, 100],
-    );
-    results['watches'] = {
-      watches: WATCHES,
-      opened,
-      received: arrivals.length,
-      gatewayRssMiB: watchRss,
-      idleCpuCores: watchIdleCpu,
-      cpuSecondsForOneEventFanout: cpuDuringEvent,
-      eventLatencyMs: lat,
-    };
-    out();
-    out(`## ${WATCHES} concurrent watches through the gateway`);
-    out();
-    out('| watches open | events received | gateway RSS MiB | gateway CPU while idle (cores) | change → client p50 ms | p99 ms | last ms |');
-    out('|---|---|---|---|---|---|---|');
-    out(`| ${opened} | ${arrivals.length} | ${watchRss.toFixed(0)} | ${watchIdleCpu.toFixed(3)} | ${lat['p50']} | ${lat['p99']} | ${lat['p100']} |`);
-    out('(a PATCH sent to the API server, until each watcher read the event through the gateway)');
-
     // 5. Memory.
-    results['memory'] = { gatewayIdleRssMiB: idleRss, gatewayPeakRssUnderLoadMiB: loadRss, gatewayRssWithWatchesMiB: watchRss };
+    results['memory'] = { gatewayIdleRssMiB: idleRss, gatewayPeakRssUnderLoadMiB: loadRss };
     out();
-    out('## Gateway memory');
+    out('## Gateway memory (holding watches: section 7)');
     out();
-    out(`| idle RSS MiB | peak RSS during the latency runs MiB | RSS holding ${WATCHES} watches MiB |`);
-    out('|---|---|---|');
-    out(`| ${idleRss.toFixed(0)} | ${loadRss.toFixed(0)} | ${watchRss.toFixed(0)} |`);
+    out('| idle RSS MiB | peak RSS during the latency runs MiB |');
+    out('|---|---|');
+    out(`| ${idleRss.toFixed(0)} | ${loadRss.toFixed(0)} |`);
 
     for (const t of targets) await t.dispatcher.close();
     await issuer.close();
@@ -659,15 +569,13 @@ function section(title: string, key: string, args: string[]): void {
 }
 
 function validate(r: Record<string, unknown>): void {
-  for (const part of ['latency', 'inspectedWrites', 'reload', 'kubectl', 'policy', 'watches', 'memory', 'redaction', 'audit', 'sessions'])
+  for (const part of ['latency', 'inspectedWrites', 'reload', 'kubectl', 'policy', 'memory', 'redaction', 'audit', 'sessions', 'watchesAtScale'])
     if (!r[part]) throw new Error(`benchmark result has no ${part}`);
   const walk = (v: unknown, path: string): void => {
     if (typeof v === 'number' && !Number.isFinite(v)) throw new Error(`benchmark result ${path} is ${v}`);
     if (v && typeof v === 'object') for (const [k, x] of Object.entries(v)) walk(x, `${path}.${k}`);
   };
   walk(r, 'results');
-  const w = r['watches'] as { opened: number; received: number; watches: number };
-  if (w.opened !== w.watches || w.received !== w.opened) throw new Error(`watches: ${w.opened} of ${w.watches} opened, ${w.received} received the change`);
 }
 
 main().then(

@@ -3,9 +3,10 @@
  * test bed), with the upstream over HTTP/1.1 (a TLS connection per watch) and
  * over HTTP/2 (streams multiplexed on a few connections), and the watchers on
  * a connection each (separate kubectl processes) or 100 to an HTTP/2
- * connection (one client-go process). For each: the gateway's RSS holding
- * them, its connections to the API server, and the latency of one change from
- * the API server to every watcher. Asserts no timing.
+ * connection (one client-go process). For each: the gateway's RSS and CPU
+ * holding them, its connections to the API server, and the latency and the
+ * gateway CPU of one change from the API server to every watcher. Asserts no
+ * timing.
  *   node dist/bench/watches.js [--quick]
  */
 import { spawn, type ChildProcess } from 'node:child_process';
@@ -23,6 +24,7 @@ import { down, up, type Testbed } from '../src/testbed/controlplane.js';
 import { freePort } from '../src/testbed/ports.js';
 import { connectionsTo } from '../src/testbed/sockets.js';
 import { selfSignedTls } from '../src/tls.js';
+import { cpuSeconds, rssMiB } from './proc.js';
 import { percentiles } from './stats.js';
 import { readUntilMarked } from './watch-reader.js';
 
@@ -31,11 +33,6 @@ const COUNTS = quick ? [200] : [1000, 5000];
 const OPENING = 200;
 const dir = join(runRoot, `bench-watches-${process.pid}`);
 const out = (s = '') => process.stdout.write(s + '\n');
-
-function rssMiB(pid: number): number {
-  const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
-  return m ? Number(m[1]) / 1024 : NaN;
-}
 
 async function waitReady(url: string, dispatcher: Agent): Promise<void> {
   for (const deadline = Date.now() + 60_000; Date.now() < deadline; await sleep(100)) {
@@ -59,6 +56,10 @@ interface Row {
   readonly rssMiB: number;
   readonly retried429: number;
   readonly upstreamConnections: number;
+  /** Cores the gateway used holding the watches with nothing happening. */
+  readonly idleCpuCores: number;
+  /** CPU seconds the gateway spent sending one change to every watcher. */
+  readonly fanoutCpuSeconds: number;
   readonly p50: number;
   readonly p99: number;
 }
@@ -142,6 +143,10 @@ async function measure(tb: Testbed, issuerFile: IssuerFile, http2: boolean, clie
     for (const deadline = Date.now() + 120_000; opened + errors.length < watches && Date.now() < deadline;) await sleep(50);
     if (errors.length) throw new Error(`${errors.length} watches failed to open, e.g. ${errors[0]}`);
     await sleep(2000);
+    const idleWindow = quick ? 2 : 5;
+    const cpu0 = cpuSeconds(gw.pid!);
+    await sleep(idleWindow * 1000);
+    const cpu1 = cpuSeconds(gw.pid!);
     const rss = rssMiB(gw.pid!);
     const upstreamConnections = connectionsTo(gw.pid!, Number(new URL(tb.server).port));
     marker = `m-${Date.now()}`;
@@ -154,6 +159,7 @@ async function measure(tb: Testbed, issuerFile: IssuerFile, http2: boolean, clie
     });
     await patched.body.dump();
     for (const deadline = Date.now() + 60_000; arrivals.length < opened && Date.now() < deadline;) await sleep(20);
+    const fanoutCpuSeconds = cpuSeconds(gw.pid!) - cpu1;
     aborts.abort();
     await Promise.allSettled(watchers);
     await adminAgent.close();
@@ -170,6 +176,8 @@ async function measure(tb: Testbed, issuerFile: IssuerFile, http2: boolean, clie
       rssMiB: rss,
       retried429: retried,
       upstreamConnections,
+      idleCpuCores: (cpu1 - cpu0) / idleWindow,
+      fanoutCpuSeconds,
       p50: lat['p50'] ?? NaN,
       p99: lat['p99'] ?? NaN,
     };
@@ -204,9 +212,9 @@ async function main(): Promise<void> {
     out('(the watches of one client-go process). A change is PATCHed straight to the API server.');
     out();
     out(
-      '| clients | upstream | watches | opened | received the change | gateway RSS MiB | connections to the API server | change → watcher p50 ms | p99 ms | 429s retried |',
+      '| clients | upstream | watches | opened | received the change | gateway RSS MiB | gateway CPU idle (cores) | CPU s for the change | connections to the API server | change → watcher p50 ms | p99 ms | 429s retried |',
     );
-    out('|---|---|---|---|---|---|---|---|---|---|');
+    out('|---|---|---|---|---|---|---|---|---|---|---|---|');
     const rows: Row[] = [];
     for (const n of COUNTS)
       for (const [clientsHttp2, http2] of [
@@ -217,7 +225,7 @@ async function main(): Promise<void> {
         const r = await measure(tb, issuerFile, http2, clientsHttp2, n);
         rows.push(r);
         out(
-          `| ${r.clients} | ${r.upstream} | ${r.watches} | ${r.opened} | ${r.received} | ${r.rssMiB.toFixed(0)} | ${r.upstreamConnections} | ${r.p50} | ${r.p99} | ${r.retried429} |`,
+          `| ${r.clients} | ${r.upstream} | ${r.watches} | ${r.opened} | ${r.received} | ${r.rssMiB.toFixed(0)} | ${r.idleCpuCores.toFixed(3)} | ${r.fanoutCpuSeconds.toFixed(2)} | ${r.upstreamConnections} | ${r.p50} | ${r.p99} | ${r.retried429} |`,
         );
       }
     out();
