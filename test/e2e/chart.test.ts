@@ -138,6 +138,7 @@ describe('Helm chart charts/gatehouse (helm v3.22.0, kube-apiserver v1.35.4)', f
             topologySpreadConstraints: unknown[];
             containers: {
               lifecycle: { preStop: { sleep: { seconds: number } } };
+              env?: { name: string; value: string }[];
               securityContext: { readOnlyRootFilesystem: boolean; allowPrivilegeEscalation: boolean };
               readinessProbe: { httpGet: { path: string } };
               livenessProbe: { httpGet: { path: string } };
@@ -151,6 +152,7 @@ describe('Helm chart charts/gatehouse (helm v3.22.0, kube-apiserver v1.35.4)', f
     assert.equal(deployment.spec.replicas, 3);
     assert.equal(deployment.spec.strategy.rollingUpdate.maxUnavailable, 0);
     assert.equal(c.lifecycle.preStop.sleep.seconds, 5);
+    assert.deepEqual(c.env, [{ name: 'NODE_OPTIONS', value: '--max-semi-space-size=2' }]);
     assert.equal(pod.terminationGracePeriodSeconds, 5 + 20 + 5, 'preStop + drain + margin');
     assert.equal(c.readinessProbe.httpGet.path, '/readyz');
     assert.equal(c.livenessProbe.httpGet.path, '/healthz');
@@ -175,5 +177,9 @@ describe('Helm chart charts/gatehouse (helm v3.22.0, kube-apiserver v1.35.4)', f
     assert.match(badSource.stderr, /'\/policy\/source': value must be one of 'image', 'configMap', 'bundle'/);
     const noIssuer = await helm(['template', 'gh', CHART, '--kube-version', '1.35.4', '--set', 'identity.issuers=null']);
     assert.notEqual(noIssuer.code, 0);
+    // Node options that load code (--require, --import take a path) are not what this value is for.
+    const loads = await helm(['template', 'gh', CHART, '--kube-version', '1.35.4', '--set', 'nodeOptions=--require /tmp/x.js']);
+    assert.notEqual(loads.code, 0);
+    assert.match(loads.stderr, /nodeOptions/);
   });
 });
