@@ -47,6 +47,12 @@ export function createMetrics() {
   const registry = new Registry();
   collectDefaultMetrics({ register: registry });
   const registers = [registry];
+  /** A counter by `result` whose every value is exported from the start, at 0: a rate is defined before the first event. */
+  const resultCounter = (name: string, help: string, results: readonly string[]) => {
+    const counter = new Counter({ name, help, labelNames: ['result'] as const, registers });
+    for (const result of results) counter.inc({ result }, 0);
+    return counter;
+  };
   const requests = new Counter({
     name: 'gatehouse_requests_total',
     help: 'Requests that ended, by verb, resource (built-in ones; others are "other"), policy effect and the status code the client got.',
@@ -72,23 +78,16 @@ export function createMetrics() {
     buckets: [0.000005, 0.00001, 0.000025, 0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.01, 0.1],
     registers,
   });
-  const decisionCache = new Counter({
-    name: 'gatehouse_policy_decision_cache_total',
-    help: 'Embedded decisions by whether the same input (the part the policy reads) was decided before: hit (remembered) or miss (evaluated).',
-    labelNames: ['result'] as const,
-    registers,
-  });
-  decisionCache.inc({ result: 'hit' }, 0);
-  decisionCache.inc({ result: 'miss' }, 0);
+  const decisionCache = resultCounter(
+    'gatehouse_policy_decision_cache_total',
+    'Embedded decisions by whether the same input (the part the policy reads) was decided before: hit (remembered) or miss (evaluated).',
+    ['hit', 'miss'],
+  );
   const policyInfo = new Gauge({ name: 'gatehouse_policy_info', help: 'The policy revision serving (value 1).', labelNames: ['revision'] as const, registers });
-  const reloads = new Counter({
-    name: 'gatehouse_policy_reloads_total',
-    help: 'Policy reloads by result: success (swapped in) or failure (the old policy keeps serving).',
-    labelNames: ['result'] as const,
-    registers,
-  });
-  reloads.inc({ result: 'success' }, 0);
-  reloads.inc({ result: 'failure' }, 0);
+  const reloads = resultCounter('gatehouse_policy_reloads_total', 'Policy reloads by result: success (swapped in) or failure (the old policy keeps serving).', [
+    'success',
+    'failure',
+  ]);
   const shadowDecisions = new Counter({
     name: 'gatehouse_shadow_decisions_total',
     help: 'Decisions of the shadow policy (policy.shadow) against the live one: same, differs (by change: effect, mask, reasons) or error. Never enforced.',
