@@ -74,7 +74,7 @@ const UNIQUE_PER_REQUEST = [
 ] as const;
 
 function cacheVerdict(footprint: Footprint | undefined, builtins: string[] | undefined): EmbeddedPolicyEngine['cache'] {
-  if (footprint === undefined) return { on: false, why: 'the input the policy reads is not known (opa deps runs only on Rego the gateway compiles)' };
+  if (footprint === undefined) return { on: false, why: 'the input the policy reads is not known (a prebuilt policy, or opa deps failed on the Rego)' };
   const unique = UNIQUE_PER_REQUEST.find((path) => reads(footprint, path));
   if (unique) return { on: false, why: `the policy reads input.${unique.join('.')}, which differs on every request` };
   if (builtins === undefined) return { on: false, why: 'the builtins the policy calls are not known' };

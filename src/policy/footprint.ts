@@ -4,8 +4,8 @@
  * those parts (less JSON for the WASM to parse) and remembers decisions for
  * inputs it has seen (policy/decision-cache.ts): both are exact only because
  * the analysis is conservative. A reference it cannot follow (`input[k]`,
- * `x := input.request`, `walk(input)`) is reported at its last static prefix,
- * which then keeps that whole subtree.
+ * `object.keys(input)`, `f(input.a)`) is reported at its last static prefix,
+ * which then keeps that whole subtree (test/unit/policy/footprint.test.ts).
  */
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
