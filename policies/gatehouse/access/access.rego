@@ -26,16 +26,17 @@ is_dev if "dev" in input.user.groups
 
 is_person if not is_agent
 
-_ra := input.resourceAttributes
-
+# Attributes are read by their full path, not through an alias of the whole
+# object: the gateway remembers decisions by what the policy reads, and an alias
+# would read the object's name too (policies/README.md, "Read fields by their path").
 is_session if {
-	_ra.resource == "pods"
-	_ra.subresource in session_subresources
+	input.resourceAttributes.resource == "pods"
+	input.resourceAttributes.subresource in session_subresources
 }
 
 # Reads of a stream-opening subresource are sessions, not reads.
 is_read if {
-	_ra.verb in read_verbs
+	input.resourceAttributes.verb in read_verbs
 	not is_session
 }
 
@@ -56,21 +57,21 @@ allow contains "discovery is open to every authenticated user" if {
 }
 
 allow contains "anyone may ask the API server about their own identity and permissions" if {
-	_ra.group in {"authentication.k8s.io", "authorization.k8s.io"}
-	_ra.resource in _self_reviews
-	_ra.verb == "create"
+	input.resourceAttributes.group in {"authentication.k8s.io", "authorization.k8s.io"}
+	input.resourceAttributes.resource in _self_reviews
+	input.resourceAttributes.verb == "create"
 }
 
 allow contains "group dev may read and write in namespace dev" if {
 	is_dev
 	is_person
-	_ra.namespace == "dev"
+	input.resourceAttributes.namespace == "dev"
 }
 
 allow contains "group dev may read in namespace prod" if {
 	is_dev
 	is_person
-	_ra.namespace == "prod"
+	input.resourceAttributes.namespace == "prod"
 	is_read
 }
 
@@ -86,14 +87,14 @@ allow contains "group security may read everywhere" if {
 allow contains "group security may list and replay session recordings" if {
 	"security" in input.user.groups
 	is_person
-	_ra.group == "gatehouse.dev"
-	_ra.resource == "sessions"
-	_ra.verb in {"get", "list"}
+	input.resourceAttributes.group == "gatehouse.dev"
+	input.resourceAttributes.resource == "sessions"
+	input.resourceAttributes.verb in {"get", "list"}
 }
 
 allow contains "agents may read in namespaces dev and prod" if {
 	is_agent
-	_ra.namespace in {"dev", "prod"}
+	input.resourceAttributes.namespace in {"dev", "prod"}
 	is_read
 }
 
@@ -108,8 +109,8 @@ approve contains {
 	"maxGrantSeconds": 3600,
 } if {
 	is_agent
-	_ra.namespace in {"dev", "prod"}
-	_ra.verb in write_verbs
+	input.resourceAttributes.namespace in {"dev", "prod"}
+	input.resourceAttributes.verb in write_verbs
 	not is_session
 }
 
@@ -119,7 +120,7 @@ approve contains {
 	"ttlSeconds": 900,
 } if {
 	is_agent
-	_ra.namespace in {"dev", "prod"}
+	input.resourceAttributes.namespace in {"dev", "prod"}
 	is_session
 }
 
@@ -129,8 +130,8 @@ approve contains {
 	"approverGroups": ["security"],
 	"ttlSeconds": 900,
 } if {
-	_ra.namespace == "prod"
-	_ra.verb in delete_verbs
+	input.resourceAttributes.namespace == "prod"
+	input.resourceAttributes.verb in delete_verbs
 	_may_write_prod
 }
 
@@ -141,9 +142,9 @@ approve contains {
 	"ttlSeconds": 900,
 } if {
 	is_person
-	_ra.namespace == "prod"
-	_ra.resource == "pods"
-	_ra.subresource in {"exec", "attach"}
+	input.resourceAttributes.namespace == "prod"
+	input.resourceAttributes.resource == "pods"
+	input.resourceAttributes.subresource in {"exec", "attach"}
 	input.request.exec.tty == true
 }
 
@@ -172,18 +173,18 @@ inspect contains what if {
 
 deny contains "nodes/proxy reaches the kubelet API directly and is for admins only" if {
 	not is_admin
-	_ra.resource == "nodes"
+	input.resourceAttributes.resource == "nodes"
 	_is_node_proxy
 }
 
-_is_node_proxy if _ra.subresource == "proxy"
+_is_node_proxy if input.resourceAttributes.subresource == "proxy"
 
-_is_node_proxy if _ra.verb == "proxy"
+_is_node_proxy if input.resourceAttributes.verb == "proxy"
 
 deny contains "ephemeral containers bypass the pod's spec and are for admins only" if {
 	not is_admin
-	_ra.resource == "pods"
-	_ra.subresource == "ephemeralcontainers"
+	input.resourceAttributes.resource == "pods"
+	input.resourceAttributes.subresource == "ephemeralcontainers"
 }
 
 # null is truthy in Rego: test for a value, not for presence.

@@ -10,19 +10,17 @@ package gatehouse.masking
 
 import data.gatehouse.access
 
-_ra := input.resourceAttributes
-
 # Kinds whose pod template or spec carries container env values.
 _workloads := {"pods", "deployments", "replicasets", "statefulsets", "daemonsets", "jobs", "cronjobs"}
 
 _secret_values_masked if {
-	_ra.resource == "secrets"
+	input.resourceAttributes.resource == "secrets"
 	not access.is_admin
 }
 
 # An agent always gets Secret values masked, whatever groups it carries.
 _secret_values_masked if {
-	_ra.resource == "secrets"
+	input.resourceAttributes.resource == "secrets"
 	access.is_agent
 }
 
@@ -34,7 +32,7 @@ _secret_values_masked if {
 _reads_helm_releases if {
 	"deployers" in input.user.groups
 	access.is_person
-	_ra.namespace == "dev"
+	input.resourceAttributes.namespace == "dev"
 }
 
 mask contains {"path": "$.data.*", "action": "redact", "when": "@.type != 'helm.sh/release.v1'"} if {
@@ -51,12 +49,12 @@ mask contains {"path": "$.stringData.*", "action": "redact"} if _secret_values_m
 
 mask contains {"path": "$..env[?(@.name =~ /PASSWORD|TOKEN|SECRET|KEY/)].value", "action": "hash"} if {
 	access.is_agent
-	_ra.resource in _workloads
+	input.resourceAttributes.resource in _workloads
 }
 
 # TokenRequest answers are credentials too.
 mask contains {"path": "$.status.token", "action": "redact"} if {
-	_ra.resource == "serviceaccounts"
-	_ra.subresource == "token"
+	input.resourceAttributes.resource == "serviceaccounts"
+	input.resourceAttributes.subresource == "token"
 	not access.is_admin
 }

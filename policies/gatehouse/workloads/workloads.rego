@@ -38,23 +38,21 @@ _container_lists := {"containers": "container", "initContainers": "init containe
 
 _host_namespaces := {"hostPID", "hostIPC", "hostNetwork"}
 
-_ra := input.resourceAttributes
-
-_spec_path := pod_spec_paths[_ra.group][_ra.resource]
+_spec_path := pod_spec_paths[input.resourceAttributes.group][input.resourceAttributes.resource]
 
 # Writes that can change a pod spec: the workload itself, and a pod's ephemeral
 # containers (kubectl debug). Other subresources (status, scale) cannot.
 writes_pod_spec if {
 	_spec_path
-	_ra.verb in {"create", "update", "patch"}
-	_ra.subresource == ""
+	input.resourceAttributes.verb in {"create", "update", "patch"}
+	input.resourceAttributes.subresource == ""
 }
 
 writes_pod_spec if {
-	_ra.group == ""
-	_ra.resource == "pods"
-	_ra.subresource == "ephemeralcontainers"
-	_ra.verb in {"update", "patch"}
+	input.resourceAttributes.group == ""
+	input.resourceAttributes.resource == "pods"
+	input.resourceAttributes.subresource == "ephemeralcontainers"
+	input.resourceAttributes.verb in {"update", "patch"}
 }
 
 # Exactly one value, "All": anything else the API server either refuses or

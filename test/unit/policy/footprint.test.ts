@@ -87,15 +87,36 @@ describe('policy/footprint: what opa deps says the policy reads', () => {
 describe('policy/footprint: the engine with a footprint and a decision cache (real opa deps and WASM)', function () {
   this.timeout(60_000);
 
-  it('the bundled policy reads the identity, the attributes and a few request members: the cache is on', async () => {
+  it('the bundled policy reads the identity, five attributes (not the name) and a few request members: the cache is on', async () => {
     const policy = await loadPolicySource({ kind: 'rego', dir: join(projectRoot, 'policies/gatehouse'), opa: toolPath('opa') });
     assert.deepEqual(policy.footprint, {
       nonResourceAttributes: { path: true, verb: true },
       request: { exec: { tty: true }, impersonate: true, object: true, oldObject: true, query: { dryRun: true } },
-      resourceAttributes: true,
+      // Read field by field: a GET of another object by name is the same input to this policy.
+      resourceAttributes: { group: true, namespace: true, resource: true, subresource: true, verb: true },
       user: { agent: { name: true, onBehalfOf: true }, groups: true },
     });
     assert.deepEqual((await createPolicyEngine(policy)).cache, { on: true });
+  });
+
+  it('the bundled policy: a GET of another object of the same kind in the same namespace is decided once', async () => {
+    const policy = await loadPolicySource({ kind: 'rego', dir: join(projectRoot, 'policies/gatehouse'), opa: toolPath('opa') });
+    const lookups: boolean[] = [];
+    const engine = await createPolicyEngine(policy, checkMaskPath, { onCacheLookup: (hit) => lookups.push(hit) });
+    const sample = readSamples(join(projectRoot, 'policies/fixtures/samples.json')).find(
+      (x) => (x.input as { resourceAttributes: unknown }).resourceAttributes,
+    );
+    const named = (name: string, namespace?: string) => {
+      const input = structuredClone(sample!.input) as { resourceAttributes: { name: string; namespace: string }; request: { id: string } };
+      input.resourceAttributes.name = name;
+      if (namespace) input.resourceAttributes.namespace = namespace;
+      input.request.id = name;
+      return input;
+    };
+    const first = engine.evaluate(named('a'));
+    assert.equal(engine.evaluate(named('b')), first);
+    engine.evaluate(named('a', 'elsewhere'));
+    assert.deepEqual(lookups, [false, true, false]);
   });
 
   const OFF: [string, string, RegExp][] = [
