@@ -41,13 +41,12 @@ import { createApprovalService, type ApprovalService } from './approval/service.
 import { SCHEMA, type ApprovalStore } from './approval/store.js';
 import { createPostgresSessionStore, SESSION_SCHEMA } from './recording/postgres-sessions.js';
 import { createWeb, WEB_PREFIX } from './web/app.js';
-import { createFrontDoor, type Handler } from './doors/front.js';
+import { createFrontDoor, type Handler, type UpgradeHandler } from './doors/front.js';
 import { sealKey } from './web/seal.js';
 import { ConfigError, messageOf } from './errors.js';
 import { createWebhookNotifier } from './approval/webhook.js';
 import { extractBearerToken } from './identity/token.js';
 import type { IncomingMessage } from 'node:http';
-import type { Duplex } from 'node:stream';
 import { createFileSessionStore, type SessionStore } from './recording/sessions.js';
 import { authorizeSessions, createSessionsApi, SESSIONS_PREFIX } from './recording/api.js';
 
@@ -189,7 +188,7 @@ export async function startGateway(config: Config, options: GatewayOptions = {})
       : createPostgresSessionStore({ db: db!, failOpen: config.recording.failOpen });
 
   // Assigned once the server listens: the approval links need its URL. Until then, 503.
-  let routes: { readonly kubernetes: Handler; readonly gatehouse: Handler } | undefined = undefined;
+  let routes: { readonly kubernetes: Handler; readonly gatehouse: Handler; readonly upgrade: UpgradeHandler } | undefined = undefined;
   let draining = false;
   // Every path but /healthz, /readyz and /gatehouse/ belongs to the Kubernetes API.
   const front = createFrontDoor({
@@ -199,17 +198,12 @@ export async function startGateway(config: Config, options: GatewayOptions = {})
     draining: () => draining,
     onError: (err) => log.error({ err: { message: err.message, code: (err as { code?: string }).code } }, 'request error'),
   });
-  // exec, attach and port-forward upgrades, counted beside the front door's requests for the drain.
-  let upgrading = 0;
-  const inFlight = () => front.inFlight() + upgrading;
-  // exec, attach and port-forward arrive as upgrades (WebSocket GET or SPDY POST), outside the front door; assigned below.
-  let onUpgrade: (req: IncomingMessage, socket: Duplex, head: Buffer) => void = (_req, socket) => socket.destroy();
   const listener = createListener({
     cert: tls.cert,
     key: tls.key,
     http2: config.listen.http2,
     onRequest: front.handle,
-    onUpgrade: (req, socket, head) => onUpgrade(req, socket, head),
+    onUpgrade: front.upgrade,
     onConnection: (protocol) => metrics.clientConnection(protocol),
   });
   const server = listener.server;
@@ -280,6 +274,8 @@ export async function startGateway(config: Config, options: GatewayOptions = {})
   chmodSync(internalDir, 0o700);
   const internalSocket = join(internalDir, 'api.sock');
   const internalServer = createHttpServer(front.handle);
+  // pods_exec over MCP: the same door, reached over the internal socket.
+  internalServer.on('upgrade', front.upgrade);
   track(internalServer);
   await new Promise<void>((resolve, reject) => {
     internalServer.once('error', reject);
@@ -334,16 +330,9 @@ export async function startGateway(config: Config, options: GatewayOptions = {})
     sessions,
     now,
   });
-  routes = { kubernetes: handle, gatehouse };
-  onUpgrade = (req: IncomingMessage, socket: Duplex, head: Buffer) => {
-    if (draining) return void socket.destroy();
-    upgrading++;
-    void upgrade(req, socket, head).finally(() => upgrading--);
-  };
-  // pods_exec over MCP: the same door, reached over the internal socket.
-  internalServer.on('upgrade', onUpgrade);
+  routes = { kubernetes: handle, gatehouse, upgrade };
   metrics.setSources({
-    inflightRequests: inFlight,
+    inflightRequests: front.inFlight,
     ...(approvals ? { heldRequests: () => approvals.held() } : {}),
     ...(store ? { pendingApprovals: () => store.countPending() } : {}),
     tokenVerifications: () => authenticator.stats,
@@ -372,7 +361,7 @@ export async function startGateway(config: Config, options: GatewayOptions = {})
       const closed = new Promise<void>((r) => server.once('close', () => r()));
       listener.drain();
       const deadline = Date.now() + config.limits.shutdownGraceSeconds * 1000;
-      while (inFlight() > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+      while (front.inFlight() > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
       // Watches never end on their own: past the grace period they are cut (and audited as such).
       for (const s of sockets) s.destroy();
       await closed;

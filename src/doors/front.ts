@@ -3,21 +3,24 @@
  * `/readyz` are answered here; the gateway's own pages and APIs (`/gatehouse/`,
  * and the MCP endpoint's OAuth metadata at RFC 9728's well-known path) go to
  * one handler and every other path, which belongs to the Kubernetes API, to the
- * other. Handlers write their own responses (they stream, and they decide when
- * a connection is cut) and are counted while they run, so that a shutdown can
- * wait for them.
+ * other; upgrades (exec, attach, port-forward) go to the upgrade door. Handlers
+ * write their own responses (they stream, and they decide when a connection is
+ * cut) and are counted while they run, so that a shutdown can wait for them.
  *
  * A plain function, not Koa middleware: a watch holds its request for hours,
  * and Koa's context, its middleware chain and its finish listeners cost 5.5 KiB
  * of heap per request held (bench/README.md, "Memory per watch").
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Duplex } from 'node:stream';
 
 export type Handler = (req: IncomingMessage, res: ServerResponse) => Promise<void>;
+/** exec, attach and port-forward: WebSocket GETs and SPDY POSTs that upgrade the connection. */
+export type UpgradeHandler = (req: IncomingMessage, socket: Duplex, head: Buffer) => Promise<void>;
 
 export interface FrontDoorDeps {
-  /** Until the server listens (the approval links need its URL): undefined, and requests get 503. */
-  readonly routes: () => { readonly kubernetes: Handler; readonly gatehouse: Handler } | undefined;
+  /** Until the server listens (the approval links need its URL): undefined; requests get 503, upgrades a closed socket. */
+  readonly routes: () => { readonly kubernetes: Handler; readonly gatehouse: Handler; readonly upgrade: UpgradeHandler } | undefined;
   /** Path prefixes of the gateway's own handler. */
   readonly ownPrefixes: readonly string[];
   readonly upstreamReady: () => Promise<boolean>;
@@ -81,6 +84,14 @@ export function createFrontDoor(deps: FrontDoorDeps) {
         else res.destroy();
       });
     },
+    /** For the listener's and the internal socket's 'upgrade': none is taken before the routes exist or while draining. */
+    upgrade: (req: IncomingMessage, socket: Duplex, head: Buffer): void => {
+      const routes = deps.routes();
+      if (!routes || deps.draining()) return void socket.destroy();
+      inFlight++;
+      void routes.upgrade(req, socket, head).finally(() => inFlight--);
+    },
+    /** Requests and upgrades being handled: a shutdown waits for them. */
     inFlight: (): number => inFlight,
   };
 }

@@ -1,12 +1,13 @@
 import assert from 'node:assert/strict';
 import { createServer, type Server } from 'node:http';
+import { connect } from 'node:net';
 import type { AddressInfo } from 'node:net';
-import { createFrontDoor, pathOf, type Handler } from '../../../src/doors/front.js';
+import { createFrontDoor, pathOf, type Handler, type UpgradeHandler } from '../../../src/doors/front.js';
 
 describe('doors/front: health, readiness, and which handler a path goes to', () => {
   let server: Server;
   let base: string;
-  let routes: { kubernetes: Handler; gatehouse: Handler } | undefined;
+  let routes: { kubernetes: Handler; gatehouse: Handler; upgrade: UpgradeHandler } | undefined;
   let draining = false;
   let upstreamUp = true;
   let readyCalls = 0;
@@ -27,6 +28,7 @@ describe('doors/front: health, readiness, and which handler a path goes to', () 
       now: () => clock,
     });
     server = createServer(front.handle);
+    server.on('upgrade', front.upgrade);
     await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
     base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
   });
@@ -36,6 +38,7 @@ describe('doors/front: health, readiness, and which handler a path goes to', () 
     const r = await fetch(base + path, { method });
     return { status: r.status, body: await r.text(), type: r.headers.get('content-type') };
   };
+  const noUpgrade: UpgradeHandler = async (_req, socket) => void socket.destroy();
   const answer =
     (who: string): Handler =>
     async (req, res) =>
@@ -47,7 +50,7 @@ describe('doors/front: health, readiness, and which handler a path goes to', () 
   });
 
   it("sends the gateway's own prefixes to its handler and every other path to the Kubernetes one, query or absolute-form alike", async () => {
-    routes = { kubernetes: answer('kube'), gatehouse: answer('own') };
+    routes = { kubernetes: answer('kube'), gatehouse: answer('own'), upgrade: noUpgrade };
     const CASES: [string, string][] = [
       ['/api/v1/namespaces/dev/pods?watch=1', 'kube /api/v1/namespaces/dev/pods?watch=1'],
       ['/gatehouse/approvals', 'own /gatehouse/approvals'],
@@ -88,6 +91,7 @@ describe('doors/front: health, readiness, and which handler a path goes to', () 
     const inside = new Promise<void>((r) => (entered = r));
     routes = {
       gatehouse: answer('own'),
+      upgrade: noUpgrade,
       kubernetes: async (_req, res) => {
         entered();
         await running;
@@ -104,6 +108,7 @@ describe('doors/front: health, readiness, and which handler a path goes to', () 
 
   it('a handler that throws: logged, and a bare 500 that says nothing of the error; after the headers, the connection is cut', async () => {
     routes = {
+      upgrade: noUpgrade,
       gatehouse: async () => {
         throw new Error('secret detail');
       },
@@ -117,5 +122,41 @@ describe('doors/front: health, readiness, and which handler a path goes to', () 
     await assert.rejects(get('/api/v1/pods'));
     assert.deepEqual(errors, ['secret detail', 'late']);
     assert.equal(front.inFlight(), 0);
+  });
+
+  it('upgrades: closed before the routes exist and while draining; counted while their door runs', async () => {
+    const { port } = server.address() as AddressInfo;
+    // What the client reads before the connection closes.
+    const upgradeRequest = () =>
+      new Promise<string>((resolve) => {
+        let got = '';
+        const s = connect(port, '127.0.0.1', () =>
+          s.write('GET /api/v1/namespaces/dev/pods/p/exec HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n'),
+        );
+        s.setEncoding('utf8').on('data', (d: string) => (got += d));
+        s.on('close', () => resolve(got));
+      });
+    let calls = 0;
+    let release!: () => void;
+    const running = new Promise<void>((r) => (release = r));
+    const upgrade: UpgradeHandler = async (_req, socket) => {
+      calls++;
+      socket.write('HTTP/1.1 101 Switching Protocols\r\n\r\n');
+      await running;
+      socket.end();
+    };
+    routes = undefined;
+    assert.equal(await upgradeRequest(), '');
+    routes = { kubernetes: answer('kube'), gatehouse: answer('own'), upgrade };
+    const open = upgradeRequest();
+    while (calls === 0) await new Promise((r) => setImmediate(r));
+    assert.equal(front.inFlight(), 1);
+    release();
+    assert.match(await open, /^HTTP\/1\.1 101/);
+    assert.equal(front.inFlight(), 0);
+    draining = true;
+    assert.equal(await upgradeRequest(), '');
+    draining = false;
+    assert.equal(calls, 1, 'the upgrade door saw only the one taken');
   });
 });
