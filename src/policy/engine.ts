@@ -42,6 +42,12 @@ interface Internals {
   readonly entrypoints?: Record<string, number>;
 }
 
+/** The NUL-terminated JSON the WASM wrote at `at`: its end found by a native search, decoded by one shared decoder. */
+function jsonAt(buffer: ArrayBuffer, at: number): unknown {
+  const bytes = new Uint8Array(buffer);
+  return JSON.parse(decoder.decode(bytes.subarray(at, bytes.indexOf(0, at))));
+}
+
 /**
  * The builtins opa-wasm implements in JavaScript (every other one is compiled into the WASM, which
  * imports nothing else from its host: no clock, no randomness, no network). These are functions of
@@ -58,10 +64,10 @@ function hostBuiltins(loaded: LoadedPolicy): string[] | undefined {
   const list = exports?.['builtins'];
   const dump = exports?.['opa_json_dump'];
   if (typeof list !== 'function' || typeof dump !== 'function' || !p.mem) return undefined;
+  // Dumping allocates in the instance, which may grow its memory: read the buffer after.
   const at = (dump as (addr: number) => number)((list as () => number)());
-  const bytes = new Uint8Array(p.mem.buffer);
   try {
-    return Object.keys(JSON.parse(decoder.decode(bytes.subarray(at, bytes.indexOf(0, at)))) as object);
+    return Object.keys(jsonAt(p.mem.buffer, at) as object);
   } catch {
     return undefined;
   }
@@ -106,8 +112,8 @@ function directEval(loaded: LoadedPolicy): ((json: string) => unknown) | undefin
     if (short > 0) mem.grow(Math.ceil(short / PAGE));
     const { written } = encoder.encodeInto(json, new Uint8Array(mem.buffer, at, most));
     const ret = evalFn(0, entry, dataAddr, at, written, at + written, 0);
-    const bytes = new Uint8Array(mem.buffer);
-    return JSON.parse(decoder.decode(bytes.subarray(ret, bytes.indexOf(0, ret)))) as unknown;
+    // Only now: the evaluation may have grown the memory, which replaces its buffer.
+    return jsonAt(mem.buffer, ret);
   };
 }
 
