@@ -42,10 +42,12 @@ _spec_path := pod_spec_paths[input.resourceAttributes.group][input.resourceAttri
 
 # Writes that can change a pod spec: the workload itself, and a pod's ephemeral
 # containers (kubectl debug). Other subresources (status, scale) cannot.
+# The verb is tested first: most requests are reads, and the compiled policy
+# builds the table of pod spec paths again at every evaluation that looks it up.
 writes_pod_spec if {
-	_spec_path
 	input.resourceAttributes.verb in {"create", "update", "patch"}
 	input.resourceAttributes.subresource == ""
+	_spec_path
 }
 
 writes_pod_spec if {
