@@ -225,19 +225,40 @@ describe('policy/footprint: the engine with a footprint and a decision cache (re
 describe('policy/decision-cache: bounded by the text it keeps', () => {
   const d = (r: string): Decision => ({ effect: 'deny', reasons: [r], audit: { level: 'Metadata' } });
 
-  it('drops the least recently used first, and keeps no key past the limit', () => {
-    const cache = createDecisionCache(30);
-    cache.set('a'.repeat(10), d('a'));
-    cache.set('b'.repeat(10), d('b'));
-    cache.set('c'.repeat(10), d('c'));
-    assert.equal(cache.get('a'.repeat(10))?.reasons[0], 'a', 'a is now the most recently used');
-    cache.set('d'.repeat(10), d('d'));
+  it('drops what was not used since the last turnover, and keeps no key past the limit', () => {
+    // Keys of 10 characters, a budget of 100: a turnover every sixth key.
+    const cache = createDecisionCache(100);
+    const key = (k: string) => k.repeat(10);
+    for (const k of 'abcdef') cache.set(key(k), d(k));
+    assert.equal(cache.get(key('a'))?.reasons[0], 'a', 'a is used after the first turnover');
+    for (const k of 'ghijk') cache.set(key(k), d(k));
+    assert.equal(cache.size, 6, 'the second turnover dropped b to f, never used since the first');
     assert.deepEqual(
-      ['a', 'b', 'c', 'd'].map((k) => cache.get(k.repeat(10))?.reasons[0]),
-      ['a', undefined, 'c', 'd'],
+      ['a', 'b', 'f', 'g', 'k'].map((k) => cache.get(key(k))?.reasons[0]),
+      ['a', undefined, undefined, 'g', 'k'],
     );
     const big = createDecisionCache();
     big.set('x'.repeat(5000), d('x'));
     assert.equal(big.size, 0);
+  });
+
+  it('never holds more text than its budget and one key, however many keys go through it', () => {
+    const cache = createDecisionCache(1000);
+    for (let i = 0; i < 5000; i++) {
+      const key = `${i}:`.padEnd(10, 'k');
+      cache.set(key, d(String(i)));
+      assert.equal(cache.get(key)?.reasons[0], String(i), 'what was just stored is there');
+      // Keys of 10 characters: 1,000 and one key's worth is 101 of them.
+      assert.ok(cache.size <= 101, `${cache.size} keys after ${i + 1}`);
+    }
+  });
+
+  it('hands out frozen decisions, nested members included', () => {
+    const cache = createDecisionCache();
+    cache.set('k', { effect: 'allow', reasons: ['r'], mask: [{ path: '$.data.*', action: 'redact' }], inspect: [], audit: { level: 'Metadata' } });
+    const got = cache.get('k')!;
+    assert.equal(got.effect, 'allow');
+    if (got.effect !== 'allow') return;
+    for (const part of [got, got.reasons, got.mask, got.mask[0], got.inspect, got.audit]) assert.ok(Object.isFrozen(part));
   });
 });
