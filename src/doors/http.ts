@@ -17,6 +17,7 @@ import { RedactError, type RedactOptions } from '../redact/stream.js';
 import type { UpstreamTarget } from '../upstream/credentials.js';
 import { upstreamError, type Forwarder } from '../upstream/forward.js';
 import { buildClientHeaders, buildUpstreamHeaders } from '../upstream/headers.js';
+import { CLIENT_GONE } from './gone.js';
 
 export interface HttpDoorDeps {
   readonly admit: Admit;
@@ -134,7 +135,7 @@ export function createHttpDoor(deps: HttpDoorDeps) {
 
   return async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const abort = new AbortController();
-    res.once('close', () => abort.abort());
+    res.once('close', () => abort.abort(CLIENT_GONE));
     const received = receive(req, deps.now);
     const admission = await deps.admit(received, req, abort.signal, 'http');
     if (!admission.admitted) return refuse(res, admission, admission.error);

@@ -17,6 +17,7 @@ import { relayUpgrade, upgradeHeaders, writeHttpResponse, type UpgradeTimeouts }
 import type { UpstreamTarget } from '../upstream/credentials.js';
 import { upstreamError } from '../upstream/forward.js';
 import { buildUpstreamHeaders } from '../upstream/headers.js';
+import { CLIENT_GONE } from './gone.js';
 
 export interface UpgradeDoorDeps {
   readonly admit: Admit;
@@ -97,8 +98,8 @@ export function createUpgradeDoor(deps: UpgradeDoorDeps) {
 
   return async function upgrade(req: IncomingMessage, socket: Duplex, clientHead: Buffer): Promise<void> {
     const abort = new AbortController();
-    socket.once('close', () => abort.abort());
-    socket.on('error', () => abort.abort());
+    socket.once('close', () => abort.abort(CLIENT_GONE));
+    socket.on('error', () => abort.abort(CLIENT_GONE));
     const received = receive(req, deps.now);
     const admission = await deps.admit(received, req, abort.signal, 'upgrade');
     if (!admission.admitted) return refuse(socket, admission, admission.error);
