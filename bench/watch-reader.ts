@@ -1,17 +1,21 @@
 import type { Readable } from 'node:stream';
 
 /**
- * Reads a watch's body until a chunk carries the marker of the change being
- * timed (`marker()` is '' until the change is sent), then calls `arrived` and
- * stops. An abort at the end of a benchmark ends it quietly.
+ * Reads a watch's body until the benchmark aborts it, and calls `arrived` the
+ * first time a chunk carries the marker of the change being timed (`marker()`
+ * is '' until the change is sent). It goes on reading, as a watcher does: one
+ * that closed its watch on the change would have the gateway tear that watch
+ * down (its last audit record, the upstream stream's reset) while the others
+ * still wait for theirs, and the teardown would be measured as the change.
  */
-export async function readUntilMarked(body: Readable, marker: () => string, arrived: () => void): Promise<void> {
+export async function readUntilAborted(body: Readable, marker: () => string, arrived: () => void): Promise<void> {
+  let seen = '';
   try {
     for await (const chunk of body) {
       const m = marker();
-      if (m && String(chunk).includes(m)) {
+      if (m && m !== seen && String(chunk).includes(m)) {
+        seen = m;
         arrived();
-        break;
       }
     }
   } catch {

@@ -26,7 +26,7 @@ import { connectionsTo } from '../src/testbed/sockets.js';
 import { selfSignedTls } from '../src/tls.js';
 import { cpuSeconds, rssMiB } from './proc.js';
 import { percentiles } from './stats.js';
-import { readUntilMarked } from './watch-reader.js';
+import { readUntilAborted } from './watch-reader.js';
 
 const quick = process.argv.includes('--quick');
 const COUNTS = quick ? [200] : [1000, 5000];
@@ -60,6 +60,8 @@ interface Row {
   readonly idleCpuCores: number;
   /** CPU seconds the gateway spent sending one change to every watcher. */
   readonly fanoutCpuSeconds: number;
+  /** CPU seconds the gateway spent closing every watch, once all went at once. */
+  readonly closeCpuSeconds: number;
   readonly p50: number;
   readonly p99: number;
 }
@@ -134,7 +136,7 @@ async function measure(tb: Testbed, issuerFile: IssuerFile, http2: boolean, clie
       }
       if (res.statusCode !== 200) throw new Error(`watch: HTTP ${res.statusCode}`);
       opened++;
-      await readUntilMarked(
+      await readUntilAborted(
         res.body,
         () => marker,
         () => arrivals.push(Date.now()),
@@ -160,8 +162,13 @@ async function measure(tb: Testbed, issuerFile: IssuerFile, http2: boolean, clie
     await patched.body.dump();
     for (const deadline = Date.now() + 60_000; arrivals.length < opened && Date.now() < deadline;) await sleep(20);
     const fanoutCpuSeconds = cpuSeconds(gw.pid!) - cpu1;
+    // Then every watcher goes at once: what closing them costs the gateway (each watch's last audit
+    // record, its upstream stream reset), until it is idle again.
+    const cpu2 = cpuSeconds(gw.pid!);
     aborts.abort();
     await Promise.allSettled(watchers);
+    await sleep(2000);
+    const closeCpuSeconds = cpuSeconds(gw.pid!) - cpu2;
     await adminAgent.close();
     const lat = percentiles(
       arrivals.map((t) => t - changedAt),
@@ -178,6 +185,7 @@ async function measure(tb: Testbed, issuerFile: IssuerFile, http2: boolean, clie
       upstreamConnections,
       idleCpuCores: (cpu1 - cpu0) / idleWindow,
       fanoutCpuSeconds,
+      closeCpuSeconds,
       p50: lat['p50'] ?? NaN,
       p99: lat['p99'] ?? NaN,
     };
@@ -212,9 +220,9 @@ async function main(): Promise<void> {
     out('(the watches of one client-go process). A change is PATCHed straight to the API server.');
     out();
     out(
-      '| clients | upstream | watches | opened | received the change | gateway RSS MiB | gateway CPU idle (cores) | CPU s for the change | connections to the API server | change → watcher p50 ms | p99 ms | 429s retried |',
+      '| clients | upstream | watches | opened | received the change | gateway RSS MiB | gateway CPU idle (cores) | CPU s for the change | CPU s to close them all | connections to the API server | change → watcher p50 ms | p99 ms | 429s retried |',
     );
-    out('|---|---|---|---|---|---|---|---|---|---|---|---|');
+    out('|---|---|---|---|---|---|---|---|---|---|---|---|---|');
     const rows: Row[] = [];
     for (const n of COUNTS)
       for (const [clientsHttp2, http2] of [
@@ -225,7 +233,7 @@ async function main(): Promise<void> {
         const r = await measure(tb, issuerFile, http2, clientsHttp2, n);
         rows.push(r);
         out(
-          `| ${r.clients} | ${r.upstream} | ${r.watches} | ${r.opened} | ${r.received} | ${r.rssMiB.toFixed(0)} | ${r.idleCpuCores.toFixed(3)} | ${r.fanoutCpuSeconds.toFixed(2)} | ${r.upstreamConnections} | ${r.p50} | ${r.p99} | ${r.retried429} |`,
+          `| ${r.clients} | ${r.upstream} | ${r.watches} | ${r.opened} | ${r.received} | ${r.rssMiB.toFixed(0)} | ${r.idleCpuCores.toFixed(3)} | ${r.fanoutCpuSeconds.toFixed(2)} | ${r.closeCpuSeconds.toFixed(2)} | ${r.upstreamConnections} | ${r.p50} | ${r.p99} | ${r.retried429} |`,
         );
       }
     out();
