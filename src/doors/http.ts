@@ -107,6 +107,10 @@ export function createHttpDoor(deps: HttpDoorDeps) {
         delete clientHeaders['content-encoding'];
         if (masked.contentEncoding) clientHeaders['content-encoding'] = masked.contentEncoding;
       }
+      // A body passed on as it came keeps its length: the client reads it sized, not in chunks (a
+      // write less for each response: no last chunk), and a body cut short is seen as cut.
+      const length = upstream.headers['content-length'];
+      if (stages.length === 0 && typeof length === 'string' && /^\d+$/.test(length)) clientHeaders['content-length'] = length;
       res.writeHead(upstream.statusCode, clientHeaders);
       if (longRunning) {
         // Node sends queued headers with the first body byte; a quiet watch has none for a while,

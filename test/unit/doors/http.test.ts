@@ -82,3 +82,72 @@ describe('doors/http: audit before action', () => {
     assert.deepEqual([last.stage, last.responseStatus?.code, last.gatehouse.error?.code], ['ResponseComplete', 503, 'GATEHOUSE_AUDIT_FAILED']);
   });
 });
+
+describe('doors/http: the length of a body', () => {
+  let upstream: Server;
+  let gateway: Server;
+  const secret = JSON.stringify({ kind: 'Secret', apiVersion: 'v1', metadata: { name: 's' }, data: { password: 'aHVudGVyMg==' } });
+
+  before(async () => {
+    upstream = createServer((_req, res) => {
+      res.writeHead(200, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(secret) });
+      res.end(secret);
+    });
+    await new Promise<void>((r) => upstream.listen(0, '127.0.0.1', r));
+    const target = { server: `http://127.0.0.1:${(upstream.address() as AddressInfo).port}`, tls: { rejectUnauthorized: true } };
+    const admit = createAdmitter({
+      authenticator: { authenticate: () => Promise.resolve(ALICE), stats: { verified: 0, cached: 0, failed: 0 } },
+      engine: {
+        revision: 'r',
+        evaluate: (input) => {
+          const masked = (input as { resourceAttributes: { resource: string } }).resourceAttributes.resource === 'secrets';
+          return { effect: 'allow', reasons: ['ok'], mask: masked ? [{ path: '$.data.*', action: 'redact' }] : [], inspect: [], audit: { level: 'Metadata' } };
+        },
+      },
+      cluster: 'test',
+      limits: { maxBodyBytes: 1024, policyBodyBytes: 512 },
+      requesterView: () => assert.fail('no approvals here'),
+      now: Date.now,
+    });
+    const audit = { write: () => {}, commit: () => {}, flush: () => {} };
+    const handle = createHttpDoor({
+      admit,
+      forwarder: createForwarder(target, { connectTimeoutMs: 1000, headersTimeoutMs: 1000, bodyTimeoutMs: 1000 }),
+      upstream: target,
+      audit,
+      masking: { hashKey: Buffer.from('k'), maxHoldBytes: 1024 },
+      now: Date.now,
+    });
+    gateway = createServer((req, res) => void handle(req, res));
+    await new Promise<void>((r) => gateway.listen(0, '127.0.0.1', r));
+  });
+  after(() => {
+    gateway.close();
+    upstream.close();
+  });
+
+  const get = (path: string) =>
+    new Promise<{ headers: Record<string, unknown>; body: string }>((resolve, reject) => {
+      request({ host: '127.0.0.1', port: (gateway.address() as AddressInfo).port, path, headers: { authorization: 'Bearer t' } }, (res) => {
+        let b = '';
+        res.setEncoding('utf8').on('data', (d: string) => (b += d));
+        res.on('end', () => resolve({ headers: res.headers, body: b }));
+      })
+        .on('error', reject)
+        .end();
+    });
+
+  it('keeps the upstream content-length of a body passed on as it came', async () => {
+    const { headers, body } = await get('/api/v1/namespaces/dev/configmaps/c');
+    assert.equal(headers['content-length'], String(Buffer.byteLength(secret)));
+    assert.equal(headers['transfer-encoding'], undefined);
+    assert.equal(body, secret);
+  });
+
+  it('drops it for a masked body, whose length changed', async () => {
+    const { headers, body } = await get('/api/v1/namespaces/dev/secrets/s');
+    assert.equal(headers['content-length'], undefined);
+    assert.equal(headers['transfer-encoding'], 'chunked');
+    assert.notEqual((JSON.parse(body) as { data: { password: string } }).data.password, 'aHVudGVyMg==');
+  });
+});
