@@ -36,6 +36,14 @@ export function createProgramCache(max = 256) {
   };
 }
 
+/** What the redactor cannot read (a type, an encoding), named for the client's Status; undefined when it can. */
+export function unreadableAs(contentType: string | undefined, upstreamEncoding: string | undefined): string | undefined {
+  const encoding = upstreamEncoding?.toLowerCase();
+  const compressed = encoding !== undefined && encoding !== 'identity';
+  if (isJsonType(contentType) && (!compressed || encoding === 'gzip')) return undefined;
+  return `${contentType ?? 'untyped'}${encoding ? ` (${encoding})` : ''}`;
+}
+
 export type MaskedBody = { readonly stages: NodeJS.ReadWriteStream[]; readonly contentEncoding: string | undefined } | { readonly unreadable: string };
 
 /**
@@ -52,11 +60,10 @@ export function maskedBody(
   clientAcceptsGzip: boolean,
   longRunning: boolean,
 ): MaskedBody {
+  const why = unreadableAs(contentType, upstreamEncoding);
+  if (why !== undefined) return { unreadable: why };
   const encoding = upstreamEncoding?.toLowerCase();
   const compressed = encoding !== undefined && encoding !== 'identity';
-  if (!isJsonType(contentType) || (compressed && encoding !== 'gzip')) {
-    return { unreadable: `${contentType ?? 'untyped'}${encoding ? ` (${encoding})` : ''}` };
-  }
   const stages: NodeJS.ReadWriteStream[] = [];
   if (compressed) stages.push(createGunzip());
   stages.push(createRedactStream(program, options));

@@ -120,6 +120,37 @@ describe('pipeline: masked responses', () => {
     assert.match(e.gatehouse.error.message, /not valid JSON/);
   });
 
+  it('answers a small sized response it cannot mask with a Status, before any byte of it', async () => {
+    // With its length known and small, the body is read whole and masked before anything is sent.
+    const bad = '{"kind":"Secret","data":{"password":"aHVudGVyMg=="} "x": }} then garbage';
+    reply = { headers: { 'content-type': 'application/json', 'content-length': String(Buffer.byteLength(bad)) }, chunks: [bad] };
+    const r = await send('/api/v1/namespaces/dev/secrets/db');
+    assert.equal(r.status, 502);
+    const status = JSON.parse(r.body.toString()) as { kind: string; message: string };
+    assert.equal(status.kind, 'Status');
+    assert.match(status.message, /could not be masked/);
+    assert.doesNotMatch(r.body.toString(), /aHVudGVyMg==/);
+    assert.equal(audit.at(-1)!.gatehouse.error?.code, 'GATEHOUSE_MASKING_FAILED');
+  });
+
+  it('sends a small sized masked body whole, with its masked length, uncompressed even for a client that takes gzip', async () => {
+    const body = JSON.stringify(SECRET);
+    reply = { headers: { 'content-type': 'application/json', 'content-length': String(Buffer.byteLength(body)) }, chunks: [body.slice(0, 40), body.slice(40)] };
+    const r = await send('/api/v1/namespaces/dev/secrets/db', { 'accept-encoding': 'gzip' });
+    assert.equal(r.status, 200);
+    assert.equal(r.headers['content-encoding'], undefined);
+    assert.equal(r.headers['content-length'], String(r.body.length));
+    assert.equal(JSON.parse(r.body.toString()).data.password, REDACTED);
+  });
+
+  it('cuts off a sized response that ends before its length, and sends none of it', async () => {
+    const body = JSON.stringify(SECRET);
+    reply = { headers: { 'content-type': 'application/json', 'content-length': String(Buffer.byteLength(body) + 10) }, chunks: [body] };
+    const r = await send('/api/v1/namespaces/dev/secrets/db');
+    assert.doesNotMatch(r.body.toString(), /aHVudGVyMg==/);
+    assert.notEqual(r.status, 200);
+  });
+
   it('cuts a truncated response off and audits it', async () => {
     reply = { headers: { 'content-type': 'application/json' }, chunks: ['{"kind":"SecretList","items":[{"data":{"password":"x"}}'] };
     const r = await send('/api/v1/namespaces/dev/secrets');
