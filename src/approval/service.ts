@@ -86,7 +86,12 @@ export function createApprovalService(deps: ApprovalServiceDeps) {
     else waiters.get(id)?.forEach((w) => w());
   });
 
-  function record(action: ApprovalEvent['action'], a: Approval, extra: { actor?: string; reason?: string; auditID?: string; grant?: Grant } = {}): void {
+  /** `at`: when it happened, if not now (a decision is stamped with the moment it was made, before it was stored). */
+  function record(
+    action: ApprovalEvent['action'],
+    a: Approval,
+    extra: { actor?: string; reason?: string; auditID?: string; grant?: Grant; at?: number } = {},
+  ): void {
     const s = a.subject;
     deps.audit.write({
       kind: 'ApprovalEvent',
@@ -94,7 +99,7 @@ export function createApprovalService(deps: ApprovalServiceDeps) {
       action,
       approvalID: a.id,
       fingerprint: a.fingerprint,
-      timestamp: new Date(now()).toISOString(),
+      timestamp: new Date(extra.at ?? now()).toISOString(),
       requester: { username: s.requester.username, agent: s.requester.agent?.name ?? null, onBehalfOf: s.requester.agent?.onBehalfOf ?? null },
       ...(extra.actor ? { actor: extra.actor } : {}),
       ...(extra.reason ? { reason: extra.reason } : {}),
@@ -329,7 +334,9 @@ export function createApprovalService(deps: ApprovalServiceDeps) {
           `approval ${id} is ${current?.state === 'pending' ? 'past its expiry' : (current?.state ?? 'gone')}, not pending`,
         );
       }
-      record(approve ? 'approve' : 'deny', decided, { actor: approver.username, ...(reason ? { reason } : {}) });
+      // Stamped with the moment of the decision: once it is stored, the replica holding the request may
+      // release it and record its use before this process resumes, and the audit must not show the use first.
+      record(approve ? 'approve' : 'deny', decided, { actor: approver.username, ...(reason ? { reason } : {}), at });
       if (!grant) return decided;
       const s = decided.subject;
       const given: Grant = {

@@ -21,6 +21,9 @@ import { startPostgres, type RunningPostgres } from '../support/postgres.js';
 import { kubectl } from '../support/run.js';
 import { testbed } from './hooks.js';
 
+/** The order of an approval's life, for events stamped in the same millisecond. */
+const LIFE: readonly ApprovalEvent['action'][] = ['create', 'approve', 'deny', 'grant', 'use', 'expire', 'revoke'];
+
 interface Replica {
   readonly name: string;
   readonly port: number;
@@ -108,10 +111,13 @@ describe('approvals with PostgreSQL across two gateway processes (kube-apiserver
       const f = join(dir, `audit-${n}.log`);
       return existsSync(f) ? readFileSync(f, 'utf8').split('\n').filter(Boolean) : [];
     });
-    return lines
-      .map((l) => JSON.parse(l) as AuditRecord)
-      .filter((e): e is ApprovalEvent => e.kind === 'ApprovalEvent' && e.approvalID === id)
-      .sort((x, y) => x.timestamp.localeCompare(y.timestamp));
+    return (
+      lines
+        .map((l) => JSON.parse(l) as AuditRecord)
+        .filter((e): e is ApprovalEvent => e.kind === 'ApprovalEvent' && e.approvalID === id)
+        // Two processes stamp in milliseconds: events of the same millisecond go in the order of an approval's life.
+        .sort((x, y) => x.timestamp.localeCompare(y.timestamp) || LIFE.indexOf(x.action) - LIFE.indexOf(y.action))
+    );
   }
 
   before(async function () {

@@ -134,6 +134,26 @@ describe('approval service (SQLite in memory, manual clock)', () => {
     assert.equal((await store.get(id))!.state, 'used');
   });
 
+  it('stamps a decision with the moment it was made: storing it may take long enough for another replica to use it first', async () => {
+    setUp();
+    const held = service.gate(request(agent('alice')));
+    const id = await pendingId();
+    const decidedAt = clock;
+    const stored = store.decide.bind(store);
+    // Storing takes 50 ms (a PostgreSQL commit and its NOTIFY), during which the holder may act on it.
+    (store as { decide: ApprovalStore['decide'] }).decide = async (...args) => {
+      const r = await stored(...args);
+      clock += 50;
+      return r;
+    };
+    await service.decide(id, person('carol', ['security']), true, 'ok');
+    await held;
+    const events = audit.filter((e): e is ApprovalEvent => e.kind === 'ApprovalEvent');
+    const at = (action: string) => events.find((e) => e.action === action)!.timestamp;
+    assert.equal(at('approve'), new Date(decidedAt).toISOString());
+    assert.ok(at('approve') < at('use'), 'the approval is recorded before its use');
+  });
+
   it('lets one of two concurrent requests use a single-use approval', async () => {
     setUp({ agents: 'refuse', people: 'refuse' });
     const err = await refused(service.gate(request(agent('alice'))));
