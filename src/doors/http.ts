@@ -13,7 +13,7 @@ import { asGatehouseError, GatehouseError, toStatus } from '../errors.js';
 import { header, receive, type Admission, type Admit, type Refusal } from '../admission/admit.js';
 import { auditEventOf, recordDecision, type Outcome } from '../admission/record.js';
 import type { RequestTarget } from '../request/attributes.js';
-import { createProgramCache, maskedBody, shapeOf, unreadableAs } from '../redact/response.js';
+import { createProgramCache, isCompressed, maskedBody, shapeOf, unreadableAs } from '../redact/response.js';
 import { RedactError, redactBuffer, type RedactOptions } from '../redact/stream.js';
 import type { UpstreamTarget } from '../upstream/credentials.js';
 import { upstreamError, type Forwarder } from '../upstream/forward.js';
@@ -46,11 +46,16 @@ export function isLongRunning(target: RequestTarget): boolean {
  */
 const WHOLE_BODY_BYTES = 64 * 1024;
 
+/** The length the upstream declared for its body, when it declared one that is a length. */
+function declaredLength(contentLength: string | string[] | undefined): string | undefined {
+  return typeof contentLength === 'string' && /^\d+$/.test(contentLength) ? contentLength : undefined;
+}
+
 /** The length of a body to read whole, or undefined to stream it. */
-function wholeBodySize(contentLength: string | string[] | undefined, method: string, longRunning: boolean): number | undefined {
+function wholeBodySize(length: string | undefined, method: string, longRunning: boolean): number | undefined {
   // A HEAD answer states the length of a body it does not carry.
-  if (longRunning || method === 'HEAD' || typeof contentLength !== 'string' || !/^\d+$/.test(contentLength)) return undefined;
-  const size = Number(contentLength);
+  if (longRunning || method === 'HEAD' || length === undefined) return undefined;
+  const size = Number(length);
   return size <= WHOLE_BODY_BYTES ? size : undefined;
 }
 
@@ -137,8 +142,9 @@ export function createHttpDoor(deps: HttpDoorDeps) {
           throw new GatehouseError('GATEHOUSE_MASKING_FAILED', `the policy masks this response, but it is ${unreadable}, which Gatehouse cannot read`);
         }
       }
-      const size = wholeBodySize(upstream.headers['content-length'], a.received.method, longRunning);
-      if (size !== undefined && (!program || encoding === undefined || encoding.toLowerCase() === 'identity')) {
+      const length = declaredLength(upstream.headers['content-length']);
+      const size = wholeBodySize(length, a.received.method, longRunning);
+      if (size !== undefined && !(program && isCompressed(encoding))) {
         let body: Buffer;
         try {
           body = await readWhole(upstream.body, size);
@@ -162,24 +168,14 @@ export function createHttpDoor(deps: HttpDoorDeps) {
       }
       let stages: NodeJS.ReadWriteStream[] = [];
       if (program) {
-        const masked = maskedBody(
-          program,
-          deps.masking,
-          contentType,
-          encoding,
-          /\bgzip\b/i.test(header(a.received.headers['accept-encoding']) ?? ''),
-          longRunning,
-        );
-        // Readable: checked above.
-        if ('unreadable' in masked) throw new GatehouseError('GATEHOUSE_MASKING_FAILED', `the policy masks this response, but it is ${masked.unreadable}`);
+        const masked = maskedBody(program, deps.masking, encoding, /\bgzip\b/i.test(header(a.received.headers['accept-encoding']) ?? ''), longRunning);
         stages = masked.stages;
         delete clientHeaders['content-encoding'];
         if (masked.contentEncoding) clientHeaders['content-encoding'] = masked.contentEncoding;
       }
       // A body passed on as it came keeps its length: the client reads it sized, not in chunks, and a
       // body cut short is seen as cut.
-      const length = upstream.headers['content-length'];
-      if (stages.length === 0 && typeof length === 'string' && /^\d+$/.test(length)) clientHeaders['content-length'] = length;
+      if (stages.length === 0 && length !== undefined) clientHeaders['content-length'] = length;
       res.writeHead(upstream.statusCode, clientHeaders);
       if (longRunning) {
         // Node sends queued headers with the first body byte; a quiet watch has none for a while,

@@ -36,36 +36,38 @@ export function createProgramCache(max = 256) {
   };
 }
 
+/** Whether a body in this content-encoding is compressed (none and `identity` are not). */
+export function isCompressed(encoding: string | undefined): boolean {
+  return encoding !== undefined && encoding.toLowerCase() !== 'identity';
+}
+
 /** What the redactor cannot read (a type, an encoding), named for the client's Status; undefined when it can. */
 export function unreadableAs(contentType: string | undefined, upstreamEncoding: string | undefined): string | undefined {
   const encoding = upstreamEncoding?.toLowerCase();
-  const compressed = encoding !== undefined && encoding !== 'identity';
-  if (isJsonType(contentType) && (!compressed || encoding === 'gzip')) return undefined;
+  if (isJsonType(contentType) && (!isCompressed(encoding) || encoding === 'gzip')) return undefined;
   return `${contentType ?? 'untyped'}${encoding ? ` (${encoding})` : ''}`;
 }
 
-export type MaskedBody = { readonly stages: NodeJS.ReadWriteStream[]; readonly contentEncoding: string | undefined } | { readonly unreadable: string };
+export interface MaskedBody {
+  readonly stages: NodeJS.ReadWriteStream[];
+  readonly contentEncoding: string | undefined;
+}
 
 /**
  * upstream body → (gunzip) → redactor → (gzip) : the stages a masked response
- * passes through, or why it cannot be read (decided before any byte is sent).
- * Re-compressed only when the client asked and the response is not a stream
- * that must flush event by event.
+ * passes through, for a body the redactor can read (`unreadableAs` said so,
+ * before any byte was sent). Re-compressed only when the client asked and the
+ * response is not a stream that must flush event by event.
  */
 export function maskedBody(
   program: Program,
   options: RedactOptions,
-  contentType: string | undefined,
   upstreamEncoding: string | undefined,
   clientAcceptsGzip: boolean,
   longRunning: boolean,
 ): MaskedBody {
-  const why = unreadableAs(contentType, upstreamEncoding);
-  if (why !== undefined) return { unreadable: why };
-  const encoding = upstreamEncoding?.toLowerCase();
-  const compressed = encoding !== undefined && encoding !== 'identity';
   const stages: NodeJS.ReadWriteStream[] = [];
-  if (compressed) stages.push(createGunzip());
+  if (isCompressed(upstreamEncoding)) stages.push(createGunzip());
   stages.push(createRedactStream(program, options));
   const gzip = clientAcceptsGzip && !longRunning;
   if (gzip) stages.push(createGzip());
