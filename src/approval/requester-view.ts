@@ -5,8 +5,8 @@
  */
 import type { Identity } from '../identity/identity.js';
 import type { MaskDirective } from '../redact/directive.js';
-import { createProgramCache, maskBuffer } from '../redact/response.js';
-import type { RedactOptions } from '../redact/stream.js';
+import { createProgramCache } from '../redact/response.js';
+import { redactBuffer, type RedactOptions } from '../redact/stream.js';
 import type { UpstreamTarget } from '../upstream/credentials.js';
 import type { Forwarder } from '../upstream/forward.js';
 import { buildUpstreamHeaders } from '../upstream/headers.js';
@@ -43,7 +43,8 @@ export function createRequesterView(deps: {
       }
       return { status: res.statusCode, body: Buffer.concat(chunks) };
     };
-    const mask = (body: Buffer) => (decision.mask.length ? maskBuffer(programFor(decision.mask, 'object'), deps.masking, body) : Promise.resolve(body));
+    // async: a body that cannot be masked is a rejection, as the preview expects.
+    const mask = async (body: Buffer) => (decision.mask.length ? redactBuffer(programFor(decision.mask, 'object'), deps.masking, body) : body);
     return { asRequester, mask };
   };
 }

@@ -73,17 +73,3 @@ export function maskedBody(
   if (gzip) stages.push(createGzip());
   return { stages, contentEncoding: gzip ? 'gzip' : undefined };
 }
-
-/** A whole JSON body through the redactor, for what is small and already in memory (approval previews). */
-export async function maskBuffer(program: Program, options: RedactOptions, body: Buffer): Promise<Buffer> {
-  const stream = createRedactStream(program, options);
-  const chunks: Buffer[] = [];
-  stream.on('data', (c: Buffer) => chunks.push(c));
-  const done = new Promise<void>((resolve, reject) => {
-    stream.once('end', resolve);
-    stream.once('error', reject);
-  });
-  stream.end(body);
-  await done;
-  return Buffer.concat(chunks);
-}
