@@ -134,7 +134,7 @@ describe('approval service (SQLite in memory, manual clock)', () => {
     assert.equal((await store.get(id))!.state, 'used');
   });
 
-  it('stamps a decision with the moment it was made: storing it may take long enough for another replica to use it first', async () => {
+  it('attack on the audit trail (an approval that seems used before it was given): a decision is stamped with the moment it was made, though storing it takes long enough for another replica to use it first', async () => {
     setUp();
     const held = service.gate(request(agent('alice')));
     const id = await pendingId();
