@@ -68,6 +68,27 @@ const EMPTY: Advance = { states: NONE, strength: 0, lastApplied: false, columnDe
 /** Where a Table's column names and cells are, per shape (a watch event wraps the Table in `object`). */
 const TABLE_PARTS: Readonly<Record<Shape, readonly (readonly Step[])[]>> = { object: [[]], list: [[]], watch: [[child('object')]] };
 
+/** Member names a subtree is scanned for (Program.seekOf). */
+export interface Seek {
+  readonly names: ReadonlySet<string>;
+  /** The names as UTF-8: a key with no escape matches only if its bytes are one of these. */
+  readonly bytes: readonly Buffer[];
+  /** A key longer than this (escaped: six bytes per UTF-16 unit) cannot be one of the names. */
+  readonly maxKeyBytes: number;
+  /** A name holds U+FFFD, which invalid UTF-8 decodes to: every key short enough is decoded. */
+  readonly decodeAll: boolean;
+}
+
+function mergeSeeks(parts: readonly Pick<Seek, 'names'>[]): Seek {
+  const names = [...new Set(parts.flatMap((p) => [...p.names]))];
+  return {
+    names: new Set(names),
+    bytes: names.map((n) => Buffer.from(n)),
+    maxKeyBytes: 6 * Math.max(...names.map((n) => n.length)),
+    decodeAll: names.some((n) => n.includes('\uFFFD')),
+  };
+}
+
 export class Program {
   private readonly rules: Rule[] = [];
   readonly rootStates: number[];
@@ -184,6 +205,18 @@ export class Program {
    * undefined when one reads the element whole: then the element is held entire.
    */
   readsOf(pending: readonly number[]): ReadonlySet<string> | undefined {
+    // One filter waiting is the common case (each element of a filtered array): computed once.
+    if (pending.length === 1) {
+      const s = pending[0]!;
+      if (!this.reads.has(s)) this.reads.set(s, this.readsOfAll(pending));
+      return this.reads.get(s);
+    }
+    return this.readsOfAll(pending);
+  }
+
+  private readonly reads = new Map<number, ReadonlySet<string> | undefined>();
+
+  private readsOfAll(pending: readonly number[]): ReadonlySet<string> | undefined {
     const all = new Set<string>();
     for (const s of pending) {
       const steps = this.rules[s >> 8]!.steps;
@@ -209,6 +242,42 @@ export class Program {
       const i = s & 0xff;
       return i >= rule.steps.length - 1 || rule.steps[i]!.selector.kind === 'filter' || rule.steps[i + 1]!.selector.kind === 'guard';
     });
+  }
+
+  /**
+   * The names these states look for when every one of them is a `..name` step that nothing
+   * else can complete or remove on the way: then any other member, at any depth, leaves the
+   * states as they are, and the engine may scan the subtree for those member names alone
+   * instead of stepping through every key (bench/redact, PodList under `..env`).
+   */
+  seekOf(states: readonly number[]): Seek | undefined {
+    if (states.length === 1) return this.seekOfState(states[0]!);
+    // Most frames mix in a state that is no `..name`: known without building a key.
+    for (const s of states) if (this.seekOfState(s) === undefined) return undefined;
+    const key = states.join(',');
+    let seek = this.seeks.get(key);
+    if (seek === undefined) {
+      const parts = states.map((s) => this.seekOfState(s));
+      seek = parts.length > 0 && parts.every((p) => p !== undefined) ? mergeSeeks(parts) : null;
+      this.seeks.set(key, seek);
+    }
+    return seek ?? undefined;
+  }
+
+  private readonly seeks = new Map<number | string, Seek | null>();
+
+  private seekOfState(s: number): Seek | undefined {
+    let seek = this.seeks.get(s);
+    if (seek === undefined) {
+      const rule = this.rules[s >> 8]!;
+      const i = s & 0xff;
+      const step = rule.steps[i];
+      const sel = step?.selector;
+      const removes = rule.action === 'remove' && i === rule.steps.length - 1;
+      seek = step?.descendant && sel?.kind === 'names' && sel.indices.size === 0 && !removes ? mergeSeeks([sel]) : null;
+      this.seeks.set(s, seek);
+    }
+    return seek ?? undefined;
   }
 
   /** Whether a child of a node in these states may be removed (the container then manages its commas). */

@@ -13,7 +13,7 @@
 import { hash as sha } from 'node:crypto';
 import { Transform, type TransformCallback } from 'node:stream';
 import type { Key } from './path.js';
-import { NONE, STRENGTH, type Program } from './program.js';
+import { NONE, STRENGTH, type Program, type Seek } from './program.js';
 
 /** Stays valid base64, so a redacted Secret `data` value still decodes for typed clients. */
 export const REDACTED = 'GATEHOUSE+REDACTED++';
@@ -72,12 +72,28 @@ const enum Fate {
   Capture,
   /** Handed to a nested scanner, after a filter decided early what applies inside the element. */
   Delegate,
+  /** Copied while its member names are searched for the ones a `..` looks for (Program.seekOf). */
+  Seek,
+}
+
+/** What the seek scanner expects next (whitespace aside). */
+const enum Want {
+  Value,
+  ValueOrClose,
+  Key,
+  KeyOrClose,
+  Colon,
+  CommaOrClose,
+  Scalar,
 }
 
 /** Following a filtered object's own members until the ones the filter reads have arrived. */
 interface Track {
   readonly fields: ReadonlySet<string>;
-  readonly seen: Map<string, unknown>;
+  /** The members read so far, as the filter will see them: own properties of a plain object. */
+  readonly seen: Record<string, unknown>;
+  /** How many distinct members of `fields` are in `seen`. */
+  count: number;
   /** 0: expecting a member name, 1: in it, 2: expecting ':', 3: in the value. */
   phase: 0 | 1 | 2 | 3;
   keyOff: number;
@@ -161,7 +177,7 @@ export class StreamRedactor {
     this.start = 0;
     this.scan(buf);
     const n = buf.length;
-    if (this.mode === Mode.Skip && this.fate !== Fate.Copy) {
+    if (this.mode === Mode.Skip && this.fate !== Fate.Copy && this.fate !== Fate.Seek) {
       if (this.fate === Fate.Capture) this.keep(buf, this.start, n);
       else if (this.fate === Fate.Delegate) this.out.push(...this.delegate!.write(buf.subarray(this.start, n)));
       this.start = n;
@@ -331,6 +347,14 @@ export class StreamRedactor {
   }
 
   private keyStart = 0;
+  // Seek state (Fate.Seek).
+  private seek: Seek | undefined;
+  private seekStates: number[] = NONE;
+  private want = Want.Value;
+  /** The string being scanned is a member name. */
+  private seekKey = false;
+  /** Bytes of the member name so far, when it began in an earlier chunk. */
+  private keyLength = 0;
   /** Set by stringEnd when the string may contain an escape. */
   private sawBackslash = false;
   /** A removable container's member whose key and comma wait for its filter. */
@@ -434,6 +458,11 @@ export class StreamRedactor {
       return i + 1;
     }
     if (adv.states.length > 0 && (c === LBRACE || c === LBRACKET)) {
+      const seek = this.program.seekOf(adv.states);
+      if (seek !== undefined) {
+        this.startSeek(buf, i, adv.states, seek);
+        return i + 1;
+      }
       this.stack.push({
         isObj: c === LBRACE,
         states: adv.states,
@@ -471,7 +500,8 @@ export class StreamRedactor {
       if (capture?.kind === 'filter' && c === LBRACE) {
         // Hold the element only until the members the filter reads have arrived.
         const fields = this.program.readsOf(capture.pending);
-        if (fields && fields.size > 0) this.track = { fields, seen: new Map(), phase: 0, keyOff: 0, valueOff: 0, key: undefined };
+        if (fields && fields.size > 0)
+          this.track = { fields, seen: Object.create(null) as Record<string, unknown>, count: 0, phase: 0, keyOff: 0, valueOff: 0, key: undefined };
       }
     } else if (c === QUOTE) {
       this.inString = true;
@@ -482,6 +512,7 @@ export class StreamRedactor {
 
   /** Advances over the value being skipped; returns where scanning continues. */
   private skip(buf: Buffer, i: number): number {
+    if (this.fate === Fate.Seek) return this.seekScan(buf, i);
     if (this.track) return this.skipTracked(buf, i);
     const n = buf.length;
     if (this.scalar) {
@@ -510,6 +541,140 @@ export class StreamRedactor {
     }
   }
 
+  /** Starts seeking through the container at buf[i], whose states are `states` (Program.seekOf). */
+  private startSeek(buf: Buffer, i: number, states: number[], seek: Seek): void {
+    this.startSkip(buf, i, Fate.Seek, undefined);
+    this.seek = seek;
+    this.seekStates = states;
+    this.want = buf[i] === LBRACE ? Want.KeyOrClose : Want.ValueOrClose;
+    this.seekKey = false;
+  }
+
+  /**
+   * skip() for a subtree under `..name` steps alone: follows the JSON grammar as strictly as
+   * the full scanner (a member name where one belongs, colons, commas, matching brackets),
+   * but keeps no frames and steps no states. A member name the steps look for hands the
+   * subtree back to the full scanner at that member.
+   */
+  private seekScan(buf: Buffer, i: number): number {
+    const n = buf.length;
+    const stack = this.skipStack;
+    while (i < n) {
+      if (this.inString) {
+        const from = i;
+        this.sawBackslash = false;
+        const q = this.stringEnd(buf, i);
+        if (this.seekKey) {
+          this.keyEscaped ||= this.sawBackslash;
+          if (q < 0) {
+            this.keepKeyPart(buf, from, n);
+            return n;
+          }
+          const name = this.seekKeyName(buf, from, q);
+          this.inString = false;
+          if (name !== undefined) return this.leaveSeek(name, q + 1);
+          this.want = Want.Colon;
+        } else {
+          if (q < 0) return n;
+          this.inString = false;
+          this.want = Want.CommaOrClose;
+        }
+        i = q + 1;
+        continue;
+      }
+      if (this.want === Want.Scalar) {
+        while (i < n && !DELIM[buf[i]!]) i++;
+        if (i < n) this.want = Want.CommaOrClose;
+        continue;
+      }
+      const c = buf[i]!;
+      if (WS[c]) {
+        i++;
+        continue;
+      }
+      const want = this.want;
+      if (want === Want.Colon) {
+        if (c !== COLON) this.malformed(buf, i, '":" was expected');
+        this.want = Want.Value;
+      } else if (want === Want.CommaOrClose || (want === Want.KeyOrClose && c === RBRACE) || (want === Want.ValueOrClose && c === RBRACKET)) {
+        if (c === COMMA && want === Want.CommaOrClose) this.want = stack[stack.length - 1] === LBRACE ? Want.Key : Want.Value;
+        else if (c === RBRACE || c === RBRACKET) {
+          if (this.bracket(buf, i, c)) return this.finishSkip(buf, i + 1);
+          this.want = Want.CommaOrClose;
+        } else this.malformed(buf, i, '"," or the end of a container was expected');
+      } else if (want === Want.Key || want === Want.KeyOrClose) {
+        if (c !== QUOTE) this.malformed(buf, i, 'a member name was expected');
+        this.inString = true;
+        this.escape = false;
+        this.seekKey = true;
+        this.keyStart = i + 1;
+        this.keyParts = [];
+        this.keyLength = 0;
+        this.keyEscaped = false;
+      } else if (c === LBRACE || c === LBRACKET) {
+        stack.push(c);
+        this.want = c === LBRACE ? Want.KeyOrClose : Want.ValueOrClose;
+      } else if (c === QUOTE) {
+        this.inString = true;
+        this.escape = false;
+        this.seekKey = false;
+      } else if ((c >= 0x30 && c <= 0x39) || c === 0x2d || c === 0x74 || c === 0x66 || c === 0x6e) {
+        this.want = Want.Scalar;
+      } else this.malformed(buf, i, 'a value was expected');
+      i++;
+    }
+    return n;
+  }
+
+  /** Keeps a piece of a member name cut by the chunk's end, while it could still be a sought name. */
+  private keepKeyPart(buf: Buffer, from: number, to: number): void {
+    this.keyLength += to - from;
+    if (this.keyLength <= this.seek!.maxKeyBytes) this.keyParts.push(Buffer.from(buf.subarray(from, to)));
+  }
+
+  /** The member name ending before buf[q], if it is one the seek looks for. */
+  private seekKeyName(buf: Buffer, from: number, q: number): string | undefined {
+    const seek = this.seek!;
+    const length = this.keyLength + (q - from);
+    if (length > seek.maxKeyBytes) return undefined;
+    if (this.keyParts.length === 0 && !this.keyEscaped && !seek.decodeAll) {
+      // Unescaped: the same bytes are the same name, so no decoding (bench/redact, PodList).
+      for (const b of seek.bytes) {
+        if (b.length !== length) continue;
+        let k = 0;
+        while (k < length && b[k] === buf[from + k]) k++;
+        if (k === length) return b.toString('utf8');
+      }
+      return undefined;
+    }
+    const raw = this.keyParts.length === 0 ? buf.toString('utf8', from, q) : Buffer.concat([...this.keyParts, buf.subarray(from, q)]).toString('utf8');
+    let name: string;
+    try {
+      name = this.keyEscaped ? (JSON.parse(`"${raw}"`) as string) : raw;
+    } catch {
+      this.malformed(buf, q, 'a member name is not a valid JSON string');
+    }
+    return seek.names.has(name) ? name : undefined;
+  }
+
+  /**
+   * A sought name: the containers the seek is inside become frames of the full scanner, all in
+   * the seek's states (no other member on the way could have changed them), and it goes on
+   * from the name's closing quote.
+   */
+  private leaveSeek(name: string, i: number): number {
+    const states = this.seekStates;
+    const scalarsInert = this.program.scalarsInert(states);
+    for (const b of this.skipStack) this.stack.push({ isObj: b === LBRACE, states, removable: false, scalarsInert, index: 0, key: undefined, emitted: true });
+    this.stack[this.stack.length - 1]!.key = name;
+    this.skipStack = [];
+    this.keyParts = [];
+    this.seek = undefined;
+    this.fate = Fate.Copy;
+    this.mode = Mode.Colon;
+    return i;
+  }
+
   /**
    * Follows brackets while skipping: opens and closes (checking they match),
    * and says whether this byte closed the skipped value.
@@ -527,8 +692,8 @@ export class StreamRedactor {
    * The skipped value ends just before buf[end]; `members`: all a filter on it reads, when they
    * are known. Returns where scanning continues: `end`, or the value's start when it is scanned again.
    */
-  private finishSkip(buf: Buffer, end: number, members?: ReadonlyMap<string, unknown>): number {
-    if (this.fate === Fate.Copy) {
+  private finishSkip(buf: Buffer, end: number, members?: Readonly<Record<string, unknown>>): number {
+    if (this.fate === Fate.Copy || this.fate === Fate.Seek) {
       // Bytes flow on with the rest of the chunk.
     } else if (this.fate === Fate.Drop) {
       this.cut(end);
@@ -638,7 +803,8 @@ export class StreamRedactor {
         if (q < 0) return n;
         this.inString = false;
         if (this.skipStack.length === 1 && t.phase === 1) {
-          const raw = this.heldText(buf, t.keyOff, q);
+          // A name held in this chunk is interned like the scanner's own keys: no string per element.
+          const raw = t.keyOff >= this.capLen ? internKey(buf, this.start + (t.keyOff - this.capLen), q) : this.heldText(buf, t.keyOff, q);
           t.key = raw.includes('\\') ? (JSON.parse(`"${raw}"`) as string) : raw;
           t.phase = 2;
         }
@@ -666,7 +832,7 @@ export class StreamRedactor {
         } else if (c === COMMA && t.phase === 3) {
           if (t.key !== undefined && t.fields.has(t.key)) {
             this.see(buf, t, t.valueOff, i);
-            if (t.seen.size === t.fields.size) {
+            if (t.count === t.fields.size) {
               return this.decideEarly(buf, i);
             }
           }
@@ -681,11 +847,15 @@ export class StreamRedactor {
   /** Records the value of a member the filter reads, held at [from, buf[to]). */
   private see(buf: Buffer, t: Track, from: number, to: number): void {
     const raw = this.heldText(buf, from, to);
+    let value: unknown;
     try {
-      t.seen.set(t.key!, JSON.parse(raw));
+      value = JSON.parse(raw);
     } catch {
       this.malformed(buf, to, 'a member the filter reads is not valid JSON');
     }
+    // A member written twice counts once.
+    if (!Object.prototype.hasOwnProperty.call(t.seen, t.key!)) t.count++;
+    t.seen[t.key!] = value;
   }
 
   /**
@@ -697,7 +867,7 @@ export class StreamRedactor {
     const cap = this.capture as Extract<Capture, { kind: 'filter' }>;
     const t = this.track!;
     this.track = undefined;
-    const resolved = this.program.resolveFilters(cap.pending, Object.fromEntries(t.seen));
+    const resolved = this.program.resolveFilters(cap.pending, t.seen);
     const states = resolved.length === 0 ? cap.states : [...cap.states, ...resolved];
     const { strength } = this.program.finalOf(states);
     // A hash needs the whole value: keep holding; the end re-checks the filter on all of it.
@@ -743,7 +913,7 @@ export class StreamRedactor {
    */
   private resolveCapture(
     raw: Buffer,
-    members: ReadonlyMap<string, unknown> | undefined,
+    members: Readonly<Record<string, unknown>> | undefined,
     inPlace: boolean,
   ): { removed: boolean; pieces: Buffer[] } | { again: number[] } {
     const cap = this.capture!;
@@ -755,7 +925,7 @@ export class StreamRedactor {
     }
     let value: unknown;
     try {
-      value = members ? Object.fromEntries(members) : JSON.parse(raw.toString('utf8'));
+      value = members ?? JSON.parse(raw.toString('utf8'));
     } catch {
       throw new RedactError('GATEHOUSE_REDACT_MALFORMED', 'the upstream response is not valid JSON inside a filtered value');
     }
@@ -772,9 +942,12 @@ export class StreamRedactor {
   }
 
   private hash(raw: Buffer): Buffer {
-    const canonical = JSON.stringify(JSON.parse(raw.toString('utf8')));
-    const mac = hmacSha256(this.pads, Buffer.from(canonical)).subarray(0, 18).toString('base64');
-    return Buffer.from(JSON.stringify(HASH_PREFIX + mac));
+    // The hash is of the value's canonical JSON (JSON.stringify of what a parser reads), which for
+    // a string of printable ASCII without escapes is its bytes as they are (bench/redact, PodList).
+    const canonical = isPlainString(raw) ? raw : Buffer.from(JSON.stringify(JSON.parse(raw.toString('utf8'))));
+    const mac = hmacSha256(this.pads, canonical).subarray(0, 18).toString('base64');
+    // base64 needs no escaping in JSON.
+    return Buffer.from(`"${HASH_PREFIX}${mac}"`);
   }
 
   private pads_: { inner: Buffer; outer: Buffer } | undefined;
@@ -892,6 +1065,17 @@ function hmacPads(key: Buffer): { inner: Buffer; outer: Buffer } {
 function hmacSha256(pads: { inner: Buffer; outer: Buffer }, message: Buffer): Buffer {
   const inner = sha('sha256', Buffer.concat([pads.inner, message]), 'buffer') as unknown as Buffer;
   return sha('sha256', Buffer.concat([pads.outer, inner]), 'buffer');
+}
+
+/** A JSON string token of printable ASCII with no escape: JSON.stringify would write it byte for byte. */
+function isPlainString(raw: Buffer): boolean {
+  const last = raw.length - 1;
+  if (last < 1 || raw[0] !== QUOTE || raw[last] !== QUOTE) return false;
+  for (let k = 1; k < last; k++) {
+    const c = raw[k]!;
+    if (c < 0x20 || c > 0x7e || c === QUOTE || c === BACKSLASH) return false;
+  }
+  return true;
 }
 
 /** Whether buf[from..to) ends in an odd run of backslashes (the next byte is escaped). */

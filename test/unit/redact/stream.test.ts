@@ -468,6 +468,52 @@ describe('redact/stream: chunk boundaries anywhere', () => {
   });
 });
 
+describe('redact/stream: a subtree searched for the names a `..` looks for', () => {
+  const program = new Program([{ path: '$..env[0]', action: 'redact' }], 'list');
+  const EVERY_SIZE = [1, 2, 3, 5, 8, 13, 64];
+
+  it('attack: a member name written with escapes (\\u0065nv) is found all the same, in any chunking', () => {
+    const input = Buffer.from('{"items":[{"spec":{"x":[{"\\u0065nv":["s1"]},{"e\\u006Ev" :["s2"]}],"env":["s3",4]}}]}');
+    for (const size of EVERY_SIZE) {
+      const out = JSON.parse(chunked(program, input, [size]).toString());
+      assert.deepEqual(out, { items: [{ spec: { x: [{ env: [REDACTED] }, { env: [REDACTED] }], env: [REDACTED, 4] } }] }, `chunk size ${size}`);
+    }
+  });
+
+  it('a value, a longer name or a name cut by chunks is not mistaken for the name', () => {
+    const doc = { items: [{ a: 'env', envy: ['x'], ['e'.repeat(40)]: ['y'], b: [{ en: ['z'] }, 'env', ['env']] }] };
+    const input = Buffer.from(JSON.stringify(doc));
+    for (const size of EVERY_SIZE) assert.deepEqual(JSON.parse(chunked(program, input, [size]).toString()), doc, `chunk size ${size}`);
+  });
+
+  const MALFORMED: [string, string][] = [
+    ['a missing colon', '{"items":[{"spec":{"a" 1,"env":["s"]}}]}'],
+    ['a missing comma', '{"items":[{"spec":{"a":1 "env":["s"]}}]}'],
+    ['a trailing comma', '{"items":[{"spec":{"a":[1,],"env":["s"]}}]}'],
+    ['a member name that is not a string', '{"items":[{"spec":{a:1,"env":["s"]}}]}'],
+    ['mismatched brackets', '{"items":[{"spec":{"a":[1}],"env":["s"]}}]}'],
+    ['a bad escape in a name', '{"items":[{"spec":{"\\x":1,"env":["s"]}}]}'],
+  ];
+  for (const [what, text] of MALFORMED) {
+    it(`${what}: an error, and the value under the name is never sent`, () => {
+      for (const size of EVERY_SIZE) {
+        const r = new StreamRedactor(program, options);
+        const sent: Buffer[] = [];
+        const input = Buffer.from(text);
+        assert.throws(
+          () => {
+            for (let i = 0; i < input.length; i += size) sent.push(...r.write(input.subarray(i, i + size)));
+            sent.push(...r.end());
+          },
+          (e: RedactError) => e.code === 'GATEHOUSE_REDACT_MALFORMED',
+          `chunk size ${size}`,
+        );
+        assert.doesNotMatch(Buffer.concat(sent).toString(), /"s"/);
+      }
+    });
+  }
+});
+
 describe('redact/stream: fails closed', () => {
   const program = new Program([{ path: '$.data.*', action: 'redact' }], 'object');
   const CASES: [string, string, string][] = [
