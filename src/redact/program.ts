@@ -124,8 +124,8 @@ export class Program {
     this.rootPending = this.rules.flatMap((_, r) => (guarded(r) ? [r << 8] : []));
   }
 
-  /** Directive strength of states that are complete (the value they sit on is matched). */
-  finalOf(states: readonly number[]): Omit<Advance, 'states' | 'pending'> {
+  /** The outcome for a value already in `states`: the directives complete there, and the filters waiting on it. */
+  finalOf(states: number[], pending: number[] = NONE): Advance {
     let strength = 0;
     let lastApplied = false;
     let columnDefs = false;
@@ -138,7 +138,7 @@ export class Program {
       else if (rule.action === 'cell') cell = true;
       else strength = Math.max(strength, STRENGTH[rule.action]);
     }
-    return { strength, lastApplied, columnDefs, cell };
+    return { states, pending, strength, lastApplied, columnDefs, cell };
   }
 
   /** Steps from a container's states to its child at `key`. Hot path: no sets, no spreads (bench/redact). */
