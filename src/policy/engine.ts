@@ -31,6 +31,8 @@ export interface EmbeddedPolicyEngine extends PolicyEngine {
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
 const PAGE = 64 * 1024;
+/** Result texts are short (a few hundred characters) and few: this keeps about a thousand. */
+const RESULT_BUDGET_CHARS = 256 * 1024;
 
 /** What opa-wasm 1.x keeps on a LoadedPolicy and its fast path (ABI 1.2, `opa_eval`) uses. */
 interface Internals {
@@ -43,9 +45,13 @@ interface Internals {
 }
 
 /** The NUL-terminated JSON the WASM wrote at `at`: its end found by a native search, decoded by one shared decoder. */
-function jsonAt(buffer: ArrayBuffer, at: number): unknown {
+function textAt(buffer: ArrayBuffer, at: number): string {
   const bytes = new Uint8Array(buffer);
-  return JSON.parse(decoder.decode(bytes.subarray(at, bytes.indexOf(0, at))));
+  return decoder.decode(bytes.subarray(at, bytes.indexOf(0, at)));
+}
+
+function jsonAt(buffer: ArrayBuffer, at: number): unknown {
+  return JSON.parse(textAt(buffer, at));
 }
 
 /**
@@ -96,7 +102,7 @@ function cacheVerdict(footprint: Footprint | undefined, builtins: string[] | und
  * in JavaScript and makes a TextDecoder per call). Undefined when the loaded policy does not look as
  * expected (another opa-wasm, an older ABI): then opa-wasm's evaluate is used.
  */
-function directEval(loaded: LoadedPolicy): ((json: string) => unknown) | undefined {
+function directEval(loaded: LoadedPolicy): ((json: string) => string) | undefined {
   const p = loaded as unknown as Internals;
   const opaEval = p.wasmInstance?.exports['opa_eval'];
   const entry = p.entrypoints?.[ENTRYPOINT];
@@ -113,7 +119,7 @@ function directEval(loaded: LoadedPolicy): ((json: string) => unknown) | undefin
     const { written } = encoder.encodeInto(json, new Uint8Array(mem.buffer, at, most));
     const ret = evalFn(0, entry, dataAddr, at, written, at + written, 0);
     // Only now: the evaluation may have grown the memory, which replaces its buffer.
-    return jsonAt(mem.buffer, ret);
+    return textAt(mem.buffer, ret);
   };
 }
 
@@ -140,23 +146,39 @@ export async function createPolicyEngine(
   const footprint = policy.footprint;
   const cacheState = cacheVerdict(footprint, builtins);
   const cache: DecisionCache | undefined = cacheState.on ? createDecisionCache() : undefined;
+  const direct = directEval(loaded);
   const run =
-    directEval(loaded) ??
+    direct ??
     ((json: string): unknown => {
       const bytes = encoder.encode(json);
       return loaded.evaluate(bytes.byteLength === bytes.buffer.byteLength ? bytes.buffer : bytes.slice().buffer, ENTRYPOINT) as unknown;
     });
+  /**
+   * Decisions by the text of the result the WASM wrote. Many inputs get the same answer (the same
+   * rule allowed or denied them), and the decision is a function of that text alone: a text seen
+   * before skips its JSON.parse, its checks and its freeze (bench/README.md, ninth session). Kept
+   * whatever the input cache's verdict, since it does not depend on how the policy reached the text.
+   */
+  const results = direct === undefined ? undefined : createDecisionCache(RESULT_BUDGET_CHARS);
   /** A failed evaluation is not remembered: it may say more about this moment (memory) than about the input. */
   const decide = (json: string): { readonly decision: Decision; readonly remember: boolean } => {
     let resultSet: unknown;
+    let text: string | undefined;
     try {
-      resultSet = run(json);
+      if (direct !== undefined) {
+        text = direct(json);
+        const known = results!.get(text);
+        if (known !== undefined) return { decision: known, remember: true };
+        resultSet = JSON.parse(text);
+      } else resultSet = run(json);
     } catch (err) {
       // opa-wasm throws strings as well as Errors; both are a failed evaluation.
       const why = err instanceof Error ? err.message : String(err);
       return { decision: toDecision([{ result: { effect: 'deny', reasons: [`policy error: evaluation failed: ${why}`] } }]), remember: false };
     }
-    return { decision: toDecision(resultSet, maskPathCheck), remember: true };
+    const decision = toDecision(resultSet, maskPathCheck);
+    if (text !== undefined) results!.set(text, decision);
+    return { decision, remember: true };
   };
   return {
     revision: policy.revision,

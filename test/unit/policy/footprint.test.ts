@@ -149,6 +149,22 @@ describe('policy/footprint: the engine with a footprint and a decision cache (re
     });
   }
 
+  it('inputs the policy answers alike share one frozen decision, with or without the input cache', async () => {
+    const { engine: cached } = await loaded('package gatehouse\ndecision := {"effect": "deny", "reasons": ["no"]} if input.user.name != "x"\n');
+    const { engine: uncached } = await loaded(
+      'package gatehouse\ndecision := {"effect": "allow", "reasons": ["yes"], "mask": [{"path": "$.data.*", "action": "redact"}]} if input.request.id != ""\n',
+    );
+    assert.equal(cached.cache.on, true);
+    assert.equal(uncached.cache.on, false);
+    for (const engine of [cached, uncached]) {
+      const a = engine.evaluate({ user: { name: 'a', groups: [] }, request: { id: '1' } });
+      const b = engine.evaluate({ user: { name: 'b', groups: [] }, request: { id: '2' } });
+      assert.equal(a, b, 'the same result text, the same decision');
+      assert.ok(Object.isFrozen(a) && Object.isFrozen(a.reasons) && ('mask' in a ? Object.isFrozen(a.mask) : true), 'no request may change it for the others');
+    }
+    assert.equal(uncached.evaluate({ user: { name: 'c', groups: [] }, request: { id: '' } }).effect, 'deny', 'another answer is decided anew');
+  });
+
   it('a prebuilt policy (no Rego to analyse) gets its whole input and no cache', async () => {
     const { policy } = await loaded('package gatehouse\ndecision := {"effect": "allow"}\n');
     const engine = await createPolicyEngine(compiled(policy.wasm, policy.data));
