@@ -2,8 +2,9 @@
  * The streaming redactor: a byte-level JSON scanner that tracks where it is,
  * copies untouched bytes through as slices of the input (no parse, no
  * stringify), and rewrites only the values a mask rule reaches. Subtrees no rule
- * can reach are skipped at memchr speed. Chunk boundaries may fall anywhere:
- * inside strings, escapes and multi-byte characters.
+ * can reach are skipped at memchr speed; subtrees only `..name` steps reach are
+ * searched for those names without frames (seekScan). Chunk boundaries may fall
+ * anywhere: inside strings, escapes and multi-byte characters.
  *
  * Bytes leave only once their fate is known: a matched value is never emitted,
  * and after an error nothing more is. Memory is bounded: besides one chunk, the
