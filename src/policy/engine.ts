@@ -147,19 +147,17 @@ export async function createPolicyEngine(
   const cacheState = cacheVerdict(footprint, builtins);
   const cache: DecisionCache | undefined = cacheState.on ? createDecisionCache() : undefined;
   const direct = directEval(loaded);
-  const run =
-    direct ??
-    ((json: string): unknown => {
-      const bytes = encoder.encode(json);
-      return loaded.evaluate(bytes.byteLength === bytes.buffer.byteLength ? bytes.buffer : bytes.slice().buffer, ENTRYPOINT) as unknown;
-    });
+  const viaOpaWasm = (json: string): unknown => {
+    const bytes = encoder.encode(json);
+    return loaded.evaluate(bytes.byteLength === bytes.buffer.byteLength ? bytes.buffer : bytes.slice().buffer, ENTRYPOINT) as unknown;
+  };
   /**
    * Decisions by the text of the result the WASM wrote. Many inputs get the same answer (the same
    * rule allowed or denied them), and the decision is a function of that text alone: a text seen
    * before skips its JSON.parse, its checks and its freeze (bench/README.md, ninth session). Kept
    * whatever the input cache's verdict, since it does not depend on how the policy reached the text.
    */
-  const results = direct === undefined ? undefined : createDecisionCache(RESULT_BUDGET_CHARS);
+  const results = createDecisionCache(RESULT_BUDGET_CHARS);
   /** A failed evaluation is not remembered: it may say more about this moment (memory) than about the input. */
   const decide = (json: string): { readonly decision: Decision; readonly remember: boolean } => {
     let resultSet: unknown;
@@ -167,17 +165,17 @@ export async function createPolicyEngine(
     try {
       if (direct !== undefined) {
         text = direct(json);
-        const known = results!.get(text);
+        const known = results.get(text);
         if (known !== undefined) return { decision: known, remember: true };
         resultSet = JSON.parse(text);
-      } else resultSet = run(json);
+      } else resultSet = viaOpaWasm(json);
     } catch (err) {
       // opa-wasm throws strings as well as Errors; both are a failed evaluation.
       const why = err instanceof Error ? err.message : String(err);
       return { decision: toDecision([{ result: { effect: 'deny', reasons: [`policy error: evaluation failed: ${why}`] } }]), remember: false };
     }
     const decision = toDecision(resultSet, maskPathCheck);
-    if (text !== undefined) results!.set(text, decision);
+    if (text !== undefined) results.set(text, decision);
     return { decision, remember: true };
   };
   return {

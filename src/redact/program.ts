@@ -71,8 +71,8 @@ const TABLE_PARTS: Readonly<Record<Shape, readonly (readonly Step[])[]>> = { obj
 /** Member names a subtree is scanned for (Program.seekOf). */
 export interface Seek {
   readonly names: ReadonlySet<string>;
-  /** The names as UTF-8: a key with no escape matches only if its bytes are one of these. */
-  readonly bytes: readonly Buffer[];
+  /** Each name with its UTF-8: a key with no escape matches only if its bytes are one of these. */
+  readonly needles: readonly { readonly name: string; readonly bytes: Buffer }[];
   /** A key longer than this (escaped: six bytes per UTF-16 unit) cannot be one of the names. */
   readonly maxKeyBytes: number;
   /** A name holds U+FFFD, which invalid UTF-8 decodes to: every key short enough is decoded. */
@@ -83,7 +83,7 @@ function mergeSeeks(parts: readonly Pick<Seek, 'names'>[]): Seek {
   const names = [...new Set(parts.flatMap((p) => [...p.names]))];
   return {
     names: new Set(names),
-    bytes: names.map((n) => Buffer.from(n)),
+    needles: names.map((name) => ({ name, bytes: Buffer.from(name) })),
     maxKeyBytes: 6 * Math.max(...names.map((n) => n.length)),
     decodeAll: names.some((n) => n.includes('\uFFFD')),
   };
@@ -251,17 +251,21 @@ export class Program {
    * instead of stepping through every key (bench/redact, PodList under `..env`).
    */
   seekOf(states: readonly number[]): Seek | undefined {
-    if (states.length === 1) return this.seekOfState(states[0]!);
+    if (states.length <= 1) return states.length === 1 ? this.seekOfState(states[0]!) : undefined;
     // Most frames mix in a state that is no `..name`: known without building a key.
-    for (const s of states) if (this.seekOfState(s) === undefined) return undefined;
+    const parts: Seek[] = [];
+    for (const s of states) {
+      const part = this.seekOfState(s);
+      if (part === undefined) return undefined;
+      parts.push(part);
+    }
     const key = states.join(',');
     let seek = this.seeks.get(key);
-    if (seek === undefined) {
-      const parts = states.map((s) => this.seekOfState(s));
-      seek = parts.length > 0 && parts.every((p) => p !== undefined) ? mergeSeeks(parts) : null;
+    if (!seek) {
+      seek = mergeSeeks(parts);
       this.seeks.set(key, seek);
     }
-    return seek ?? undefined;
+    return seek;
   }
 
   private readonly seeks = new Map<number | string, Seek | null>();

@@ -609,7 +609,8 @@ export class StreamRedactor {
         this.escape = false;
         this.seekKey = true;
         this.keyStart = i + 1;
-        this.keyParts = [];
+        // Reset only when used: a new array for every member name sought was garbage on the hot path.
+        if (this.keyParts.length > 0) this.keyParts = [];
         this.keyLength = 0;
         this.keyEscaped = false;
       } else if (c === LBRACE || c === LBRACKET) {
@@ -640,11 +641,11 @@ export class StreamRedactor {
     if (length > seek.maxKeyBytes) return undefined;
     if (this.keyParts.length === 0 && !this.keyEscaped && !seek.decodeAll) {
       // Unescaped: the same bytes are the same name, so no decoding (bench/redact, PodList).
-      for (const b of seek.bytes) {
-        if (b.length !== length) continue;
+      for (const { name, bytes } of seek.needles) {
+        if (bytes.length !== length) continue;
         let k = 0;
-        while (k < length && b[k] === buf[from + k]) k++;
-        if (k === length) return b.toString('utf8');
+        while (k < length && bytes[k] === buf[from + k]) k++;
+        if (k === length) return name;
       }
       return undefined;
     }
@@ -947,7 +948,7 @@ export class StreamRedactor {
   private hash(raw: Buffer): Buffer {
     // The hash is of the value's canonical JSON (JSON.stringify of what a parser reads), which for
     // a string of printable ASCII without escapes is its bytes as they are (bench/redact, PodList).
-    const canonical = isPlainString(raw) ? raw : Buffer.from(JSON.stringify(JSON.parse(raw.toString('utf8'))));
+    const canonical = isPlainString(raw, 0, raw.length, true) ? raw : Buffer.from(JSON.stringify(JSON.parse(raw.toString('utf8'))));
     const mac = hmacSha256(this.pads, canonical).subarray(0, 18).toString('base64');
     // base64 needs no escaping in JSON.
     return Buffer.from(`"${HASH_PREFIX}${mac}"`);
@@ -1078,21 +1079,18 @@ function hmacSha256(pads: { inner: Buffer; outer: Buffer }, message: Buffer): Bu
 function plainStringAt(buf: Buffer, from: number, to: number): string | undefined {
   while (from < to && WS[buf[from]!]) from++;
   while (to > from && WS[buf[to - 1]!]) to--;
-  if (to - from < 2 || buf[from] !== QUOTE || buf[to - 1] !== QUOTE) return undefined;
-  for (let k = from + 1; k < to - 1; k++) {
-    const c = buf[k]!;
-    if (c < 0x20 || c === QUOTE || c === BACKSLASH) return undefined;
-  }
-  return buf.toString('utf8', from + 1, to - 1);
+  return isPlainString(buf, from, to, false) ? buf.toString('utf8', from + 1, to - 1) : undefined;
 }
 
-/** A JSON string token of printable ASCII with no escape: JSON.stringify would write it byte for byte. */
-function isPlainString(raw: Buffer): boolean {
-  const last = raw.length - 1;
-  if (last < 1 || raw[0] !== QUOTE || raw[last] !== QUOTE) return false;
-  for (let k = 1; k < last; k++) {
-    const c = raw[k]!;
-    if (c < 0x20 || c > 0x7e || c === QUOTE || c === BACKSLASH) return false;
+/**
+ * Whether buf[from..to) is one JSON string token with no escape, quote or control character
+ * inside; with `ascii`, nothing past 0x7e either: then JSON.stringify would write it byte for byte.
+ */
+function isPlainString(buf: Buffer, from: number, to: number, ascii: boolean): boolean {
+  if (to - from < 2 || buf[from] !== QUOTE || buf[to - 1] !== QUOTE) return false;
+  for (let k = from + 1; k < to - 1; k++) {
+    const c = buf[k]!;
+    if (c < 0x20 || c === QUOTE || c === BACKSLASH || (ascii && c > 0x7e)) return false;
   }
   return true;
 }
