@@ -179,7 +179,7 @@ export function createMetrics() {
     const code = e.responseStatus?.code ?? 0;
     requests.inc({ verb, resource, effect: e.annotations['gatehouse.dev/effect'] ?? 'none', code: String(code >= 100 && code <= 599 ? code : 0) });
     if (open.delete(e.auditID)) return;
-    duration.observe({ verb }, (Date.parse(e.stageTimestamp) - Date.parse(e.requestReceivedTimestamp)) / 1000);
+    duration.observe({ verb }, e.gatehouse.durationMs / 1000);
     if (code < 300 && (e.gatehouse.decision?.mask.length ?? 0) > 0) masked.inc();
   }
 

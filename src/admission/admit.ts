@@ -129,7 +129,7 @@ export function createAdmitter(deps: AdmitDeps) {
    * refusal names the identity, target and decision that were already there.
    */
   return async function admit(received: Received, req: IncomingMessage, signal: AbortSignal, door: Door): Promise<Admission | Refusal> {
-    let known: Omit<Refusal, 'admitted' | 'received' | 'error'> = {
+    const known: { -readonly [K in keyof Omit<Refusal, 'admitted' | 'received' | 'error'>]: Refusal[K] } = {
       identity: null,
       target: null,
       input: null,
@@ -154,10 +154,10 @@ export function createAdmitter(deps: AdmitDeps) {
       // and it is the one the policy and every record of the request name.
       if (mcp) received = { ...received, sourceIP: mcp.sourceIP };
       const identity = await deps.authenticator.authenticate(extractBearerToken(received.headers));
-      known = { ...known, identity };
+      known.identity = identity;
       const q = received.url.indexOf('?');
       const target = parseTarget(received.method, q < 0 ? received.url : received.url.slice(0, q), q < 0 ? '' : received.url.slice(q));
-      known = { ...known, target };
+      known.target = target;
       // Refused before any decision: no policy or approval for what could never be forwarded.
       if (door === 'upgrade' && !isSession(target))
         throw new GatehouseError('GATEHOUSE_BAD_REQUEST', 'Gatehouse upgrades only pods/exec, pods/attach and pods/portforward connections');
@@ -172,7 +172,7 @@ export function createAdmitter(deps: AdmitDeps) {
       }
       // An upgrade request has no body: the connection is the session.
       const body = door === 'upgrade' ? undefined : await readBody(req, deps.limits.maxBodyBytes);
-      known = { ...known, body };
+      known.body = body;
       const isWrite = target.kind === 'resource' && WRITES.has(target.attributes.verb);
       if (isWrite && body && carriesMaskMarker(body)) {
         throw new GatehouseError(
@@ -193,11 +193,12 @@ export function createAdmitter(deps: AdmitDeps) {
         cluster: deps.cluster,
         mcp,
       });
-      known = { ...known, input };
+      known.input = input;
       const engine = deps.engine.pin?.() ?? deps.engine;
       const policyRevision = engine.revision;
       let decision = await engine.evaluate(input);
-      known = { ...known, decision, policyRevision };
+      known.decision = decision;
+      known.policyRevision = policyRevision;
       let inspection: Inspection | null = null;
       if (decision.effect !== 'deny' && decision.inspect.length > 0) {
         // Asked of anything but a write, the wish cannot be met: the first answer was given on
@@ -214,14 +215,14 @@ export function createAdmitter(deps: AdmitDeps) {
           deps.limits,
         );
         input = { ...input, request: { ...input.request, object: inspection.object, oldObject: inspection.oldObject } };
-        known = { ...known, input };
+        known.input = input;
         // The second answer decides; a wish to inspect again is already met.
         decision = await engine.evaluate(input);
-        known = { ...known, decision };
+        known.decision = decision;
       }
       // The shadow judges the input the live policy decided on last (with the inspected object, if any).
       const shadow = deps.shadow?.judge(input, decision) ?? null;
-      known = { ...known, shadow };
+      known.shadow = shadow;
       if (decision.effect === 'deny') throw new GatehouseError('GATEHOUSE_DENIED', `Gatehouse denied this request: ${decision.reasons.join('; ')}`);
       const approval = decision.effect === 'approve' ? await gate(received, identity, target, input, body, decision, inspection, signal) : null;
       return { admitted: true, received, identity, target, input, body, decision, approval, policyRevision, shadow };

@@ -9,7 +9,7 @@
  * restart that appends to one (its `prev` links to the last line already
  * there, even one a crash cut short).
  */
-import { createHash, createHmac } from 'node:crypto';
+import { createHmac, hash } from 'node:crypto';
 
 export interface ChainLink {
   readonly seq: number;
@@ -24,7 +24,8 @@ export interface Chain {
   readonly head: ChainLink;
 }
 
-export const sha256 = (line: string | Buffer): string => createHash('sha256').update(line).digest('hex');
+// The one-shot hash: no Hash object per line (two lines per request).
+export const sha256 = (line: string | Buffer): string => hash('sha256', line, 'hex');
 
 export function createChain(start: ChainLink): Chain {
   let seq = start.seq;

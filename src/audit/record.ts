@@ -48,11 +48,15 @@ export interface RequestFacts {
   readonly shadow?: ShadowVerdict | null;
 }
 
+type Writable<T> = { -readonly [K in keyof T]: T[K] };
+
 const ANONYMOUS: AuditUser = { username: 'system:anonymous', groups: ['system:unauthenticated'] };
 
 export function requestEvent(f: RequestFacts): AuditEvent {
   const d = f.decision;
-  return {
+  // Built by assignment, in the order the members are written down: object spreads of
+  // conditional literals took ~3.5 µs a record, twice per request.
+  const event: Writable<AuditEvent> = {
     kind: 'Event',
     apiVersion: 'audit.k8s.io/v1',
     level: d?.level ?? 'Metadata',
@@ -62,43 +66,61 @@ export function requestEvent(f: RequestFacts): AuditEvent {
     requestURI: scrubUri(f.uri.slice(0, 2048)),
     verb: f.verb,
     user: f.user ?? ANONYMOUS,
-    ...(f.impersonated ? { impersonatedUser: f.impersonated } : {}),
-    sourceIPs: [f.sourceIP],
-    ...(f.userAgent ? { userAgent: f.userAgent } : {}),
-    ...(f.objectRef ? { objectRef: f.objectRef } : {}),
-    ...(f.stage === 'RequestReceived'
-      ? {}
-      : { responseStatus: f.error ? { code: f.code, status: 'Failure', reason: f.error.reason, message: f.error.publicMessage } : { code: f.code } }),
-    requestReceivedTimestamp: f.received.toISOString(),
-    stageTimestamp: f.at.toISOString(),
-    annotations: {
-      'gatehouse.dev/effect': d?.effect ?? 'none',
-      ...(d && f.policyRevision ? { 'gatehouse.dev/policy-revision': f.policyRevision } : {}),
-      ...(f.approval
-        ? f.approval.id.startsWith('gr-')
-          ? { 'gatehouse.dev/grant': f.approval.id, 'gatehouse.dev/granted-by': f.approval.approvedBy }
-          : { 'gatehouse.dev/approval': f.approval.id, 'gatehouse.dev/approved-by': f.approval.approvedBy }
-        : {}),
-      ...(f.shadow?.outcome === 'differs'
-        ? {
-            'gatehouse.dev/shadow-effect': f.shadow.effect,
-            'gatehouse.dev/shadow-change': f.shadow.change,
-            'gatehouse.dev/shadow-reasons': f.shadow.reasons.join('; ').slice(0, 1024),
-          }
-        : {}),
-      ...(f.shadow?.outcome === 'error' ? { 'gatehouse.dev/shadow-error': f.shadow.message } : {}),
-    },
-    gatehouse: {
-      ...(d ? { decision: { effect: d.effect, reasons: d.reasons, mask: d.effect === 'deny' ? [] : d.mask, ...(d.fields ? { fields: d.fields } : {}) } } : {}),
-      ...(d && f.policyRevision ? { policyRevision: f.policyRevision } : {}),
-      ...(f.approval ? { approvalId: f.approval.id } : {}),
-      ...(f.shadow ? { shadow: f.shadow } : {}),
-      ...(f.session ? { session: { ...f.session } } : {}),
-      // The internal message stays in the audit record, never in the client's answer.
-      ...(f.error ? { error: { code: f.error.code, message: f.error.message } } : {}),
-      ...(f.input !== undefined && f.input !== null ? { input: f.input } : {}),
-      durationMs: f.at.getTime() - f.received.getTime(),
-      ...(f.bytesOut !== null ? { bytesOut: f.bytesOut } : {}),
-    },
-  };
+  } as Writable<AuditEvent>;
+  if (f.impersonated) event.impersonatedUser = f.impersonated;
+  event.sourceIPs = [f.sourceIP];
+  if (f.userAgent) event.userAgent = f.userAgent;
+  if (f.objectRef) event.objectRef = f.objectRef;
+  if (f.stage !== 'RequestReceived') {
+    event.responseStatus = f.error ? { code: f.code, status: 'Failure', reason: f.error.reason, message: f.error.publicMessage } : { code: f.code };
+  }
+  event.requestReceivedTimestamp = f.received.toISOString();
+  event.stageTimestamp = f.at.toISOString();
+  event.annotations = annotationsOf(f);
+  event.gatehouse = gatehouseOf(f);
+  return event;
+}
+
+function annotationsOf(f: RequestFacts): AuditEvent['annotations'] {
+  const d = f.decision;
+  const a: Record<string, string> = { 'gatehouse.dev/effect': d?.effect ?? 'none' };
+  if (d && f.policyRevision) a['gatehouse.dev/policy-revision'] = f.policyRevision;
+  if (f.approval?.id.startsWith('gr-')) {
+    a['gatehouse.dev/grant'] = f.approval.id;
+    a['gatehouse.dev/granted-by'] = f.approval.approvedBy;
+  } else if (f.approval) {
+    a['gatehouse.dev/approval'] = f.approval.id;
+    a['gatehouse.dev/approved-by'] = f.approval.approvedBy;
+  }
+  if (f.shadow?.outcome === 'differs') {
+    a['gatehouse.dev/shadow-effect'] = f.shadow.effect;
+    a['gatehouse.dev/shadow-change'] = f.shadow.change;
+    a['gatehouse.dev/shadow-reasons'] = f.shadow.reasons.join('; ').slice(0, 1024);
+  }
+  if (f.shadow?.outcome === 'error') a['gatehouse.dev/shadow-error'] = f.shadow.message;
+  return a;
+}
+
+function gatehouseOf(f: RequestFacts): AuditEvent['gatehouse'] {
+  const d = f.decision;
+  const g: Writable<AuditEvent['gatehouse']> = {} as Writable<AuditEvent['gatehouse']>;
+  if (d) {
+    const decision: Writable<NonNullable<AuditEvent['gatehouse']['decision']>> = {
+      effect: d.effect,
+      reasons: d.reasons,
+      mask: d.effect === 'deny' ? [] : d.mask,
+    };
+    if (d.fields) decision.fields = d.fields;
+    g.decision = decision;
+  }
+  if (d && f.policyRevision) g.policyRevision = f.policyRevision;
+  if (f.approval) g.approvalId = f.approval.id;
+  if (f.shadow) g.shadow = f.shadow;
+  if (f.session) g.session = { ...f.session };
+  // The internal message stays in the audit record, never in the client's answer.
+  if (f.error) g.error = { code: f.error.code, message: f.error.message };
+  if (f.input !== undefined && f.input !== null) g.input = f.input;
+  g.durationMs = f.at.getTime() - f.received.getTime();
+  if (f.bytesOut !== null) g.bytesOut = f.bytesOut;
+  return g;
 }

@@ -82,7 +82,8 @@ const RETURNED = new Set([
 
 export function buildClientHeaders(upstream: Record<string, string | string[] | undefined>, auditId: string): Record<string, string | string[]> {
   const out = Object.create(null) as Record<string, string | string[]>;
-  for (const [k, v] of Object.entries(upstream)) {
+  for (const k in upstream) {
+    const v = upstream[k];
     if (v !== undefined && RETURNED.has(k)) out[k] = v;
   }
   out['audit-id'] = auditId;

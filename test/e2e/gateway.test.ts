@@ -133,6 +133,30 @@ describe('gateway (kubectl → Gatehouse → kube-apiserver v1.35.4)', function 
       }
     });
 
+    it('a watcher that walks away: its watch ends at the gateway and upstream, and is recorded complete', async () => {
+      const token = await tokenFor('alice');
+      const watcher = new Agent({ connect: { ca: demo.gateway.caPem! } });
+      const aborts = new AbortController();
+      try {
+        const res = await request(`${demo.gateway.url}/api/v1/namespaces/dev/configmaps?watch=1&fieldSelector=metadata.name%3De2e-walked-away`, {
+          headers: { authorization: `Bearer ${token}` },
+          dispatcher: watcher,
+          signal: aborts.signal,
+          bodyTimeout: 0,
+        });
+        assert.equal(res.statusCode, 200);
+        res.body.on('error', () => {});
+        const id = String(res.headers['audit-id']);
+        await waitFor('the watch to be recorded as started', () => audit.some((e) => e.auditID === id && e.stage === 'ResponseStarted'));
+        aborts.abort();
+        // Recorded complete only once the gateway's side of the pipeline, the upstream stream included, has ended.
+        await waitFor('the walked-away watch to be recorded complete', () => audit.some((e) => e.auditID === id && e.stage === 'ResponseComplete'));
+        assert.equal(audit.find((e) => e.auditID === id && e.stage === 'ResponseComplete')?.responseStatus?.code, 200);
+      } finally {
+        await watcher.destroy();
+      }
+    });
+
     it("kubectl logs and logs -f stream through the gateway (from the test bed's stand-in kubelet)", async () => {
       const plain = await as('alice', ['logs', 'web-0', '-n', 'dev']);
       assert.equal(plain.code, 0, plain.stderr);
