@@ -69,7 +69,9 @@ export function project(value: unknown, footprint: Footprint): unknown {
   for (const key of Object.keys(footprint)) {
     if (!Object.hasOwn(from, key)) continue;
     const v = from[key];
-    if (v !== undefined) out[key] = project(v, footprint[key]!);
+    if (v === undefined) continue;
+    // A member named __proto__ (JSON.parse makes one) is a member here too, not out's prototype.
+    Object.defineProperty(out, key, { value: project(v, footprint[key]!), enumerable: true, writable: true, configurable: true });
   }
   return out;
 }

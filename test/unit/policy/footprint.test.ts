@@ -82,6 +82,12 @@ describe('policy/footprint: what opa deps says the policy reads', () => {
       [false, true, true, true],
     );
   });
+
+  it('attack: a body member named __proto__ that the policy reads reaches the policy (the cut-down input once made it the prototype, which JSON leaves out)', () => {
+    const fp = JSON.parse('{"meta": {"__proto__": true}}') as Footprint;
+    const input = JSON.parse('{"meta": {"__proto__": {"polluted": true}, "other": 1}}') as unknown;
+    assert.equal(JSON.stringify(project(input, fp)), '{"meta":{"__proto__":{"polluted":true}}}');
+  });
 });
 
 describe('policy/footprint: the engine with a footprint and a decision cache (real opa deps and WASM)', function () {
