@@ -123,13 +123,16 @@ function mcpFactsOf(headers: IncomingHttpHeaders, marker: McpMarker | undefined)
   throw new GatehouseError('GATEHOUSE_BAD_REQUEST', `the ${MCP_HEADER} header is the gateway's own: a request may not carry it`);
 }
 
+/** What admission has learned so far, filled in step by step (assigned, not spread: once per request per step). */
+type Known = { -readonly [K in keyof Omit<Refusal, 'admitted' | 'received' | 'error'>]: Refusal[K] };
+
 export function createAdmitter(deps: AdmitDeps) {
   /**
    * Each step adds what it learned to `known` before the next may throw, so a
    * refusal names the identity, target and decision that were already there.
    */
   return async function admit(received: Received, req: IncomingMessage, signal: AbortSignal, door: Door): Promise<Admission | Refusal> {
-    const known: { -readonly [K in keyof Omit<Refusal, 'admitted' | 'received' | 'error'>]: Refusal[K] } = {
+    const known: Known = {
       identity: null,
       target: null,
       input: null,
