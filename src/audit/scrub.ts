@@ -6,6 +6,8 @@
  * has to make sure that what it records of such a request is harmless.
  */
 
+import { setMember } from '../members.js';
+
 export const CREDENTIAL_MARKER = 'GATEHOUSE+CREDENTIAL+REMOVED';
 
 /**
@@ -83,7 +85,9 @@ export function scrubUri(uri: string): string {
 /** A parsed query (name → values) as it may be recorded, by the same rules as scrubUri. */
 export function scrubQuery(query: Readonly<Record<string, readonly string[]>>): Record<string, string[]> {
   const out: Record<string, string[]> = {};
-  for (const [name, values] of Object.entries(query)) out[name] = isCredentialParam(name) ? values.map(() => CREDENTIAL_MARKER) : values.map(scrubText);
+  // A parameter named __proto__ is recorded like any other, not made out's prototype.
+  for (const [name, values] of Object.entries(query))
+    setMember(out, name, isCredentialParam(name) ? values.map(() => CREDENTIAL_MARKER) : values.map(scrubText));
   return out;
 }
 

@@ -9,6 +9,7 @@
  */
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
+import { setMember } from '../members.js';
 
 const run = promisify(execFile);
 
@@ -69,11 +70,8 @@ export function project(value: unknown, footprint: Footprint): unknown {
   for (const key of Object.keys(footprint)) {
     if (!Object.hasOwn(from, key)) continue;
     const v = from[key];
-    if (v === undefined) continue;
     // A member named __proto__ (JSON.parse makes one) is a member here too, not out's prototype.
-    // Only it is defined: defineProperty for every member doubled the cost of every decision.
-    if (key === '__proto__') Object.defineProperty(out, key, { value: project(v, footprint[key]!), enumerable: true, writable: true, configurable: true });
-    else out[key] = project(v, footprint[key]!);
+    if (v !== undefined) setMember(out, key, project(v, footprint[key]!));
   }
   return out;
 }

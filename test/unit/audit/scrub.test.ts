@@ -7,6 +7,7 @@
 import assert from 'node:assert/strict';
 import { storableInput } from '../../../src/audit/event.js';
 import { CREDENTIAL_MARKER, credentialParamIn, scrubQuery, scrubText, scrubUri } from '../../../src/audit/scrub.js';
+import { parseQuery } from '../../../src/request/attributes.js';
 import { auditLine } from '../../../src/audit/writer.js';
 import { subjectOf } from '../../../src/approval/approval.js';
 import type { Identity } from '../../../src/identity/identity.js';
@@ -48,6 +49,11 @@ describe('audit/scrub: credentials in a URL never reach a record', () => {
       command: ['sh', '-c', `echo ${CREDENTIAL_MARKER}`],
       limit: ['5'],
     });
+  });
+
+  it('attack: a query parameter named __proto__ is written down like any other (it once vanished from the record)', () => {
+    const { query } = parseQuery(`?__proto__=${JWT}&limit=5`);
+    assert.equal(JSON.stringify(scrubQuery(query)), `{"__proto__":["${CREDENTIAL_MARKER}"],"limit":["5"]}`);
   });
 
   it('credentialParamIn names the first credential parameter, however it is spelt', () => {
