@@ -374,11 +374,29 @@ async function main(): Promise<void> {
       ],
       'plain.log',
     );
+    // The same, impersonating the gateway's caller: what the API server's authorizing of impersonation costs on its own.
+    const impersonatingPort = await freePort();
+    launch(
+      process.execPath,
+      [
+        join(projectRoot, 'dist/bench/plain-proxy.js'),
+        String(impersonatingPort),
+        tb.server,
+        adminToken,
+        tb.caFile,
+        join(dir, 'tls', 'server.crt'),
+        join(dir, 'tls', 'server.key'),
+        'alice@example.com',
+        'dev',
+      ],
+      'plain-impersonating.log',
+    );
     await sleep(500);
 
     const targets: Target[] = [
       { name: 'direct', base: tb.server, auth: `Bearer ${adminToken}`, dispatcher: tlsAgent(readFileSync(tb.caFile)) },
       { name: 'plain proxy', base: `https://127.0.0.1:${plainPort}`, auth: undefined, dispatcher: tlsAgent(gatewayCa()) },
+      { name: 'plain proxy, impersonating', base: `https://127.0.0.1:${impersonatingPort}`, auth: undefined, dispatcher: tlsAgent(gatewayCa()) },
       { name: 'gatehouse', base: `https://127.0.0.1:${gwPort}`, auth: `Bearer ${alice}`, dispatcher: tlsAgent(gatewayCa()) },
       { name: 'gatehouse+opa', base: `https://127.0.0.1:${gwOpaPort}`, auth: `Bearer ${alice}`, dispatcher: tlsAgent(gatewayCa()) },
     ];
@@ -396,7 +414,7 @@ async function main(): Promise<void> {
     out('## Latency and throughput');
     out();
     out(
-      `Medians over ${ROUNDS} rounds (target order alternating); ms and requests/s. Ratios compare gatehouse with direct and with the plain proxy, per round, then take the median.`,
+      `Medians over ${ROUNDS} rounds (target order alternating); ms and requests/s. Ratios compare gatehouse with direct, with the plain proxy and with the plain proxy impersonating its caller (the API server then authorizes an impersonation per request, as for the gateway), per round, then take the median.`,
     );
     out();
     out('| request | concurrency | target | p50 ms | p90 ms | p99 ms | req/s |');
@@ -429,7 +447,7 @@ async function main(): Promise<void> {
         const addedP50 = median(per['gatehouse']!.map((x, i) => x.p50 - per['direct']![i]!.p50));
         const addedP99 = median(per['gatehouse']!.map((x, i) => x.p99 - per['direct']![i]!.p99));
         ratioRows.push(
-          `| ${s.name} | ${c} | +${addedP50.toFixed(3)} | +${addedP99.toFixed(3)} | ${ratio('gatehouse', 'direct', (x) => x.rps).toFixed(2)} | ${ratio('gatehouse', 'plain proxy', (x) => x.rps).toFixed(2)} | ${ratio('gatehouse+opa', 'gatehouse', (x) => x.p50).toFixed(2)} |`,
+          `| ${s.name} | ${c} | +${addedP50.toFixed(3)} | +${addedP99.toFixed(3)} | ${ratio('gatehouse', 'direct', (x) => x.rps).toFixed(2)} | ${ratio('gatehouse', 'plain proxy', (x) => x.rps).toFixed(2)} | ${ratio('plain proxy, impersonating', 'plain proxy', (x) => x.rps).toFixed(2)} | ${ratio('gatehouse', 'plain proxy, impersonating', (x) => x.rps).toFixed(2)} | ${ratio('gatehouse+opa', 'gatehouse', (x) => x.p50).toFixed(2)} |`,
         );
         latency.push({
           request: s.name,
@@ -438,14 +456,18 @@ async function main(): Promise<void> {
           addedP99,
           throughputVsDirect: ratio('gatehouse', 'direct', (x) => x.rps),
           throughputVsPlain: ratio('gatehouse', 'plain proxy', (x) => x.rps),
+          impersonatingVsPlain: ratio('plain proxy, impersonating', 'plain proxy', (x) => x.rps),
+          throughputVsImpersonating: ratio('gatehouse', 'plain proxy, impersonating', (x) => x.rps),
         });
       }
     }
     clearInterval(sampler);
     results['latency'] = latency;
     out();
-    out('| request | concurrency | gatehouse added p50 ms | added p99 ms | throughput ÷ direct | throughput ÷ plain proxy | p50 with OPA server ÷ embedded |');
-    out('|---|---|---|---|---|---|---|');
+    out(
+      '| request | concurrency | gatehouse added p50 ms | added p99 ms | throughput ÷ direct | throughput ÷ plain proxy | plain proxy impersonating ÷ plain proxy | gatehouse ÷ plain proxy impersonating | p50 with OPA server ÷ embedded |',
+    );
+    out('|---|---|---|---|---|---|---|---|---|');
     for (const r of ratioRows) out(r);
 
     // 1b. Inspected writes: what the policy's second look costs.
