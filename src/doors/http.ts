@@ -84,6 +84,32 @@ function readWhole(body: Readable, size: number): Promise<Buffer> {
 // stream.promises.pipeline's overloads do not take a spread of stages.
 const runPipeline = streamPipeline as unknown as (...streams: (NodeJS.ReadableStream | NodeJS.WritableStream)[]) => Promise<void>;
 
+/**
+ * A body passed on unmasked, as it comes: `pipe` (which keeps to the client's pace) and three
+ * listeners. stream.pipeline holds four end-of-stream watchers, an AbortController and their
+ * closures besides, and a watch holds all of it for as long as it lives (bench/README.md, eleventh
+ * session). Fails as pipeline does: either side's error or the client's going destroys the other.
+ */
+function relay(body: Readable, res: ServerResponse): Promise<void> {
+  return new Promise((resolve, reject) => {
+    body.on('error', (err) => {
+      res.destroy();
+      reject(err);
+    });
+    res.on('error', (err) => {
+      body.destroy();
+      reject(err);
+    });
+    res.once('finish', resolve);
+    res.once('close', () => {
+      if (res.writableFinished) return;
+      body.destroy();
+      reject(new Error('the client went away before the body ended'));
+    });
+    body.pipe(res);
+  });
+}
+
 export function createHttpDoor(deps: HttpDoorDeps) {
   const programFor = createProgramCache();
   const at = () => new Date(deps.now());
@@ -188,7 +214,7 @@ export function createHttpDoor(deps: HttpDoorDeps) {
       const last = stages.at(-1) ?? upstream.body;
       last.on('data', (chunk: Buffer) => (bytesOut += chunk.length));
       try {
-        await runPipeline(upstream.body, ...stages, res);
+        await (stages.length === 0 ? relay(upstream.body, res) : runPipeline(upstream.body, ...stages, res));
       } catch (err) {
         if (err instanceof RedactError)
           throw new GatehouseError('GATEHOUSE_MASKING_FAILED', `the response could not be masked, so it was cut off: ${err.message}`, { cause: err });
