@@ -360,37 +360,15 @@ async function main(): Promise<void> {
     await waitHttp(`https://127.0.0.1:${gwPort}/readyz`, tlsAgent(gatewayCa()));
     launch(process.execPath, [join(projectRoot, 'bin/gatehouse.js'), 'serve', '--config', join(dir, 'gatehouse-opa.yaml')], 'gatehouse-opa.log');
     await waitHttp(`https://127.0.0.1:${gwOpaPort}/readyz`, tlsAgent(gatewayCa()));
-    const plainPort = await freePort();
-    launch(
-      process.execPath,
-      [
-        join(projectRoot, 'dist/bench/plain-proxy.js'),
-        String(plainPort),
-        tb.server,
-        adminToken,
-        tb.caFile,
-        join(dir, 'tls', 'server.crt'),
-        join(dir, 'tls', 'server.key'),
-      ],
-      'plain.log',
-    );
+    const plainProxy = async (log: string, ...impersonate: string[]): Promise<number> => {
+      const port = await freePort();
+      const tls = [join(dir, 'tls', 'server.crt'), join(dir, 'tls', 'server.key')];
+      launch(process.execPath, [join(projectRoot, 'dist/bench/plain-proxy.js'), String(port), tb.server, adminToken, tb.caFile, ...tls, ...impersonate], log);
+      return port;
+    };
+    const plainPort = await plainProxy('plain.log');
     // The same, impersonating the gateway's caller: what the API server's authorizing of impersonation costs on its own.
-    const impersonatingPort = await freePort();
-    launch(
-      process.execPath,
-      [
-        join(projectRoot, 'dist/bench/plain-proxy.js'),
-        String(impersonatingPort),
-        tb.server,
-        adminToken,
-        tb.caFile,
-        join(dir, 'tls', 'server.crt'),
-        join(dir, 'tls', 'server.key'),
-        'alice@example.com',
-        'dev',
-      ],
-      'plain-impersonating.log',
-    );
+    const impersonatingPort = await plainProxy('plain-impersonating.log', 'alice@example.com', 'dev');
     await sleep(500);
 
     const targets: Target[] = [
