@@ -3,7 +3,7 @@
  * scripted policy decision, forwarding to `upstreamUrl`: for tests of what the
  * gateway sends upstream and returns.
  */
-import { createServer, type Server } from 'node:http';
+import { createServer, type RequestListener, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { createAdmitter } from '../../src/admission/admit.js';
 import { createRequesterView } from '../../src/approval/requester-view.js';
@@ -16,6 +16,19 @@ import type { PolicyInput } from '../../src/policy/input.js';
 import { createForwarder } from '../../src/upstream/forward.js';
 
 export const GATEWAY_TOKEN = 'gateway-secret-token';
+
+/** A plain HTTP server on a free local port, standing in for the API server. */
+export async function startTestUpstream(handler: RequestListener): Promise<{ server: Server; url: string }> {
+  const server = createServer(handler);
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  return { server, url: `http://127.0.0.1:${(server.address() as AddressInfo).port}` };
+}
+
+/** Closes servers and the connections they hold: a held response (a watch) must not keep the run alive. */
+export function closeServers(...servers: Server[]): void {
+  for (const s of servers) s.closeAllConnections();
+  for (const s of servers) s.close();
+}
 
 export async function startTestPipeline(opts: {
   upstreamUrl: string;

@@ -4,13 +4,13 @@
  * client gets, and that every failure fails closed and is audited.
  */
 import assert from 'node:assert/strict';
-import { createServer, request, type IncomingHttpHeaders, type Server } from 'node:http';
+import { request, type IncomingHttpHeaders, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { gunzipSync, gzipSync } from 'node:zlib';
 import type { AuditEvent } from '../../src/audit/event.js';
 import type { Identity } from '../../src/identity/identity.js';
 import { REDACTED } from '../../src/redact/stream.js';
-import { startTestPipeline } from '../support/pipeline.js';
+import { startTestPipeline, startTestUpstream } from '../support/pipeline.js';
 
 const ALICE: Identity = { username: 'alice@example.com', uid: '', groups: ['dev', 'system:authenticated'], extra: {}, claims: {}, agent: null };
 const SECRET = { kind: 'Secret', apiVersion: 'v1', metadata: { name: 'db' }, data: { password: Buffer.from('hunter2').toString('base64') } };
@@ -24,15 +24,15 @@ describe('pipeline: masked responses', () => {
   let filterPath = false;
 
   before(async () => {
-    upstream = createServer((req, res) => {
+    let upstreamUrl: string;
+    ({ server: upstream, url: upstreamUrl } = await startTestUpstream((req, res) => {
       received = req.headers;
       res.writeHead(reply.status ?? 200, reply.headers);
       for (const c of reply.chunks) res.write(c);
       res.end();
-    });
-    await new Promise<void>((r) => upstream.listen(0, '127.0.0.1', r));
+    }));
     ({ server: gateway } = await startTestPipeline({
-      upstreamUrl: `http://127.0.0.1:${(upstream.address() as AddressInfo).port}`,
+      upstreamUrl,
       identity: () => ALICE,
       decision: () => ({
         effect: 'allow',

@@ -5,11 +5,11 @@
  * policy allows everything here, so only the header builder stands in the way.
  */
 import assert from 'node:assert/strict';
-import { createServer, request, type IncomingHttpHeaders, type Server } from 'node:http';
+import { request, type IncomingHttpHeaders, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { AuditEvent } from '../../src/audit/event.js';
 import type { Identity } from '../../src/identity/identity.js';
-import { GATEWAY_TOKEN, startTestPipeline } from '../support/pipeline.js';
+import { closeServers, GATEWAY_TOKEN, startTestPipeline, startTestUpstream } from '../support/pipeline.js';
 import { WS_BEARER_PREFIX } from '../../src/identity/token.js';
 
 const ALICE: Identity = { username: 'alice@example.com', uid: '', groups: ['dev', 'system:authenticated'], extra: {}, claims: {}, agent: null };
@@ -30,7 +30,8 @@ describe('pipeline: the upstream header set is built from an allow-list', () => 
   const audit: AuditEvent[] = [];
 
   before(async () => {
-    upstream = createServer((req, res) => {
+    let upstreamUrl: string;
+    ({ server: upstream, url: upstreamUrl } = await startTestUpstream((req, res) => {
       received = req.headers;
       res.writeHead(status, { 'content-type': 'application/json', 'set-cookie': 'upstream=1', 'x-internal': 'leak', authorization: 'Bearer upstream' });
       const hold = holdWatch;
@@ -38,22 +39,16 @@ describe('pipeline: the upstream header set is built from an allow-list', () => 
         res.flushHeaders();
         void hold.then(() => res.end('{"type":"ADDED","object":{}}\n'));
       } else res.end('{"kind":"ConfigMapList","items":[]}');
-    });
-    await new Promise<void>((r) => upstream.listen(0, '127.0.0.1', r));
+    }));
     ({ server: gateway } = await startTestPipeline({
-      upstreamUrl: `http://127.0.0.1:${(upstream.address() as AddressInfo).port}`,
+      upstreamUrl,
       identity: () => identity,
       decision: { effect: 'allow', reasons: ['test'], mask: [], inspect: [], audit: { level: 'Metadata' } },
       audit,
     }));
   });
-  after(() => {
-    // A held watch (the flush test failing) must not keep the run alive.
-    upstream.closeAllConnections();
-    gateway.closeAllConnections();
-    upstream.close();
-    gateway.close();
-  });
+  // A held watch (the flush test failing) must not keep the run alive.
+  after(() => closeServers(upstream, gateway));
   beforeEach(() => {
     received = undefined;
     identity = ALICE;
@@ -273,16 +268,15 @@ describe('pipeline: a broken upstream', () => {
 describe('pipeline: watches cannot starve the upstream pool', () => {
   it('with a pool of 2 connections, 5 open watches still leave room for a GET', async () => {
     const held: import('node:http').ServerResponse[] = [];
-    const upstream = createServer((req, res) => {
+    const { server: upstream, url: upstreamUrl } = await startTestUpstream((req, res) => {
       res.writeHead(200, { 'content-type': 'application/json' });
       if (req.url!.includes('watch=1')) {
         res.flushHeaders();
         held.push(res); // an eventless watch, open until the end of the test
       } else res.end('{"kind":"ConfigMap"}');
     });
-    await new Promise<void>((r) => upstream.listen(0, '127.0.0.1', r));
     const { server, port } = await startTestPipeline({
-      upstreamUrl: `http://127.0.0.1:${(upstream.address() as AddressInfo).port}`,
+      upstreamUrl,
       identity: () => ALICE,
       decision: { effect: 'allow', reasons: [], mask: [], inspect: [], audit: { level: 'Metadata' } },
       audit: [],
@@ -303,10 +297,7 @@ describe('pipeline: watches cannot starve the upstream pool', () => {
       assert.equal(await get('/api/v1/namespaces/dev/configmaps/app-config'), 200);
     } finally {
       for (const r of held) r.destroy();
-      upstream.closeAllConnections();
-      server.closeAllConnections();
-      upstream.close();
-      server.close();
+      closeServers(upstream, server);
     }
   });
 });

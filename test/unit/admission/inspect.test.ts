@@ -5,13 +5,13 @@
  * end-to-end suite runs the bundled policy's rules against kube-apiserver.
  */
 import assert from 'node:assert/strict';
-import { createServer, request, type IncomingHttpHeaders, type Server } from 'node:http';
+import { request, type IncomingHttpHeaders, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { AuditEvent } from '../../../src/audit/event.js';
 import type { Identity } from '../../../src/identity/identity.js';
 import type { Decision } from '../../../src/policy/decision.js';
 import type { PolicyInput } from '../../../src/policy/input.js';
-import { startTestPipeline } from '../../support/pipeline.js';
+import { startTestPipeline, startTestUpstream } from '../../support/pipeline.js';
 
 const ALICE: Identity = { username: 'alice@example.com', uid: '', groups: ['dev', 'system:authenticated'], extra: {}, claims: {}, agent: null };
 const PATH = '/apis/apps/v1/namespaces/dev/deployments/web';
@@ -43,7 +43,8 @@ describe('admission: a write the policy asks to inspect is decided on the object
   const audit: AuditEvent[] = [];
 
   before(async () => {
-    upstream = createServer((req, res) => {
+    let upstreamUrl: string;
+    ({ server: upstream, url: upstreamUrl } = await startTestUpstream((req, res) => {
       let body = '';
       req.setEncoding('utf8').on('data', (d: string) => (body += d));
       req.on('end', () => {
@@ -57,10 +58,9 @@ describe('admission: a write the policy asks to inspect is decided on the object
         res.writeHead(reply.status, { 'content-type': 'application/json' });
         res.end(JSON.stringify(reply.body));
       });
-    });
-    await new Promise<void>((r) => upstream.listen(0, '127.0.0.1', r));
+    }));
     ({ server: gateway } = await startTestPipeline({
-      upstreamUrl: `http://127.0.0.1:${(upstream.address() as AddressInfo).port}`,
+      upstreamUrl,
       identity: () => ALICE,
       decision: (input) => {
         inputs.push(input);

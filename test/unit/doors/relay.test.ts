@@ -5,11 +5,10 @@
  */
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
-import { createServer, request, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { request, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AuditEvent } from '../../../src/audit/event.js';
 import type { Identity } from '../../../src/identity/identity.js';
-import { startTestPipeline } from '../../support/pipeline.js';
+import { closeServers, startTestPipeline, startTestUpstream } from '../../support/pipeline.js';
 
 const ALICE: Identity = { username: 'alice@example.com', uid: '', groups: ['dev', 'system:authenticated'], extra: {}, claims: {}, agent: null };
 const WATCH = '/api/v1/namespaces/dev/configmaps?watch=1';
@@ -24,21 +23,16 @@ describe('doors/http: an unmasked body relayed as it comes', () => {
   let answer: (req: IncomingMessage, res: ServerResponse) => void = (_req, res) => res.end();
 
   before(async () => {
-    upstream = createServer((req, res) => answer(req, res));
-    await new Promise<void>((r) => upstream.listen(0, '127.0.0.1', r));
+    let upstreamUrl: string;
+    ({ server: upstream, url: upstreamUrl } = await startTestUpstream((req, res) => answer(req, res)));
     ({ server: gateway, port } = await startTestPipeline({
-      upstreamUrl: `http://127.0.0.1:${(upstream.address() as AddressInfo).port}`,
+      upstreamUrl,
       identity: () => ALICE,
       decision: { effect: 'allow', reasons: ['test'], mask: [], inspect: [], audit: { level: 'Metadata' } },
       audit,
     }));
   });
-  after(() => {
-    upstream.closeAllConnections();
-    gateway.closeAllConnections();
-    upstream.close();
-    gateway.close();
-  });
+  after(() => closeServers(upstream, gateway));
 
   /** The client's request, and its response once the status line is in. */
   async function open(path: string): Promise<{ res: IncomingMessage; abort: () => void }> {
