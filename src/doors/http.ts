@@ -85,7 +85,7 @@ function readWhole(body: Readable, size: number): Promise<Buffer> {
 const runPipeline = streamPipeline as unknown as (...streams: (NodeJS.ReadableStream | NodeJS.WritableStream)[]) => Promise<void>;
 
 /**
- * A body passed on unmasked, as it comes: `pipe` (which keeps to the client's pace) and three
+ * A body passed on unmasked, as it comes: `pipe` (which keeps to the client's pace) and four
  * listeners. stream.pipeline holds four end-of-stream watchers, an AbortController and their
  * closures besides, and a watch holds all of it for as long as it lives (bench/README.md, eleventh
  * session). Fails as pipeline does: either side's error or the client's going destroys the other.
