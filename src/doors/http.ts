@@ -88,7 +88,8 @@ const runPipeline = streamPipeline as unknown as (...streams: (NodeJS.ReadableSt
  * A body passed on unmasked, as it comes: `pipe` (which keeps to the client's pace) and four
  * listeners. stream.pipeline holds four end-of-stream watchers, an AbortController and their
  * closures besides, and a watch holds all of it for as long as it lives (bench/README.md, eleventh
- * session). Fails as pipeline does: either side's error or the client's going destroys the other.
+ * session). Either side's error or the client's going destroys the other. Rejects with CLIENT_GONE
+ * when the client ended it first, with the body's error when the API server did.
  */
 function relay(body: Readable, res: ServerResponse): Promise<void> {
   return new Promise((resolve, reject) => {
@@ -96,18 +97,41 @@ function relay(body: Readable, res: ServerResponse): Promise<void> {
       res.destroy();
       reject(err);
     });
-    res.on('error', (err) => {
+    res.on('error', () => {
       body.destroy();
-      reject(err);
+      reject(CLIENT_GONE);
     });
     res.once('finish', resolve);
     res.once('close', () => {
       if (res.writableFinished) return;
       body.destroy();
-      reject(new Error('the client went away before the body ended'));
+      reject(CLIENT_GONE);
     });
     body.pipe(res);
   });
+}
+
+/**
+ * A body through its masking stages. pipeline rejects with whichever error it saw first, and by
+ * then it has destroyed the response either way, so which side ended it is told by the first
+ * event: the client's response closing unfinished, or an error of the body or of a stage (an
+ * upstream cut, a gzip stream that does not inflate). Rejects like relay.
+ */
+async function throughStages(body: Readable, stages: NodeJS.ReadWriteStream[], res: ServerResponse): Promise<void> {
+  let first: 'client' | 'upstream' | undefined;
+  const upstreamFailed = () => {
+    first ??= 'upstream';
+  };
+  body.once('error', upstreamFailed);
+  for (const s of stages) s.once('error', upstreamFailed);
+  res.once('close', () => {
+    if (!res.writableFinished) first ??= 'client';
+  });
+  try {
+    await runPipeline(body, ...stages, res);
+  } catch (err) {
+    throw err instanceof RedactError || first !== 'client' ? err : CLIENT_GONE;
+  }
 }
 
 export function createHttpDoor(deps: HttpDoorDeps) {
@@ -214,13 +238,19 @@ export function createHttpDoor(deps: HttpDoorDeps) {
       const last = stages.at(-1) ?? upstream.body;
       last.on('data', (chunk: Buffer) => (bytesOut += chunk.length));
       try {
-        await (stages.length === 0 ? relay(upstream.body, res) : runPipeline(upstream.body, ...stages, res));
+        await (stages.length === 0 ? relay(upstream.body, res) : throughStages(upstream.body, stages, res));
       } catch (err) {
         if (err instanceof RedactError)
           throw new GatehouseError('GATEHOUSE_MASKING_FAILED', `the response could not be masked, so it was cut off: ${err.message}`, { cause: err });
         // The client went away: that ends a watch normally.
-        if (signal.aborted || res.destroyed) return ended(upstream.statusCode, null, bytesOut);
-        throw upstreamError(err);
+        if (err === CLIENT_GONE) return ended(upstream.statusCode, null, bytesOut);
+        // The status line went out: the client sees a cut connection, and the record says why.
+        const code = (err as { code?: unknown }).code;
+        throw new GatehouseError(
+          'GATEHOUSE_UPSTREAM_UNAVAILABLE',
+          `the Kubernetes API server's response broke off after ${bytesOut} bytes had been passed on (${typeof code === 'string' ? code : 'unknown'})`,
+          { cause: err },
+        );
       }
       return ended(upstream.statusCode, null, bytesOut);
     } catch (err) {

@@ -157,6 +157,28 @@ describe('gateway (kubectl → Gatehouse → kube-apiserver v1.35.4)', function 
       }
     });
 
+    it('a watch the API server ends (timeoutSeconds) ends at the client and is recorded complete without error, masked or not', async () => {
+      const token = await tokenFor('alice');
+      const watcher = new Agent({ connect: { ca: demo.gateway.caPem! } });
+      try {
+        // configmaps pass unmasked (relayed); alice's secrets go through the masking stages.
+        for (const resource of ['configmaps', 'secrets']) {
+          const res = await request(`${demo.gateway.url}/api/v1/namespaces/dev/${resource}?watch=1&timeoutSeconds=1`, {
+            headers: { authorization: `Bearer ${token}` },
+            dispatcher: watcher,
+          });
+          assert.equal(res.statusCode, 200);
+          const id = String(res.headers['audit-id']);
+          await res.body.text();
+          await waitFor(`the ${resource} watch to be recorded complete`, () => audit.some((e) => e.auditID === id && e.stage === 'ResponseComplete'));
+          const e = audit.find((ev) => ev.auditID === id && ev.stage === 'ResponseComplete')!;
+          assert.deepEqual([resource, e.responseStatus, e.gatehouse.error], [resource, { code: 200 }, undefined]);
+        }
+      } finally {
+        await watcher.destroy();
+      }
+    });
+
     it("kubectl logs and logs -f stream through the gateway (from the test bed's stand-in kubelet)", async () => {
       const plain = await as('alice', ['logs', 'web-0', '-n', 'dev']);
       assert.equal(plain.code, 0, plain.stderr);

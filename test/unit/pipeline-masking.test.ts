@@ -19,7 +19,8 @@ describe('pipeline: masked responses', () => {
   let upstream: Server;
   let gateway: Server;
   let received: IncomingHttpHeaders | undefined;
-  let reply: { status?: number; headers: Record<string, string>; chunks: (string | Buffer)[] };
+  /** `cut`: the upstream's connection is destroyed after its chunks instead of the body ending. */
+  let reply: { status?: number; headers: Record<string, string>; chunks: (string | Buffer)[]; cut?: boolean };
   const audit: AuditEvent[] = [];
   let filterPath = false;
 
@@ -29,7 +30,8 @@ describe('pipeline: masked responses', () => {
       received = req.headers;
       res.writeHead(reply.status ?? 200, reply.headers);
       for (const c of reply.chunks) res.write(c);
-      res.end();
+      if (reply.cut) setTimeout(() => req.socket.destroy(), 50);
+      else res.end();
     }));
     ({ server: gateway } = await startTestPipeline({
       upstreamUrl,
@@ -118,6 +120,28 @@ describe('pipeline: masked responses', () => {
     const e = audit.at(-1)!;
     assert.equal(e.gatehouse.error?.code, 'GATEHOUSE_MASKING_FAILED');
     assert.match(e.gatehouse.error.message, /not valid JSON/);
+  });
+
+  it('a masked list the API server cuts off mid-body: the client sees the cut, no unmasked byte, and the record says the API server broke it off', async () => {
+    reply = { headers: { 'content-type': 'application/json' }, chunks: ['{"kind":"SecretList","items":[{"data":{"password":"aHVudGVyMg=="}},'], cut: true };
+    const r = await send('/api/v1/namespaces/dev/secrets');
+    assert.equal(r.aborted, true, 'the cut is passed on, not a whole response');
+    assert.doesNotMatch(r.body.toString(), /aHVudGVyMg==/);
+    const e = audit.at(-1)!;
+    assert.equal(e.gatehouse.error?.code, 'GATEHOUSE_UPSTREAM_UNAVAILABLE');
+    assert.match(e.gatehouse.error.message, /response broke off after \d+ bytes/);
+  });
+
+  it("a gzip body that does not inflate: cut off, and recorded as a failure with zlib's reason, not as a client that left", async () => {
+    const gz = gzipSync(JSON.stringify(SECRET));
+    // The gzip header intact, the deflate stream after it garbage.
+    const broken = Buffer.concat([gz.subarray(0, 10), Buffer.alloc(64, 0xff)]);
+    reply = { headers: { 'content-type': 'application/json', 'content-encoding': 'gzip' }, chunks: [broken] };
+    const r = await send('/api/v1/namespaces/dev/secrets/db');
+    assert.equal(r.aborted, true);
+    const e = audit.at(-1)!;
+    assert.equal(e.gatehouse.error?.code, 'GATEHOUSE_UPSTREAM_UNAVAILABLE');
+    assert.match(e.gatehouse.error.message, /\(Z_[A-Z_]+\)/);
   });
 
   it('answers a small sized response it cannot mask with a Status, before any byte of it', async () => {

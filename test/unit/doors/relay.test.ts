@@ -102,7 +102,7 @@ describe('doors/http: an unmasked body relayed as it comes', () => {
     assert.equal(e.gatehouse.bytesOut, body.length);
   });
 
-  it("the upstream cut off mid-watch: the client's response is cut off too, and the watch is recorded complete", async () => {
+  it("the upstream cut off mid-watch: the client's response is cut off too, and the record says the API server broke it off", async () => {
     answer = (req, res) => {
       res.writeHead(200, { 'content-type': 'application/json' });
       res.write(event(0));
@@ -118,7 +118,12 @@ describe('doors/http: an unmasked body relayed as it comes', () => {
     });
     assert.equal(ended, 'aborted', 'a cut body is not passed off as a whole one');
     const e = await completed(before);
-    assert.equal(e.stage, 'ResponseComplete');
+    // Not recorded as a watch its client ended: the cut came from the API server's side.
+    assert.deepEqual(
+      [e.stage, e.responseStatus?.status, e.gatehouse.error?.code, e.gatehouse.bytesOut],
+      ['ResponseComplete', 'Failure', 'GATEHOUSE_UPSTREAM_UNAVAILABLE', event(0).length],
+    );
+    assert.match(e.gatehouse.error!.message, new RegExp(`broke off after ${event(0).length} bytes`));
   });
 
   it('the client walks away mid-watch: the upstream request is ended too, and the watch is recorded complete', async () => {
@@ -134,6 +139,6 @@ describe('doors/http: an unmasked body relayed as it comes', () => {
     abort();
     await upstreamClosed;
     const e = await completed(before);
-    assert.deepEqual([e.stage, e.responseStatus], ['ResponseComplete', { code: 200 }]);
+    assert.deepEqual([e.stage, e.responseStatus, e.gatehouse.error], ['ResponseComplete', { code: 200 }, undefined]);
   });
 });
