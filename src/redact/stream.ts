@@ -88,18 +88,29 @@ const enum Want {
   Scalar,
 }
 
-/** Following a filtered object's own members until the ones the filter reads have arrived. */
+/**
+ * Following a filtered object's own members: until the ones the filter reads have arrived, and
+ * then, once decided, to its end, so that a member the filter reads written a second time is
+ * refused. A client's parser keeps the last copy, so a decision on the first would mask the
+ * wrong one.
+ */
 interface Track {
   readonly fields: ReadonlySet<string>;
   /** The members read so far, as the filter will see them: own properties of a plain object. */
   readonly seen: Record<string, unknown>;
-  /** How many distinct members of `fields` are in `seen`. */
+  /** How many members of `fields` are in `seen`. */
   count: number;
   /** 0: expecting a member name, 1: in it, 2: expecting ':', 3: in the value. */
   phase: 0 | 1 | 2 | 3;
   keyOff: number;
   valueOff: number;
   key: string | undefined;
+  /** Where (an offset like keyOff) every member the filter reads had arrived: what a decision had to hold; -1 before. */
+  readyAt: number;
+  /** Decided (decideEarly): its bytes are no longer held, so names are read by index, pieced together across chunks. */
+  decided: boolean;
+  keyAt: number;
+  keyHead: Buffer | undefined;
 }
 
 const EMPTY_BUF = Buffer.alloc(0);
@@ -178,6 +189,12 @@ export class StreamRedactor {
     this.start = 0;
     this.scan(buf);
     const n = buf.length;
+    const t = this.track;
+    if (t && !t.decided && t.count === t.fields.size && this.mode === Mode.Skip) {
+      // An element still open at the chunk's end with every member its filter reads in: decided
+      // now, so that the rest of it streams instead of being held.
+      this.decideEarly(buf, n);
+    }
     if (this.mode === Mode.Skip && this.fate !== Fate.Copy && this.fate !== Fate.Seek) {
       if (this.fate === Fate.Capture) this.keep(buf, this.start, n);
       else if (this.fate === Fate.Delegate) this.out.push(...this.delegate!.write(buf.subarray(this.start, n)));
@@ -502,7 +519,19 @@ export class StreamRedactor {
         // Hold the element only until the members the filter reads have arrived.
         const fields = this.program.readsOf(capture.pending);
         if (fields && fields.size > 0)
-          this.track = { fields, seen: Object.create(null) as Record<string, unknown>, count: 0, phase: 0, keyOff: 0, valueOff: 0, key: undefined };
+          this.track = {
+            fields,
+            seen: Object.create(null) as Record<string, unknown>,
+            count: 0,
+            phase: 0,
+            keyOff: 0,
+            valueOff: 0,
+            key: undefined,
+            readyAt: -1,
+            decided: false,
+            keyAt: 0,
+            keyHead: undefined,
+          };
       }
     } else if (c === QUOTE) {
       this.inString = true;
@@ -710,7 +739,8 @@ export class StreamRedactor {
       const inPlace = this.capLen === 0 && (buf[this.start] === LBRACE || buf[this.start] === LBRACKET);
       let raw: Buffer;
       if (inPlace) {
-        this.mayHold(end - this.start);
+        // A filter that followed the members it reads checked what it held (skipTracked).
+        if (!members) this.mayHold(end - this.start);
         raw = buf.subarray(this.start, end);
       } else {
         this.keep(buf, this.start, end);
@@ -802,13 +832,14 @@ export class StreamRedactor {
     while (i < n) {
       if (this.inString) {
         const q = this.stringEnd(buf, i);
-        if (q < 0) return n;
+        if (q < 0) break;
         this.inString = false;
         if (this.skipStack.length === 1 && t.phase === 1) {
-          // A name held in this chunk is interned like the scanner's own keys: no string per element.
-          const raw = t.keyOff >= this.capLen ? internKey(buf, this.start + (t.keyOff - this.capLen), q) : this.heldText(buf, t.keyOff, q);
+          const raw = this.trackedName(buf, t, q);
           t.key = raw.includes('\\') ? (JSON.parse(`"${raw}"`) as string) : raw;
           t.phase = 2;
+          // Written twice: a client's parser keeps the last copy, so a filter must not decide on another.
+          if (Object.prototype.hasOwnProperty.call(t.seen, t.key)) this.malformed(buf, q, 'a member the filter reads is written twice in one object');
         }
         i = q + 1;
         continue;
@@ -819,31 +850,51 @@ export class StreamRedactor {
         if (this.skipStack.length === 1 && t.phase === 0) {
           t.phase = 1;
           t.keyOff = this.off(i + 1);
+          t.keyAt = i + 1;
+          t.keyHead = undefined;
         }
       } else if (this.bracket(buf, i, c)) {
-        // The element ended before every member the filter reads arrived: the ones it lacks are
-        // absent, so what was seen decides, without parsing the whole element (bench/redact, a
-        // Secret's type, which comes last).
-        if (t.phase === 3 && t.key !== undefined && t.fields.has(t.key)) this.see(buf, t, t.valueOff, i);
+        // The element ended: what was seen decides (a member the filter reads and lacks is absent),
+        // without parsing the whole element (bench/redact, a Secret's type, which comes last).
+        if (!t.decided && t.phase === 3 && t.key !== undefined && t.fields.has(t.key)) this.see(buf, t, t.valueOff, i);
         this.track = undefined;
+        // Read in place or held, it counts as held up to where it could have been decided.
+        if (!t.decided) this.mayHold(t.readyAt >= 0 ? t.readyAt : this.off(i + 1));
         return this.finishSkip(buf, i + 1, t.seen);
       } else if (this.skipStack.length === 1) {
         if (c === COLON && t.phase === 2) {
           t.phase = 3;
           t.valueOff = this.off(i + 1);
         } else if (c === COMMA && t.phase === 3) {
-          if (t.key !== undefined && t.fields.has(t.key)) {
-            this.see(buf, t, t.valueOff, i);
-            if (t.count === t.fields.size) {
-              return this.decideEarly(buf, i);
-            }
-          }
+          if (!t.decided && t.key !== undefined && t.fields.has(t.key)) this.see(buf, t, t.valueOff, i);
           t.phase = 0;
+          // An element that began in this chunk is followed to its end and scanned again in place;
+          // one held from an earlier chunk is decided as soon as it can be, so the rest streams.
+          if (!t.decided && t.count === t.fields.size) {
+            if (this.capLen > 0) return this.decideEarly(buf, i);
+            if (t.readyAt < 0) t.readyAt = this.off(i);
+          }
         }
       }
       i++;
     }
+    // The chunk ends in a member name of a decided element, whose bytes are not held: keep its start.
+    if (this.inString && t.decided && t.phase === 1 && this.skipStack.length === 1) {
+      t.keyHead = t.keyHead ? Buffer.concat([t.keyHead, buf.subarray(t.keyAt, n)]) : Buffer.from(buf.subarray(t.keyAt, n));
+      t.keyAt = 0;
+    }
     return n;
+  }
+
+  /** A member name of a tracked element, ending just before buf[q]; interned when it lies in this chunk. */
+  private trackedName(buf: Buffer, t: Track, q: number): string {
+    if (t.decided) {
+      if (!t.keyHead) return internKey(buf, t.keyAt, q);
+      const name = Buffer.concat([t.keyHead, buf.subarray(0, q)]).toString('utf8');
+      t.keyHead = undefined;
+      return name;
+    }
+    return t.keyOff >= this.capLen ? internKey(buf, this.start + (t.keyOff - this.capLen), q) : this.heldText(buf, t.keyOff, q);
   }
 
   /** Records the value of a member the filter reads, held at [from, buf[to]). */
@@ -857,27 +908,34 @@ export class StreamRedactor {
         this.malformed(buf, to, 'a member the filter reads is not valid JSON');
       }
     }
-    // A member written twice counts once.
-    if (!Object.prototype.hasOwnProperty.call(t.seen, t.key!)) t.count++;
+    // A second copy was refused at its name (skipTracked).
+    t.count++;
     t.seen[t.key!] = value;
   }
 
   /**
-   * Every member the filter reads has arrived: decide now, send or drop what
-   * was held, and let the rest of the element stream (copied, dropped, or
-   * scanned for what applies inside it). Returns where scanning continues.
+   * Every member the filter reads of an element held from an earlier chunk has arrived: decide
+   * now, send or drop what was held, and let the rest of the element stream (copied, dropped, or
+   * handed to a scanner for what applies inside it), still followed for a member written twice.
+   * Returns where scanning continues.
    */
   private decideEarly(buf: Buffer, i: number): number {
     const cap = this.capture as Extract<Capture, { kind: 'filter' }>;
     const t = this.track!;
-    this.track = undefined;
+    t.decided = true;
+    // What it held: still in this chunk (buf[start..i)) unless the element began in an earlier one.
+    const inPlace = this.capLen === 0;
+    this.mayHold(t.readyAt >= 0 ? t.readyAt : this.off(i));
+    // Decided inside a member name (at a chunk's end): the name's first bytes are kept to complete it.
+    if (t.phase === 1) {
+      t.keyHead = Buffer.from(inPlace ? buf.subarray(this.start + t.keyOff, i) : (this.holdUpTo(buf, i), this.cap.subarray(t.keyOff, this.capLen)));
+      t.keyAt = 0;
+    }
     const resolved = this.program.resolveFilters(cap.pending, t.seen);
     const states = resolved.length === 0 ? cap.states : cap.states.concat(resolved);
     const { strength } = this.program.finalOf(states);
-    // A hash needs the whole value: keep holding; the end re-checks the filter on all of it.
+    // A hash needs the whole value: keep holding.
     if (strength === STRENGTH.hash) return i;
-    // What was held: still in this chunk (buf[start..i)) unless the element began in an earlier one.
-    const inPlace = this.capLen === 0;
     let held: Buffer | undefined;
     if (!inPlace) {
       this.holdUpTo(buf, i);
@@ -896,15 +954,13 @@ export class StreamRedactor {
       this.replacement = REDACTED_JSON;
     } else if (states.length === 0) {
       this.releaseDeferred(false);
-      // In place, the held bytes simply flow on with the rest of the chunk.
+      // In place, the bytes flow on with the rest of the chunk.
       if (held) this.out.push(held);
       this.fate = Fate.Copy;
-    } else if (!held) {
-      return this.scanAgain(states);
     } else {
       this.releaseDeferred(false);
       this.delegate = new StreamRedactor(this.program, this.options, states, true);
-      this.out.push(...this.delegate.write(held));
+      this.out.push(...this.delegate.write(held ?? buf.subarray(this.start, i)));
       this.start = i;
       this.fate = Fate.Delegate;
     }

@@ -186,6 +186,21 @@ describe('pipeline: masked responses', () => {
     assert.match(audit.at(-1)!.gatehouse.error!.message, /ended in the middle/);
   });
 
+  it('attack: an upstream that writes a member the filter reads twice: refused, none of the element sent, and audited', async () => {
+    // A client's parser keeps the last `name`: deciding on the first would let 'aHVudGVyMg==' through as 'a'.
+    reply = { headers: { 'content-type': 'application/json' }, chunks: ['{"kind":"Secret","items":[{"name":"b","value":"aHVudGVyMg==","name":"a"}]}'] };
+    filterPath = true;
+    try {
+      const r = await send('/api/v1/namespaces/dev/secrets/db');
+      assert.equal(r.aborted, true);
+      assert.doesNotMatch(r.body.toString(), /aHVudGVyMg==/);
+      assert.equal(audit.at(-1)!.gatehouse.error?.code, 'GATEHOUSE_MASKING_FAILED');
+      assert.match(audit.at(-1)!.gatehouse.error!.message, /written twice/);
+    } finally {
+      filterPath = false;
+    }
+  });
+
   it('cuts a response off when a filter must hold more than the cap, and audits it', async () => {
     // The member the filter reads comes last, after a value larger than maxHoldBytes (4096 here).
     reply = {

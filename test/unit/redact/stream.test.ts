@@ -561,6 +561,36 @@ describe('redact/stream: fails closed', () => {
     assert.ok(!first.includes('xxxx'), 'the matched value was never sent');
   });
 
+  it('attack: a member the filter reads written twice (a client keeps the last copy) is refused, not decided on the first, in any chunking', () => {
+    const filter = new Program([{ path: '$.items[?(@.name =~ /PASSWORD/)].value', action: 'redact' }], 'object');
+    const when = new Program([{ path: '$.data.*', action: 'redact', when: "@.type != 'helm.sh/release.v1'" }], 'list');
+    const cases: [string, Program, string][] = [
+      ['the second copy after the value', filter, '{"items":[{"name":"LOG_LEVEL","value":"czNjcmV0","name":"DB_PASSWORD"}]}'],
+      ['the second copy before the value', filter, '{"items":[{"name":"LOG_LEVEL","name":"DB_PASSWORD","value":"czNjcmV0"}]}'],
+      ['the second copy written with an escape', filter, '{"items":[{"name":"LOG_LEVEL","value":"czNjcmV0","n\\u0061me":"DB_PASSWORD"}]}'],
+      ['the second copy after a large value', filter, `{"items":[{"name":"LOG_LEVEL","pad":"${'p'.repeat(3000)}","value":"czNjcmV0","name":"DB_PASSWORD"}]}`],
+      ["a Secret's type written twice (when)", when, '{"items":[{"data":{"v":"czNjcmV0"},"type":"helm.sh/release.v1","type":"Opaque"}]}'],
+    ];
+    for (const [what, program, input] of cases) {
+      for (const sizes of [[input.length], [1], [3], [7, 2], [13], [64], [500]]) {
+        assert.throws(
+          () => chunked(program, Buffer.from(input), sizes),
+          (e: RedactError) => e.code === 'GATEHOUSE_REDACT_MALFORMED' && /written twice/.test(e.message),
+          `${what}, chunks of ${sizes.join(',')}`,
+        );
+      }
+      // Cut in two at every byte.
+      for (let k = 1; k < input.length; k++) {
+        assert.throws(() => chunked(program, Buffer.from(input), [k, input.length]), RedactError, `${what}, cut at ${k}`);
+      }
+      // Whole in one chunk (a small body is masked whole): nothing of it is sent.
+      assert.throws(() => redactBuffer(program, options, Buffer.from(input)), RedactError, what);
+    }
+    // A member the filter does not read may repeat: every copy is masked as the element's own.
+    const twice = JSON.parse(chunked(filter, Buffer.from('{"items":[{"name":"DB_PASSWORD","value":"a","value":"b"}]}'), [5]).toString());
+    assert.deepEqual(twice, { items: [{ name: 'DB_PASSWORD', value: REDACTED }] });
+  });
+
   it('a filter that reads the element whole (@) holds it whole, up to the cap', () => {
     const p = new Program([{ path: "$.items[?(@ == 'a')]", action: 'redact' }], 'object');
     assert.throws(
