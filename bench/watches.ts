@@ -53,7 +53,10 @@ interface Row {
   readonly watches: number;
   readonly opened: number;
   readonly received: number;
+  /** RSS just after the watches opened (and a 5 s idle window). */
   readonly rssMiB: number;
+  /** RSS after a minute left alone: V8's memory reducer shrinks the heap a burst grew some 15-30 s later. Null in --quick. */
+  readonly settledRssMiB: number | null;
   readonly retried429: number;
   readonly upstreamConnections: number;
   /** Cores the gateway used holding the watches with nothing happening. */
@@ -64,6 +67,22 @@ interface Row {
   readonly closeCpuSeconds: number;
   readonly p50: number;
   readonly p99: number;
+}
+
+/**
+ * The RSS of a gateway left alone with its watches for a minute (longer while it still falls,
+ * 90 s at most), sampled every 2 s. After the burst of opening them, V8 keeps the young generation
+ * it grew until its memory reducer runs, some 15-30 s later here (bench/README.md, twelfth session).
+ */
+async function settledRssMiB(pid: number): Promise<number> {
+  let last = rssMiB(pid);
+  for (const start = Date.now(); ;) {
+    await sleep(2000);
+    const now = rssMiB(pid);
+    const falling = now < last - 1;
+    last = now;
+    if (Date.now() - start >= 90_000 || (Date.now() - start >= 60_000 && !falling)) return now;
+  }
 }
 
 /** Watches a client-go process would share on one HTTP/2 connection: 100 a connection here, each connection one undici Client. */
@@ -150,6 +169,8 @@ async function measure(tb: Testbed, issuerFile: IssuerFile, http2: boolean, clie
     await sleep(idleWindow * 1000);
     const cpu1 = cpuSeconds(gw.pid!);
     const rss = rssMiB(gw.pid!);
+    const settledRss = quick ? null : await settledRssMiB(gw.pid!);
+    const cpuSettled = cpuSeconds(gw.pid!);
     const upstreamConnections = connectionsTo(gw.pid!, Number(new URL(tb.server).port));
     marker = `m-${Date.now()}`;
     const changedAt = Date.now();
@@ -161,7 +182,7 @@ async function measure(tb: Testbed, issuerFile: IssuerFile, http2: boolean, clie
     });
     await patched.body.dump();
     for (const deadline = Date.now() + 60_000; arrivals.length < opened && Date.now() < deadline;) await sleep(20);
-    const fanoutCpuSeconds = cpuSeconds(gw.pid!) - cpu1;
+    const fanoutCpuSeconds = cpuSeconds(gw.pid!) - cpuSettled;
     // Then every watcher goes at once: what closing them costs the gateway (each watch's last audit
     // record, its upstream stream reset), until it is idle again.
     const cpu2 = cpuSeconds(gw.pid!);
@@ -181,6 +202,7 @@ async function measure(tb: Testbed, issuerFile: IssuerFile, http2: boolean, clie
       opened,
       received: arrivals.length,
       rssMiB: rss,
+      settledRssMiB: settledRss,
       retried429: retried,
       upstreamConnections,
       idleCpuCores: (cpu1 - cpu0) / idleWindow,
@@ -220,9 +242,9 @@ async function main(): Promise<void> {
     out('(the watches of one client-go process). A change is PATCHed straight to the API server.');
     out();
     out(
-      '| clients | upstream | watches | opened | received the change | gateway RSS MiB | gateway CPU idle (cores) | CPU s for the change | CPU s to close them all | connections to the API server | change → watcher p50 ms | p99 ms | 429s retried |',
+      '| clients | upstream | watches | opened | received the change | gateway RSS MiB, just opened | settled | gateway CPU idle (cores) | CPU s for the change | CPU s to close them all | connections to the API server | change → watcher p50 ms | p99 ms | 429s retried |',
     );
-    out('|---|---|---|---|---|---|---|---|---|---|---|---|---|');
+    out('|---|---|---|---|---|---|---|---|---|---|---|---|---|---|');
     const rows: Row[] = [];
     for (const n of COUNTS)
       for (const [clientsHttp2, http2] of [
@@ -233,7 +255,7 @@ async function main(): Promise<void> {
         const r = await measure(tb, issuerFile, http2, clientsHttp2, n);
         rows.push(r);
         out(
-          `| ${r.clients} | ${r.upstream} | ${r.watches} | ${r.opened} | ${r.received} | ${r.rssMiB.toFixed(0)} | ${r.idleCpuCores.toFixed(3)} | ${r.fanoutCpuSeconds.toFixed(2)} | ${r.closeCpuSeconds.toFixed(2)} | ${r.upstreamConnections} | ${r.p50} | ${r.p99} | ${r.retried429} |`,
+          `| ${r.clients} | ${r.upstream} | ${r.watches} | ${r.opened} | ${r.received} | ${r.rssMiB.toFixed(0)} | ${r.settledRssMiB === null ? '–' : r.settledRssMiB.toFixed(0)} | ${r.idleCpuCores.toFixed(3)} | ${r.fanoutCpuSeconds.toFixed(2)} | ${r.closeCpuSeconds.toFixed(2)} | ${r.upstreamConnections} | ${r.p50} | ${r.p99} | ${r.retried429} |`,
         );
       }
     out();
