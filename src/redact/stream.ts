@@ -923,12 +923,14 @@ export class StreamRedactor {
     const cap = this.capture as Extract<Capture, { kind: 'filter' }>;
     const t = this.track!;
     t.decided = true;
-    // What it held: still in this chunk (buf[start..i)) unless the element began in an earlier one.
+    // What it held: still in this chunk (buf[start..i)) unless the element began in an earlier one,
+    // then all of it in the held value.
     const inPlace = this.capLen === 0;
     this.mayHold(t.readyAt >= 0 ? t.readyAt : this.off(i));
+    if (!inPlace) this.holdUpTo(buf, i);
     // Decided inside a member name (at a chunk's end): the name's first bytes are kept to complete it.
     if (t.phase === 1) {
-      t.keyHead = Buffer.from(inPlace ? buf.subarray(this.start + t.keyOff, i) : (this.holdUpTo(buf, i), this.cap.subarray(t.keyOff, this.capLen)));
+      t.keyHead = Buffer.from(inPlace ? buf.subarray(this.start + t.keyOff, i) : this.cap.subarray(t.keyOff, this.capLen));
       t.keyAt = 0;
     }
     const resolved = this.program.resolveFilters(cap.pending, t.seen);
@@ -936,11 +938,7 @@ export class StreamRedactor {
     const { strength } = this.program.finalOf(states);
     // A hash needs the whole value: keep holding.
     if (strength === STRENGTH.hash) return i;
-    let held: Buffer | undefined;
-    if (!inPlace) {
-      this.holdUpTo(buf, i);
-      held = this.cap.subarray(0, this.capLen);
-    }
+    const held = inPlace ? undefined : this.cap.subarray(0, this.capLen);
     this.cap = EMPTY_BUF;
     this.capLen = 0;
     if (strength === STRENGTH.remove && this.deferred) {
