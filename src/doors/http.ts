@@ -16,7 +16,7 @@ import type { RequestTarget } from '../request/attributes.js';
 import { createProgramCache, isCompressed, maskedBody, shapeOf, unreadableAs } from '../redact/response.js';
 import { RedactError, redactBuffer, type RedactOptions } from '../redact/stream.js';
 import type { UpstreamTarget } from '../upstream/credentials.js';
-import { upstreamError, type Forwarder } from '../upstream/forward.js';
+import { upstreamError, type Forwarder, type UpstreamResponse } from '../upstream/forward.js';
 import { buildClientHeaders, buildUpstreamHeaders } from '../upstream/headers.js';
 import { CLIENT_GONE } from './gone.js';
 
@@ -89,9 +89,10 @@ const runPipeline = streamPipeline as unknown as (...streams: (NodeJS.ReadableSt
  * listeners. stream.pipeline holds four end-of-stream watchers, an AbortController and their
  * closures besides, and a watch holds all of it for as long as it lives (bench/README.md, eleventh
  * session). Either side's error or the client's going destroys the other. Rejects with CLIENT_GONE
- * when the client ended it first, with the body's error when the API server did.
+ * when the client ended it first, with the body's error when the API server did, also when the body
+ * ended but `cutShort` says why it ended early.
  */
-function relay(body: Readable, res: ServerResponse): Promise<void> {
+function relay(body: Readable, res: ServerResponse, cutShort: UpstreamResponse['cutShort']): Promise<void> {
   return new Promise((resolve, reject) => {
     body.on('error', (err) => {
       res.destroy();
@@ -101,13 +102,23 @@ function relay(body: Readable, res: ServerResponse): Promise<void> {
       body.destroy();
       reject(CLIENT_GONE);
     });
-    res.once('finish', resolve);
-    res.once('close', () => {
+    // `on`, not `once`, for events that come once: a once wrapper is two more objects a watch holds for its life.
+    res.on('finish', resolve);
+    res.on('close', () => {
       if (res.writableFinished) return;
       body.destroy();
       reject(CLIENT_GONE);
     });
-    body.pipe(res);
+    body.on('end', () => {
+      const cut = cutShort?.();
+      if (!cut) {
+        res.end();
+        return;
+      }
+      res.destroy();
+      reject(cut);
+    });
+    body.pipe(res, { end: false });
   });
 }
 
@@ -117,12 +128,18 @@ function relay(body: Readable, res: ServerResponse): Promise<void> {
  * event: the client's response closing unfinished, or an error of the body or of a stage (an
  * upstream cut, a gzip stream that does not inflate). Rejects like relay.
  */
-async function throughStages(body: Readable, stages: NodeJS.ReadWriteStream[], res: ServerResponse): Promise<void> {
+async function throughStages(body: Readable, stages: NodeJS.ReadWriteStream[], res: ServerResponse, cutShort: UpstreamResponse['cutShort']): Promise<void> {
   let first: 'client' | 'upstream' | undefined;
   const upstreamFailed = () => {
     first ??= 'upstream';
   };
   body.once('error', upstreamFailed);
+  // Heard before pipeline's own listener passes the end on: a body cut short fails its first stage instead.
+  if (cutShort)
+    body.once('end', () => {
+      const cut = cutShort();
+      if (cut) (stages[0] as unknown as Readable).destroy(cut);
+    });
   for (const s of stages) s.once('error', upstreamFailed);
   res.once('close', () => {
     if (!res.writableFinished) first ??= 'client';
@@ -238,7 +255,7 @@ export function createHttpDoor(deps: HttpDoorDeps) {
       const last = stages.at(-1) ?? upstream.body;
       last.on('data', (chunk: Buffer) => (bytesOut += chunk.length));
       try {
-        await (stages.length === 0 ? relay(upstream.body, res) : throughStages(upstream.body, stages, res));
+        await (stages.length === 0 ? relay(upstream.body, res, upstream.cutShort) : throughStages(upstream.body, stages, res, upstream.cutShort));
       } catch (err) {
         if (err instanceof RedactError)
           throw new GatehouseError('GATEHOUSE_MASKING_FAILED', `the response could not be masked, so it was cut off: ${err.message}`, { cause: err });
@@ -264,7 +281,7 @@ export function createHttpDoor(deps: HttpDoorDeps) {
     const abort = new AbortController();
     // On every close, finished or not: the abort is also what lets undici swallow the error of an
     // upstream body a refusal destroyed unread (without it, that error is uncaught).
-    res.once('close', () => abort.abort(CLIENT_GONE));
+    res.on('close', () => abort.abort(CLIENT_GONE));
     const received = receive(req, deps.now);
     const admission = await deps.admit(received, req, abort.signal, 'http');
     if (!admission.admitted) return refuse(res, admission, admission.error);

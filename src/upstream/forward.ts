@@ -1,14 +1,20 @@
 import type { Readable } from 'node:stream';
-import type { TLSSocket } from 'node:tls';
-import { Agent, buildConnector, Client, errors, request, type Dispatcher } from 'undici';
+import { Agent, errors, request, type Dispatcher } from 'undici';
 import { GatehouseError } from '../errors.js';
 import type { UpstreamTarget } from './credentials.js';
 import type { UpstreamHeaders } from './headers.js';
+import { createMultiplexed, Http2Declined } from './multiplexed.js';
 
 export interface UpstreamResponse {
   readonly statusCode: number;
   readonly headers: Record<string, string | string[] | undefined>;
   readonly body: Readable;
+  /**
+   * Asked when the body has ended: the error that cut it short, if one did. An HTTP/2 stream that is
+   * reset or loses its connection ends like one that finished (multiplexed.ts); undici's bodies
+   * report a cut as an error instead.
+   */
+  readonly cutShort?: () => Error | undefined;
 }
 
 export interface Forwarder {
@@ -37,61 +43,6 @@ export interface ForwarderOptions {
   readonly dispatcher?: Dispatcher;
 }
 
-/** The API server answered ALPN without h2: the watch pool's connection is dropped before any request is sent on it. */
-class Http2Declined extends Error {
-  constructor() {
-    super('the Kubernetes API server does not speak HTTP/2');
-  }
-}
-
-/** Streams a connection may carry: undici's default, below Go's HTTP/2 server's 250 that kube-apiserver keeps by default. */
-const STREAMS_PER_CONNECTION = 100;
-
-/**
- * A connector that keeps only connections on which the server chose h2. The
- * watch pool multiplexes many long-lived streams per connection; had ALPN
- * fallen back to HTTP/1.1 there, a second watch would queue behind the first
- * for as long as it lives.
- */
-function http2Only(options: buildConnector.BuildOptions): buildConnector.connector {
-  const base = buildConnector({ ...options, allowH2: true });
-  return (opts, callback) =>
-    base(opts, (err, socket) => {
-      if (err) return callback(err, null);
-      if ((socket as TLSSocket).alpnProtocol !== 'h2') {
-        socket.destroy();
-        return callback(new Http2Declined(), null);
-      }
-      callback(null, socket);
-    });
-}
-
-/**
- * HTTP/2 connections for watches, each filled up to STREAMS_PER_CONNECTION
- * before the next is opened. (undici's pools open a connection for every
- * request that arrives while one is still connecting: 1,000 watches opened at
- * once made ~180 connections.)
- */
-function http2Connections(origin: string, connect: buildConnector.BuildOptions) {
-  const connector = http2Only(connect);
-  let clients: Client[] = [];
-  return {
-    pick(): Client {
-      clients = clients.filter((c) => !c.closed && !c.destroyed);
-      const free = clients.find((c) => c.stats.size < STREAMS_PER_CONNECTION);
-      if (free) return free;
-      const c = new Client(origin, { connect: connector, allowH2: true, keepAliveTimeout: 30_000, pipelining: STREAMS_PER_CONNECTION });
-      clients.push(c);
-      return c;
-    },
-    async close(): Promise<void> {
-      await Promise.all(clients.map((c) => c.close()));
-    },
-  };
-}
-
-const declinedHttp2 = (err: unknown): boolean => err instanceof Http2Declined || (err as { cause?: unknown } | undefined)?.cause instanceof Http2Declined;
-
 export function createForwarder(target: UpstreamTarget, options: ForwarderOptions): Forwarder {
   const connect = { ...target.tls, timeout: options.connectTimeoutMs };
   const dispatcher = options.dispatcher ?? new Agent({ connect, keepAliveTimeout: 30_000, connections: options.maxConnections ?? 256, pipelining: 1 });
@@ -102,7 +53,10 @@ export function createForwarder(target: UpstreamTarget, options: ForwarderOption
   // Over HTTP/2 they share connections instead, up to STREAMS_PER_CONNECTION each; each stream has its own flow-control window,
   // so a watcher that stops reading holds back its own stream only. A server that declines h2 is
   // remembered, and watches go on over HTTP/1.1.
-  let multiplexed = options.http2 && !options.dispatcher ? http2Connections(new URL(target.server).origin, connect) : undefined;
+  let multiplexed =
+    options.http2 && !options.dispatcher && target.server.startsWith('https:')
+      ? createMultiplexed(target, { connectTimeoutMs: options.connectTimeoutMs, headersTimeoutMs: options.headersTimeoutMs, idleMs: 30_000 })
+      : undefined;
   const send = (dispatcher: Dispatcher, { method, pathAndQuery, headers, body, longRunning, signal }: Parameters<Forwarder['forward']>[0]) =>
     request(target.server + pathAndQuery, {
       method: method,
@@ -118,13 +72,12 @@ export function createForwarder(target: UpstreamTarget, options: ForwarderOption
   return {
     async forward(req) {
       try {
-        let res: Dispatcher.ResponseData | undefined;
         const mux = req.longRunning ? multiplexed : undefined;
         if (mux) {
           try {
-            res = await send(mux.pick(), req);
+            return await mux.request(req);
           } catch (err) {
-            if (!declinedHttp2(err)) throw err;
+            if (!(err instanceof Http2Declined)) throw err;
             // Several watches may learn it at once; one of them drops the connections.
             if (multiplexed === mux) {
               multiplexed = undefined;
@@ -132,7 +85,7 @@ export function createForwarder(target: UpstreamTarget, options: ForwarderOption
             }
           }
         }
-        res ??= await send(req.longRunning ? streams : dispatcher, req);
+        const res = await send(req.longRunning ? streams : dispatcher, req);
         return { statusCode: res.statusCode, headers: res.headers, body: res.body };
       } catch (err) {
         throw upstreamError(err);

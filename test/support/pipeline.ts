@@ -39,12 +39,21 @@ export async function startTestPipeline(opts: {
   maxBodyBytes?: number;
   policyBodyBytes?: number;
   maxConnections?: number;
+  /** An https upstream's CA: watches then go over HTTP/2 when it offers h2. */
+  upstreamCa?: Buffer;
 }): Promise<{ server: Server; port: number }> {
+  const tls = { rejectUnauthorized: true, ...(opts.upstreamCa ? { ca: opts.upstreamCa } : {}) };
   const forwarder = createForwarder(
-    { server: opts.upstreamUrl, tls: { rejectUnauthorized: true } },
-    { connectTimeoutMs: 1000, headersTimeoutMs: 2000, bodyTimeoutMs: 2000, ...(opts.maxConnections ? { maxConnections: opts.maxConnections } : {}) },
+    { server: opts.upstreamUrl, tls },
+    {
+      connectTimeoutMs: 1000,
+      headersTimeoutMs: 2000,
+      bodyTimeoutMs: 2000,
+      http2: opts.upstreamCa !== undefined,
+      ...(opts.maxConnections ? { maxConnections: opts.maxConnections } : {}),
+    },
   );
-  const upstream = { server: opts.upstreamUrl, tls: { rejectUnauthorized: true }, authorization: () => `Bearer ${GATEWAY_TOKEN}` };
+  const upstream = { server: opts.upstreamUrl, tls, authorization: () => `Bearer ${GATEWAY_TOKEN}` };
   const masking = { hashKey: Buffer.from('k'), maxHoldBytes: 4096 };
   const maxBodyBytes = opts.maxBodyBytes ?? 1024;
   const admit = createAdmitter({

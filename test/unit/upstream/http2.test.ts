@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { setMaxListeners } from 'node:events';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { createServer as createHttpsServer, type Server as HttpsServer } from 'node:https';
 import { createSecureServer, type Http2SecureServer, type ServerHttp2Stream } from 'node:http2';
@@ -88,6 +89,33 @@ describe('upstream: watches over HTTP/2', () => {
       aborts.abort();
       await f.close().catch(() => {});
       for (const s of streams.values()) s.destroy();
+      server.close();
+    }
+  });
+
+  it('150 watches opened at once: a connection carries 100 of them, a second the rest, and none waits on a full one', async function () {
+    this.timeout(30_000);
+    // Go's HTTP/2 server lets a connection carry 250 streams; this one, like a stricter API server, only 100.
+    const server = createSecureServer({ cert: tls.cert, key: tls.key, allowHTTP1: false, settings: { maxConcurrentStreams: 100 } });
+    const streams: ServerHttp2Stream[] = [];
+    let sessions = 0;
+    server.on('session', () => sessions++);
+    server.on('stream', (stream) => {
+      stream.respond({ ':status': 200, 'content-type': 'application/json' });
+      streams.push(stream);
+    });
+    const port = await listen(server);
+    const f = forwarderFor(port);
+    const aborts = new AbortController();
+    setMaxListeners(200, aborts.signal);
+    try {
+      const responses = await Promise.all(Array.from({ length: 150 }, (_, i) => watch(f, `w${i}`, aborts.signal)));
+      assert.ok(responses.every((r) => r.statusCode === 200));
+      assert.equal(sessions, 2);
+    } finally {
+      aborts.abort();
+      await f.close().catch(() => {});
+      for (const s of streams) s.destroy();
       server.close();
     }
   });

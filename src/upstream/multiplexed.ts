@@ -1,0 +1,235 @@
+/**
+ * Watches and follows over HTTP/2, on node:http2 directly: each connection to
+ * the API server carries up to STREAMS_PER_CONNECTION of them, and a response's
+ * body is its HTTP/2 stream itself. undici over HTTP/2 wraps every stream in a
+ * request, a handler and a body stream of its own, and a watch holds all of it
+ * for as long as it lives (bench/README.md, thirteenth session).
+ */
+import { connect as http2Connect, constants, type ClientHttp2Session, type ClientHttp2Stream, type IncomingHttpHeaders } from 'node:http2';
+import { connect as tlsConnect, type TLSSocket } from 'node:tls';
+import { GatehouseError } from '../errors.js';
+import type { UpstreamTarget } from './credentials.js';
+import type { UpstreamHeaders } from './headers.js';
+
+/** Streams a connection may carry (fewer if the API server says so): below Go's HTTP/2 server's 250 that kube-apiserver keeps by default. */
+export const STREAMS_PER_CONNECTION = 100;
+
+/** The API server answered ALPN without h2: its connection is dropped before any request is sent on it. */
+export class Http2Declined extends Error {
+  constructor() {
+    super('the Kubernetes API server does not speak HTTP/2');
+  }
+}
+
+export interface MultiplexedRequest {
+  readonly method: string;
+  readonly pathAndQuery: string;
+  readonly headers: UpstreamHeaders;
+  readonly body: Buffer | undefined;
+  readonly signal: AbortSignal;
+}
+
+export interface MultiplexedResponse {
+  readonly statusCode: number;
+  readonly headers: Record<string, string | string[] | undefined>;
+  readonly body: ClientHttp2Stream;
+  readonly cutShort: () => Error | undefined;
+}
+
+export interface MultiplexedOptions {
+  readonly connectTimeoutMs: number;
+  readonly headersTimeoutMs: number;
+  /** How long a connection with no stream left stays open for the next one. */
+  readonly idleMs: number;
+}
+
+interface Connection {
+  readonly session: ClientHttp2Session;
+  /** Streams taken on it and not yet closed, counted from the moment one is picked. */
+  streams: number;
+  /** Set on GOAWAY, an error, a close or idleness: no new stream goes on it. */
+  retired: boolean;
+  idle: NodeJS.Timeout | undefined;
+}
+
+const RST_NAMES = new Map<number, string>(
+  Object.entries(constants)
+    .filter(
+      ([k, v]) =>
+        typeof v === 'number' &&
+        /^NGHTTP2_(NO_ERROR|PROTOCOL_ERROR|INTERNAL_ERROR|FLOW_CONTROL_ERROR|SETTINGS_TIMEOUT|STREAM_CLOSED|FRAME_SIZE_ERROR|REFUSED_STREAM|CANCEL|COMPRESSION_ERROR|CONNECT_ERROR|ENHANCE_YOUR_CALM|INADEQUATE_SECURITY|HTTP_1_1_REQUIRED)$/.test(
+          k,
+        ),
+    )
+    .map(([k, v]) => [v as number, k]),
+);
+
+/** An error with the code the audit record and upstreamError read; no header is ever in its message. */
+function failure(message: string, code: string): Error {
+  return Object.assign(new Error(message), { code });
+}
+
+/**
+ * Why a stream's body ended, if it was not the API server's END_STREAM. node ends the readable side
+ * of a stream that is reset, or whose connection is lost (it closes them with CANCEL), exactly as one
+ * that finished, and only its rstCode, already set by then, tells them apart.
+ */
+export function streamCut(stream: Pick<ClientHttp2Stream, 'rstCode'>): Error | undefined {
+  // Typed as a number, but undefined until the stream closes.
+  const code = stream.rstCode as number | undefined;
+  if (code === undefined || code === constants.NGHTTP2_NO_ERROR) return undefined;
+  const name = RST_NAMES.get(code) ?? `HTTP/2 error ${code}`;
+  return failure(`the HTTP/2 stream was reset (${name})`, name);
+}
+
+export function createMultiplexed(target: UpstreamTarget, options: MultiplexedOptions) {
+  const url = new URL(target.server);
+  const port = Number(url.port || 443);
+  // SNI takes a host name, never an address.
+  const servername = target.tls.servername ?? (/^[\d.]+$|^\[/.test(url.hostname) ? undefined : url.hostname);
+  let connections: Connection[] = [];
+  let connecting: Promise<Connection> | undefined;
+  let closed = false;
+  /** Once the API server declines h2, every watch goes over HTTP/1.1 (forward.ts). */
+  let declined = false;
+
+  /** A TLS connection on which the server chose h2; Http2Declined if it chose anything else. */
+  function dial(): Promise<TLSSocket> {
+    return new Promise((resolve, reject) => {
+      const socket = tlsConnect({ ...target.tls, host: url.hostname.replace(/^\[|\]$/g, ''), port, servername, ALPNProtocols: ['h2', 'http/1.1'] });
+      const timer = setTimeout(
+        () => socket.destroy(new GatehouseError('GATEHOUSE_UPSTREAM_TIMEOUT', 'the Kubernetes API server did not answer in time')),
+        options.connectTimeoutMs,
+      );
+      socket.once('error', (err: Error) => {
+        clearTimeout(timer);
+        reject(err);
+      });
+      socket.once('secureConnect', () => {
+        clearTimeout(timer);
+        if (socket.alpnProtocol === 'h2') return resolve(socket);
+        socket.destroy();
+        reject(new Http2Declined());
+      });
+    });
+  }
+
+  function retire(c: Connection): void {
+    c.retired = true;
+    if (c.idle) clearTimeout(c.idle);
+    connections = connections.filter((x) => x !== c);
+  }
+
+  async function open(): Promise<Connection> {
+    const socket = await dial();
+    // The socket's own error listener stays: node's session takes its errors over from here.
+    const session = http2Connect(target.server, { createConnection: () => socket });
+    const c: Connection = { session, streams: 0, retired: false, idle: undefined };
+    // A session's error also reaches its open streams, and each reports it; here it only retires the connection.
+    session.on('error', () => retire(c));
+    session.once('goaway', () => retire(c));
+    session.once('close', () => retire(c));
+    if (closed) session.close();
+    else connections.push(c);
+    return c;
+  }
+
+  const room = (c: Connection) => Math.min(STREAMS_PER_CONNECTION, c.session.remoteSettings.maxConcurrentStreams ?? STREAMS_PER_CONNECTION);
+
+  /**
+   * A connection with room for one more stream, its place taken at once (before anyone else picks),
+   * opened when none has room; one opens at a time.
+   */
+  async function reserve(): Promise<Connection> {
+    for (;;) {
+      if (declined) throw new Http2Declined();
+      if (closed) throw failure('the gateway is shutting down', 'GATEHOUSE_CLOSED');
+      const free = connections.find((c) => !c.retired && c.streams < room(c));
+      if (free) {
+        free.streams++;
+        return free;
+      }
+      if (connecting) {
+        // Whoever opened it takes the first place and the rest look again; if it failed, they all fail with it.
+        await connecting;
+        continue;
+      }
+      connecting = open();
+      try {
+        const c = await connecting;
+        c.streams++;
+        return c;
+      } catch (err) {
+        if (err instanceof Http2Declined) declined = true;
+        throw err;
+      } finally {
+        connecting = undefined;
+      }
+    }
+  }
+
+  /** The place a stream held is given back; a connection left with none closes after idleMs. */
+  function release(c: Connection): void {
+    if (--c.streams > 0 || c.retired) return;
+    c.idle = setTimeout(() => {
+      retire(c);
+      c.session.close();
+    }, options.idleMs).unref();
+  }
+
+  async function request(req: MultiplexedRequest): Promise<MultiplexedResponse> {
+    const c = await reserve();
+    if (c.idle) {
+      clearTimeout(c.idle);
+      c.idle = undefined;
+    }
+    let stream: ClientHttp2Stream;
+    try {
+      const length = req.body === undefined ? {} : { 'content-length': String(req.body.length) };
+      stream = c.session.request({ ...req.headers, ...length, ':method': req.method, ':path': req.pathAndQuery }, { endStream: req.body === undefined });
+    } catch (err) {
+      // The session was closing, or ran out of stream ids: no stream goes on it again.
+      retire(c);
+      release(c);
+      throw err;
+    }
+    if (req.body !== undefined) stream.end(req.body);
+    const cancel = () => stream.close(constants.NGHTTP2_CANCEL);
+    req.signal.addEventListener('abort', cancel, { once: true });
+    if (req.signal.aborted) cancel();
+    // `on`, not `once`, for events that come once: a once wrapper is two more objects a watch holds for its life.
+    stream.on('close', () => {
+      req.signal.removeEventListener('abort', cancel);
+      release(c);
+    });
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        stream.close(constants.NGHTTP2_CANCEL);
+        reject(new GatehouseError('GATEHOUSE_UPSTREAM_TIMEOUT', 'the Kubernetes API server did not answer in time'));
+      }, options.headersTimeoutMs);
+      // Stays on for the stream's life: until whoever reads the body listens, an error must not go unheard.
+      const failed = (err: Error) => {
+        clearTimeout(timer);
+        stream.removeListener('close', closedEarly);
+        reject(err);
+      };
+      const closedEarly = () => failed(streamCut(stream) ?? failure('the HTTP/2 stream closed before its response', 'NGHTTP2_CANCEL'));
+      stream.on('error', failed);
+      stream.on('close', closedEarly);
+      stream.on('response', (headers: IncomingHttpHeaders & { ':status'?: number }) => {
+        clearTimeout(timer);
+        stream.removeListener('close', closedEarly);
+        const status = headers[':status'] ?? 502;
+        resolve({ statusCode: status, headers, body: stream, cutShort: () => streamCut(stream) });
+      });
+    });
+  }
+
+  return {
+    request,
+    async close(): Promise<void> {
+      closed = true;
+      await Promise.all(connections.map((c) => new Promise<void>((r) => (c.session.closed ? r() : c.session.close(() => r())))));
+    },
+  };
+}
