@@ -4,7 +4,16 @@
  * `@@` hunks with three lines of context. Objects are small; a cap keeps a
  * huge one from costing the gateway time it should spend on requests.
  */
-import { structuredPatch } from 'diff';
+import { createRequire } from 'node:module';
+import type * as Jsdiff from 'diff';
+
+/**
+ * jsdiff, loaded the first time a write is previewed: a gateway that never shows one keeps its
+ * ~100 KB of source out of the heap (with openid-client, ~1.5 MiB of RSS; bench/README.md,
+ * thirteenth session). Its CommonJS build, so that the diff stays a plain function call.
+ */
+let jsdiff: typeof Jsdiff | undefined;
+const loadJsdiff = (): typeof Jsdiff => (jsdiff ??= createRequire(import.meta.url)('diff') as typeof Jsdiff);
 
 const MAX_LINES = 1500;
 const CONTEXT = 3;
@@ -16,7 +25,7 @@ export function unifiedDiff(before: string, after: string, labels: { readonly be
   const a = lineCount(before);
   const b = lineCount(after);
   if (a > MAX_LINES || b > MAX_LINES) return `--- ${labels.before}\n+++ ${labels.after}\n(too large to show: ${a} → ${b} lines)\n`;
-  const patch = structuredPatch(labels.before, labels.after, before, after, undefined, undefined, { context: CONTEXT });
+  const patch = loadJsdiff().structuredPatch(labels.before, labels.after, before, after, undefined, undefined, { context: CONTEXT });
   if (patch.hunks.length === 0) return '';
   const lines = [`--- ${labels.before}`, `+++ ${labels.after}`];
   for (const h of patch.hunks) {
