@@ -14,6 +14,7 @@ import type { Identity } from '../../src/identity/identity.js';
 import type { Decision } from '../../src/policy/decision.js';
 import type { PolicyInput } from '../../src/policy/input.js';
 import { createForwarder } from '../../src/upstream/forward.js';
+import { waitFor } from './wait.js';
 
 export const GATEWAY_TOKEN = 'gateway-secret-token';
 
@@ -22,6 +23,11 @@ export async function startTestUpstream(handler: RequestListener): Promise<{ ser
   const server = createServer(handler);
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
   return { server, url: `http://127.0.0.1:${(server.address() as AddressInfo).port}` };
+}
+
+/** A request's final record, once written: startTestPipeline's audit holds every record but RequestReceived. */
+export function completedRecord(audit: readonly AuditEvent[], before: number): Promise<AuditEvent> {
+  return waitFor('the request to be recorded complete', () => audit.slice(before).find((e) => e.stage === 'ResponseComplete'), 5000);
 }
 
 /** Closes servers and the connections they hold: a held response (a watch) must not keep the run alive. */

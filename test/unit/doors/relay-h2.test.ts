@@ -16,7 +16,7 @@ import type { AuditEvent } from '../../../src/audit/event.js';
 import type { Identity } from '../../../src/identity/identity.js';
 import type { Decision, MaskDirective } from '../../../src/policy/decision.js';
 import { selfSignedTls } from '../../../src/tls.js';
-import { closeServers, startTestPipeline } from '../../support/pipeline.js';
+import { closeServers, completedRecord, startTestPipeline } from '../../support/pipeline.js';
 
 const ALICE: Identity = { username: 'alice@example.com', uid: '', groups: ['dev', 'system:authenticated'], extra: {}, claims: {}, agent: null };
 const event = (i: number) => `{"type":"ADDED","object":{"kind":"Secret","metadata":{"name":"s-${i}"},"data":{"k":"c2VjcmV0"}}}\n`;
@@ -78,14 +78,6 @@ for (const masked of [false, true]) {
       return { got: () => got, ended };
     }
 
-    const completed = async (before: number): Promise<AuditEvent> => {
-      const last = () => audit.slice(before).find((e) => e.stage === 'ResponseComplete');
-      for (let i = 0; i < 500 && !last(); i++) await new Promise((r) => setTimeout(r, 10));
-      const e = last();
-      assert.ok(e, 'the request was recorded complete');
-      return e;
-    };
-
     it('the API server ends the watch: the client gets its end, and the record has no error', async () => {
       answer = (s) => {
         s.respond({ ':status': 200, 'content-type': 'application/json' });
@@ -97,7 +89,7 @@ for (const masked of [false, true]) {
       assert.equal(await w.ended, 'end');
       assert.equal(w.got().split('\n').length, 3);
       assert.equal(w.got().includes('c2VjcmV0'), !masked);
-      const e = await completed(before);
+      const e = await completedRecord(audit, before);
       assert.deepEqual([e.responseStatus, e.gatehouse.error, e.gatehouse.bytesOut], [{ code: 200 }, undefined, w.got().length]);
     });
 
@@ -115,7 +107,7 @@ for (const masked of [false, true]) {
       const w = await watch();
       assert.equal(await w.ended, 'aborted', 'a cut watch is not passed off as one the API server ended');
       first = w.got();
-      const e = await completed(before);
+      const e = await completedRecord(audit, before);
       assert.deepEqual([e.responseStatus?.status, e.gatehouse.error?.code, e.gatehouse.bytesOut], ['Failure', 'GATEHOUSE_UPSTREAM_UNAVAILABLE', first.length]);
       assert.match(e.gatehouse.error!.message, /broke off after \d+ bytes had been passed on \(NGHTTP2_CANCEL\)/);
     });
@@ -130,7 +122,7 @@ for (const masked of [false, true]) {
       const before = audit.length;
       const w = await watch();
       assert.equal(await w.ended, 'aborted');
-      const e = await completed(before);
+      const e = await completedRecord(audit, before);
       assert.equal(e.gatehouse.error?.code, 'GATEHOUSE_UPSTREAM_UNAVAILABLE');
     });
   });

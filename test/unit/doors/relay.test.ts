@@ -8,7 +8,7 @@ import { once } from 'node:events';
 import { request, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AuditEvent } from '../../../src/audit/event.js';
 import type { Identity } from '../../../src/identity/identity.js';
-import { closeServers, startTestPipeline, startTestUpstream } from '../../support/pipeline.js';
+import { closeServers, completedRecord, startTestPipeline, startTestUpstream } from '../../support/pipeline.js';
 
 const ALICE: Identity = { username: 'alice@example.com', uid: '', groups: ['dev', 'system:authenticated'], extra: {}, claims: {}, agent: null };
 const WATCH = '/api/v1/namespaces/dev/configmaps?watch=1';
@@ -42,15 +42,6 @@ describe('doors/http: an unmasked body relayed as it comes', () => {
     return { res, abort: () => req.destroy() };
   }
 
-  /** The request's last record, once written: the audit holds every record but RequestReceived. */
-  const completed = async (before: number): Promise<AuditEvent> => {
-    const last = () => audit.slice(before).find((e) => e.stage === 'ResponseComplete');
-    for (let i = 0; i < 500 && !last(); i++) await new Promise((r) => setTimeout(r, 10));
-    const e = last();
-    assert.ok(e, 'the request was recorded complete');
-    return e;
-  };
-
   it("a watch's events reach the client one by one, as the upstream sends them, and the watch is recorded complete with its bytes", async () => {
     let send: ((chunk: string) => void) | undefined;
     let finish: (() => void) | undefined;
@@ -78,7 +69,7 @@ describe('doors/http: an unmasked body relayed as it comes', () => {
     }
     finish!();
     await once(res, 'end');
-    const e = await completed(before);
+    const e = await completedRecord(audit, before);
     assert.deepEqual([e.stage, e.responseStatus, e.gatehouse.bytesOut, e.gatehouse.error], ['ResponseComplete', { code: 200 }, got.length, undefined]);
   });
 
@@ -98,7 +89,7 @@ describe('doors/http: an unmasked body relayed as it comes', () => {
       if (parts.length % 16 === 0) await new Promise((r) => setImmediate(r));
     }
     assert.ok(Buffer.concat(parts).equals(body));
-    const e = await completed(before);
+    const e = await completedRecord(audit, before);
     assert.equal(e.gatehouse.bytesOut, body.length);
   });
 
@@ -117,7 +108,7 @@ describe('doors/http: an unmasked body relayed as it comes', () => {
       res.once('error', () => resolve('aborted'));
     });
     assert.equal(ended, 'aborted', 'a cut body is not passed off as a whole one');
-    const e = await completed(before);
+    const e = await completedRecord(audit, before);
     // Not recorded as a watch its client ended: the cut came from the API server's side.
     assert.deepEqual(
       [e.stage, e.responseStatus?.status, e.gatehouse.error?.code, e.gatehouse.bytesOut],
@@ -138,7 +129,7 @@ describe('doors/http: an unmasked body relayed as it comes', () => {
     await once(res, 'data');
     abort();
     await upstreamClosed;
-    const e = await completed(before);
+    const e = await completedRecord(audit, before);
     assert.deepEqual([e.stage, e.responseStatus, e.gatehouse.error], ['ResponseComplete', { code: 200 }, undefined]);
   });
 });
