@@ -52,17 +52,23 @@ interface Connection {
   idle: NodeJS.Timeout | undefined;
 }
 
-const RST_NAMES = new Map<number, string>(
-  Object.entries(constants)
-    .filter(
-      ([k, v]) =>
-        typeof v === 'number' &&
-        /^NGHTTP2_(NO_ERROR|PROTOCOL_ERROR|INTERNAL_ERROR|FLOW_CONTROL_ERROR|SETTINGS_TIMEOUT|STREAM_CLOSED|FRAME_SIZE_ERROR|REFUSED_STREAM|CANCEL|COMPRESSION_ERROR|CONNECT_ERROR|ENHANCE_YOUR_CALM|INADEQUATE_SECURITY|HTTP_1_1_REQUIRED)$/.test(
-          k,
-        ),
-    )
-    .map(([k, v]) => [v as number, k]),
-);
+/** RST_STREAM error codes by number (RFC 9113, section 7), named as node names them, for the audit record. */
+const RST_NAMES = [
+  'NO_ERROR',
+  'PROTOCOL_ERROR',
+  'INTERNAL_ERROR',
+  'FLOW_CONTROL_ERROR',
+  'SETTINGS_TIMEOUT',
+  'STREAM_CLOSED',
+  'FRAME_SIZE_ERROR',
+  'REFUSED_STREAM',
+  'CANCEL',
+  'COMPRESSION_ERROR',
+  'CONNECT_ERROR',
+  'ENHANCE_YOUR_CALM',
+  'INADEQUATE_SECURITY',
+  'HTTP_1_1_REQUIRED',
+];
 
 /** An error with the code the audit record and upstreamError read; no header is ever in its message. */
 function failure(message: string, code: string): Error {
@@ -78,7 +84,7 @@ export function streamCut(stream: Pick<ClientHttp2Stream, 'rstCode'>): Error | u
   // Typed as a number, but undefined until the stream closes.
   const code = stream.rstCode as number | undefined;
   if (code === undefined || code === constants.NGHTTP2_NO_ERROR) return undefined;
-  const name = RST_NAMES.get(code) ?? `HTTP/2 error ${code}`;
+  const name = `NGHTTP2_${RST_NAMES[code] ?? code}`;
   return failure(`the HTTP/2 stream was reset (${name})`, name);
 }
 
