@@ -184,9 +184,46 @@ export function createHttpDoor(deps: HttpDoorDeps) {
     answer(res, a.received.auditId, error);
   }
 
-  /** Forwards an admitted request and streams the answer; returns how it ended, never throws. */
-  async function act(a: Admission, res: ServerResponse, signal: AbortSignal): Promise<Outcome> {
+  /**
+   * A streamed body passed on, through its masking stages if there are any; returns how it ended,
+   * never throws. A function of its own, with only what it needs as parameters: V8 keeps every local
+   * of a waiting async function, used again or not, and a watch waits here for as long as it lives
+   * (act's would be the request's headers both ways and the upstream's answer; bench/README.md,
+   * thirteenth session).
+   */
+  async function passOn(
+    status: number,
+    body: Readable,
+    cutShort: UpstreamResponse['cutShort'],
+    stages: NodeJS.ReadWriteStream[],
+    res: ServerResponse,
+    auditId: string,
+  ): Promise<Outcome> {
     let bytesOut = 0;
+    (stages.at(-1) ?? body).on('data', (chunk: Buffer) => (bytesOut += chunk.length));
+    try {
+      await (stages.length === 0 ? relay(body, res, cutShort) : throughStages(body, stages, res, cutShort));
+      return ended(status, null, bytesOut);
+    } catch (err) {
+      // The client went away: that ends a watch normally.
+      if (err === CLIENT_GONE) return ended(status, null, bytesOut);
+      const code = (err as { code?: unknown }).code;
+      // The status line went out: the client sees a cut connection, and the record says why.
+      const e =
+        err instanceof RedactError
+          ? new GatehouseError('GATEHOUSE_MASKING_FAILED', `the response could not be masked, so it was cut off: ${err.message}`, { cause: err })
+          : new GatehouseError(
+              'GATEHOUSE_UPSTREAM_UNAVAILABLE',
+              `the Kubernetes API server's response broke off after ${bytesOut} bytes had been passed on (${typeof code === 'string' ? code : 'unknown'})`,
+              { cause: err },
+            );
+      answer(res, auditId, e);
+      return ended(e.status, e, bytesOut);
+    }
+  }
+
+  /** Forwards an admitted request and answers with what comes back; returns how it ended, never throws. */
+  async function act(a: Admission, res: ServerResponse, signal: AbortSignal): Promise<Outcome> {
     try {
       const masking = a.decision.mask.length > 0;
       const headers = buildUpstreamHeaders(a.received.headers, a.identity, deps.upstream, { auditId: a.received.auditId, forMasking: masking });
@@ -252,28 +289,13 @@ export function createHttpDoor(deps: HttpDoorDeps) {
         res.flushHeaders();
         deps.audit.write(auditEventOf(a, { stage: 'ResponseStarted', at: at(), code: upstream.statusCode, error: null, session: null, bytesOut: null }));
       }
-      const last = stages.at(-1) ?? upstream.body;
-      last.on('data', (chunk: Buffer) => (bytesOut += chunk.length));
-      try {
-        await (stages.length === 0 ? relay(upstream.body, res, upstream.cutShort) : throughStages(upstream.body, stages, res, upstream.cutShort));
-      } catch (err) {
-        if (err instanceof RedactError)
-          throw new GatehouseError('GATEHOUSE_MASKING_FAILED', `the response could not be masked, so it was cut off: ${err.message}`, { cause: err });
-        // The client went away: that ends a watch normally.
-        if (err === CLIENT_GONE) return ended(upstream.statusCode, null, bytesOut);
-        // The status line went out: the client sees a cut connection, and the record says why.
-        const code = (err as { code?: unknown }).code;
-        throw new GatehouseError(
-          'GATEHOUSE_UPSTREAM_UNAVAILABLE',
-          `the Kubernetes API server's response broke off after ${bytesOut} bytes had been passed on (${typeof code === 'string' ? code : 'unknown'})`,
-          { cause: err },
-        );
-      }
-      return ended(upstream.statusCode, null, bytesOut);
+      // Not awaited: act's frame is let go, and the watch holds passOn's alone.
+      // eslint-disable-next-line @typescript-eslint/return-await -- passOn never throws, so this try has nothing to catch from it
+      return passOn(upstream.statusCode, upstream.body, upstream.cutShort, stages, res, a.received.auditId);
     } catch (err) {
       const e = asGatehouseError(err);
       answer(res, a.received.auditId, e);
-      return ended(e.status, e, bytesOut);
+      return ended(e.status, e, 0);
     }
   }
 

@@ -70,6 +70,9 @@ const RST_NAMES = [
   'HTTP_1_1_REQUIRED',
 ];
 
+/** Heard and let go: the body's reader reports a stream's error; this only keeps it from being unheard before it listens. */
+const ignore = (): void => {};
+
 /** An error with the code the audit record and upstreamError read; no header is ever in its message. */
 function failure(message: string, code: string): Error {
   return Object.assign(new Error(message), { code });
@@ -200,34 +203,49 @@ export function createMultiplexed(target: UpstreamTarget, options: MultiplexedOp
       throw err;
     }
     if (req.body !== undefined) stream.end(req.body);
+    return answered(c, stream, req.signal);
+  }
+
+  /**
+   * The stream's response, once its headers are in. What a watch's stream keeps listening with for as
+   * long as it lives holds only the stream, the connection and the signal: no request headers, no
+   * timer, no settled promise's functions.
+   */
+  function answered(c: Connection, stream: ClientHttp2Stream, signal: AbortSignal): Promise<MultiplexedResponse> {
     const cancel = () => stream.close(constants.NGHTTP2_CANCEL);
-    req.signal.addEventListener('abort', cancel, { once: true });
-    if (req.signal.aborted) cancel();
+    signal.addEventListener('abort', cancel, { once: true });
+    if (signal.aborted) cancel();
     // `on`, not `once`, for events that come once: a once wrapper is two more objects a watch holds for its life.
     stream.on('close', () => {
-      req.signal.removeEventListener('abort', cancel);
+      signal.removeEventListener('abort', cancel);
       release(c);
     });
+    const cutShort = () => streamCut(stream);
     return new Promise((resolve, reject) => {
       const timer = setTimeout(() => {
         stream.close(constants.NGHTTP2_CANCEL);
         reject(new GatehouseError('GATEHOUSE_UPSTREAM_TIMEOUT', 'the Kubernetes API server did not answer in time'));
       }, options.headersTimeoutMs);
-      // Stays on for the stream's life: until whoever reads the body listens, an error must not go unheard.
-      const failed = (err: Error) => {
+      const settled = () => {
         clearTimeout(timer);
+        stream.removeListener('error', failed);
         stream.removeListener('close', closedEarly);
+        stream.removeListener('response', responded);
+        // Until whoever reads the body listens, an error must still be heard.
+        stream.on('error', ignore);
+      };
+      const failed = (err: Error) => {
+        settled();
         reject(err);
       };
       const closedEarly = () => failed(streamCut(stream) ?? failure('the HTTP/2 stream closed before its response', 'NGHTTP2_CANCEL'));
+      const responded = (headers: IncomingHttpHeaders & { ':status'?: number }) => {
+        settled();
+        resolve({ statusCode: headers[':status'] ?? 502, headers, body: stream, cutShort });
+      };
       stream.on('error', failed);
       stream.on('close', closedEarly);
-      stream.on('response', (headers: IncomingHttpHeaders & { ':status'?: number }) => {
-        clearTimeout(timer);
-        stream.removeListener('close', closedEarly);
-        const status = headers[':status'] ?? 502;
-        resolve({ statusCode: status, headers, body: stream, cutShort: () => streamCut(stream) });
-      });
+      stream.on('response', responded);
     });
   }
 
