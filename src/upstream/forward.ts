@@ -50,7 +50,7 @@ export function createForwarder(target: UpstreamTarget, options: ForwarderOption
   // 256 of them would starve every other request (found by bench/run.ts with 1,000 watches).
   // They get a pool of their own, bounded only by what the API server accepts.
   const streams = options.dispatcher ?? new Agent({ connect, keepAliveTimeout: 30_000, pipelining: 1 });
-  // Over HTTP/2 they share connections instead, up to STREAMS_PER_CONNECTION each; each stream has its own flow-control window,
+  // Over HTTP/2 they share connections instead, up to 100 streams each (multiplexed.ts); each stream has its own flow-control window,
   // so a watcher that stops reading holds back its own stream only. A server that declines h2 is
   // remembered, and watches go on over HTTP/1.1.
   let multiplexed =

@@ -12,7 +12,7 @@ import type { UpstreamTarget } from './credentials.js';
 import type { UpstreamHeaders } from './headers.js';
 
 /** Streams a connection may carry (fewer if the API server says so): below Go's HTTP/2 server's 250 that kube-apiserver keeps by default. */
-export const STREAMS_PER_CONNECTION = 100;
+const STREAMS_PER_CONNECTION = 100;
 
 /** The API server answered ALPN without h2: its connection is dropped before any request is sent on it. */
 export class Http2Declined extends Error {
@@ -83,7 +83,7 @@ function failure(message: string, code: string): Error {
  * of a stream that is reset, or whose connection is lost (it closes them with CANCEL), exactly as one
  * that finished, and only its rstCode, already set by then, tells them apart.
  */
-export function streamCut(stream: Pick<ClientHttp2Stream, 'rstCode'>): Error | undefined {
+function streamCut(stream: Pick<ClientHttp2Stream, 'rstCode'>): Error | undefined {
   // Typed as a number, but undefined until the stream closes.
   const code = stream.rstCode as number | undefined;
   if (code === undefined || code === constants.NGHTTP2_NO_ERROR) return undefined;
