@@ -30,6 +30,9 @@ export interface Config {
     readonly requestTimeoutSeconds: number;
     /** Offer HTTP/2 to the API server (ALPN; HTTP/1.1 if it declines): watches share a few connections instead of one each. */
     readonly http2: boolean;
+    /** Each HTTP/2 connection to the API server is pinged this often, and taken for dead (its watches cut) if the answer takes longer than pingTimeoutSeconds. */
+    readonly pingIntervalSeconds: number;
+    readonly pingTimeoutSeconds: number;
   };
   readonly identity: { readonly issuers: readonly IssuerConfig[] };
   readonly policy: PolicySource;
@@ -313,9 +316,22 @@ function parsePolicy(r: Reader): PolicySource {
 }
 
 function parseUpstream(r: Reader): Config['upstream'] {
-  r.keys(['kubeconfig', 'context', 'inCluster', 'connectTimeoutSeconds', 'headersTimeoutSeconds', 'requestTimeoutSeconds', 'http2']);
+  r.keys([
+    'kubeconfig',
+    'context',
+    'inCluster',
+    'connectTimeoutSeconds',
+    'headersTimeoutSeconds',
+    'requestTimeoutSeconds',
+    'http2',
+    'pingIntervalSeconds',
+    'pingTimeoutSeconds',
+  ]);
   const timeouts = {
     http2: r.bool('http2', true),
+    // client-go's: a ping after 30 s, 15 s for its answer.
+    pingIntervalSeconds: r.num('pingIntervalSeconds', 30, 0.1, 3600),
+    pingTimeoutSeconds: r.num('pingTimeoutSeconds', 15, 0.1, 600),
     connectTimeoutSeconds: r.num('connectTimeoutSeconds', 5, 0.1, 120),
     headersTimeoutSeconds: r.num('headersTimeoutSeconds', 60, 1, 3600),
     requestTimeoutSeconds: r.num('requestTimeoutSeconds', 300, 1, 86400),

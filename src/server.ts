@@ -130,6 +130,7 @@ export async function startGateway(config: Config, options: GatewayOptions = {})
       headersTimeoutMs: config.upstream.headersTimeoutSeconds * 1000,
       bodyTimeoutMs: config.upstream.requestTimeoutSeconds * 1000,
       http2: config.upstream.http2,
+      ping: { intervalMs: config.upstream.pingIntervalSeconds * 1000, timeoutMs: config.upstream.pingTimeoutSeconds * 1000 },
     }),
   );
   const checkpointsOf = (c: Config['audit']['checkpoint']): CheckpointOptions | undefined => {

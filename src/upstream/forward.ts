@@ -40,6 +40,8 @@ export interface ForwarderOptions {
   readonly maxConnections?: number;
   /** Carry watches and follows over HTTP/2 when the API server offers it (ALPN), multiplexed; HTTP/1.1 otherwise. */
   readonly http2?: boolean;
+  /** How often an HTTP/2 connection is pinged, and how long its answer may take (multiplexed.ts): client-go's 30 s and 15 s unless given. */
+  readonly ping?: { readonly intervalMs: number; readonly timeoutMs: number };
   readonly dispatcher?: Dispatcher;
 }
 
@@ -55,7 +57,13 @@ export function createForwarder(target: UpstreamTarget, options: ForwarderOption
   // remembered, and watches go on over HTTP/1.1.
   let multiplexed =
     options.http2 && !options.dispatcher && target.server.startsWith('https:')
-      ? createMultiplexed(target, { connectTimeoutMs: options.connectTimeoutMs, headersTimeoutMs: options.headersTimeoutMs, idleMs: 30_000 })
+      ? createMultiplexed(target, {
+          connectTimeoutMs: options.connectTimeoutMs,
+          headersTimeoutMs: options.headersTimeoutMs,
+          idleMs: 30_000,
+          pingIntervalMs: options.ping?.intervalMs ?? 30_000,
+          pingTimeoutMs: options.ping?.timeoutMs ?? 15_000,
+        })
       : undefined;
   const send = (dispatcher: Dispatcher, { method, pathAndQuery, headers, body, longRunning, signal }: Parameters<Forwarder['forward']>[0]) =>
     request(target.server + pathAndQuery, {

@@ -17,6 +17,8 @@ import { DEMO_USERS, startDemo, type RunningDemo } from '../../src/demo/demo.js'
 import { mintToken, type IssuerFile } from '../../src/demo/issuer.js';
 import { runRoot } from '../../src/paths.js';
 import { connectionsTo } from '../../src/testbed/sockets.js';
+import { loadUpstream } from '../../src/upstream/credentials.js';
+import { createForwarder } from '../../src/upstream/forward.js';
 import { canary } from '../../src/testbed/world.js';
 import { kubectl, run } from '../support/run.js';
 import { waitFor } from '../support/wait.js';
@@ -130,6 +132,43 @@ describe('gateway (kubectl → Gatehouse → kube-apiserver v1.35.4)', function 
         aborts.abort();
         await watchers.destroy();
         await as('alice', ['delete', 'configmap', 'e2e-h2', '-n', 'dev']);
+      }
+    });
+
+    it("kube-apiserver answers the gateway's HTTP/2 PINGs: a watch pinged every 200 ms, with 1 s for each answer, stays up and sees a change", async () => {
+      const target = loadUpstream({ kind: 'kubeconfig', file: testbed().kubeconfigs.admin });
+      const f = createForwarder(target, {
+        connectTimeoutMs: 5000,
+        headersTimeoutMs: 10_000,
+        bodyTimeoutMs: 10_000,
+        http2: true,
+        ping: { intervalMs: 200, timeoutMs: 1000 },
+      });
+      const aborts = new AbortController();
+      try {
+        const res = await f.forward({
+          method: 'GET',
+          pathAndQuery: '/api/v1/namespaces/dev/configmaps?watch=1&fieldSelector=metadata.name%3De2e-pinged',
+          headers: target.authorization ? { authorization: target.authorization() } : {},
+          body: undefined,
+          longRunning: true,
+          signal: aborts.signal,
+        });
+        assert.equal(res.statusCode, 200);
+        let got = '';
+        let failed: Error | undefined;
+        res.body.on('data', (c: Buffer) => (got += c.toString())).on('error', (err: Error) => (failed = err));
+        // Not a wait for something to happen: fifteen pings' time in which nothing may go wrong. An unanswered one cuts the watch after 1.2 s.
+        await sleep(3000);
+        assert.equal(failed, undefined);
+        const r = await as('alice', ['create', 'configmap', 'e2e-pinged', '-n', 'dev', '--from-literal=x=y']);
+        assert.equal(r.code, 0, r.stderr);
+        await waitFor('the change to arrive on the pinged watch', () => got.includes('e2e-pinged'));
+        assert.equal(failed, undefined);
+      } finally {
+        aborts.abort();
+        await f.close();
+        await as('alice', ['delete', 'configmap', 'e2e-pinged', '-n', 'dev']);
       }
     });
 

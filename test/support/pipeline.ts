@@ -47,6 +47,8 @@ export async function startTestPipeline(opts: {
   maxConnections?: number;
   /** An https upstream's CA: watches then go over HTTP/2 when it offers h2. */
   upstreamCa?: Buffer;
+  /** How often HTTP/2 connections to the upstream are pinged, and how long an answer may take. */
+  upstreamPing?: { intervalMs: number; timeoutMs: number };
 }): Promise<{ server: Server; port: number }> {
   const tls = { rejectUnauthorized: true, ...(opts.upstreamCa ? { ca: opts.upstreamCa } : {}) };
   const forwarder = createForwarder(
@@ -57,6 +59,7 @@ export async function startTestPipeline(opts: {
       bodyTimeoutMs: 2000,
       http2: opts.upstreamCa !== undefined,
       ...(opts.maxConnections ? { maxConnections: opts.maxConnections } : {}),
+      ...(opts.upstreamPing ? { ping: opts.upstreamPing } : {}),
     },
   );
   const upstream = { server: opts.upstreamUrl, tls, authorization: () => `Bearer ${GATEWAY_TOKEN}` };

@@ -34,6 +34,7 @@ describe('config', () => {
     const h1 = parseConfig({ ...VALID, listen: { ...VALID.listen, http2: false }, upstream: { ...VALID.upstream, http2: false } }, '/etc/gatehouse');
     assert.equal(h1.listen.http2, false);
     assert.equal(h1.upstream.http2, false);
+    assert.deepEqual([c.upstream.pingIntervalSeconds, c.upstream.pingTimeoutSeconds], [30, 15], "client-go's ping: every 30 s, 15 s for the answer");
     assert.deepEqual(c.policy, { kind: 'wasm', file: '/etc/gatehouse/policy.wasm' });
     assert.equal(c.identity.issuers[0]!.clockSkewSeconds, 30);
     assert.deepEqual(c.identity.issuers[0]!.algorithms, ['RS256', 'ES256']);

@@ -16,6 +16,7 @@ import type { AuditEvent } from '../../../src/audit/event.js';
 import type { Identity } from '../../../src/identity/identity.js';
 import type { Decision, MaskDirective } from '../../../src/policy/decision.js';
 import { selfSignedTls } from '../../../src/tls.js';
+import { startBlackhole, type Blackhole } from '../../support/blackhole.js';
 import { closeServers, completedRecord, startTestPipeline } from '../../support/pipeline.js';
 
 const ALICE: Identity = { username: 'alice@example.com', uid: '', groups: ['dev', 'system:authenticated'], extra: {}, claims: {}, agent: null };
@@ -28,6 +29,8 @@ for (const masked of [false, true]) {
     let upstream: Http2SecureServer;
     let gateway: Server;
     let port: number;
+    /** Between the gateway and the upstream: it can go silent, as a vanished host does. */
+    let hole: Blackhole;
     const audit: AuditEvent[] = [];
     const sockets = new Set<Socket>();
     /** The upstream's answer to the next stream. */
@@ -43,9 +46,11 @@ for (const masked of [false, true]) {
         answer(s);
       });
       await new Promise<void>((r) => upstream.listen(0, '127.0.0.1', r));
+      hole = await startBlackhole((upstream.address() as AddressInfo).port);
       ({ server: gateway, port } = await startTestPipeline({
-        upstreamUrl: `https://127.0.0.1:${(upstream.address() as AddressInfo).port}`,
+        upstreamUrl: `https://127.0.0.1:${hole.port}`,
         upstreamCa: Buffer.from(tls.caPem),
+        upstreamPing: { intervalMs: 100, timeoutMs: 300 },
         identity: () => ALICE,
         decision: allow(masked ? [{ path: '$.data.*', action: 'redact' }] : []),
         audit,
@@ -53,6 +58,7 @@ for (const masked of [false, true]) {
     });
     after(() => {
       closeServers(gateway);
+      hole.close();
       for (const s of sockets) s.destroy();
       upstream.close();
       rmSync(dir, { recursive: true, force: true });
@@ -124,6 +130,24 @@ for (const masked of [false, true]) {
       assert.equal(await w.ended, 'aborted');
       const e = await completedRecord(audit, before);
       assert.equal(e.gatehouse.error?.code, 'GATEHOUSE_UPSTREAM_UNAVAILABLE');
+    });
+
+    it("attack: the path to the API server goes silent mid-watch (no reset, no close): the client's response is cut once a PING goes unanswered, and the record says why", async () => {
+      answer = (s) => {
+        s.respond({ ':status': 200, 'content-type': 'application/json' });
+        s.write(event(0));
+        // Nothing more gets through either way, and nothing is closed: TCP alone would never notice.
+        setTimeout(() => hole.silence(), 50);
+      };
+      const before = audit.length;
+      const w = await watch();
+      assert.equal(await w.ended, 'aborted', 'the watch does not hang on a dead connection, and its cut reaches the client');
+      const e = await completedRecord(audit, before);
+      assert.deepEqual(
+        [e.responseStatus?.status, e.gatehouse.error?.code, e.gatehouse.bytesOut],
+        ['Failure', 'GATEHOUSE_UPSTREAM_UNAVAILABLE', w.got().length],
+      );
+      assert.match(e.gatehouse.error!.message, /broke off after \d+ bytes had been passed on \(HTTP2_PING_TIMEOUT\)/);
     });
   });
 }

@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import type { Readable } from 'node:stream';
 import { createForwarder, type Forwarder } from '../../../src/upstream/forward.js';
 import { selfSignedTls, type TlsMaterial } from '../../../src/tls.js';
+import { startBlackhole } from '../../support/blackhole.js';
 import { waitFor } from '../../support/wait.js';
 
 /**
@@ -25,10 +26,10 @@ describe('upstream: watches over HTTP/2', () => {
   });
   after(() => rmSync(dir, { recursive: true, force: true }));
 
-  const forwarderFor = (port: number): Forwarder =>
+  const forwarderFor = (port: number, ping?: { intervalMs: number; timeoutMs: number }): Forwarder =>
     createForwarder(
       { server: `https://127.0.0.1:${port}`, tls: { ca: Buffer.from(tls.caPem), rejectUnauthorized: true } },
-      { connectTimeoutMs: 5000, headersTimeoutMs: 5000, bodyTimeoutMs: 5000, http2: true },
+      { connectTimeoutMs: 5000, headersTimeoutMs: 5000, bodyTimeoutMs: 5000, http2: true, ...(ping ? { ping } : {}) },
     );
   const watch = (f: Forwarder, name: string, signal: AbortSignal) =>
     f.forward({
@@ -115,6 +116,46 @@ describe('upstream: watches over HTTP/2', () => {
     } finally {
       aborts.abort();
       await f.close().catch(() => {});
+      for (const s of streams) s.destroy();
+      server.close();
+    }
+  });
+
+  it('attack: the path to the API server goes silent mid-watch (no reset, no close): an unanswered PING takes its connection down, its watches fail, the next watch dials again', async function () {
+    this.timeout(30_000);
+    const server = createSecureServer({ cert: tls.cert, key: tls.key, allowHTTP1: false });
+    const streams: ServerHttp2Stream[] = [];
+    server.on('stream', (stream) => {
+      stream.on('error', () => {});
+      stream.respond({ ':status': 200, 'content-type': 'application/json' });
+      stream.write('{"type":"ADDED","object":{}}\n');
+      streams.push(stream);
+    });
+    const hole = await startBlackhole(await listen(server));
+    const f = forwarderFor(hole.port, { intervalMs: 100, timeoutMs: 300 });
+    const aborts = new AbortController();
+    try {
+      const responses = await Promise.all(['a', 'b'].map((n) => watch(f, n, aborts.signal)));
+      // Pings answered in time keep a quiet connection up: nothing fails while the watches wait.
+      await new Promise((r) => setTimeout(r, 600));
+      const endings = responses.map(
+        (r) =>
+          new Promise<string>((resolve) => {
+            r.body.on('data', () => {});
+            r.body.once('error', (err: Error & { code?: string }) => resolve(`error ${err.code}`));
+            r.body.once('end', () => resolve(`end, cut: ${String(r.cutShort?.()?.message)}`));
+          }),
+      );
+      assert.equal(hole.connections(), 1);
+      hole.silence();
+      assert.deepEqual(await Promise.all(endings), ['error HTTP2_PING_TIMEOUT', 'error HTTP2_PING_TIMEOUT']);
+      const again = await watch(f, 'c', aborts.signal);
+      assert.equal(again.statusCode, 200);
+      assert.equal(hole.connections(), 2, 'the dead connection is not used again');
+    } finally {
+      aborts.abort();
+      await f.close().catch(() => {});
+      hole.close();
       for (const s of streams) s.destroy();
       server.close();
     }
