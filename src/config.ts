@@ -23,6 +23,9 @@ export interface Config {
     readonly tls: TlsConfig;
     /** Offer HTTP/2 to clients (ALPN h2, beside HTTP/1.1, which upgrades for exec/attach/port-forward need). */
     readonly http2: boolean;
+    /** Each HTTP/2 client is pinged this often, and its connection closed (its watches let go upstream) if the answer takes longer than pingTimeoutSeconds. */
+    readonly pingIntervalSeconds: number;
+    readonly pingTimeoutSeconds: number;
   };
   readonly upstream: UpstreamSource & {
     readonly connectTimeoutSeconds: number;
@@ -189,8 +192,9 @@ function parseMetrics(r: Reader): NonNullable<Config['metrics']> {
 }
 
 function parseListen(r: Reader): Config['listen'] {
-  r.keys(['address', 'tls', 'http2']);
+  r.keys(['address', 'tls', 'http2', 'pingIntervalSeconds', 'pingTimeoutSeconds']);
   const http2 = r.bool('http2', true);
+  const pings = pingSeconds(r);
   const { host, port } = hostPort('listen.address', r.str('address', '127.0.0.1:8443'), '127.0.0.1:8443 or 0.0.0.0:8443');
   const tls = r.section('tls');
   tls.keys(['cert', 'key', 'selfSigned']);
@@ -205,7 +209,12 @@ function parseListen(r: Reader): Config['listen'] {
       throw new ConfigError('listen.tls', 'set cert and key (PEM files), or selfSigned: {dir: ...} for a development certificate');
     parsed = { kind: 'files', cert: tls.path('cert'), key: tls.path('key') };
   }
-  return { host, port, tls: parsed, http2 };
+  return { host, port, tls: parsed, http2, ...pings };
+}
+
+/** How often an HTTP/2 peer is pinged and how long its answer may take: client-go's 30 s and 15 s unless set. */
+function pingSeconds(r: Reader): { pingIntervalSeconds: number; pingTimeoutSeconds: number } {
+  return { pingIntervalSeconds: r.num('pingIntervalSeconds', 30, 0.1, 3600), pingTimeoutSeconds: r.num('pingTimeoutSeconds', 15, 0.1, 600) };
 }
 
 function parseIssuer(r: Reader): IssuerConfig {
@@ -329,9 +338,7 @@ function parseUpstream(r: Reader): Config['upstream'] {
   ]);
   const timeouts = {
     http2: r.bool('http2', true),
-    // client-go's: a ping after 30 s, 15 s for its answer.
-    pingIntervalSeconds: r.num('pingIntervalSeconds', 30, 0.1, 3600),
-    pingTimeoutSeconds: r.num('pingTimeoutSeconds', 15, 0.1, 600),
+    ...pingSeconds(r),
     connectTimeoutSeconds: r.num('connectTimeoutSeconds', 5, 0.1, 120),
     headersTimeoutSeconds: r.num('headersTimeoutSeconds', 60, 1, 3600),
     requestTimeoutSeconds: r.num('requestTimeoutSeconds', 300, 1, 86400),

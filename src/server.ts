@@ -203,6 +203,7 @@ export async function startGateway(config: Config, options: GatewayOptions = {})
     cert: tls.cert,
     key: tls.key,
     http2: config.listen.http2,
+    ping: { intervalMs: config.listen.pingIntervalSeconds * 1000, timeoutMs: config.listen.pingTimeoutSeconds * 1000 },
     onRequest: front.handle,
     onUpgrade: front.upgrade,
     onConnection: (protocol) => metrics.clientConnection(protocol),

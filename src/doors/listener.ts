@@ -10,6 +10,7 @@ import { createServer as createHttpServer, type IncomingMessage, type ServerResp
 import { createServer as createHttp2Server, type Http2Session } from 'node:http2';
 import type { Duplex } from 'node:stream';
 import { createServer as createTlsServer, type Server as TlsServer, type TLSSocket } from 'node:tls';
+import { CLIENT_GO_PING, heartbeat, type PingOptions } from '../heartbeat.js';
 
 export interface ListenerOptions {
   readonly cert: Buffer;
@@ -18,6 +19,8 @@ export interface ListenerOptions {
   readonly onRequest: (req: IncomingMessage, res: ServerResponse) => void;
   readonly onUpgrade: (req: IncomingMessage, socket: Duplex, head: Buffer) => void;
   readonly onConnection?: (protocol: 'h2' | 'http/1.1') => void;
+  /** How often an HTTP/2 client is pinged, and how long its answer may take (heartbeat.ts): client-go's 30 s and 15 s unless given. */
+  readonly ping?: PingOptions;
   /** Node's defaults (60 s, 300 s, checked every 30 s) unless given: tests make them short. */
   readonly headersTimeoutMs?: number;
   readonly requestTimeoutMs?: number;
@@ -40,6 +43,10 @@ export function createListener(o: ListenerOptions): Listener {
     // segment of a response written in pieces (a masked one) waited for the client's delayed ACK:
     // bench/run.ts, masked GET at concurrency 1, +41.9 ms p50.
     noDelay: true,
+    // An HTTP/1.1 client gone without a word (its watch's upstream stream held open for nobody) is found by TCP keepalive;
+    // an HTTP/2 one by PINGs, below.
+    keepAlive: true,
+    keepAliveInitialDelay: 30_000,
   });
   const http1 = createHttpServer(o.checkIntervalMs ? { connectionsCheckingInterval: o.checkIntervalMs } : {}, o.onRequest);
   if (o.headersTimeoutMs) http1.headersTimeout = o.headersTimeoutMs;
@@ -53,6 +60,8 @@ export function createListener(o: ListenerOptions): Listener {
   const sessions = new Set<Http2Session>();
   http2.on('session', (s: Http2Session) => {
     sessions.add(s);
+    // Destroyed, its streams close, and each request's door lets its upstream watch go as for a client that left.
+    heartbeat(s, o.ping ?? CLIENT_GO_PING, () => Object.assign(new Error('the client did not answer an HTTP/2 PING in time'), { code: 'HTTP2_PING_TIMEOUT' }));
     s.once('close', () => sessions.delete(s));
   });
   server.on('secureConnection', (socket: TLSSocket) => {

@@ -1,6 +1,7 @@
 import type { Readable } from 'node:stream';
 import { Agent, errors, request, type Dispatcher } from 'undici';
 import { GatehouseError } from '../errors.js';
+import { CLIENT_GO_PING, type PingOptions } from '../heartbeat.js';
 import type { UpstreamTarget } from './credentials.js';
 import type { UpstreamHeaders } from './headers.js';
 import { createMultiplexed, Http2Declined } from './multiplexed.js';
@@ -40,8 +41,8 @@ export interface ForwarderOptions {
   readonly maxConnections?: number;
   /** Carry watches and follows over HTTP/2 when the API server offers it (ALPN), multiplexed; HTTP/1.1 otherwise. */
   readonly http2?: boolean;
-  /** How often an HTTP/2 connection is pinged, and how long its answer may take (multiplexed.ts): client-go's 30 s and 15 s unless given. */
-  readonly ping?: { readonly intervalMs: number; readonly timeoutMs: number };
+  /** How often an HTTP/2 connection is pinged, and how long its answer may take (heartbeat.ts): client-go's 30 s and 15 s unless given. */
+  readonly ping?: PingOptions;
   readonly dispatcher?: Dispatcher;
 }
 
@@ -61,8 +62,7 @@ export function createForwarder(target: UpstreamTarget, options: ForwarderOption
           connectTimeoutMs: options.connectTimeoutMs,
           headersTimeoutMs: options.headersTimeoutMs,
           idleMs: 30_000,
-          pingIntervalMs: options.ping?.intervalMs ?? 30_000,
-          pingTimeoutMs: options.ping?.timeoutMs ?? 15_000,
+          ping: options.ping ?? CLIENT_GO_PING,
         })
       : undefined;
   const send = (dispatcher: Dispatcher, { method, pathAndQuery, headers, body, longRunning, signal }: Parameters<Forwarder['forward']>[0]) =>

@@ -8,6 +8,7 @@
 import { connect as http2Connect, constants, type ClientHttp2Session, type ClientHttp2Stream, type IncomingHttpHeaders } from 'node:http2';
 import { connect as tlsConnect, type TLSSocket } from 'node:tls';
 import { GatehouseError } from '../errors.js';
+import { heartbeat, type PingOptions } from '../heartbeat.js';
 import type { UpstreamTarget } from './credentials.js';
 import type { UpstreamHeaders } from './headers.js';
 
@@ -41,12 +42,8 @@ export interface MultiplexedOptions {
   readonly headersTimeoutMs: number;
   /** How long a connection with no stream left stays open for the next one. */
   readonly idleMs: number;
-  /**
-   * How often each connection is asked for a PING, and how long its answer may take before the
-   * connection is taken for dead and its streams are cut. client-go's are 30 s and 15 s.
-   */
-  readonly pingIntervalMs: number;
-  readonly pingTimeoutMs: number;
+  /** How often each connection is asked for a PING, and how long its answer may take before it is taken for dead and its streams are cut. */
+  readonly ping: PingOptions;
 }
 
 interface Connection {
@@ -56,7 +53,6 @@ interface Connection {
   /** Set on GOAWAY, an error, a close or idleness: no new stream goes on it. */
   retired: boolean;
   idle: NodeJS.Timeout | undefined;
-  readonly heartbeat: NodeJS.Timeout;
 }
 
 /** RST_STREAM error codes by number (RFC 9113, section 7), named as node names them, for the audit record. */
@@ -136,46 +132,18 @@ export function createMultiplexed(target: UpstreamTarget, options: MultiplexedOp
     connections = connections.filter((x) => x !== c);
   }
 
-  /**
-   * A connection whose peer is gone without a word (a host that vanished, a dropped NAT entry) keeps
-   * its watches open for ever: a watch sends nothing, so TCP never finds out, and the client, whose own
-   * connection to the gateway is healthy, waits for events that never come instead of watching again.
-   * A PING unanswered in time takes the connection down with all its streams, each a cut in the audit.
-   */
-  function heartbeat(session: ClientHttp2Session): NodeJS.Timeout {
-    let waiting = false;
-    const beat = setInterval(() => {
-      if (waiting || session.destroyed) return;
-      waiting = true;
-      const late = setTimeout(() => {
-        session.destroy(failure(`the Kubernetes API server did not answer an HTTP/2 PING within ${options.pingTimeoutMs} ms`, 'HTTP2_PING_TIMEOUT'));
-      }, options.pingTimeoutMs);
-      // Answered, or the session closed first (then ping reports an error and there is nothing left to take down).
-      const sent = session.ping(() => {
-        clearTimeout(late);
-        waiting = false;
-      });
-      if (!sent) {
-        clearTimeout(late);
-        waiting = false;
-      }
-    }, options.pingIntervalMs);
-    beat.unref();
-    return beat;
-  }
-
   async function open(): Promise<Connection> {
     const socket = await dial();
     // The socket's own error listener stays: node's session takes its errors over from here.
     const session = http2Connect(target.server, { createConnection: () => socket });
-    const c: Connection = { session, streams: 0, retired: false, idle: undefined, heartbeat: heartbeat(session) };
+    const c: Connection = { session, streams: 0, retired: false, idle: undefined };
+    heartbeat(session, options.ping, () =>
+      failure(`the Kubernetes API server did not answer an HTTP/2 PING within ${options.ping.timeoutMs} ms`, 'HTTP2_PING_TIMEOUT'),
+    );
     // A session's error also reaches its open streams, and each reports it; here it only retires the connection.
     session.on('error', () => retire(c));
     session.once('goaway', () => retire(c));
-    session.once('close', () => {
-      clearInterval(c.heartbeat);
-      retire(c);
-    });
+    session.once('close', () => retire(c));
     if (closed) session.close();
     else connections.push(c);
     return c;

@@ -29,6 +29,8 @@ describe('config', () => {
       port: 8443,
       tls: { kind: 'files', cert: '/etc/gatehouse/c.pem', key: '/etc/gatehouse/k.pem' },
       http2: true,
+      pingIntervalSeconds: 30,
+      pingTimeoutSeconds: 15,
     });
     assert.equal(c.upstream.http2, true, 'HTTP/2 to the API server when it offers it');
     const h1 = parseConfig({ ...VALID, listen: { ...VALID.listen, http2: false }, upstream: { ...VALID.upstream, http2: false } }, '/etc/gatehouse');

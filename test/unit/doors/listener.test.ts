@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import { connect as tlsConnect } from 'node:tls';
 import { createListener, type Listener } from '../../../src/doors/listener.js';
 import { selfSignedTls, type TlsMaterial } from '../../../src/tls.js';
+import { startBlackhole } from '../../support/blackhole.js';
 
 describe('doors: the TLS listener (ALPN: h2 and HTTP/1.1)', () => {
   let dir: string;
@@ -119,5 +120,41 @@ describe('doors: the TLS listener (ALPN: h2 and HTTP/1.1)', () => {
     await goaway;
     assert.equal(await body, 'GET /slow over 2.0');
     client.close();
+  });
+
+  it('attack: an HTTP/2 client goes silent while its watch is open (no reset, no close): an unanswered PING ends its session, and the request closes', async function () {
+    this.timeout(20_000);
+    let held: Promise<void> | undefined;
+    const pinged = createListener({
+      cert: tls.cert,
+      key: tls.key,
+      http2: true,
+      // A watch: the response starts and stays open; its close is what lets the upstream watch go.
+      onRequest: (_req, res) => {
+        res.writeHead(200, { 'content-type': 'application/json' });
+        res.write('{"type":"ADDED","object":{}}\n');
+        held = new Promise((r) => res.once('close', () => r()));
+      },
+      onUpgrade: (_req, socket) => socket.destroy(),
+      ping: { intervalMs: 100, timeoutMs: 300 },
+    });
+    await new Promise<void>((r) => pinged.server.listen(0, '127.0.0.1', r));
+    const hole = await startBlackhole((pinged.server.address() as AddressInfo).port);
+    const client = http2Connect(`https://127.0.0.1:${hole.port}`, { ca: tls.caPem });
+    client.on('error', () => {});
+    try {
+      const stream = client.request({ ':path': '/api/v1/configmaps?watch=1' });
+      stream.on('error', () => {});
+      await new Promise<void>((r) => stream.once('response', () => r()));
+      // Pings answered in time keep a quiet client's session up.
+      await new Promise((r) => setTimeout(r, 600));
+      assert.equal(stream.closed, false);
+      hole.silence();
+      await held;
+    } finally {
+      client.destroy();
+      hole.close();
+      pinged.server.close();
+    }
   });
 });
