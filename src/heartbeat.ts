@@ -24,7 +24,7 @@ export function heartbeat(session: Http2Session, o: PingOptions, dead: () => Err
   const beat = setInterval(() => {
     if (waiting || session.destroyed) return;
     waiting = true;
-    const late = setTimeout(() => session.destroy(dead()), o.timeoutMs);
+    const late = setTimeout(() => session.destroy(dead()), o.timeoutMs).unref();
     const answered = () => {
       clearTimeout(late);
       waiting = false;

@@ -21,6 +21,8 @@ export interface ListenerOptions {
   readonly onConnection?: (protocol: 'h2' | 'http/1.1') => void;
   /** How often an HTTP/2 client is pinged, and how long its answer may take (heartbeat.ts): client-go's 30 s and 15 s unless given. */
   readonly ping?: PingOptions;
+  /** Streams an HTTP/2 connection may have open at once: kube-apiserver's 1000 unless given (tests make it small). */
+  readonly maxStreamsPerConnection?: number;
   /** Node's defaults (60 s, 300 s, checked every 30 s) unless given: tests make them short. */
   readonly headersTimeoutMs?: number;
   readonly requestTimeoutMs?: number;
@@ -56,7 +58,10 @@ export function createListener(o: ListenerOptions): Listener {
   // connection open for ever (test: attack: … headers slowly …).
   http1.emit('listening');
   http1.on('upgrade', o.onUpgrade);
-  const http2 = createHttp2Server((req, res) => o.onRequest(req as unknown as IncomingMessage, res as unknown as ServerResponse));
+  // node:http2 sets no limit of its own: one connection could open streams (each a watch held upstream) until memory ran out.
+  const http2 = createHttp2Server({ settings: { maxConcurrentStreams: o.maxStreamsPerConnection ?? 1000 } }, (req, res) =>
+    o.onRequest(req as unknown as IncomingMessage, res as unknown as ServerResponse),
+  );
   const sessions = new Set<Http2Session>();
   http2.on('session', (s: Http2Session) => {
     sessions.add(s);

@@ -157,4 +157,56 @@ describe('doors: the TLS listener (ALPN: h2 and HTTP/1.1)', () => {
       pinged.server.close();
     }
   });
+
+  it('attack: one HTTP/2 connection opening streams without end: it may have 1000 open at once, as kube-apiserver allows (node sets no limit)', async () => {
+    const plain = createListener({
+      cert: tls.cert,
+      key: tls.key,
+      http2: true,
+      onRequest: (_req, res) => res.end(),
+      onUpgrade: (_req, socket) => socket.destroy(),
+    });
+    await new Promise<void>((r) => plain.server.listen(0, '127.0.0.1', r));
+    const client = http2Connect(`https://127.0.0.1:${(plain.server.address() as AddressInfo).port}`, { ca: tls.caPem });
+    try {
+      const settings = await new Promise<{ maxConcurrentStreams?: number }>((r) => client.once('remoteSettings', r));
+      assert.equal(settings.maxConcurrentStreams, 1000);
+    } finally {
+      client.destroy();
+      plain.server.close();
+    }
+  });
+
+  it('a connection at its limit: the next stream waits for one to close instead of opening', async function () {
+    this.timeout(10_000);
+    const ends: (() => void)[] = [];
+    const small = createListener({
+      cert: tls.cert,
+      key: tls.key,
+      http2: true,
+      onRequest: (_req, res) => {
+        res.writeHead(200);
+        res.write('open');
+        ends.push(() => res.end());
+      },
+      onUpgrade: (_req, socket) => socket.destroy(),
+      maxStreamsPerConnection: 2,
+    });
+    await new Promise<void>((r) => small.server.listen(0, '127.0.0.1', r));
+    const client = http2Connect(`https://127.0.0.1:${(small.server.address() as AddressInfo).port}`, { ca: tls.caPem });
+    try {
+      await new Promise((r) => client.once('remoteSettings', r));
+      const streams = [1, 2, 3].map(() => client.request({ ':path': '/api/v1/configmaps?watch=1' }));
+      const answered = streams.map((s) => new Promise<void>((r) => s.once('response', () => r())));
+      await Promise.all(answered.slice(0, 2));
+      assert.equal(ends.length, 2, 'the third stream did not reach the gateway');
+      ends[0]!();
+      await answered[2];
+      assert.equal(ends.length, 3);
+      for (const end of ends.slice(1)) end();
+    } finally {
+      client.destroy();
+      small.server.close();
+    }
+  });
 });
