@@ -201,7 +201,15 @@ export function createApprovalService(deps: ApprovalServiceDeps) {
           ),
         );
       set.add(check);
-      const timer = setTimeout(() => finish(undefined), Math.max(0, untilMs - now()));
+      // A timer may fire a little before the clock says its time has come (they round differently): a hold ended by the
+      // approval's expiry must end when the clock has reached it, or the request is told "no decision" about an approval
+      // that is in fact expiring (found by the e2e test of expiry, failing under load).
+      const wake = () => {
+        const left = untilMs - now();
+        if (left > 0) timer = setTimeout(wake, left);
+        else finish(undefined);
+      };
+      let timer = setTimeout(wake, Math.max(0, untilMs - now()));
       // Notifications are the fast path; a slow poll covers one that was lost.
       const poll = setInterval(check, 5000);
       signal.addEventListener('abort', onAbort, { once: true });

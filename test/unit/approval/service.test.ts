@@ -188,6 +188,23 @@ describe('approval service (SQLite in memory, manual clock)', () => {
     assert.doesNotMatch(next.message, new RegExp(id));
   });
 
+  it("a held request whose approval expires is told it expired, even when the hold's timer fires before the clock reaches the expiry", async () => {
+    // A clock running at 0.99 of the timers' pace: the hold's timer, set for the approval's 1 s, always fires when the
+    // clock says 990 ms, as a real timer may fire a moment early by Date.now(). The request was once told "no decision".
+    store = openSqliteStore(':memory:');
+    audit = [];
+    const start = Date.now();
+    service = createApprovalService({
+      store,
+      audit: createMemoryAuditWriter((e) => audit.push(e)),
+      settings: { mode: { agents: 'hold', people: 'hold' }, holdSeconds: 60, maxTtlSeconds: 3600, publicUrl: 'https://gw.example', sweepSeconds: 3600 },
+      now: () => start + (Date.now() - start) * 0.99,
+    });
+    const err = await refused(service.gate(request(agent('alice'), undefined, 1)));
+    assert.match(err.message, /approval ap-[a-z0-9]+ expired before anyone approved it/);
+    assert.deepEqual(actions(), ['create', 'expire']);
+  });
+
   it('keeps an MCP call parked under an approval for its user only, and forgets it once the approval is spent', async () => {
     setUp();
     await refused(service.gate(request(person('erin', ['admins']))));
