@@ -73,6 +73,17 @@ const RST_NAMES = [
   'HTTP_1_1_REQUIRED',
 ];
 
+/** Sent again on another connection when refused: a refusal on each of three connections is a failure. */
+const REFUSED_ATTEMPTS = 3;
+
+/** The API server refused the stream before processing it (RST_STREAM REFUSED_STREAM): safe to send again. */
+class StreamRefused extends Error {
+  readonly code = 'NGHTTP2_REFUSED_STREAM';
+  constructor() {
+    super('the HTTP/2 stream was refused (NGHTTP2_REFUSED_STREAM)');
+  }
+}
+
 /** Heard and let go: the body's reader reports a stream's error; this only keeps it from being unheard before it listens. */
 const ignore = (): void => {};
 
@@ -193,7 +204,22 @@ export function createMultiplexed(target: UpstreamTarget, options: MultiplexedOp
     }, options.idleMs).unref();
   }
 
+  /**
+   * A stream the API server refused (REFUSED_STREAM: it took a GOAWAY's way out, or was past the GOAWAY's last
+   * stream) was never processed, so it is sent again, on another connection (RFC 9113, 8.7). kube-apiserver sends
+   * GOAWAY when it stops and, with --goaway-chance, to spread clients over replicas: a watch that crossed one failed.
+   */
   async function request(req: MultiplexedRequest): Promise<MultiplexedResponse> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await requestOnce(req);
+      } catch (err) {
+        if (!(err instanceof StreamRefused) || attempt === REFUSED_ATTEMPTS || req.signal.aborted) throw err;
+      }
+    }
+  }
+
+  async function requestOnce(req: MultiplexedRequest): Promise<MultiplexedResponse> {
     const c = await reserve();
     if (c.idle) {
       clearTimeout(c.idle);
@@ -243,7 +269,8 @@ export function createMultiplexed(target: UpstreamTarget, options: MultiplexedOp
       };
       const failed = (err: Error) => {
         settled();
-        reject(err);
+        // Typed as a number, but undefined until the stream closes.
+        reject((stream.rstCode as number | undefined) === constants.NGHTTP2_REFUSED_STREAM ? new StreamRefused() : err);
       };
       const closedEarly = () => failed(streamCut(stream) ?? failure('the HTTP/2 stream closed before its response', 'NGHTTP2_CANCEL'));
       const responded = (headers: IncomingHttpHeaders & { ':status'?: number }) => {

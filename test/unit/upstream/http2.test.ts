@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { setMaxListeners } from 'node:events';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { createServer as createHttpsServer, type Server as HttpsServer } from 'node:https';
-import { createSecureServer, type Http2SecureServer, type ServerHttp2Stream } from 'node:http2';
+import { constants, createSecureServer, type Http2SecureServer, type ServerHttp2Stream } from 'node:http2';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -117,6 +117,65 @@ describe('upstream: watches over HTTP/2', () => {
       aborts.abort();
       await f.close().catch(() => {});
       for (const s of streams) s.destroy();
+      server.close();
+    }
+  });
+
+  it('GOAWAY from the API server (a graceful restart, --goaway-chance): its watches stream on, new ones (one crossing it too) go on a new connection', async function () {
+    this.timeout(30_000);
+    const server = createSecureServer({ cert: tls.cert, key: tls.key, allowHTTP1: false });
+    const streams: ServerHttp2Stream[] = [];
+    let sessions = 0;
+    server.on('session', () => sessions++);
+    server.on('stream', (stream) => {
+      stream.on('error', () => {});
+      stream.respond({ ':status': 200, 'content-type': 'application/json' });
+      streams.push(stream);
+      // The first watch is the last stream this connection takes.
+      if (streams.length === 1) stream.session!.goaway(constants.NGHTTP2_NO_ERROR, stream.id);
+    });
+    const f = forwarderFor(await listen(server));
+    const aborts = new AbortController();
+    try {
+      const first = await watch(f, 'a', aborts.signal);
+      const got = count(first.body);
+      // Sent at once, it may cross the GOAWAY and be refused: then it is sent again, on a new connection.
+      const second = await watch(f, 'b', aborts.signal);
+      assert.equal(second.statusCode, 200);
+      assert.equal(sessions, 2, 'the watch after GOAWAY opened a new connection');
+      streams[0]!.write('{"type":"ADDED","object":{}}\n');
+      await waitFor('the first watch to go on streaming', () => got.bytes > 0);
+    } finally {
+      aborts.abort();
+      await f.close().catch(() => {});
+      for (const s of streams) s.destroy();
+      server.close();
+    }
+  });
+
+  it('a stream the API server refuses (REFUSED_STREAM, never processed) is sent again; refused three times, the watch fails', async function () {
+    this.timeout(30_000);
+    let refuse = 1;
+    let seen = 0;
+    const server = createSecureServer({ cert: tls.cert, key: tls.key, allowHTTP1: false });
+    server.on('stream', (stream) => {
+      seen++;
+      stream.on('error', () => {});
+      if (refuse-- > 0) return stream.close(constants.NGHTTP2_REFUSED_STREAM);
+      stream.respond({ ':status': 200, 'content-type': 'application/json' });
+    });
+    const f = forwarderFor(await listen(server));
+    const aborts = new AbortController();
+    try {
+      assert.equal((await watch(f, 'a', aborts.signal)).statusCode, 200);
+      assert.equal(seen, 2, 'refused once, sent again');
+      refuse = 3;
+      seen = 0;
+      await assert.rejects(watch(f, 'b', aborts.signal), /the Kubernetes API server is unreachable \(NGHTTP2_REFUSED_STREAM\)/);
+      assert.equal(seen, 3);
+    } finally {
+      aborts.abort();
+      await f.close().catch(() => {});
       server.close();
     }
   });
