@@ -205,8 +205,9 @@ export function createMultiplexed(target: UpstreamTarget, options: MultiplexedOp
   }
 
   /**
-   * A stream the API server refused (REFUSED_STREAM: it took a GOAWAY's way out, or was past the GOAWAY's last
-   * stream) was never processed, so it is sent again, on another connection (RFC 9113, 8.7). kube-apiserver sends
+   * A stream the API server refused (REFUSED_STREAM: it crossed a GOAWAY, or was past the GOAWAY's last stream)
+   * was never processed, so it is sent again (RFC 9113, 8.7): on a new connection when the refusing one is going
+   * away, on any with room otherwise. kube-apiserver sends
    * GOAWAY when it stops and, with --goaway-chance, to spread clients over replicas: a watch that crossed one failed.
    */
   async function request(req: MultiplexedRequest): Promise<MultiplexedResponse> {
