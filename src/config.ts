@@ -57,7 +57,13 @@ export interface Config {
   readonly store?: { readonly postgres: { readonly url: string } };
   /** Keyed hashing and hold-back bounds of the response redactor. */
   readonly masking: { readonly hashKeyFile?: string; readonly maxHoldBytes: number };
-  readonly limits: { readonly maxBodyBytes: number; readonly policyBodyBytes: number; readonly shutdownGraceSeconds: number };
+  readonly limits: {
+    readonly maxBodyBytes: number;
+    readonly policyBodyBytes: number;
+    readonly shutdownGraceSeconds: number;
+    /** Watches, follows and exec/attach/port-forward sessions one user may hold open at once on a replica. */
+    readonly maxLongRunningPerUser: number;
+  };
   readonly cluster: string;
   /** Absent: requests the policy sends to `approve` are refused. */
   readonly approvals?: ApprovalsConfig;
@@ -476,7 +482,7 @@ export function parseConfig(doc: unknown, base: string): Config {
   const identity = r.section('identity');
   identity.keys(['issuers']);
   const limits = r.section('limits', false);
-  limits.keys(['maxBodyBytes', 'policyBodyBytes', 'shutdownGraceSeconds']);
+  limits.keys(['maxBodyBytes', 'policyBodyBytes', 'shutdownGraceSeconds', 'maxLongRunningPerUser']);
   const maxBodyBytes = limits.num('maxBodyBytes', 3 * 1024 * 1024, 1024, 64 * 1024 * 1024);
   const policyBodyBytes = limits.num('policyBodyBytes', 1024 * 1024, 0, maxBodyBytes);
   const audit = r.section('audit');
@@ -525,7 +531,13 @@ export function parseConfig(doc: unknown, base: string): Config {
     },
     ...(store ? { store } : {}),
     masking: { ...(hashKeyFile ? { hashKeyFile } : {}), maxHoldBytes: masking.num('maxHoldBytes', 4 * 1024 * 1024, 1024, 256 * 1024 * 1024) },
-    limits: { maxBodyBytes, policyBodyBytes, shutdownGraceSeconds: limits.num('shutdownGraceSeconds', 20, 0, 600) },
+    limits: {
+      maxBodyBytes,
+      policyBodyBytes,
+      shutdownGraceSeconds: limits.num('shutdownGraceSeconds', 20, 0, 600),
+      // A busy controller holds a few hundred watches (one per kind it follows); kube-apiserver lets one HTTP/2 connection carry 1000.
+      maxLongRunningPerUser: limits.num('maxLongRunningPerUser', 1000, 1, 1_000_000),
+    },
     cluster: r.str('cluster', 'default'),
     ...(r.has('approvals') ? { approvals: parseApprovals(r.section('approvals'), issuers, store) } : {}),
   };

@@ -15,7 +15,8 @@ export type StatusReason =
   | 'ServiceUnavailable'
   | 'Timeout'
   | 'NotFound'
-  | 'Conflict';
+  | 'Conflict'
+  | 'TooManyRequests';
 
 interface Kind {
   readonly status: number;
@@ -42,6 +43,7 @@ const KINDS = {
   GATEHOUSE_CONFLICT: { status: 409, reason: 'Conflict', expose: true, fallback: 'Conflict' },
   GATEHOUSE_RECORDING_FAILED: { status: 503, reason: 'ServiceUnavailable', expose: true, fallback: 'The session cannot be recorded' },
   GATEHOUSE_AUDIT_FAILED: { status: 503, reason: 'ServiceUnavailable', expose: true, fallback: 'The request cannot be audited' },
+  GATEHOUSE_TOO_MANY_REQUESTS: { status: 429, reason: 'TooManyRequests', expose: true, fallback: 'Too many requests' },
   GATEHOUSE_SHUTTING_DOWN: { status: 503, reason: 'ServiceUnavailable', expose: true, fallback: 'The gateway is shutting down' },
   GATEHOUSE_INTERNAL: { status: 500, reason: 'InternalError', expose: false, fallback: 'Internal error in the gateway; see its log with the audit ID' },
 } as const satisfies Record<string, Kind>;

@@ -42,6 +42,7 @@ import { SCHEMA, type ApprovalStore } from './approval/store.js';
 import { createPostgresSessionStore, SESSION_SCHEMA } from './recording/postgres-sessions.js';
 import { createWeb, WEB_PREFIX } from './web/app.js';
 import { createFrontDoor, type Handler, type UpgradeHandler } from './doors/front.js';
+import { createStreamQuota } from './doors/quota.js';
 import { sealKey } from './web/seal.js';
 import { ConfigError, messageOf } from './errors.js';
 import { createWebhookNotifier } from './approval/webhook.js';
@@ -323,10 +324,13 @@ export async function startGateway(config: Config, options: GatewayOptions = {})
     mcpMarker: marker,
     ...(shadow ? { shadow } : {}),
   });
-  const handle = createHttpDoor({ admit, forwarder, upstream, audit, masking, now });
+  // One count per user for both doors: a watch and an exec session hold the same kind of thing.
+  const quota = createStreamQuota(config.limits.maxLongRunningPerUser);
+  const handle = createHttpDoor({ admit, forwarder, upstream, audit, masking, now, quota });
   const upgrade = createUpgradeDoor({
     admit,
     upstream,
+    quota,
     timeouts: { connectTimeoutMs: config.upstream.connectTimeoutSeconds * 1000, headersTimeoutMs: config.upstream.headersTimeoutSeconds * 1000 },
     audit,
     sessions,

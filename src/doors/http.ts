@@ -19,6 +19,7 @@ import type { UpstreamTarget } from '../upstream/credentials.js';
 import { upstreamError, type Forwarder, type UpstreamResponse } from '../upstream/forward.js';
 import { buildClientHeaders, buildUpstreamHeaders } from '../upstream/headers.js';
 import { CLIENT_GONE } from './gone.js';
+import type { StreamQuota } from './quota.js';
 
 export interface HttpDoorDeps {
   readonly admit: Admit;
@@ -27,6 +28,8 @@ export interface HttpDoorDeps {
   readonly audit: AuditWriter;
   readonly masking: RedactOptions;
   readonly now: () => number;
+  /** Watches and follows each user may hold open at once (and sessions, shared with the upgrade door); unbounded without it. */
+  readonly quota?: StreamQuota;
 }
 
 export function isLongRunning(target: RequestTarget): boolean {
@@ -175,6 +178,7 @@ export function createHttpDoor(deps: HttpDoorDeps) {
       'audit-id': auditId,
       'cache-control': 'no-store',
       ...(err.status === 401 ? { 'www-authenticate': 'Bearer realm="gatehouse"' } : {}),
+      ...(err.status === 429 ? { 'retry-after': '1' } : {}),
     });
     res.end(JSON.stringify(toStatus(err)));
   }
@@ -228,6 +232,12 @@ export function createHttpDoor(deps: HttpDoorDeps) {
       const masking = a.decision.mask.length > 0;
       const headers = buildUpstreamHeaders(a.received.headers, a.identity, deps.upstream, { auditId: a.received.auditId, forMasking: masking });
       const longRunning = isLongRunning(a.target);
+      if (longRunning && deps.quota) {
+        const place = deps.quota.take(a.identity.username);
+        if (place instanceof GatehouseError) throw place;
+        // Given back when the response closes, however it ends (`on`: giving back twice is harmless, and a once wrapper is two more objects a watch holds).
+        res.on('close', place);
+      }
       const upstream = await deps.forwarder.forward({
         method: a.received.method,
         pathAndQuery: a.target.path + a.target.search,

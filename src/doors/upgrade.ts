@@ -18,6 +18,7 @@ import type { UpstreamTarget } from '../upstream/credentials.js';
 import { upstreamError } from '../upstream/forward.js';
 import { buildUpstreamHeaders } from '../upstream/headers.js';
 import { CLIENT_GONE } from './gone.js';
+import type { StreamQuota } from './quota.js';
 
 export interface UpgradeDoorDeps {
   readonly admit: Admit;
@@ -26,6 +27,8 @@ export interface UpgradeDoorDeps {
   readonly audit: AuditWriter;
   /** Where exec and attach sessions are recorded; without it, they are refused (fail closed). */
   readonly sessions: SessionStore | undefined;
+  /** Sessions (and watches) each user may hold open at once; unbounded without it. */
+  readonly quota?: StreamQuota;
   readonly now: () => number;
 }
 
@@ -105,10 +108,14 @@ export function createUpgradeDoor(deps: UpgradeDoorDeps) {
     if (!admission.admitted) return refuse(socket, admission, admission.error);
     const unrecorded = recordDecision(deps.audit, admission, at());
     if (unrecorded) return refuse(socket, admission, unrecorded);
+    const place = deps.quota?.take(admission.identity.username);
+    if (place instanceof GatehouseError) return refuse(socket, admission, place);
     try {
       await relay(admission, req, socket, clientHead, abort.signal);
     } catch (err) {
       refuse(socket, admission, err instanceof GatehouseError ? err : upstreamError(err));
+    } finally {
+      place?.();
     }
   };
 }

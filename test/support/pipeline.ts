@@ -10,6 +10,7 @@ import { createRequesterView } from '../../src/approval/requester-view.js';
 import type { AuditEvent } from '../../src/audit/event.js';
 import { createMemoryAuditWriter } from '../../src/audit/writer.js';
 import { createHttpDoor } from '../../src/doors/http.js';
+import type { StreamQuota } from '../../src/doors/quota.js';
 import type { Identity } from '../../src/identity/identity.js';
 import type { Decision } from '../../src/policy/decision.js';
 import type { PolicyInput } from '../../src/policy/input.js';
@@ -49,6 +50,8 @@ export async function startTestPipeline(opts: {
   upstreamCa?: Buffer;
   /** How often HTTP/2 connections to the upstream are pinged, and how long an answer may take. */
   upstreamPing?: { intervalMs: number; timeoutMs: number };
+  /** Watches and follows each user may hold open at once. */
+  quota?: StreamQuota;
 }): Promise<{ server: Server; port: number }> {
   const tls = { rejectUnauthorized: true, ...(opts.upstreamCa ? { ca: opts.upstreamCa } : {}) };
   const forwarder = createForwarder(
@@ -75,7 +78,7 @@ export async function startTestPipeline(opts: {
   });
   // Only the final record of each request: the tests read what a request ended as.
   const audit = createMemoryAuditWriter((e) => e.kind === 'Event' && e.stage !== 'RequestReceived' && opts.audit.push(e));
-  const handle = createHttpDoor({ admit, forwarder, upstream, audit, masking, now: Date.now });
+  const handle = createHttpDoor({ admit, forwarder, upstream, audit, masking, now: Date.now, ...(opts.quota ? { quota: opts.quota } : {}) });
   const server = createServer((req, res) => void handle(req, res));
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
   return { server, port: (server.address() as AddressInfo).port };

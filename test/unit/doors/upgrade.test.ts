@@ -15,6 +15,7 @@ import { join } from 'node:path';
 import { createAdmitter } from '../../../src/admission/admit.js';
 import type { AuditEvent } from '../../../src/audit/event.js';
 import { createMemoryAuditWriter } from '../../../src/audit/writer.js';
+import { createStreamQuota, type StreamQuota } from '../../../src/doors/quota.js';
 import { createUpgradeDoor } from '../../../src/doors/upgrade.js';
 import type { Identity } from '../../../src/identity/identity.js';
 import { selfSignedTls } from '../../../src/tls.js';
@@ -40,7 +41,7 @@ describe('doors/upgrade: an upstream that never answers', function () {
   }
 
   /** A gateway whose only door is the upgrade door, in front of `upstreamPort`. */
-  async function gateway(upstreamPort: number, ca: Buffer, audit: AuditEvent[]): Promise<number> {
+  async function gateway(upstreamPort: number, ca: Buffer, audit: AuditEvent[], quota?: StreamQuota): Promise<number> {
     const admit = createAdmitter({
       authenticator: { authenticate: async () => ALICE, stats: { verified: 0, cached: 0, failed: 0 } },
       engine: { revision: 'test', evaluate: () => ({ effect: 'allow', reasons: ['test'], mask: [], inspect: [], audit: { level: 'Metadata' } }) },
@@ -56,6 +57,7 @@ describe('doors/upgrade: an upstream that never answers', function () {
       audit: createMemoryAuditWriter((e) => e.kind === 'Event' && audit.push(e)),
       sessions: undefined,
       now: Date.now,
+      ...(quota ? { quota } : {}),
     });
     const server = createHttpServer();
     server.on('upgrade', (req, socket, head) => void upgrade(req, socket, head));
@@ -112,5 +114,24 @@ describe('doors/upgrade: an upstream that never answers', function () {
     assert.equal(r.status, 504);
     assert.equal(JSON.parse(r.body).reason, 'Timeout');
     assert.equal(audit.at(-1)?.gatehouse.error?.code, 'GATEHOUSE_UPSTREAM_TIMEOUT');
+  });
+
+  it("a session past the user's long-running limit is refused with 429 before anything goes upstream; a session that ended gives its place back", async () => {
+    const hole = await listen(createTcpServer((s) => held.push(s)));
+    const audit: AuditEvent[] = [];
+    const quota = createStreamQuota(1);
+    const place = quota.take(ALICE.username);
+    assert.equal(typeof place, 'function');
+    const port = await gateway(hole, Buffer.from(tls().caPem), audit, quota);
+    const before = held.length;
+    const r = await portForward(port);
+    assert.equal(r.status, 429);
+    assert.equal(JSON.parse(r.body).reason, 'TooManyRequests');
+    assert.equal(audit.at(-1)?.gatehouse.error?.code, 'GATEHOUSE_TOO_MANY_REQUESTS');
+    assert.equal(held.length, before, 'no connection upstream');
+    (place as () => void)();
+    // Now it goes upstream (to the black hole: a 504), and gives its place back when it ends.
+    assert.equal((await portForward(port)).status, 504);
+    assert.equal(typeof quota.take(ALICE.username), 'function');
   });
 });
