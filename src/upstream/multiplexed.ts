@@ -73,7 +73,7 @@ const RST_NAMES = [
   'HTTP_1_1_REQUIRED',
 ];
 
-/** Sent again on another connection when refused: a refusal on each of three connections is a failure. */
+/** A stream refused this many times in a row is a failure. */
 const REFUSED_ATTEMPTS = 3;
 
 /** The API server refused the stream before processing it (RST_STREAM REFUSED_STREAM): safe to send again. */
@@ -207,8 +207,8 @@ export function createMultiplexed(target: UpstreamTarget, options: MultiplexedOp
   /**
    * A stream the API server refused (REFUSED_STREAM: it crossed a GOAWAY, or was past the GOAWAY's last stream)
    * was never processed, so it is sent again (RFC 9113, 8.7): on a new connection when the refusing one is going
-   * away, on any with room otherwise. kube-apiserver sends
-   * GOAWAY when it stops and, with --goaway-chance, to spread clients over replicas: a watch that crossed one failed.
+   * away, on any with room otherwise. kube-apiserver sends GOAWAY when it stops and, with --goaway-chance, to
+   * spread clients over replicas: a watch that crossed one failed with a 502.
    */
   async function request(req: MultiplexedRequest): Promise<MultiplexedResponse> {
     for (let attempt = 1; ; attempt++) {
