@@ -16,10 +16,11 @@ export const CLIENT_GO_PING: PingOptions = { intervalMs: 30_000, timeoutMs: 15_0
 
 /**
  * Pings the session every intervalMs, one PING at a time; a session whose answer takes longer
- * than timeoutMs is destroyed with `dead()`, which takes its streams down with it. Stops when the
- * session closes; never keeps the process alive.
+ * than timeoutMs is destroyed with an error (code HTTP2_PING_TIMEOUT) naming `peer`, which takes
+ * its streams down with it. Stops when the session closes; never keeps the process alive.
  */
-export function heartbeat(session: Http2Session, o: PingOptions, dead: () => Error): void {
+export function heartbeat(session: Http2Session, o: PingOptions, peer: string): void {
+  const dead = () => Object.assign(new Error(`${peer} did not answer an HTTP/2 PING within ${o.timeoutMs} ms`), { code: 'HTTP2_PING_TIMEOUT' });
   let waiting = false;
   const beat = setInterval(() => {
     if (waiting || session.destroyed) return;

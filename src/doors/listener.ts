@@ -66,7 +66,7 @@ export function createListener(o: ListenerOptions): Listener {
   http2.on('session', (s: Http2Session) => {
     sessions.add(s);
     // Destroyed, its streams close, and each request's door lets its upstream watch go as for a client that left.
-    heartbeat(s, o.ping ?? CLIENT_GO_PING, () => Object.assign(new Error('the client did not answer an HTTP/2 PING in time'), { code: 'HTTP2_PING_TIMEOUT' }));
+    heartbeat(s, o.ping ?? CLIENT_GO_PING, 'the client');
     s.once('close', () => sessions.delete(s));
   });
   server.on('secureConnection', (socket: TLSSocket) => {

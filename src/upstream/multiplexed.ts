@@ -148,9 +148,7 @@ export function createMultiplexed(target: UpstreamTarget, options: MultiplexedOp
     // The socket's own error listener stays: node's session takes its errors over from here.
     const session = http2Connect(target.server, { createConnection: () => socket });
     const c: Connection = { session, streams: 0, retired: false, idle: undefined };
-    heartbeat(session, options.ping, () =>
-      failure(`the Kubernetes API server did not answer an HTTP/2 PING within ${options.ping.timeoutMs} ms`, 'HTTP2_PING_TIMEOUT'),
-    );
+    heartbeat(session, options.ping, 'the Kubernetes API server');
     // A session's error also reaches its open streams, and each reports it; here it only retires the connection.
     session.on('error', () => retire(c));
     session.once('goaway', () => retire(c));
