@@ -57,7 +57,7 @@ describe('doors/quota: long-running requests per user', () => {
   }
   const watch = () => get('/api/v1/namespaces/dev/configmaps?watch=1');
 
-  it('a third watch of a user allowed two is refused with 429 TooManyRequests, Retry-After and a record; other users and plain GETs go on', async () => {
+  it('attack: one user opening watches without end: a third watch of a user allowed two is refused with 429 TooManyRequests, Retry-After and a record; other users and plain GETs go on', async () => {
     who = person('alice');
     const open = [await watch(), await watch()];
     assert.deepEqual(

@@ -116,7 +116,7 @@ describe('doors/upgrade: an upstream that never answers', function () {
     assert.equal(audit.at(-1)?.gatehouse.error?.code, 'GATEHOUSE_UPSTREAM_TIMEOUT');
   });
 
-  it("a session past the user's long-running limit is refused with 429 before anything goes upstream; a session that ended gives its place back", async () => {
+  it("attack: one user opening sessions without end: a session past the user's long-running limit is refused with 429 before anything goes upstream; a session that ended gives its place back", async () => {
     const hole = await listen(createTcpServer((s) => held.push(s)));
     const audit: AuditEvent[] = [];
     const quota = createStreamQuota(1);
