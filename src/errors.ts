@@ -135,6 +135,19 @@ export function toStatus(err: GatehouseError): KubeStatus {
 }
 
 /**
+ * The headers that go with a refused request's Status, besides its type: what a client needs to act
+ * on it. A 401 names the scheme to renew; a 429 says when to try again, from the Status's own
+ * `retryAfterSeconds` (the gateway's limit, or the API server's priority and fairness relayed), so
+ * the header and the body cannot disagree. client-go waits the header's seconds and retries.
+ */
+export function refusalHeaders(err: GatehouseError): Record<string, string> {
+  if (err.status === 401) return { 'www-authenticate': 'Bearer realm="gatehouse"' };
+  if (err.status !== 429) return {};
+  const after = err.details?.['retryAfterSeconds'];
+  return { 'retry-after': String(typeof after === 'number' && Number.isSafeInteger(after) && after > 0 ? after : 1) };
+}
+
+/**
  * A failure answer of the API server as a relayable Status: only a `Status`
  * with a failure code (4xx but 401, 5xx) is; anything else is not passed on as
  * the API server's word.

@@ -122,6 +122,8 @@ export interface DemoOptions {
   readonly policy?: Record<string, unknown>;
   /** Replaces the demo's upstream settings (tests: `{inCluster: {serviceAccountDir}}`). */
   readonly upstream?: Record<string, unknown>;
+  /** The gateway's limits (tests: a low `maxLongRunningPerUser`); the defaults without it. */
+  readonly limits?: Record<string, unknown>;
 }
 
 export async function startDemo(options: DemoOptions = {}): Promise<RunningDemo> {
@@ -153,6 +155,7 @@ export async function startDemo(options: DemoOptions = {}): Promise<RunningDemo>
         policy: { dir: options.policyDir ?? join(projectRoot, 'policies/gatehouse'), ...options.policy },
         audit: { file: 'audit.log', checkpoint: { keyFile: 'audit-checkpoint.key' } },
         metrics: { address: `127.0.0.1:${metricsPort}` },
+        ...(options.limits ? { limits: options.limits } : {}),
         masking: { hashKeyFile: 'hash.key' },
         recording: { dir: 'recordings', ...options.recording },
         approvals: {

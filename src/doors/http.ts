@@ -9,7 +9,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Readable } from 'node:stream';
 import { pipeline as streamPipeline } from 'node:stream/promises';
 import type { AuditWriter } from '../audit/writer.js';
-import { asGatehouseError, GatehouseError, toStatus } from '../errors.js';
+import { asGatehouseError, GatehouseError, refusalHeaders, toStatus } from '../errors.js';
 import { header, receive, type Admission, type Admit, type Refusal } from '../admission/admit.js';
 import { auditEventOf, recordDecision, type Outcome } from '../admission/record.js';
 import type { RequestTarget } from '../request/attributes.js';
@@ -177,8 +177,7 @@ export function createHttpDoor(deps: HttpDoorDeps) {
       'content-type': 'application/json',
       'audit-id': auditId,
       'cache-control': 'no-store',
-      ...(err.status === 401 ? { 'www-authenticate': 'Bearer realm="gatehouse"' } : {}),
-      ...(err.status === 429 ? { 'retry-after': '1' } : {}),
+      ...refusalHeaders(err),
     });
     res.end(JSON.stringify(toStatus(err)));
   }

@@ -10,7 +10,7 @@ import type { Duplex } from 'node:stream';
 import { receive, type Admission, type Admit, type Refusal } from '../admission/admit.js';
 import { auditEventOf, recordDecision, type Outcome } from '../admission/record.js';
 import type { AuditWriter } from '../audit/writer.js';
-import { GatehouseError, toStatus } from '../errors.js';
+import { GatehouseError, refusalHeaders, toStatus } from '../errors.js';
 import type { SessionStore } from '../recording/sessions.js';
 import { openSession } from '../upgrade/open.js';
 import { relayUpgrade, upgradeHeaders, writeHttpResponse, type UpgradeTimeouts } from '../upgrade/relay.js';
@@ -51,7 +51,7 @@ export function createUpgradeDoor(deps: UpgradeDoorDeps) {
       socket,
       error.status,
       error.reason,
-      { 'content-type': 'application/json', 'audit-id': a.received.auditId, 'cache-control': 'no-store' },
+      { 'content-type': 'application/json', 'audit-id': a.received.auditId, 'cache-control': 'no-store', ...refusalHeaders(error) },
       JSON.stringify(toStatus(error)),
     );
   }

@@ -7,7 +7,7 @@
  */
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
-import { createServer as createHttpServer, request, type Server } from 'node:http';
+import { createServer as createHttpServer, request, type IncomingHttpHeaders, type Server } from 'node:http';
 import { createServer as createTlsServer, type Server as TlsServer } from 'node:tls';
 import { createServer as createTcpServer, type AddressInfo, type Server as TcpServer, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -65,7 +65,7 @@ describe('doors/upgrade: an upstream that never answers', function () {
   }
 
   /** kubectl's port-forward upgrade (no recording needed), answered with whatever comes back. */
-  function portForward(port: number): Promise<{ status: number; body: string }> {
+  function portForward(port: number): Promise<{ status: number; headers: IncomingHttpHeaders; body: string }> {
     return new Promise((resolve, reject) => {
       const req = request({
         host: '127.0.0.1',
@@ -78,7 +78,7 @@ describe('doors/upgrade: an upstream that never answers', function () {
       req.on('response', (res) => {
         let body = '';
         res.setEncoding('utf8').on('data', (d: string) => (body += d));
-        res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body }));
       });
       req.on('error', reject);
       req.end();
@@ -126,7 +126,9 @@ describe('doors/upgrade: an upstream that never answers', function () {
     const before = held.length;
     const r = await portForward(port);
     assert.equal(r.status, 429);
-    assert.equal(JSON.parse(r.body).reason, 'TooManyRequests');
+    // kubectl (client-go) waits Retry-After's seconds and tries again, as it does with the HTTP door's 429.
+    assert.equal(r.headers['retry-after'], '1');
+    assert.deepEqual([JSON.parse(r.body).reason, JSON.parse(r.body).details], ['TooManyRequests', { retryAfterSeconds: 1 }]);
     assert.equal(audit.at(-1)?.gatehouse.error?.code, 'GATEHOUSE_TOO_MANY_REQUESTS');
     assert.equal(held.length, before, 'no connection upstream');
     (place as () => void)();
