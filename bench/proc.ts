@@ -11,3 +11,10 @@ export function cpuSeconds(pid: number): number {
   const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
   return (Number(fields[11]) + Number(fields[12])) / 100; // utime + stime, in clock ticks of 1/100 s
 }
+
+/** The whole machine's CPU since boot (/proc/stat), in seconds: busy (user, nice, system, irq, softirq, steal) and all. */
+export function machineCpuSeconds(): { busy: number; all: number } {
+  const [user, nice, system, idle, iowait, irq, softirq, steal] = readFileSync('/proc/stat', 'utf8').split('\n')[0]!.trim().split(/\s+/).slice(1).map(Number);
+  const busy = user! + nice! + system! + irq! + softirq! + steal!;
+  return { busy: busy / 100, all: (busy + idle! + iowait!) / 100 };
+}

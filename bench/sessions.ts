@@ -35,9 +35,13 @@ import { SCHEMA } from '../src/approval/store.js';
 import { parseTarget } from '../src/request/attributes.js';
 import { openSession } from '../src/upgrade/open.js';
 import { startPostgres } from '../src/demo/postgres.js';
+import { machineCpuSeconds } from './proc.js';
 import { percentiles } from './stats.js';
+import { measureRelayFloor } from './tls-relay.js';
 
 const quick = process.argv.includes('--quick');
+/** The output of each throughput run of exec, and what the bare TLS relay passes. */
+const execMB = quick ? 8 : 64;
 const dir = join(runRoot, `bench-sessions-${process.pid}`);
 const json: Record<string, unknown> = {};
 const out = (s = '') => process.stdout.write(s + '\n');
@@ -57,7 +61,20 @@ async function timeAsync(fn: () => Promise<unknown>): Promise<number> {
 
 const run = promisify(execFile);
 
-async function execBench(): Promise<void> {
+interface ExecRow {
+  readonly transport: 'websocket' | 'spdy';
+  readonly target: string;
+  readonly execTrueMs: number;
+  readonly throughputMBps: number;
+  /** The whole machine's CPU per MB of output: kubectl, the API server, the stand-in kubelet and, through it, the gateway. */
+  readonly machineMsPerMB: number;
+  /** The share of the machine's two cores busy while the output ran. */
+  readonly busy: number;
+  /** This process's CPU per MB: the gateway's, which runs in it; null direct. */
+  readonly gatewayMsPerMB: number | null;
+}
+
+async function execBench(): Promise<ExecRow[]> {
   const demo = await startDemo({ dir: join(dir, 'demo'), audit: createMemoryAuditWriter(() => {}) });
   try {
     const issuer = JSON.parse(readFileSync(join(demo.dir, 'issuer.json'), 'utf8')) as IssuerFile;
@@ -69,11 +86,13 @@ async function execBench(): Promise<void> {
       renderKubeconfig({ name: 'bench', server: demo.gateway.url, caPem: demo.gateway.caPem!, user: 'bob', auth: { kind: 'token', token } }),
     );
     const targets = { direct: join(demo.dir, 'testbed', 'admin.kubeconfig'), gatehouse: viaGateway };
-    const mb = quick ? 8 : 64;
+    const mb = execMB;
     const runs = quick ? 3 : 7;
-    out(`| transport | target | \`exec -- true\` p50 ms | throughput MB/s (${mb} MB of output) |`);
-    out('|---|---|---|---|');
-    const rows: Record<string, unknown>[] = [];
+    out(
+      `| transport | target | \`exec -- true\` p50 ms | throughput MB/s (${mb} MB of output) | machine CPU ms per MB | machine busy | gateway CPU ms per MB |`,
+    );
+    out('|---|---|---|---|---|---|---|');
+    const rows: ExecRow[] = [];
     for (const [transport, env] of [
       ['websocket', {}],
       ['spdy', { KUBECTL_REMOTE_COMMAND_WEBSOCKETS: 'false' }],
@@ -89,6 +108,8 @@ async function execBench(): Promise<void> {
         // gateway too, 64 MB of pipe reads would share the gateway's event loop (they do not, direct).
         const bytes = mb * 1024 * 1024;
         const bigs: number[] = [];
+        const machine = machineCpuSeconds();
+        const own = process.cpuUsage();
         for (let i = 0; i < Math.max(2, Math.floor(runs / 2)); i++)
           bigs.push(
             await timeAsync(async () => {
@@ -100,20 +121,31 @@ async function execBench(): Promise<void> {
               if (Number(stdout.trim()) !== bytes) throw new Error(`exec through ${name} over ${transport} gave ${stdout.trim()} bytes, not ${bytes}`);
             }),
           );
+        const after = machineCpuSeconds();
+        const moved = mb * bigs.length;
+        // The machine's CPU per MB (kubectl, the API server, the stand-in kubelet and, through it, the
+        // gateway), how busy it was, and this process's (the gateway's, which runs in it).
+        const machineMsPerMB = ((after.busy - machine.busy) * 1000) / moved;
+        const busy = (after.busy - machine.busy) / (after.all - machine.all);
+        const used = process.cpuUsage(own);
+        const gatewayMsPerMB = name === 'gatehouse' ? (used.user + used.system) / 1000 / moved : null;
         const small = median(smalls);
         const big = median(bigs);
         const mbps = mb / (big / 1000);
-        rows.push({ transport, target: name, execTrueMs: small, throughputMBps: mbps });
-        out(`| ${transport} | ${name} | ${small.toFixed(1)} | ${mbps.toFixed(1)} |`);
+        rows.push({ transport, target: name, execTrueMs: small, throughputMBps: mbps, machineMsPerMB, busy, gatewayMsPerMB });
+        out(
+          `| ${transport} | ${name} | ${small.toFixed(1)} | ${mbps.toFixed(1)} | ${machineMsPerMB.toFixed(1)} | ${(busy * 100).toFixed(0)} % | ${gatewayMsPerMB?.toFixed(1) ?? '–'} |`,
+        );
       }
     }
     json['exec'] = rows;
+    return rows;
   } finally {
     await demo.stop();
   }
 }
 
-async function tapBench(): Promise<void> {
+async function tapBench(): Promise<number> {
   const store = createFileSessionStore({ dir: join(dir, 'recordings'), failOpen: false });
   const identity: Identity = { username: 'bench', uid: '', groups: [], extra: {}, claims: {}, agent: null };
   const session = await openSession({
@@ -138,6 +170,45 @@ async function tapBench(): Promise<void> {
   const mbps = (n * payload.length) / 1024 / 1024 / (ms / 1000);
   json['tap'] = { frames: n, frameBytes: payload.length, MBps: mbps };
   out(`Recording tap (WebSocket reader → session tap → asciicast file), ${n} frames of 32 KiB: **${mbps.toFixed(0)} MB/s**.`);
+  return mbps;
+}
+
+/**
+ * What this machine allows an exec through any gateway built on node:tls that records. Through one,
+ * the machine does a direct exec's work plus the gateway's, and the gateway's is at least a bare TLS
+ * relay's plus the recording's (the tap above, synchronous, so its CPU per MB is 1000 ÷ its MB/s). So
+ * even with the machine's two cores fully busy, gateway ÷ direct ≤ d ÷ ((d + g) × b), where d is
+ * direct's machine CPU per MB and b how busy direct kept the machine.
+ */
+async function ceilingBench(rows: readonly ExecRow[], tapMBps: number, mb: number): Promise<void> {
+  const relay = await measureRelayFloor(join(dir, 'tls'), mb);
+  const recording = 1000 / tapMBps;
+  out(
+    `A bare TLS relay (node:tls: read one TLS stream, write it to another; no reader, no recording; \`bench/tls-relay.ts\`, ${mb} MB, median of 3): ` +
+      `**${relay.cpuMsPerMB.toFixed(2)} ms of CPU per MB** (${relay.MBps.toFixed(0)} MB/s). The recording tap: ${recording.toFixed(2)} ms per MB.`,
+  );
+  out();
+  out(
+    '| transport | direct: machine CPU ms per MB, busy | through: gateway CPU ms per MB | highest gateway ÷ direct: relay only | relay + recording | measured |',
+  );
+  out('|---|---|---|---|---|---|');
+  const ceilings = [];
+  for (const direct of rows.filter((r) => r.target === 'direct')) {
+    const through = rows.find((r) => r.transport === direct.transport && r.target !== 'direct');
+    const bound = (g: number) => direct.machineMsPerMB / ((direct.machineMsPerMB + g) * direct.busy);
+    const c = {
+      transport: direct.transport,
+      relayOnly: bound(relay.cpuMsPerMB),
+      withRecording: bound(relay.cpuMsPerMB + recording),
+      measured: through ? through.throughputMBps / direct.throughputMBps : null,
+    };
+    ceilings.push(c);
+    out(
+      `| ${c.transport} | ${direct.machineMsPerMB.toFixed(1)}, ${(direct.busy * 100).toFixed(0)} % | ${through?.gatewayMsPerMB?.toFixed(1) ?? '–'} | ` +
+        `${c.relayOnly.toFixed(2)} | **${c.withRecording.toFixed(2)}** | ${c.measured?.toFixed(2) ?? '–'} |`,
+    );
+  }
+  json['execCeiling'] = { relayCpuMsPerMB: relay.cpuMsPerMB, relayMBps: relay.MBps, recordingMsPerMB: recording, ceilings };
 }
 
 async function releaseBench(kind: 'sqlite' | 'postgres', holder: ApprovalStore, decider: ApprovalStore): Promise<number[]> {
@@ -236,11 +307,15 @@ async function main(): Promise<void> {
   out();
   out('Wall time of a whole kubectl run (process start included), medians; the gateway records every session.');
   out();
-  await execBench();
+  const rows = await execBench();
   out();
   out('### Recording');
   out();
-  await tapBench();
+  const tap = await tapBench();
+  out();
+  out('### What this machine allows an exec through a recording gateway');
+  out();
+  await ceilingBench(rows, tap, execMB);
   out();
   out('### Approval release');
   out();
