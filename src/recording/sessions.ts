@@ -64,9 +64,15 @@ export function createFileSessionStore(options: { readonly dir: string; readonly
     }
     return out.sort((a, b) => b.header.timestamp - a.header.timestamp);
   };
+  // Recordings still on their way to the disk: closing the store (the gateway shutting down) waits for them.
+  const flushes = new Set<Promise<void>>();
+  const flushing = (done: Promise<void>) => {
+    flushes.add(done);
+    void done.then(() => flushes.delete(done));
+  };
   return {
     failOpen: options.failOpen,
-    open: async (header, onError) => openRecorder(options.dir, header, onError),
+    open: async (header, onError) => openRecorder(options.dir, header, onError, Date.now, flushing),
     list: async () => list(),
     async get(id) {
       if (!SESSION_ID.test(id)) return undefined;
@@ -82,7 +88,9 @@ export function createFileSessionStore(options: { readonly dir: string; readonly
       return handle?.createReadStream();
     },
     remove: async (id) => rmSync(castFile(options.dir, id), { force: true }),
-    close: async () => {},
+    close: async () => {
+      await Promise.all(flushes);
+    },
   };
 }
 

@@ -5,7 +5,7 @@
  * mid-session fails the recording, so the session ends (fail closed).
  */
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pg from 'pg';
@@ -136,6 +136,22 @@ describe('recording stores: files and PostgreSQL keep the same recordings', () =
       assert.equal(await reader.read('../../etc/passwd'), undefined);
     });
   }
+
+  it("files: a recording's last flush to the disk happens off the event loop; its lines are all there at once, and closing the store waits for the flush", async () => {
+    const store = createFileSessionStore({ dir, failOpen: false });
+    const fds = () => readdirSync('/proc/self/fd').length;
+    const before = fds();
+    const id = newSessionId();
+    const rec = await store.open(headerOf(id), (err) => assert.fail(err));
+    for (let i = 0; i < 1000; i++) rec.output(Buffer.from(`line ${i}\n`));
+    rec.close({ exitCode: 0, reason: 'exited' });
+    const lines = readFileSync(join(dir, `${id}.cast`), 'utf8')
+      .trimEnd()
+      .split('\n');
+    assert.equal(lines.length, 1 + 1000 + 1, 'header, outputs, end marker: written before close() returned');
+    await store.close();
+    assert.equal(fds(), before, "the recording's file is closed once the store has closed");
+  });
 
   it('postgres: a live session is listed while it runs, with its duration so far and no end', async () => {
     const { writer, reader } = kinds.postgres();
