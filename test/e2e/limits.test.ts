@@ -59,7 +59,7 @@ describe('limits: kubectl against the per-user limit on watches (kube-apiserver 
     const second = watch();
     await waitFor('the second watch is refused with 429 TooManyRequests', () => refusals().length >= 1, 30_000);
     // Its list (not long-running) went through; only the watch waits.
-    assert.match(second.out(), /configmap\/app-config/);
+    await waitFor('the second kubectl printed its list', () => second.out().includes('configmap/app-config'), 10_000);
     first.child.kill('SIGTERM');
     await first.exit;
     // client-go waits the Retry-After's second and watches again: now there is a place.
