@@ -13,7 +13,8 @@ import { connect, createServer, type Server } from 'node:tls';
 import type { AddressInfo } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
-import { selfSignedTls } from '../src/tls.js';
+import { selfSignedTls, type TlsMaterial } from '../src/tls.js';
+import { percentiles } from './stats.js';
 
 export interface RelayFloor {
   /** The relay process's CPU (user + system) per MB relayed, ms. */
@@ -25,15 +26,15 @@ const CHUNK = 64 * 1024;
 
 /** The median of `runs` relays of `mb` MB each (a child process each). */
 export async function measureRelayFloor(tlsDir: string, mb: number, runs = 3): Promise<RelayFloor> {
+  const tls = selfSignedTls(tlsDir, ['localhost', '127.0.0.1']);
   const all: RelayFloor[] = [];
-  for (let i = 0; i < runs; i++) all.push(await relayOnce(tlsDir, mb));
-  const mid = <T>(xs: T[], by: (x: T) => number) => xs.map(by).sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
-  return { cpuMsPerMB: mid(all, (r) => r.cpuMsPerMB), MBps: mid(all, (r) => r.MBps) };
+  for (let i = 0; i < runs; i++) all.push(await relayOnce(tls, mb));
+  const median = (by: (r: RelayFloor) => number) => percentiles(all.map(by), [50])['p50']!;
+  return { cpuMsPerMB: median((r) => r.cpuMsPerMB), MBps: median((r) => r.MBps) };
 }
 
 /** Relays `mb` MB from a TLS source to a TLS sink through a child process; the child's CPU and the time. */
-async function relayOnce(tlsDir: string, mb: number): Promise<RelayFloor> {
-  const { cert, key } = selfSignedTls(tlsDir, ['localhost', '127.0.0.1']);
+async function relayOnce({ cert, key }: TlsMaterial, mb: number): Promise<RelayFloor> {
   const bytes = mb * 1024 * 1024;
   const chunk = Buffer.alloc(CHUNK, '0123456789abcdef\n');
   const source = createServer({ cert, key }, (s) => {

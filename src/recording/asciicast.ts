@@ -135,8 +135,8 @@ export function openRecorder(
   dir: string,
   header: CastHeader,
   onError: (err: Error) => void,
+  flushing: (done: Promise<void>) => void,
   now: () => number = Date.now,
-  flushing: (done: Promise<void>) => void = () => {},
 ): Recorder {
   mkdirSync(dir, { recursive: true, mode: 0o700 });
   const file = castFile(dir, header.gatehouse.session);

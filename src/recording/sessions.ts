@@ -72,7 +72,7 @@ export function createFileSessionStore(options: { readonly dir: string; readonly
   };
   return {
     failOpen: options.failOpen,
-    open: async (header, onError) => openRecorder(options.dir, header, onError, Date.now, flushing),
+    open: async (header, onError) => openRecorder(options.dir, header, onError, flushing),
     list: async () => list(),
     async get(id) {
       if (!SESSION_ID.test(id)) return undefined;
